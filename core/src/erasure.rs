@@ -1,0 +1,302 @@
+//! Reed-Solomon stripes over a dataset's blocks.
+//!
+//! A stripe groups up to `k` blocks (in DAG order) as data shards, zero-pads them to the longest
+//! one for coding only, and computes `m` parity shards, each stored as a raw block with its own
+//! CID. Any `k` of a stripe's `k + m` shards rebuild the rest. A short last stripe (fewer than
+//! `k` blocks) is coded as if the missing data shards were all zeros.
+
+use crate::block::{Block, HashAlg, MAX_BLOCK_SIZE, RAW};
+use cid::Cid;
+use reed_solomon_erasure::galois_8::ReedSolomon;
+use std::borrow::Cow;
+use thiserror::Error;
+
+/// One stripe as recorded in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stripe {
+    /// Data shard CIDs (1..=k), in DAG order.
+    pub data: Vec<Cid>,
+    /// True byte length of each data shard.
+    pub lens: Vec<u64>,
+    /// Parity shard CIDs (exactly m).
+    pub parity: Vec<Cid>,
+}
+
+impl Stripe {
+    /// Length every shard is padded to (the longest data shard).
+    pub fn shard_len(&self) -> usize {
+        self.lens.iter().copied().max().unwrap_or(0) as usize
+    }
+
+    /// All shard CIDs: data then parity.
+    pub fn shards(&self) -> impl Iterator<Item = &Cid> {
+        self.data.iter().chain(self.parity.iter())
+    }
+}
+
+/// Coding failures.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ErasureError {
+    /// k or m unusable.
+    #[error("invalid erasure parameters k={k} m={m}")]
+    Params {
+        /// Data shards.
+        k: usize,
+        /// Parity shards.
+        m: usize,
+    },
+    /// A stripe record that does not fit k and m.
+    #[error("malformed stripe: {0}")]
+    BadStripe(&'static str),
+    /// Fewer than k shards present.
+    #[error("stripe has {have} of the {need} shards needed to rebuild it")]
+    TooFewShards {
+        /// Shards present.
+        have: usize,
+        /// Shards needed.
+        need: usize,
+    },
+    /// A present shard has the wrong length.
+    #[error("shard {index} has {got} bytes, expected {want}")]
+    ShardLength {
+        /// Shard index in the stripe.
+        index: usize,
+        /// Its length.
+        got: usize,
+        /// The stripe's shard length.
+        want: usize,
+    },
+    /// The rebuilt bytes do not match the recorded CID: some supplied shard was wrong.
+    #[error("rebuilt shard {0} does not match its CID")]
+    Mismatch(Cid),
+    /// The codec library refused.
+    #[error("reed-solomon: {0}")]
+    Codec(String),
+}
+
+/// An RS(k, m) coder.
+pub struct Coder {
+    k: usize,
+    m: usize,
+    rs: ReedSolomon,
+}
+
+impl Coder {
+    /// A coder for k data and m parity shards.
+    pub fn new(k: usize, m: usize) -> Result<Self, ErasureError> {
+        if k == 0 || m == 0 || k + m > 256 {
+            return Err(ErasureError::Params { k, m });
+        }
+        let rs = ReedSolomon::new(k, m).map_err(|_| ErasureError::Params { k, m })?;
+        Ok(Coder { k, m, rs })
+    }
+
+    /// Data shards per stripe.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Parity shards per stripe.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Encodes up to k blocks into a stripe; returns the record and the m parity blocks.
+    pub fn encode(&self, hash: HashAlg, blocks: &[&Block]) -> Result<(Stripe, Vec<Block>), ErasureError> {
+        if blocks.is_empty() || blocks.len() > self.k {
+            return Err(ErasureError::BadStripe("a stripe holds 1..=k blocks"));
+        }
+        let lens: Vec<u64> = blocks.iter().map(|b| b.data.len() as u64).collect();
+        let len = lens.iter().copied().max().unwrap_or(0) as usize;
+        let parity_bytes: Vec<Vec<u8>> = if len == 0 {
+            vec![Vec::new(); self.m]
+        } else {
+            let zero = vec![0u8; len];
+            let shards: Vec<Cow<'_, [u8]>> = (0..self.k)
+                .map(|i| match blocks.get(i) {
+                    Some(b) if b.data.len() == len => Cow::Borrowed(b.data.as_slice()),
+                    Some(b) => {
+                        let mut p = b.data.clone();
+                        p.resize(len, 0);
+                        Cow::Owned(p)
+                    }
+                    None => Cow::Borrowed(zero.as_slice()),
+                })
+                .collect();
+            let data: Vec<&[u8]> = shards.iter().map(|c| c.as_ref()).collect();
+            let mut parity = vec![vec![0u8; len]; self.m];
+            self.rs
+                .encode_sep(&data, &mut parity)
+                .map_err(|e| ErasureError::Codec(format!("{e:?}")))?;
+            parity
+        };
+        let parity: Vec<Block> = parity_bytes.into_iter().map(|p| Block::new(hash, RAW, p)).collect();
+        let stripe = Stripe {
+            data: blocks.iter().map(|b| b.cid).collect(),
+            lens,
+            parity: parity.iter().map(|b| b.cid).collect(),
+        };
+        Ok((stripe, parity))
+    }
+
+    /// Checks that a stripe record (possibly from an untrusted manifest) fits this coder.
+    pub fn check(&self, stripe: &Stripe) -> Result<(), ErasureError> {
+        if stripe.data.is_empty() || stripe.data.len() > self.k {
+            return Err(ErasureError::BadStripe("data shard count out of range"));
+        }
+        if stripe.lens.len() != stripe.data.len() {
+            return Err(ErasureError::BadStripe("one length per data shard"));
+        }
+        if stripe.parity.len() != self.m {
+            return Err(ErasureError::BadStripe("parity shard count is not m"));
+        }
+        if stripe.shard_len() > MAX_BLOCK_SIZE {
+            return Err(ErasureError::BadStripe("shard longer than the block size limit"));
+        }
+        Ok(())
+    }
+
+    /// Rebuilds every missing shard of `stripe`. `shards` holds the stripe's data shards then its
+    /// parity shards (`data.len() + m` entries), each `None` when missing and otherwise the
+    /// shard's true bytes (already verified against its CID by the caller). On success every
+    /// entry is `Some`, with true lengths, and each rebuilt shard has been checked against its
+    /// CID.
+    pub fn reconstruct(&self, stripe: &Stripe, shards: &mut [Option<Vec<u8>>]) -> Result<(), ErasureError> {
+        self.check(stripe)?;
+        let n_data = stripe.data.len();
+        if shards.len() != n_data + self.m {
+            return Err(ErasureError::BadStripe("wrong number of shard slots"));
+        }
+        let have = shards.iter().filter(|s| s.is_some()).count() + (self.k - n_data);
+        if have < self.k {
+            return Err(ErasureError::TooFewShards { have, need: self.k });
+        }
+        if shards.iter().all(|s| s.is_some()) {
+            return Ok(());
+        }
+        let len = stripe.shard_len();
+        let mut full: Vec<Option<Vec<u8>>> = Vec::with_capacity(self.k + self.m);
+        for (i, s) in shards.iter().enumerate() {
+            let want = if i < n_data { stripe.lens[i] as usize } else { len };
+            if let Some(s) = s {
+                if s.len() != want {
+                    return Err(ErasureError::ShardLength {
+                        index: i,
+                        got: s.len(),
+                        want,
+                    });
+                }
+            }
+            if i == n_data {
+                full.extend((n_data..self.k).map(|_| Some(vec![0u8; len])));
+            }
+            full.push(s.as_ref().map(|s| {
+                let mut p = s.clone();
+                p.resize(len, 0);
+                p
+            }));
+        }
+        if len == 0 {
+            for (i, s) in shards.iter_mut().enumerate() {
+                if s.is_none() {
+                    let cid = stripe.shards().nth(i).copied().unwrap_or_default();
+                    let empty = Vec::new();
+                    Block::verify(&cid, &empty).map_err(|_| ErasureError::Mismatch(cid))?;
+                    *s = Some(empty);
+                }
+            }
+            return Ok(());
+        }
+        self.rs
+            .reconstruct(&mut full)
+            .map_err(|e| ErasureError::Codec(format!("{e:?}")))?;
+        let cids: Vec<Cid> = stripe.shards().copied().collect();
+        for (i, slot) in shards.iter_mut().enumerate() {
+            if slot.is_some() {
+                continue;
+            }
+            let fi = if i < n_data { i } else { self.k + (i - n_data) };
+            let mut bytes = full[fi].take().unwrap_or_default();
+            if i < n_data {
+                bytes.truncate(stripe.lens[i] as usize);
+            }
+            Block::verify(&cids[i], &bytes).map_err(|_| ErasureError::Mismatch(cids[i]))?;
+            *slot = Some(bytes);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blocks(lens: &[usize]) -> Vec<Block> {
+        lens.iter()
+            .enumerate()
+            .map(|(i, &l)| Block::new(HashAlg::Blake3, RAW, (0..l).map(|j| (i * 31 + j * 7) as u8).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn any_k_of_k_plus_m_rebuild_every_shard() {
+        let c = Coder::new(4, 2).unwrap();
+        let bs = blocks(&[100, 100, 100, 37]);
+        let refs: Vec<&Block> = bs.iter().collect();
+        let (stripe, parity) = c.encode(HashAlg::Blake3, &refs).unwrap();
+        let all: Vec<Vec<u8>> = bs.iter().chain(parity.iter()).map(|b| b.data.clone()).collect();
+        for a in 0..6 {
+            for b in a + 1..6 {
+                let mut shards: Vec<Option<Vec<u8>>> = all.iter().cloned().map(Some).collect();
+                shards[a] = None;
+                shards[b] = None;
+                c.reconstruct(&stripe, &mut shards).unwrap();
+                let got: Vec<Vec<u8>> = shards.into_iter().map(|s| s.unwrap()).collect();
+                assert_eq!(got, all, "lost {a} and {b}");
+            }
+        }
+        let mut three: Vec<Option<Vec<u8>>> = all.iter().cloned().map(Some).collect();
+        three[0] = None;
+        three[1] = None;
+        three[5] = None;
+        assert_eq!(
+            c.reconstruct(&stripe, &mut three),
+            Err(ErasureError::TooFewShards { have: 3, need: 4 })
+        );
+    }
+
+    #[test]
+    fn short_stripe_and_wrong_shard() {
+        let c = Coder::new(4, 2).unwrap();
+        let bs = blocks(&[10, 3]);
+        let refs: Vec<&Block> = bs.iter().collect();
+        let (stripe, parity) = c.encode(HashAlg::Blake3, &refs).unwrap();
+        // two data shards + two parity: any two suffice
+        let mut shards = vec![None, None, Some(parity[0].data.clone()), Some(parity[1].data.clone())];
+        c.reconstruct(&stripe, &mut shards).unwrap();
+        assert_eq!(shards[0].as_deref(), Some(bs[0].data.as_slice()));
+        assert_eq!(shards[1].as_deref(), Some(bs[1].data.as_slice()));
+        // a lying parity shard is caught by the CID check on what it rebuilds
+        let mut bad = parity[0].data.clone();
+        bad[0] ^= 1;
+        let mut shards = vec![None, Some(bs[1].data.clone()), Some(bad), Some(parity[1].data.clone())];
+        assert!(matches!(c.reconstruct(&stripe, &mut shards), Err(ErasureError::Mismatch(_))));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn rebuild_from_random_subsets(lens in proptest::collection::vec(0usize..300, 1..=4), lost in proptest::collection::btree_set(0usize..6, 0..=2)) {
+            let c = Coder::new(4, 2).unwrap();
+            let bs = blocks(&lens);
+            let refs: Vec<&Block> = bs.iter().collect();
+            let (stripe, parity) = c.encode(HashAlg::Blake3, &refs).unwrap();
+            let all: Vec<Vec<u8>> = bs.iter().chain(parity.iter()).map(|b| b.data.clone()).collect();
+            let mut shards: Vec<Option<Vec<u8>>> = all.iter().cloned().map(Some).collect();
+            for &l in &lost { if l < shards.len() { shards[l] = None; } }
+            c.reconstruct(&stripe, &mut shards).unwrap();
+            prop_assert_eq!(shards.into_iter().map(|s| s.unwrap()).collect::<Vec<_>>(), all);
+        }
+    }
+}
