@@ -1,1 +1,442 @@
-fn main(){}
+//! `cairn`: publish, fetch, verify and repair datasets in a local Cairn repo.
+
+mod bench;
+
+use anyhow::{bail, Context, Result};
+use cairn_core::block::parse_cid;
+use cairn_core::dag::Kind;
+use cairn_core::profile::Profile;
+use cairn_storage_node::ingest::{self, Target};
+use cairn_storage_node::repo::Repo;
+use cid::Cid;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Cairn: content-addressed, erasure-coded storage for AI datasets.
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    /// Repo directory (embedded node; no daemon needed).
+    #[arg(long, global = true, env = "CAIRN_REPO")]
+    repo: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Import files or directories; prints each path's root CID.
+    Put {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Import profile: cairn-v1 (default), unixfs-v1-2025, kubo-legacy.
+        #[arg(long, default_value = "cairn-v1")]
+        profile: String,
+        /// Data shards per stripe (default: the profile's).
+        #[arg(short)]
+        k: Option<usize>,
+        /// Parity shards per stripe (default: the profile's).
+        #[arg(short)]
+        m: Option<usize>,
+        /// Compute CIDs without storing anything.
+        #[arg(long)]
+        only_hash: bool,
+    },
+    /// Write a file or directory tree to disk.
+    Get {
+        /// CID, optionally followed by /path.
+        target: String,
+        /// Output path (must not exist).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print a file's bytes.
+    Cat {
+        /// CID, optionally followed by /path.
+        target: String,
+    },
+    /// List a directory.
+    Ls {
+        /// CID, optionally followed by /path.
+        target: String,
+    },
+    /// Show size, kind, manifest and pin state.
+    Stat {
+        /// CID, optionally followed by /path.
+        target: String,
+    },
+    /// Scrub: verify every block and find missing ones. Exits 1 if anything is wrong.
+    Verify,
+    /// Rebuild missing or corrupt blocks from parity.
+    Repair,
+    /// Manage pins.
+    Pin {
+        #[command(subcommand)]
+        cmd: PinCmd,
+    },
+    /// Remove blocks no pin needs.
+    Gc,
+    /// CAR v1 export and import.
+    Car {
+        #[command(subcommand)]
+        cmd: CarCmd,
+    },
+    /// Benchmarks, printed as ratios against baselines measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinCmd {
+    /// List pinned roots.
+    Ls,
+    /// Pin a root (its DAG must be present).
+    Add {
+        /// Root CID.
+        cid: String,
+    },
+    /// Unpin a root.
+    Rm {
+        /// Root CID.
+        cid: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CarCmd {
+    /// Export the DAG under a CID.
+    Export {
+        /// Root CID (optionally /path).
+        target: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Import a CAR file (every block verified), pin and erasure-code its roots.
+    Import {
+        /// CAR file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CAIRN_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn repo_path(cli: &Cli) -> Result<PathBuf> {
+    if let Some(p) = &cli.repo {
+        return Ok(p.clone());
+    }
+    let home = std::env::var_os("HOME").context("neither --repo, CAIRN_REPO nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cairn"))
+}
+
+fn open(cli: &Cli) -> Result<Repo> {
+    let p = repo_path(cli)?;
+    Repo::open(&p).with_context(|| format!("opening repo {}", p.display()))
+}
+
+/// Splits `cid[/path]` (also accepting a leading `/ipfs/`).
+fn target(s: &str) -> Result<(Cid, String)> {
+    let s = s.strip_prefix("/ipfs/").unwrap_or(s);
+    let (c, p) = s.split_once('/').unwrap_or((s, ""));
+    Ok((parse_cid(c)?, p.to_string()))
+}
+
+fn bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+fn tree_size(p: &Path) -> u64 {
+    fn walk(p: &Path, depth: usize) -> u64 {
+        let Ok(m) = std::fs::symlink_metadata(p) else { return 0 };
+        if m.is_dir() && depth < 64 {
+            std::fs::read_dir(p)
+                .map(|d| d.flatten().map(|e| walk(&e.path(), depth + 1)).sum())
+                .unwrap_or(0)
+        } else if m.is_file() {
+            m.len()
+        } else {
+            0
+        }
+    }
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => m.len(),
+        _ => walk(p, 0),
+    }
+}
+
+fn kind_str(k: Kind) -> &'static str {
+    match k {
+        Kind::File => "file",
+        Kind::Directory => "directory",
+        Kind::Symlink => "symlink",
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let json = cli.json;
+    match &cli.cmd {
+        Cmd::Put {
+            paths,
+            profile,
+            k,
+            m,
+            only_hash,
+        } => {
+            let mut p = Profile::by_name(profile)?;
+            if k.is_some() || m.is_some() {
+                p = p.clone().with_stripe(k.unwrap_or(p.k), m.unwrap_or(p.m))?;
+            }
+            let repo = if *only_hash { None } else { Some(open(&cli)?) };
+            for path in paths {
+                let pb = bar(tree_size(path), "importing");
+                let progress = |n: u64| pb.inc(n);
+                let r = match &repo {
+                    Some(repo) => repo.put(path, &p, &progress).map_err(anyhow::Error::from),
+                    None => ingest::ingest(path, &p, Target::HashOnly, &progress).map_err(anyhow::Error::from),
+                }
+                .with_context(|| format!("adding {}", path.display()))?;
+                pb.finish_and_clear();
+                if json {
+                    println!(
+                        "{}",
+                        json!({"root": r.root.to_string(), "manifest": r.manifest.to_string(), "bytes": r.bytes, "blocks": r.blocks, "path": path.display().to_string()})
+                    );
+                } else {
+                    println!("{}", r.root);
+                }
+            }
+        }
+        Cmd::Get { target: t, output } => {
+            let repo = open(&cli)?;
+            let (c, path) = target(t)?;
+            let c = repo.resolve(&c, &path)?;
+            let n = repo.get(&c, output)?;
+            if json {
+                println!("{}", json!({"cid": c.to_string(), "output": output.display().to_string(), "bytes": n}));
+            } else {
+                eprintln!("wrote {} ({n} bytes)", output.display());
+            }
+        }
+        Cmd::Cat { target: t } => {
+            let repo = open(&cli)?;
+            let (c, path) = target(t)?;
+            let c = repo.resolve(&c, &path)?;
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            match repo.cat(&c, &mut w) {
+                Ok(_) => {}
+                Err(cairn_storage_node::repo::RepoError::Dag(cairn_core::dag::DagError::Output(e)))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    return Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let _ = w.flush();
+        }
+        Cmd::Ls { target: t } => {
+            let repo = open(&cli)?;
+            let (c, path) = target(t)?;
+            let c = repo.resolve(&c, &path)?;
+            for e in repo.ls(&c)? {
+                if json {
+                    println!("{}", json!({"name": e.name, "cid": e.cid.to_string(), "tsize": e.tsize}));
+                } else {
+                    println!("{}\t{}\t{}", e.cid, e.tsize, e.name);
+                }
+            }
+        }
+        Cmd::Stat { target: t } => {
+            let repo = open(&cli)?;
+            let (c, path) = target(t)?;
+            let c = repo.resolve(&c, &path)?;
+            let s = repo.stat(&c)?;
+            let m = s.manifest.as_ref();
+            if json {
+                println!(
+                    "{}",
+                    json!({"cid": s.cid.to_string(), "kind": kind_str(s.kind), "size": s.size, "pinned": s.pinned,
+                           "profile": m.map(|m| m.profile.clone()), "k": m.map(|m| m.k), "m": m.map(|m| m.m),
+                           "blocks": m.map(|m| m.blocks), "bytes": m.map(|m| m.bytes)})
+                );
+            } else {
+                println!("cid:     {}", s.cid);
+                println!("kind:    {}", kind_str(s.kind));
+                println!("size:    {}", s.size);
+                println!("pinned:  {}", s.pinned);
+                if let Some(m) = m {
+                    println!("profile: {} (RS k={} m={})", m.profile, m.k, m.m);
+                    println!("blocks:  {} in {} manifest page(s)", m.blocks, m.pages.len());
+                }
+            }
+        }
+        Cmd::Verify => {
+            let repo = open(&cli)?;
+            let pb = bar(0, "verifying");
+            pb.set_length(u64::MAX);
+            let r = repo.scrub(&|n| pb.inc(n))?;
+            pb.finish_and_clear();
+            if json {
+                println!(
+                    "{}",
+                    json!({"checked": r.checked, "bytes": r.bytes,
+                           "corrupt": r.corrupt.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                           "missing": r.missing.iter().map(|c| c.to_string()).collect::<Vec<_>>()})
+                );
+            } else {
+                println!("checked {} blocks ({} bytes)", r.checked, r.bytes);
+                for c in &r.corrupt {
+                    println!("corrupt {c}");
+                }
+                for c in &r.missing {
+                    println!("missing {c}");
+                }
+            }
+            if !r.corrupt.is_empty() || !r.missing.is_empty() {
+                if !json {
+                    eprintln!(
+                        "error: {} corrupt and {} missing block(s); run `cairn repair`",
+                        r.corrupt.len(),
+                        r.missing.len()
+                    );
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Cmd::Repair => {
+            let repo = open(&cli)?;
+            let r = repo.repair(&|_| {})?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"stripes": r.stripes, "repaired": r.repaired.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                           "unrepairable": r.unrepairable.iter().map(|(c, why)| json!({"stripe": c.to_string(), "reason": why})).collect::<Vec<_>>()})
+                );
+            } else {
+                println!("checked {} stripes, rebuilt {} block(s)", r.stripes, r.repaired.len());
+                for c in &r.repaired {
+                    println!("rebuilt {c}");
+                }
+                for (c, why) in &r.unrepairable {
+                    println!("unrepairable stripe starting {c}: {why}");
+                }
+            }
+            if !r.unrepairable.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Cmd::Pin { cmd } => {
+            let repo = open(&cli)?;
+            match cmd {
+                PinCmd::Ls => {
+                    for c in repo.pin_ls()? {
+                        if json {
+                            println!("{}", json!({"cid": c.to_string()}));
+                        } else {
+                            println!("{c}");
+                        }
+                    }
+                }
+                PinCmd::Add { cid } => {
+                    let c = parse_cid(cid)?;
+                    repo.pin_add(&c)?;
+                    if json {
+                        println!("{}", json!({"pinned": c.to_string()}));
+                    } else {
+                        println!("pinned {c}");
+                    }
+                }
+                PinCmd::Rm { cid } => {
+                    let c = parse_cid(cid)?;
+                    if !repo.pin_rm(&c)? {
+                        bail!("{c} is not pinned");
+                    }
+                    if json {
+                        println!("{}", json!({"unpinned": c.to_string()}));
+                    } else {
+                        println!("unpinned {c}");
+                    }
+                }
+            }
+        }
+        Cmd::Gc => {
+            let repo = open(&cli)?;
+            let r = repo.gc()?;
+            if json {
+                println!("{}", json!({"removed": r.removed, "bytes": r.bytes, "kept": r.kept}));
+            } else {
+                println!("removed {} block(s), {} bytes; kept {}", r.removed, r.bytes, r.kept);
+            }
+        }
+        Cmd::Car { cmd } => {
+            let repo = open(&cli)?;
+            match cmd {
+                CarCmd::Export { target: t, output } => {
+                    let (c, path) = target(t)?;
+                    let c = repo.resolve(&c, &path)?;
+                    let tmp = output.with_extension("car-partial");
+                    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+                    let n = repo.car_export(&c, &mut w)?;
+                    w.flush().with_context(|| format!("writing {}", tmp.display()))?;
+                    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+                    if json {
+                        println!("{}", json!({"root": c.to_string(), "blocks": n, "output": output.display().to_string()}));
+                    } else {
+                        eprintln!("exported {n} blocks to {}", output.display());
+                    }
+                }
+                CarCmd::Import { file } => {
+                    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+                    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+                    let (roots, n) = repo
+                        .car_import(&mut r, &Profile::cairn_v1())
+                        .with_context(|| format!("importing {}", file.display()))?;
+                    if json {
+                        println!("{}", json!({"roots": roots.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "blocks": n}));
+                    } else {
+                        for r in &roots {
+                            println!("{r}");
+                        }
+                        eprintln!("imported {n} blocks");
+                    }
+                }
+            }
+        }
+        Cmd::Bench { cmd } => bench::run(cmd, json)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

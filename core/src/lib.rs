@@ -22,6 +22,7 @@
 pub mod block;
 pub mod car;
 pub mod cbor;
+pub mod dag;
 pub mod dagpb;
 pub mod erasure;
 pub mod hamt;

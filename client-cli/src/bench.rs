@@ -1,0 +1,276 @@
+//! `cairn bench`: each benchmark measures its baseline in the same run and prints the ratio.
+
+use anyhow::{Context, Result};
+use cairn_core::profile::Profile;
+use cairn_storage_node::ingest::{ingest_source, Source, Target};
+use clap::Subcommand;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// In-memory import pipeline (chunk + hash + DAG + RS encode) vs blake3 on one thread.
+    Import {
+        /// Input size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
+    /// Durable ingest into a RocksDB repo vs sequential write + fdatasync, and the ingest's peak RSS.
+    Ingest {
+        /// Input size in MiB.
+        #[arg(long, default_value_t = 4096)]
+        mib: u64,
+        /// Scratch directory (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// RS(4,2) encode: reed-solomon-erasure (ours) vs reed-solomon-simd.
+    Rs {
+        /// Data bytes encoded, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
+    /// Every benchmark at its default size.
+    All {
+        /// Scratch directory for the ingest benchmark.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Seeded pseudo-random bytes (xorshift64*): incompressible, reproducible.
+fn fill(seed: u64, buf: &mut [u8]) {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    for c in buf.chunks_mut(8) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let v = x.wrapping_mul(0x2545F4914F6CDD1D).to_le_bytes();
+        c.copy_from_slice(&v[..c.len()]);
+    }
+}
+
+fn best<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
+    let mut best: Option<(Duration, T)> = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let v = f()?;
+        let d = t.elapsed();
+        if best.as_ref().is_none_or(|(b, _)| d < *b) {
+            best = Some((d, v));
+        }
+    }
+    best.context("no runs")
+}
+
+fn report(json: bool, name: &str, fields: serde_json::Value, line: String) {
+    if json {
+        let mut v = fields;
+        v["bench"] = json!(name);
+        println!("{v}");
+    } else {
+        println!("{line}");
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+fn gbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e9
+}
+
+pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
+    match cmd {
+        BenchCmd::Import { mib } => import(*mib, json),
+        BenchCmd::Ingest { mib, dir } => ingest(*mib, dir.as_deref(), json),
+        BenchCmd::Rs { mib } => rs(*mib, json),
+        BenchCmd::All { dir } => {
+            import(1024, json)?;
+            rs(1024, json)?;
+            ingest(4096, dir.as_deref(), json)
+        }
+    }
+}
+
+fn import(mib: u64, json: bool) -> Result<()> {
+    let len = (mib << 20) as usize;
+    let mut data = vec![0u8; len];
+    fill(1, &mut data);
+    let (base, _) = best(2, || {
+        let mut h = blake3::Hasher::new();
+        h.update(&data);
+        Ok(h.finalize())
+    })?;
+    let profile = Profile::cairn_v1();
+    let (ours, r) = best(2, || {
+        let mut cur = std::io::Cursor::new(data.as_slice());
+        Ok(ingest_source(Source::Stream(&mut cur), &profile, Target::HashOnly, &|_| {})?)
+    })?;
+    let ratio = base.as_secs_f64() / ours.as_secs_f64();
+    report(
+        json,
+        "import",
+        json!({"mib": mib, "baseline_s": base.as_secs_f64(), "pipeline_s": ours.as_secs_f64(), "ratio": ratio, "target": 1.0, "root": r.root.to_string()}),
+        format!(
+            "import  {mib} MiB: blake3 1 thread {:.3} s ({:.2} GB/s) | pipeline chunk+hash+DAG+RS(4,2) on {} threads {:.3} s ({:.2} GB/s) | ratio {ratio:.2}x (target >= 1.0x) {}",
+            base.as_secs_f64(),
+            gbps(len as u64, base),
+            rayon::current_num_threads(),
+            ours.as_secs_f64(),
+            gbps(len as u64, ours),
+            verdict(ratio >= 1.0)
+        ),
+    );
+    Ok(())
+}
+
+fn rs(mib: u64, json: bool) -> Result<()> {
+    let (k, m, shard) = (4usize, 2usize, 1usize << 20);
+    let stripes = ((mib << 20) as usize / (k * shard)).max(1);
+    let mut data: Vec<Vec<Vec<u8>>> = Vec::with_capacity(stripes);
+    for s in 0..stripes {
+        data.push(
+            (0..k)
+                .map(|i| {
+                    let mut v = vec![0u8; shard];
+                    fill((s * k + i) as u64 + 7, &mut v);
+                    v
+                })
+                .collect(),
+        );
+    }
+    let rse = reed_solomon_erasure::galois_8::ReedSolomon::new(k, m)?;
+    let (ours, ours_parity) = best(2, || {
+        let mut all = Vec::with_capacity(stripes);
+        for d in &data {
+            let mut parity = vec![vec![0u8; shard]; m];
+            rse.encode_sep(d, &mut parity).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            all.push(parity);
+        }
+        Ok(all)
+    })?;
+    let (simd, _) = best(2, || {
+        let mut all = Vec::with_capacity(stripes);
+        for d in &data {
+            all.push(reed_solomon_simd::encode(k, m, d)?);
+        }
+        Ok(all)
+    })?;
+    // ours must really decode: drop two data shards of the first stripe and rebuild
+    let mut shards: Vec<Option<Vec<u8>>> = data[0].iter().cloned().map(Some).chain(ours_parity[0].iter().cloned().map(Some)).collect();
+    shards[0] = None;
+    shards[1] = None;
+    rse.reconstruct(&mut shards).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    anyhow::ensure!(shards[0].as_deref() == Some(data[0][0].as_slice()), "reconstruction mismatch");
+    let bytes = (stripes * k * shard) as u64;
+    let ratio = simd.as_secs_f64() / ours.as_secs_f64();
+    report(
+        json,
+        "rs",
+        json!({"mib": mib, "reed_solomon_erasure_s": ours.as_secs_f64(), "reed_solomon_simd_s": simd.as_secs_f64(), "ratio": ratio, "target": 0.8}),
+        format!(
+            "rs      {mib} MiB RS(4,2), 1 thread: reed-solomon-erasure {:.3} s ({:.2} GB/s) | reed-solomon-simd {:.3} s ({:.2} GB/s) | ours/simd {ratio:.2}x (switch threshold 0.8x) {}",
+            ours.as_secs_f64(),
+            gbps(bytes, ours),
+            simd.as_secs_f64(),
+            gbps(bytes, simd),
+            verdict(ratio >= 0.8)
+        ),
+    );
+    Ok(())
+}
+
+fn peak_child_rss_kib() -> i64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass and nothing else.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) != 0 {
+            return -1;
+        }
+        ru.ru_maxrss
+    }
+}
+
+fn ingest(mib: u64, dir: Option<&Path>, json: bool) -> Result<()> {
+    let scratch = match dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .context("creating scratch directory")?;
+    let src = scratch.path().join("input.bin");
+    let piece = 8usize << 20;
+    let len = mib << 20;
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src)?);
+        let mut buf = vec![0u8; piece];
+        let mut left = len;
+        let mut seed = 100;
+        while left > 0 {
+            let n = (piece as u64).min(left) as usize;
+            fill(seed, &mut buf[..n]);
+            f.write_all(&buf[..n])?;
+            left -= n as u64;
+            seed += 1;
+        }
+        f.flush()?;
+    }
+    // baseline: read the input and write it sequentially to a new file, then fdatasync
+    let copy = scratch.path().join("copy.bin");
+    let (base, _) = best(1, || {
+        let mut r = std::fs::File::open(&src)?;
+        let mut w = std::fs::File::create(&copy)?;
+        let mut buf = vec![0u8; piece];
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n])?;
+        }
+        w.sync_data()?;
+        Ok(())
+    })?;
+    std::fs::remove_file(&copy)?;
+    // ours: `cairn put` into a fresh RocksDB repo, as a child process so its peak RSS is its own
+    let repo = scratch.path().join("repo");
+    let exe = std::env::current_exe()?;
+    let t = Instant::now();
+    let out = std::process::Command::new(exe)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--json")
+        .arg("put")
+        .arg(&src)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let ours = t.elapsed();
+    anyhow::ensure!(out.status.success(), "cairn put failed: {}", String::from_utf8_lossy(&out.stderr));
+    let rss_mib = peak_child_rss_kib() as f64 / 1024.0;
+    let ratio = base.as_secs_f64() / ours.as_secs_f64();
+    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    report(
+        json,
+        "ingest",
+        json!({"mib": mib, "baseline_s": base.as_secs_f64(), "ingest_s": ours.as_secs_f64(), "ratio": ratio, "target": 0.7,
+               "peak_rss_mib": rss_mib, "rss_target_mib": 128, "put": serde_json::from_str::<serde_json::Value>(&root).unwrap_or_default()}),
+        format!(
+            "ingest  {mib} MiB: write+fdatasync {:.2} s ({:.2} GB/s) | cairn put (RocksDB, RS(4,2), durable) {:.2} s ({:.2} GB/s) | ratio {ratio:.2}x (target >= 0.7x) {}\nrss     {mib} MiB import: peak RSS {rss_mib:.1} MiB (target <= 128 MiB) {}",
+            base.as_secs_f64(),
+            gbps(len, base),
+            ours.as_secs_f64(),
+            gbps(len, ours),
+            verdict(ratio >= 0.7),
+            verdict(rss_mib <= 128.0)
+        ),
+    );
+    Ok(())
+}

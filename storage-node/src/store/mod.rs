@@ -1,0 +1,168 @@
+//! The block store: a [`BlockStore`] trait with a RocksDB backend ([`RocksStore`]) and an
+//! in-memory twin ([`MemoryStore`]) that pass one shared test suite.
+//!
+//! A store holds blocks by CID plus small tables (pins, datasets, quarantine). Writes go through
+//! an atomic [`Batch`]. Reads through [`BlockStore::get`] are verified against the CID; a
+//! mismatch is reported as [`StoreError::Corrupt`], never returned as data.
+//!
+//! No RocksDB type appears in this module's public signatures.
+
+mod memory;
+mod rocks;
+#[cfg(test)]
+pub(crate) mod suite;
+
+pub use memory::MemoryStore;
+pub use rocks::RocksStore;
+
+use cairn_core::block::{Block, VerifyError};
+use cid::Cid;
+use thiserror::Error;
+
+/// A small key-value table beside the blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Pinned roots: root CID bytes -> manifest CID bytes (empty if the root has no manifest).
+    Pins,
+    /// Datasets ingested here: root CID bytes -> manifest CID bytes.
+    Datasets,
+    /// Blocks found corrupt: CID bytes -> UTF-8 reason.
+    Quarantine,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 3] = [Table::Pins, Table::Datasets, Table::Quarantine];
+
+    /// Column family / map name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Pins => "pins",
+            Table::Datasets => "datasets",
+            Table::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// One change in a batch.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Store a block.
+    PutBlock(Block),
+    /// Remove a block.
+    DeleteBlock(Cid),
+    /// Set a table entry.
+    Put(Table, Vec<u8>, Vec<u8>),
+    /// Remove a table entry.
+    Delete(Table, Vec<u8>),
+}
+
+/// Changes applied all together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The changes, in order.
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a block.
+    pub fn put_block(&mut self, b: Block) -> &mut Self {
+        self.ops.push(Op::PutBlock(b));
+        self
+    }
+    /// Removes a block.
+    pub fn delete_block(&mut self, cid: Cid) -> &mut Self {
+        self.ops.push(Op::DeleteBlock(cid));
+        self
+    }
+    /// Sets a table entry.
+    pub fn put(&mut self, t: Table, k: Vec<u8>, v: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Put(t, k, v));
+        self
+    }
+    /// Removes a table entry.
+    pub fn delete(&mut self, t: Table, k: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Delete(t, k));
+        self
+    }
+}
+
+/// How durable a write must be when `write` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage (write-ahead log synced).
+    Sync,
+    /// Bulk ingest: atomic, but may be lost in a crash until [`BlockStore::persist`] returns.
+    /// Used for stripes, which a re-run of the same ingest rewrites.
+    Deferred,
+}
+
+/// Store failures.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The disk is full.
+    #[error("no space left on device while writing to the repo at {path}")]
+    NoSpace {
+        /// Repo path.
+        path: String,
+    },
+    /// The backend failed.
+    #[error("block store: {0}")]
+    Backend(String),
+    /// A stored block does not match its CID.
+    #[error("block {cid} is corrupt on disk")]
+    Corrupt {
+        /// The block.
+        cid: Cid,
+        /// What verification found.
+        source: VerifyError,
+    },
+    /// A key in the store is not a CID (the repo was tampered with or is not a Cairn repo).
+    #[error("store holds a malformed key in {0}")]
+    BadKey(&'static str),
+    /// Opening the repo failed.
+    #[error("cannot open repo at {path}: {reason}")]
+    Open {
+        /// Repo path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A store of CID-addressed blocks plus small tables.
+pub trait BlockStore: Send + Sync {
+    /// Applies `batch` atomically.
+    fn write(&self, batch: Batch, durability: Durability) -> Result<(), StoreError>;
+    /// Makes every earlier [`Durability::Deferred`] write durable.
+    fn persist(&self) -> Result<(), StoreError>;
+    /// A block's stored bytes, unverified (scrub and repair use this; everyone else [`get`]).
+    ///
+    /// [`get`]: BlockStore::get
+    fn get_raw(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Whether a block is present (without reading it).
+    fn has(&self, cid: &Cid) -> Result<bool, StoreError>;
+    /// A block's stored size, without reading it.
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError>;
+    /// Calls `f` with every block CID in key order until it returns false.
+    fn for_each_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError>;
+    /// A table entry.
+    fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every entry of a table, in key order.
+    fn table_scan(&self, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+
+    /// A block's bytes, verified against its CID.
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get_raw(cid)? {
+            None => Ok(None),
+            Some(data) => {
+                Block::verify(cid, &data).map_err(|source| StoreError::Corrupt { cid: *cid, source })?;
+                Ok(Some(data))
+            }
+        }
+    }
+}

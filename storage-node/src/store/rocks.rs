@@ -1,0 +1,211 @@
+//! The RocksDB backend.
+//!
+//! Column families (see `docs/formats.md` for the byte layout):
+//! - `blocks`: CID bytes -> block bytes, with BlobDB (key-value separation) for values of 4 KiB
+//!   and more, so large blocks are written once to blob files and compactions only move keys;
+//! - `block_index`: CID bytes -> block length (u64 LE), written in the same batch, so listing and
+//!   sizing blocks never reads block bytes;
+//! - `pins`, `datasets`, `quarantine`: the [`Table`]s.
+
+use super::{Batch, BlockStore, Durability, Op, StoreError, Table};
+use cid::Cid;
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, FlushOptions, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::path::{Path, PathBuf};
+
+const BLOCKS: &str = "blocks";
+const INDEX: &str = "block_index";
+/// Values at least this large go to blob files (below it they stay inline in SSTs).
+const MIN_BLOB_SIZE: u64 = 4096;
+/// Memtable size for the blocks column family. With at most two memtables this bounds the
+/// store's ingest buffering to 32 MiB, inside the 128 MiB import RSS budget.
+const BLOCKS_WRITE_BUFFER: usize = 16 << 20;
+
+/// A [`BlockStore`] on RocksDB.
+pub struct RocksStore {
+    db: DB,
+    path: PathBuf,
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) a store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_total_wal_size(64 << 20);
+
+        let mut blocks = Options::default();
+        blocks.set_enable_blob_files(true);
+        blocks.set_min_blob_size(MIN_BLOB_SIZE);
+        blocks.set_blob_file_size(256 << 20);
+        blocks.set_enable_blob_gc(true);
+        blocks.set_write_buffer_size(BLOCKS_WRITE_BUFFER);
+        blocks.set_max_write_buffer_number(2);
+
+        let mut small = Options::default();
+        small.set_write_buffer_size(8 << 20);
+
+        let mut cfs = vec![
+            ColumnFamilyDescriptor::new(BLOCKS, blocks),
+            ColumnFamilyDescriptor::new(INDEX, small.clone()),
+        ];
+        for t in Table::ALL {
+            cfs.push(ColumnFamilyDescriptor::new(t.name(), small.clone()));
+        }
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.into_string(),
+        })?;
+        Ok(RocksStore {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Backend(format!("column family {name} missing")))
+    }
+
+    fn err(&self, e: rocksdb::Error) -> StoreError {
+        let s = e.into_string();
+        if s.contains("No space left") || s.contains("ENOSPC") {
+            StoreError::NoSpace {
+                path: self.path.display().to_string(),
+            }
+        } else {
+            StoreError::Backend(s)
+        }
+    }
+}
+
+impl BlockStore for RocksStore {
+    fn write(&self, batch: Batch, durability: Durability) -> Result<(), StoreError> {
+        let (blocks, index) = (self.cf(BLOCKS)?, self.cf(INDEX)?);
+        let mut wb = WriteBatch::default();
+        for op in batch.ops {
+            match op {
+                Op::PutBlock(b) => {
+                    let key = b.cid.to_bytes();
+                    wb.put_cf(index, &key, (b.data.len() as u64).to_le_bytes());
+                    wb.put_cf(blocks, &key, &b.data);
+                }
+                Op::DeleteBlock(c) => {
+                    let key = c.to_bytes();
+                    wb.delete_cf(blocks, &key);
+                    wb.delete_cf(index, &key);
+                }
+                Op::Put(t, k, v) => wb.put_cf(self.cf(t.name())?, k, v),
+                Op::Delete(t, k) => wb.delete_cf(self.cf(t.name())?, k),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        match durability {
+            Durability::Sync => wo.set_sync(true),
+            // Bulk block data skips the WAL: it is written once, to blob files, at flush time;
+            // `persist` flushes before the ingest commits its manifest.
+            Durability::Deferred => wo.disable_wal(true),
+        }
+        self.db.write_opt(wb, &wo).map_err(|e| self.err(e))
+    }
+
+    fn persist(&self) -> Result<(), StoreError> {
+        let mut fo = FlushOptions::default();
+        fo.set_wait(true);
+        let cfs: Vec<&ColumnFamily> = [BLOCKS, INDEX]
+            .into_iter()
+            .chain(Table::ALL.iter().map(|t| t.name()))
+            .map(|n| self.cf(n))
+            .collect::<Result<_, _>>()?;
+        self.db.flush_cfs_opt(&cfs, &fo).map_err(|e| self.err(e))
+    }
+
+    fn get_raw(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(BLOCKS)?, cid.to_bytes()).map_err(|e| self.err(e))
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
+        Ok(self.size(cid)?.is_some())
+    }
+
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(INDEX)?, cid.to_bytes()).map_err(|e| self.err(e))? {
+            None => Ok(None),
+            Some(v) => {
+                let a: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::BadKey("block_index"))?;
+                Ok(Some(u64::from_le_bytes(a)))
+            }
+        }
+    }
+
+    fn for_each_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError> {
+        for item in self.db.iterator_cf(self.cf(INDEX)?, IteratorMode::Start) {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let cid = Cid::try_from(k.as_ref()).map_err(|_| StoreError::BadKey("block_index"))?;
+            if !f(cid) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(t.name())?, key).map_err(|e| self.err(e))
+    }
+
+    fn table_scan(&self, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(t.name())?, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, Durability};
+    use cairn_core::block::{Block, HashAlg, RAW};
+
+    #[test]
+    fn shared_suite() {
+        let dirs = std::sync::Mutex::new(Vec::new());
+        super::super::suite::run(&|| {
+            let d = tempfile::tempdir().unwrap();
+            let s = RocksStore::open(d.path()).unwrap();
+            dirs.lock().unwrap().push(d);
+            Box::new(s)
+        });
+    }
+
+    #[test]
+    fn survives_reopen_and_deferred_writes_after_persist() {
+        let d = tempfile::tempdir().unwrap();
+        let b = Block::new(HashAlg::Blake3, RAW, vec![7u8; 10_000]);
+        let small = Block::new(HashAlg::Blake3, RAW, vec![1u8; 10]);
+        {
+            let s = RocksStore::open(d.path()).unwrap();
+            let mut batch = Batch::new();
+            batch.put_block(b.clone()).put_block(small.clone());
+            s.write(batch, Durability::Deferred).unwrap();
+            s.persist().unwrap();
+        }
+        let s = RocksStore::open(d.path()).unwrap();
+        assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.clone()));
+        assert_eq!(s.get(&small.cid).unwrap(), Some(small.data));
+        assert_eq!(s.size(&b.cid).unwrap(), Some(10_000));
+    }
+
+    #[test]
+    fn second_open_of_a_locked_repo_is_a_clear_error() {
+        let d = tempfile::tempdir().unwrap();
+        let _s = RocksStore::open(d.path()).unwrap();
+        let e = RocksStore::open(d.path()).err().unwrap();
+        assert!(matches!(e, StoreError::Open { .. }), "{e}");
+    }
+}
