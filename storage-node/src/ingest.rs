@@ -342,6 +342,7 @@ pub fn ingest_source(
         store.persist()?;
         let mut batch = Batch::new();
         for b in manifest_blocks {
+            batch.put(Table::Manifests, b.cid.to_bytes(), b.data.clone());
             batch.put_block(b);
         }
         batch.put(Table::Datasets, m.root.to_bytes(), manifest_cid.to_bytes());

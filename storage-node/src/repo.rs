@@ -291,9 +291,32 @@ impl Repo {
         })
     }
 
+    /// A manifest or page block: from the block store, or, if that copy is missing or
+    /// damaged, from the second copy in the manifests table, which then replaces the first.
+    fn manifest_block(&self, cid: &Cid) -> Result<Vec<u8>, RepoError> {
+        let first = self.block(cid);
+        if first.is_ok() {
+            return first;
+        }
+        match self.store.table_get(Table::Manifests, &cid.to_bytes())? {
+            Some(copy) if Block::verify(cid, &copy).is_ok() => {
+                let mut b = Batch::new();
+                b.put_block(Block {
+                    cid: *cid,
+                    data: copy.clone(),
+                })
+                .delete(Table::Quarantine, cid.to_bytes());
+                self.store.write(b, Durability::Sync)?;
+                tracing::warn!(%cid, "restored manifest block from its second copy");
+                Ok(copy)
+            }
+            _ => first,
+        }
+    }
+
     /// Reads a manifest head block.
     pub fn manifest(&self, cid: &Cid) -> Result<Manifest, RepoError> {
-        let b = self.block(cid)?;
+        let b = self.manifest_block(cid)?;
         Manifest::decode(&b).map_err(|source| RepoError::Manifest { cid: *cid, source })
     }
 
@@ -301,7 +324,7 @@ impl Repo {
     pub fn stripes(&self, m: &Manifest) -> Result<Vec<Stripe>, RepoError> {
         let mut out = Vec::new();
         for p in &m.pages {
-            let b = self.block(p)?;
+            let b = self.manifest_block(p)?;
             out.extend(manifest::decode_page(&b).map_err(|source| RepoError::Manifest { cid: *p, source })?);
         }
         Ok(out)
@@ -331,7 +354,18 @@ impl Repo {
             true
         })?;
         for c in cids {
-            let Some(bytes) = self.store.get_raw(&c)? else { continue };
+            let bytes = match self.store.get_raw(&c) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                // the backend's own checksums caught damage below us: same as a CID mismatch
+                Err(StoreError::Backend(why)) => {
+                    self.quarantine(&c, &why)?;
+                    report.checked += 1;
+                    report.corrupt.push(c);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             report.checked += 1;
             report.bytes += bytes.len() as u64;
             progress(bytes.len() as u64);
@@ -382,14 +416,28 @@ impl Repo {
     pub fn repair(&self, progress: &dyn Fn(u64)) -> Result<RepairReport, RepoError> {
         let mut report = RepairReport::default();
         for (_, mcid) in self.datasets()? {
+            if self.block(&mcid).is_err() {
+                self.manifest_block(&mcid)?;
+                report.repaired.push(mcid);
+            }
             let m = self.manifest(&mcid)?;
+            for p in &m.pages {
+                if self.block(p).is_err() {
+                    self.manifest_block(p)?;
+                    report.repaired.push(*p);
+                }
+            }
             let coder = Coder::new(m.k as usize, m.m as usize)?;
             for stripe in self.stripes(&m)? {
                 report.stripes += 1;
                 coder.check(&stripe)?;
                 let mut shards: Vec<Option<Vec<u8>>> = Vec::with_capacity(stripe.data.len() + stripe.parity.len());
                 for c in stripe.shards() {
-                    let good = self.store.get_raw(c)?.filter(|b| Block::verify(c, b).is_ok());
+                    let good = match self.store.get_raw(c) {
+                        Ok(b) => b.filter(|b| Block::verify(c, b).is_ok()),
+                        Err(StoreError::Backend(_)) => None, // unreadable: rebuild it
+                        Err(e) => return Err(e.into()),
+                    };
                     shards.push(good);
                 }
                 progress(1);
@@ -504,6 +552,12 @@ impl Repo {
         for root in forget {
             b.delete(Table::Datasets, root.to_bytes());
         }
+        for (k, _) in self.store.table_scan(Table::Manifests)? {
+            let c = cid_from_bytes(&k).map_err(|_| StoreError::BadKey("manifests"))?;
+            if !keep.contains(&c) {
+                b.delete(Table::Manifests, k);
+            }
+        }
         self.store.write(b, Durability::Sync)?;
         Ok(report)
     }
@@ -608,6 +662,7 @@ impl Repo {
         let mcid = mblocks.last().map(|b| b.cid).unwrap_or_default();
         let mut batch = Batch::new();
         for b in mblocks {
+            batch.put(Table::Manifests, b.cid.to_bytes(), b.data.clone());
             batch.put_block(b);
         }
         batch.put(Table::Datasets, root.to_bytes(), mcid.to_bytes());

@@ -28,11 +28,14 @@ pub enum Table {
     Datasets,
     /// Blocks found corrupt: CID bytes -> UTF-8 reason.
     Quarantine,
+    /// Second copies of manifest head and page blocks: CID bytes -> block bytes. Manifests are
+    /// what lets repair rebuild everything else, so they are not left to the erasure code.
+    Manifests,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 3] = [Table::Pins, Table::Datasets, Table::Quarantine];
+    pub const ALL: [Table; 4] = [Table::Pins, Table::Datasets, Table::Quarantine, Table::Manifests];
 
     /// Column family / map name.
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Table {
             Table::Pins => "pins",
             Table::Datasets => "datasets",
             Table::Quarantine => "quarantine",
+            Table::Manifests => "manifests",
         }
     }
 }

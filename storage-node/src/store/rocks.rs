@@ -35,14 +35,23 @@ impl RocksStore {
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(64 << 20);
+        // Flushes write blob files with O_DIRECT: block bytes go to disk without a second copy
+        // through the page cache (measured with `cairn bench ingest`).
+        opts.set_use_direct_io_for_flush_and_compaction(true);
+        opts.set_bytes_per_sync(1 << 20);
 
         let mut blocks = Options::default();
         blocks.set_enable_blob_files(true);
         blocks.set_min_blob_size(MIN_BLOB_SIZE);
         blocks.set_blob_file_size(256 << 20);
-        blocks.set_enable_blob_gc(true);
+        // Blocks are write-once; blob GC would rewrite live blobs during compactions. `gc`
+        // compacts explicitly instead.
+        blocks.set_enable_blob_gc(false);
         blocks.set_write_buffer_size(BLOCKS_WRITE_BUFFER);
         blocks.set_max_write_buffer_number(2);
+        // Block bytes are hashes' preimages of compressed media: compressing them wastes CPU.
+        blocks.set_compression_type(rocksdb::DBCompressionType::None);
+        blocks.set_blob_compression_type(rocksdb::DBCompressionType::None);
 
         let mut small = Options::default();
         small.set_write_buffer_size(8 << 20);

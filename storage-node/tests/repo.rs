@@ -1,0 +1,390 @@
+//! Repo behaviour end to end on the real RocksDB store: round trips, atomic and resumable
+//! ingest, scrub and repair of corrupt and missing blocks (including bytes flipped in RocksDB's
+//! files), gc, CAR import/export, and bad input.
+
+use cairn_core::block::Block;
+use cairn_core::profile::Profile;
+use cairn_storage_node::ingest::{ingest, Target};
+use cairn_storage_node::repo::{Repo, RepoError};
+use cairn_storage_node::store::{Batch, BlockStore, Durability, RocksStore, StoreError, Table};
+use cid::Cid;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Seeded test data (xorshift64*).
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545F4914F6CDD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// A dataset with nested directories, a unicode name, an empty file and dir, and a symlink.
+fn dataset(root: &Path) -> PathBuf {
+    let d = root.join("dataset");
+    std::fs::create_dir_all(d.join("shards/train")).unwrap();
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    std::fs::write(d.join("README.md"), b"# sample\n").unwrap();
+    std::fs::write(d.join("zero.bin"), b"").unwrap();
+    std::fs::write(d.join("shards/train/0000.tar"), bytes(1, 3 * 1024 * 1024 + 17)).unwrap();
+    std::fs::write(d.join("shards/train/0001.tar"), bytes(2, 700_000)).unwrap();
+    std::fs::write(d.join("shards/ünïcode.json"), b"{}").unwrap();
+    std::os::unix::fs::symlink("README.md", d.join("link")).unwrap();
+    d
+}
+
+fn small_profile() -> Profile {
+    let mut p = Profile::cairn_v1();
+    p.chunk_size = 64 * 1024; // more blocks and stripes from small inputs
+    p
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let ma = std::fs::symlink_metadata(a).unwrap();
+    let mb = std::fs::symlink_metadata(b).unwrap();
+    assert_eq!(ma.file_type().is_dir(), mb.file_type().is_dir(), "{}", a.display());
+    if ma.file_type().is_symlink() {
+        assert_eq!(std::fs::read_link(a).unwrap(), std::fs::read_link(b).unwrap());
+    } else if ma.is_dir() {
+        let mut na: Vec<_> = std::fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut nb: Vec<_> = std::fs::read_dir(b).unwrap().map(|e| e.unwrap().file_name()).collect();
+        na.sort();
+        nb.sort();
+        assert_eq!(na, nb);
+        for n in na {
+            same_tree(&a.join(&n), &b.join(&n));
+        }
+    } else {
+        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{}", a.display());
+    }
+}
+
+#[test]
+fn put_get_roundtrip_and_only_hash_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let p = Profile::cairn_v1();
+    let r = repo.put(&src, &p, &|_| {}).unwrap();
+    let hashed = ingest(&src, &p, Target::HashOnly, &|_| {}).unwrap();
+    assert_eq!(hashed, r);
+    assert_eq!(r.bytes, 3 * 1024 * 1024 + 17 + 700_000 + 9 + 2);
+    let out = tmp.path().join("out");
+    repo.get(&r.root, &out).unwrap();
+    same_tree(&src, &out);
+    // a second get refuses to overwrite
+    assert!(matches!(repo.get(&r.root, &out), Err(RepoError::Exists(_))));
+    let entries: Vec<String> = repo.ls(&r.root).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(entries, ["README.md", "empty", "link", "shards", "zero.bin"]);
+    let f = repo.resolve(&r.root, "shards/ünïcode.json").unwrap();
+    let mut v = Vec::new();
+    repo.cat(&f, &mut v).unwrap();
+    assert_eq!(v, b"{}");
+    let s = repo.stat(&r.root).unwrap();
+    assert!(s.pinned);
+    assert_eq!(s.manifest.unwrap().blocks, r.blocks);
+    // the same bytes under another profile get another CID; the same profile, the same one
+    let legacy = ingest(&src, &Profile::kubo_legacy(), Target::HashOnly, &|_| {}).unwrap();
+    assert_ne!(legacy.root, r.root);
+    assert_eq!(repo.put(&src, &p, &|_| {}).unwrap().root, r.root);
+}
+
+/// Fails every write after the first `budget` ones, like a crash or a full disk mid-ingest.
+struct Crashy {
+    inner: RocksStore,
+    budget: AtomicUsize,
+}
+
+impl BlockStore for Crashy {
+    fn write(&self, batch: Batch, d: Durability) -> Result<(), StoreError> {
+        if self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err() {
+            return Err(StoreError::Backend("injected crash".into()));
+        }
+        self.inner.write(batch, d)
+    }
+    fn persist(&self) -> Result<(), StoreError> {
+        self.inner.persist()
+    }
+    fn get_raw(&self, c: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_raw(c)
+    }
+    fn has(&self, c: &Cid) -> Result<bool, StoreError> {
+        self.inner.has(c)
+    }
+    fn size(&self, c: &Cid) -> Result<Option<u64>, StoreError> {
+        self.inner.size(c)
+    }
+    fn for_each_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError> {
+        self.inner.for_each_cid(f)
+    }
+    fn table_get(&self, t: Table, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.table_get(t, k)
+    }
+    fn table_scan(&self, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.inner.table_scan(t)
+    }
+}
+
+#[test]
+fn interrupted_ingest_commits_nothing_and_resumes_to_the_same_cid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let p = small_profile();
+    let want = ingest(&src, &p, Target::HashOnly, &|_| {}).unwrap();
+    assert!(want.stripes > 10);
+    let db = tmp.path().join("db");
+    {
+        // an earlier dataset that must survive the failed ingest
+        let s = RocksStore::open(&db).unwrap();
+        let repo = Repo::with_store(Box::new(s));
+        let f = tmp.path().join("earlier.txt");
+        std::fs::write(&f, b"earlier").unwrap();
+        repo.put(&f, &p, &|_| {}).unwrap();
+    }
+    {
+        let s = Crashy {
+            inner: RocksStore::open(&db).unwrap(),
+            budget: AtomicUsize::new(6),
+        };
+        let repo = Repo::with_store(Box::new(s));
+        let e = repo.put(&src, &p, &|_| {}).unwrap_err();
+        assert!(e.to_string().contains("injected crash"), "{e}");
+        // nothing a reader can see: no dataset, no pin for the new root
+        assert!(repo.datasets().unwrap().iter().all(|(r, _)| *r != want.root));
+        assert!(!repo.pin_ls().unwrap().contains(&want.root));
+    }
+    let repo = Repo::with_store(Box::new(RocksStore::open(&db).unwrap()));
+    let r = repo.put(&src, &p, &|_| {}).unwrap();
+    assert_eq!(r.root, want.root);
+    assert_eq!(r.manifest, want.manifest);
+    assert!(r.stripes_skipped >= 1, "resume rewrote everything: {r:?}");
+    assert_eq!(repo.datasets().unwrap().len(), 2);
+    assert!(repo.scrub(&|_| {}).unwrap().corrupt.is_empty());
+    let mut v = Vec::new();
+    let earlier = repo.pin_ls().unwrap().into_iter().find(|c| *c != r.root).unwrap();
+    repo.cat(&earlier, &mut v).unwrap();
+    assert_eq!(v, b"earlier");
+}
+
+fn shards_of(repo: &Repo, root: &Cid) -> Vec<Vec<Cid>> {
+    let (_, m) = repo.datasets().unwrap().into_iter().find(|(r, _)| r == root).unwrap();
+    let m = repo.manifest(&m).unwrap();
+    repo.stripes(&m).unwrap().iter().map(|s| s.shards().copied().collect()).collect()
+}
+
+#[test]
+fn scrub_finds_corrupt_and_missing_blocks_and_repair_rebuilds_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let r = repo.put(&src, &small_profile(), &|_| {}).unwrap();
+    let stripes = shards_of(&repo, &r.root);
+    // stripe 0: corrupt a data shard and delete a parity shard (m = 2 losses)
+    // stripe 1: delete two data shards
+    let corrupt = stripes[0][1];
+    let mut b = Batch::new();
+    b.put_block(Block {
+        cid: corrupt,
+        data: vec![0xAB; 100],
+    })
+    .delete_block(stripes[0][5])
+    .delete_block(stripes[1][0])
+    .delete_block(stripes[1][2]);
+    repo.store().write(b, Durability::Sync).unwrap();
+
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert_eq!(s.corrupt, vec![corrupt]);
+    let mut missing = vec![stripes[0][5], stripes[1][0], stripes[1][2]];
+    missing.sort_by_key(|c| c.to_bytes());
+    assert_eq!(s.missing, missing);
+    // reading through the corrupt block is an error, not wrong bytes
+    let mut out = Vec::new();
+    assert!(repo.cat(&repo.resolve(&r.root, "shards/train/0000.tar").unwrap(), &mut out).is_err());
+
+    let rep = repo.repair(&|_| {}).unwrap();
+    assert_eq!(rep.repaired.len(), 4);
+    assert!(rep.unrepairable.is_empty());
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert!(s.corrupt.is_empty() && s.missing.is_empty(), "{s:?}");
+    assert!(repo.store().table_scan(Table::Quarantine).unwrap().is_empty());
+    let dest = tmp.path().join("out");
+    repo.get(&r.root, &dest).unwrap();
+    same_tree(&src, &dest);
+}
+
+#[test]
+fn more_than_m_losses_are_reported_unrepairable_without_harm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let r = repo.put(&src, &small_profile(), &|_| {}).unwrap();
+    let stripes = shards_of(&repo, &r.root);
+    let mut b = Batch::new();
+    for c in &stripes[2][..3] {
+        b.delete_block(*c);
+    }
+    repo.store().write(b, Durability::Sync).unwrap();
+    let rep = repo.repair(&|_| {}).unwrap();
+    assert_eq!(rep.unrepairable.len(), 1);
+    assert!(rep.unrepairable[0].1.contains("3 of the 4"), "{:?}", rep.unrepairable);
+    // other stripes are untouched and still verify
+    assert_eq!(repo.scrub(&|_| {}).unwrap().missing.len(), 3);
+}
+
+#[test]
+fn bytes_flipped_in_rocksdb_files_are_found_and_repaired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let root = {
+        let repo = Repo::open(&repo_dir).unwrap();
+        repo.put(&src, &small_profile(), &|_| {}).unwrap().root
+    };
+    // flip bytes in the middle of every blob file, as a failing disk would
+    let mut flipped = 0;
+    for e in std::fs::read_dir(repo_dir.join("blocks")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "blob") {
+            let mut b = std::fs::read(&p).unwrap();
+            let mid = b.len() / 2;
+            for x in &mut b[mid..mid + 64] {
+                *x ^= 0x5A;
+            }
+            std::fs::write(&p, b).unwrap();
+            flipped += 1;
+        }
+    }
+    assert!(flipped > 0, "no blob files: BlobDB is not in use");
+    let repo = Repo::open(&repo_dir).unwrap();
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert!(!s.corrupt.is_empty());
+    let rep = repo.repair(&|_| {}).unwrap();
+    assert!(rep.unrepairable.is_empty(), "{rep:?}");
+    // every damaged block is whole again (manifest pages heal from their second copy as soon as
+    // anything reads them, data and parity shards from their stripes)
+    for c in &s.corrupt {
+        assert!(repo.block(c).is_ok(), "{c} still damaged: {s:?} {rep:?}");
+    }
+    let again = repo.scrub(&|_| {}).unwrap();
+    assert!(again.corrupt.is_empty() && again.missing.is_empty(), "{again:?}");
+    let dest = tmp.path().join("out");
+    repo.get(&root, &dest).unwrap();
+    same_tree(&src, &dest);
+}
+
+#[test]
+fn gc_keeps_pinned_datasets_and_frees_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let other = tmp.path().join("other.bin");
+    std::fs::write(&other, bytes(9, 500_000)).unwrap();
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let p = small_profile();
+    let keep = repo.put(&src, &p, &|_| {}).unwrap();
+    let drop = repo.put(&other, &p, &|_| {}).unwrap();
+    assert!(repo.pin_rm(&drop.root).unwrap());
+    let g = repo.gc().unwrap();
+    assert!(g.removed > 0 && g.bytes >= 500_000, "{g:?}");
+    assert!(!repo.store().has(&drop.root).unwrap());
+    assert_eq!(repo.datasets().unwrap().len(), 1);
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert!(s.missing.is_empty() && s.corrupt.is_empty());
+    assert_eq!(repo.gc().unwrap().removed, 0);
+    let dest = tmp.path().join("out");
+    repo.get(&keep.root, &dest).unwrap();
+    same_tree(&src, &dest);
+    // pinning something absent is an error
+    assert!(repo.pin_add(&drop.root).is_err());
+}
+
+#[test]
+fn car_roundtrip_and_bad_cars_pin_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let a = Repo::open(&tmp.path().join("a")).unwrap();
+    let r = a.put(&src, &Profile::cairn_v1(), &|_| {}).unwrap();
+    let mut car = Vec::new();
+    let n = a.car_export(&r.root, &mut car).unwrap();
+    assert_eq!(n, r.blocks);
+
+    let b = Repo::open(&tmp.path().join("b")).unwrap();
+    let (roots, got) = b.car_import(&mut car.as_slice(), &Profile::cairn_v1()).unwrap();
+    assert_eq!((roots, got), (vec![r.root], n));
+    let dest = tmp.path().join("out");
+    b.get(&r.root, &dest).unwrap();
+    same_tree(&src, &dest);
+    assert!(b.pin_ls().unwrap().contains(&r.root));
+
+    let c = Repo::open(&tmp.path().join("c")).unwrap();
+    let truncated = &car[..car.len() - 10];
+    assert!(c.car_import(&mut &truncated[..], &Profile::cairn_v1()).is_err());
+    let mut tampered = car.clone();
+    let at = tampered.len() - 5;
+    tampered[at] ^= 1;
+    let e = c.car_import(&mut tampered.as_slice(), &Profile::cairn_v1()).unwrap_err();
+    assert!(matches!(e, RepoError::Car(_)), "{e}");
+    assert!(c.pin_ls().unwrap().is_empty());
+    assert!(c.datasets().unwrap().is_empty());
+    assert!(c.car_import(&mut &b"not a car"[..], &Profile::cairn_v1()).is_err());
+}
+
+#[test]
+fn bad_paths_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let p = Profile::cairn_v1();
+    let e = repo.put(&tmp.path().join("missing"), &p, &|_| {}).unwrap_err();
+    assert!(format!("{e:?}").contains("NotFound"), "{e:?}");
+
+    // a symlink loop as the argument
+    let a = tmp.path().join("loop-a");
+    let b = tmp.path().join("loop-b");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let e = repo.put(&a, &p, &|_| {}).unwrap_err();
+    assert!(format!("{e:?}").contains("FilesystemLoop") || e.to_string().contains("loop-a"), "{e:?}");
+
+    // loops inside a tree are stored as symlinks (as `ipfs add -r` does) and never followed
+    let d = tmp.path().join("tree");
+    std::fs::create_dir(&d).unwrap();
+    std::os::unix::fs::symlink("../tree", d.join("up")).unwrap();
+    std::os::unix::fs::symlink("self", d.join("self")).unwrap();
+    let r = repo.put(&d, &p, &|_| {}).unwrap();
+    assert_eq!(repo.ls(&r.root).unwrap().len(), 2);
+
+    // a FIFO is not importable
+    let fifo = tmp.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = repo.put(&fifo, &p, &|_| {}).unwrap_err();
+    assert!(e.to_string().contains("unsupported file type"), "{e}");
+
+    // non-UTF-8 names cannot be UnixFS names
+    use std::os::unix::ffi::OsStrExt;
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join(std::ffi::OsStr::from_bytes(b"\xff\xfe")), b"x").unwrap();
+    let e = repo.put(&bad, &p, &|_| {}).unwrap_err();
+    assert!(e.to_string().contains("UTF-8"), "{e}");
+
+    // none of the failures left a dataset behind
+    assert_eq!(repo.datasets().unwrap().len(), 1);
+}
+
+#[test]
+fn a_corrupt_repo_key_or_manifest_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let mut b = Batch::new();
+    b.put(Table::Datasets, b"junk".to_vec(), b"junk".to_vec());
+    repo.store().write(b, Durability::Sync).unwrap();
+    assert!(repo.datasets().is_err());
+    assert!(repo.scrub(&|_| {}).is_err());
+    assert!(repo.gc().is_err());
+}
