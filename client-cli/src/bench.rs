@@ -33,6 +33,22 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1024)]
         mib: u64,
     },
+    /// Write a seeded sample AI dataset: WebDataset tar shards of (jpg, cls) samples plus a
+    /// dataset.json, for demos and benchmarks.
+    SampleDataset {
+        /// Output directory (created; must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of tar shards.
+        #[arg(long, default_value_t = 8)]
+        shards: u32,
+        /// Approximate size of each shard in MiB.
+        #[arg(long, default_value_t = 3)]
+        shard_mib: u64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Every benchmark at its default size.
     All {
         /// Scratch directory for the ingest benchmark.
@@ -88,11 +104,18 @@ fn gbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e9
 }
 
+/// Runs one benchmark command.
 pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Import { mib } => import(*mib, json),
         BenchCmd::Ingest { mib, dir } => ingest(*mib, dir.as_deref(), json),
         BenchCmd::Rs { mib } => rs(*mib, json),
+        BenchCmd::SampleDataset {
+            out,
+            shards,
+            shard_mib,
+            seed,
+        } => sample_dataset(out, *shards, *shard_mib, *seed),
         BenchCmd::All { dir } => {
             import(1024, json)?;
             rs(1024, json)?;
@@ -113,7 +136,12 @@ fn import(mib: u64, json: bool) -> Result<()> {
     let profile = Profile::cairn_v1();
     let (ours, r) = best(2, || {
         let mut cur = std::io::Cursor::new(data.as_slice());
-        Ok(ingest_source(Source::Stream(&mut cur), &profile, Target::HashOnly, &|_| {})?)
+        Ok(ingest_source(
+            Source::Stream(&mut cur),
+            &profile,
+            Target::HashOnly,
+            &|_| {},
+        )?)
     })?;
     let ratio = base.as_secs_f64() / ours.as_secs_f64();
     report(
@@ -153,7 +181,8 @@ fn rs(mib: u64, json: bool) -> Result<()> {
         let mut all = Vec::with_capacity(stripes);
         for d in &data {
             let mut parity = vec![vec![0u8; shard]; m];
-            rse.encode_sep(d, &mut parity).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            rse.encode_sep(d, &mut parity)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             all.push(parity);
         }
         Ok(all)
@@ -177,11 +206,20 @@ fn rs(mib: u64, json: bool) -> Result<()> {
         Ok(all)
     })?;
     // ours must really decode: drop two data shards of the first stripe and rebuild
-    let mut shards: Vec<Option<Vec<u8>>> = data[0].iter().cloned().map(Some).chain(ours_parity[0].iter().cloned().map(Some)).collect();
+    let mut shards: Vec<Option<Vec<u8>>> = data[0]
+        .iter()
+        .cloned()
+        .map(Some)
+        .chain(ours_parity[0].iter().cloned().map(Some))
+        .collect();
     shards[0] = None;
     shards[1] = None;
-    rse.reconstruct(&mut shards).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    anyhow::ensure!(shards[0].as_deref() == Some(data[0][0].as_slice()), "reconstruction mismatch");
+    rse.reconstruct(&mut shards)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    anyhow::ensure!(
+        shards[0].as_deref() == Some(data[0][0].as_slice()),
+        "reconstruction mismatch"
+    );
     let bytes = (stripes * k * shard) as u64;
     let ratio = simd.as_secs_f64() / blocked.as_secs_f64();
     report(
@@ -267,7 +305,11 @@ fn ingest(mib: u64, dir: Option<&Path>, json: bool) -> Result<()> {
         .stdin(std::process::Stdio::null())
         .output()?;
     let ours = t.elapsed();
-    anyhow::ensure!(out.status.success(), "cairn put failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "cairn put failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rss_mib = peak_child_rss_kib() as f64 / 1024.0;
     let ratio = base.as_secs_f64() / ours.as_secs_f64();
     let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -286,5 +328,58 @@ fn ingest(mib: u64, dir: Option<&Path>, json: bool) -> Result<()> {
             verdict(rss_mib <= 128.0)
         ),
     );
+    Ok(())
+}
+
+/// One ustar header + body, padded to 512 bytes.
+fn tar_entry(out: &mut Vec<u8>, name: &str, body: &[u8]) {
+    let mut h = [0u8; 512];
+    h[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(format!("{:011o}\0", body.len()).as_bytes());
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(body);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+fn sample_dataset(out: &Path, shards: u32, shard_mib: u64, seed: u64) -> Result<()> {
+    anyhow::ensure!(!out.exists(), "{} already exists", out.display());
+    std::fs::create_dir_all(out.join("train"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    let sample = 96 * 1024;
+    let per_shard = ((shard_mib << 20) / sample as u64).max(1);
+    for s in 0..shards {
+        let mut tar = Vec::with_capacity((shard_mib << 20) as usize + 4096);
+        for i in 0..per_shard {
+            let key = format!("sample{:06}", u64::from(s) * per_shard + i);
+            let mut img = vec![0u8; sample - 1024 + (i as usize * 37) % 2048];
+            fill(seed * 1_000_003 + u64::from(s) * 65_537 + i, &mut img);
+            img[..3].copy_from_slice(&[0xff, 0xd8, 0xff]); // JPEG magic, for realism
+            tar_entry(&mut tar, &format!("{key}.jpg"), &img);
+            tar_entry(
+                &mut tar,
+                &format!("{key}.cls"),
+                format!("{}", (i * 7 + u64::from(s)) % 1000).as_bytes(),
+            );
+        }
+        tar.extend_from_slice(&[0u8; 1024]);
+        let p = out.join("train").join(format!("shard-{s:06}.tar"));
+        std::fs::write(&p, &tar).with_context(|| format!("writing {}", p.display()))?;
+    }
+    std::fs::write(
+        out.join("dataset.json"),
+        serde_json::to_vec_pretty(
+            &json!({"name": "cairn-sample", "format": "webdataset", "shards": shards, "samples_per_shard": per_shard, "seed": seed}),
+        )?,
+    )?;
     Ok(())
 }

@@ -171,8 +171,10 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
     pb.set_style(
-        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb.set_message(msg.to_string());
     pb
@@ -180,7 +182,9 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
 
 fn tree_size(p: &Path) -> u64 {
     fn walk(p: &Path, depth: usize) -> u64 {
-        let Ok(m) = std::fs::symlink_metadata(p) else { return 0 };
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
         if m.is_dir() && depth < 64 {
             std::fs::read_dir(p)
                 .map(|d| d.flatten().map(|e| walk(&e.path(), depth + 1)).sum())
@@ -225,7 +229,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let progress = |n: u64| pb.inc(n);
                 let r = match &repo {
                     Some(repo) => repo.put(path, &p, &progress).map_err(anyhow::Error::from),
-                    None => ingest::ingest(path, &p, Target::HashOnly, &progress).map_err(anyhow::Error::from),
+                    None => ingest::ingest(path, &p, Target::HashOnly, &progress)
+                        .map_err(anyhow::Error::from),
                 }
                 .with_context(|| format!("adding {}", path.display()))?;
                 pb.finish_and_clear();
@@ -245,7 +250,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let c = repo.resolve(&c, &path)?;
             let n = repo.get(&c, output)?;
             if json {
-                println!("{}", json!({"cid": c.to_string(), "output": output.display().to_string(), "bytes": n}));
+                println!(
+                    "{}",
+                    json!({"cid": c.to_string(), "output": output.display().to_string(), "bytes": n})
+                );
             } else {
                 eprintln!("wrote {} ({n} bytes)", output.display());
             }
@@ -258,11 +266,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             match repo.cat(&c, &mut w) {
                 Ok(_) => {}
-                Err(cairn_storage_node::repo::RepoError::Dag(cairn_core::dag::DagError::Output(e)))
-                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    return Ok(ExitCode::SUCCESS)
-                }
+                Err(cairn_storage_node::repo::RepoError::Dag(
+                    cairn_core::dag::DagError::Output(e),
+                )) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
                 Err(e) => return Err(e.into()),
             }
             let _ = w.flush();
@@ -273,7 +279,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let c = repo.resolve(&c, &path)?;
             for e in repo.ls(&c)? {
                 if json {
-                    println!("{}", json!({"name": e.name, "cid": e.cid.to_string(), "tsize": e.tsize}));
+                    println!(
+                        "{}",
+                        json!({"name": e.name, "cid": e.cid.to_string(), "tsize": e.tsize})
+                    );
                 } else {
                     println!("{}\t{}\t{}", e.cid, e.tsize, e.name);
                 }
@@ -299,7 +308,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("pinned:  {}", s.pinned);
                 if let Some(m) = m {
                     println!("profile: {} (RS k={} m={})", m.profile, m.k, m.m);
-                    println!("blocks:  {} in {} manifest page(s)", m.blocks, m.pages.len());
+                    println!(
+                        "blocks:  {} in {} manifest page(s)",
+                        m.blocks,
+                        m.pages.len()
+                    );
                 }
             }
         }
@@ -346,7 +359,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                            "unrepairable": r.unrepairable.iter().map(|(c, why)| json!({"stripe": c.to_string(), "reason": why})).collect::<Vec<_>>()})
                 );
             } else {
-                println!("checked {} stripes, rebuilt {} block(s)", r.stripes, r.repaired.len());
+                println!(
+                    "checked {} stripes, rebuilt {} block(s)",
+                    r.stripes,
+                    r.repaired.len()
+                );
                 for c in &r.repaired {
                     println!("rebuilt {c}");
                 }
@@ -396,9 +413,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let repo = open(&cli)?;
             let r = repo.gc()?;
             if json {
-                println!("{}", json!({"removed": r.removed, "bytes": r.bytes, "kept": r.kept}));
+                println!(
+                    "{}",
+                    json!({"removed": r.removed, "bytes": r.bytes, "kept": r.kept})
+                );
             } else {
-                println!("removed {} block(s), {} bytes; kept {}", r.removed, r.bytes, r.kept);
+                println!(
+                    "removed {} block(s), {} bytes; kept {}",
+                    r.removed, r.bytes, r.kept
+                );
             }
         }
         Cmd::Car { cmd } => {
@@ -407,26 +430,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 CarCmd::Export { target: t, output } => {
                     let (c, path) = target(t)?;
                     let c = repo.resolve(&c, &path)?;
-                    let tmp = output.with_extension("car-partial");
-                    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                    let mut tmp = output.as_os_str().to_owned();
+                    tmp.push(".partial");
+                    let tmp = PathBuf::from(tmp);
+                    let f = std::fs::File::create(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?;
                     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
                     let n = repo.car_export(&c, &mut w)?;
-                    w.flush().with_context(|| format!("writing {}", tmp.display()))?;
-                    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+                    w.flush()
+                        .with_context(|| format!("writing {}", tmp.display()))?;
+                    std::fs::rename(&tmp, output)
+                        .with_context(|| format!("writing {}", output.display()))?;
                     if json {
-                        println!("{}", json!({"root": c.to_string(), "blocks": n, "output": output.display().to_string()}));
+                        println!(
+                            "{}",
+                            json!({"root": c.to_string(), "blocks": n, "output": output.display().to_string()})
+                        );
                     } else {
                         eprintln!("exported {n} blocks to {}", output.display());
                     }
                 }
                 CarCmd::Import { file } => {
-                    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+                    let f = std::fs::File::open(file)
+                        .with_context(|| format!("opening {}", file.display()))?;
                     let mut r = std::io::BufReader::with_capacity(1 << 20, f);
                     let (roots, n) = repo
                         .car_import(&mut r, &Profile::cairn_v1())
                         .with_context(|| format!("importing {}", file.display()))?;
                     if json {
-                        println!("{}", json!({"roots": roots.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "blocks": n}));
+                        println!(
+                            "{}",
+                            json!({"roots": roots.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "blocks": n})
+                        );
                     } else {
                         for r in &roots {
                             println!("{r}");

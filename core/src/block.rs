@@ -77,7 +77,9 @@ pub enum CidError {
         reason: String,
     },
     /// A valid CID whose hash function Cairn cannot verify.
-    #[error("CID {0} uses hash function 0x{1:x}, which Cairn does not verify (sha2-256 or blake3 only)")]
+    #[error(
+        "CID {0} uses hash function 0x{1:x}, which Cairn does not verify (sha2-256 or blake3 only)"
+    )]
     UnsupportedHash(Cid, u64),
 }
 
@@ -181,18 +183,31 @@ mod tests {
 
     #[test]
     fn bad_cid_strings_are_errors() {
-        for s in ["", "b", "bafy", "Qm", "zzzz", "bafkr4icj3sdq34o6p7lapfgoxtset5om3lsxll72uz5cjnrkzmb6aoo3s\u{e9}"] {
+        for s in [
+            "",
+            "b",
+            "bafy",
+            "Qm",
+            "zzzz",
+            "bafkr4icj3sdq34o6p7lapfgoxtset5om3lsxll72uz5cjnrkzmb6aoo3s\u{e9}",
+        ] {
             assert!(parse_cid(s).is_err(), "{s}");
         }
         // identity-hashed CIDs are valid CIDs but not verifiable here
         let id = Cid::new_v1(RAW, Multihash::<64>::wrap(0, b"hi").unwrap());
-        assert!(matches!(parse_cid(&id.to_string()), Err(CidError::UnsupportedHash(..))));
+        assert!(matches!(
+            parse_cid(&id.to_string()),
+            Err(CidError::UnsupportedHash(..))
+        ));
     }
 
     #[test]
     fn verify_detects_mismatch() {
         let b = Block::new(HashAlg::Blake3, RAW, b"abc".to_vec());
         assert!(Block::verify(&b.cid, b"abc").is_ok());
-        assert_eq!(Block::verify(&b.cid, b"abd"), Err(VerifyError::Mismatch(b.cid)));
+        assert_eq!(
+            Block::verify(&b.cid, b"abd"),
+            Err(VerifyError::Mismatch(b.cid))
+        );
     }
 }

@@ -63,7 +63,9 @@ fn head(out: &mut Vec<u8>, major: u8, v: u64) {
 }
 
 fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
 impl Value {
@@ -213,7 +215,8 @@ impl Decoder<'_> {
                 let n = self.len(v)?;
                 let s = self.take(n)?;
                 Ok(Value::Text(
-                    String::from_utf8(s.to_vec()).map_err(|_| CborError::Invalid("text is not UTF-8"))?,
+                    String::from_utf8(s.to_vec())
+                        .map_err(|_| CborError::Invalid("text is not UTF-8"))?,
                 ))
             }
             4 => {
@@ -234,7 +237,9 @@ impl Decoder<'_> {
                     };
                     if let Some((prev, _)) = m.last() {
                         if key_order(prev, &key) != std::cmp::Ordering::Less {
-                            return Err(CborError::Invalid("map keys not in canonical order or repeated"));
+                            return Err(CborError::Invalid(
+                                "map keys not in canonical order or repeated",
+                            ));
                         }
                     }
                     let val = self.value(depth + 1)?;
@@ -247,9 +252,11 @@ impl Decoder<'_> {
                     return Err(CborError::Unsupported("tag other than 42"));
                 }
                 match self.value(depth + 1)? {
-                    Value::Bytes(b) if b.first() == Some(&0) => Ok(Value::Link(
-                        cid_from_bytes(&b[1..]).map_err(|_| CborError::Invalid("tag 42 holds an invalid CID"))?,
-                    )),
+                    Value::Bytes(b) if b.first() == Some(&0) => {
+                        Ok(Value::Link(cid_from_bytes(&b[1..]).map_err(|_| {
+                            CborError::Invalid("tag 42 holds an invalid CID")
+                        })?))
+                    }
                     _ => Err(CborError::Invalid("tag 42 without 0x00-prefixed bytes")),
                 }
             }
@@ -274,7 +281,10 @@ mod tests {
         // {"roots": [], "version": 1}: "roots" (5) sorts before "version" (7)
         assert_eq!(
             v.encode(),
-            [0xa2, 0x65, b'r', b'o', b'o', b't', b's', 0x80, 0x67, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x01]
+            [
+                0xa2, 0x65, b'r', b'o', b'o', b't', b's', 0x80, 0x67, b'v', b'e', b'r', b's', b'i',
+                b'o', b'n', 0x01
+            ]
         );
     }
 
@@ -283,7 +293,8 @@ mod tests {
         assert!(Value::decode(&[0x18, 0x05]).is_err()); // non-minimal int
         assert!(Value::decode(&[0x9f]).is_err()); // indefinite array
         assert!(Value::decode(&[0x01, 0x02]).is_err()); // trailing
-        assert!(Value::decode(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err()); // huge count
+        assert!(Value::decode(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+        // huge count
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {

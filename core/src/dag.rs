@@ -110,9 +110,14 @@ impl Node {
                         if data.blocksizes.len() != pb.links.len() {
                             return Err(DagError::Inconsistent(*cid));
                         }
-                        let children: Vec<(Cid, u64)> =
-                            pb.links.iter().map(|l| l.hash).zip(data.blocksizes.iter().copied()).collect();
-                        let size = data.data.len() as u64 + children.iter().map(|c| c.1).fold(0u64, u64::saturating_add);
+                        let children: Vec<(Cid, u64)> = pb
+                            .links
+                            .iter()
+                            .map(|l| l.hash)
+                            .zip(data.blocksizes.iter().copied())
+                            .collect();
+                        let size = data.data.len() as u64
+                            + children.iter().map(|c| c.1).fold(0u64, u64::saturating_add);
                         Ok(Node::File {
                             data: data.data,
                             children,
@@ -126,8 +131,12 @@ impl Node {
                         }
                         Ok(Node::Hamt(links(pb)))
                     }
-                    DataType::Symlink => Ok(Node::Symlink(String::from_utf8_lossy(&data.data).into_owned())),
-                    DataType::Metadata => Err(de(DagPbError::Malformed("metadata nodes are not supported"))),
+                    DataType::Symlink => Ok(Node::Symlink(
+                        String::from_utf8_lossy(&data.data).into_owned(),
+                    )),
+                    DataType::Metadata => Err(de(DagPbError::Malformed(
+                        "metadata nodes are not supported",
+                    ))),
                 }
             }
             other => Err(DagError::Codec(*cid, other)),
@@ -225,7 +234,12 @@ where
         self.read_file_at(cid, out, 0)
     }
 
-    fn read_file_at(&mut self, cid: &Cid, out: &mut dyn std::io::Write, depth: usize) -> Result<u64, DagError> {
+    fn read_file_at(
+        &mut self,
+        cid: &Cid,
+        out: &mut dyn std::io::Write,
+        depth: usize,
+    ) -> Result<u64, DagError> {
         if depth > MAX_DEPTH {
             return Err(DagError::TooDeep);
         }
@@ -256,7 +270,12 @@ where
         self.walk_at(root, visit, 0)
     }
 
-    fn walk_at(&mut self, cid: &Cid, visit: &mut dyn FnMut(&Cid), depth: usize) -> Result<(), DagError> {
+    fn walk_at(
+        &mut self,
+        cid: &Cid,
+        visit: &mut dyn FnMut(&Cid),
+        depth: usize,
+    ) -> Result<(), DagError> {
         if depth > MAX_DEPTH {
             return Err(DagError::TooDeep);
         }
@@ -314,8 +333,14 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(r.read_file(&target, &mut out).unwrap(), 255);
         assert_eq!(out, content);
-        assert!(matches!(r.resolve(&d.cid, "nope"), Err(DagError::NotFound { .. })));
-        assert!(matches!(r.read_file(&d.cid, &mut out), Err(DagError::IsADirectory(_))));
+        assert!(matches!(
+            r.resolve(&d.cid, "nope"),
+            Err(DagError::NotFound { .. })
+        ));
+        assert!(matches!(
+            r.read_file(&d.cid, &mut out),
+            Err(DagError::IsADirectory(_))
+        ));
         let mut n = 0;
         r.walk(&d.cid, &mut |_| n += 1).unwrap();
         assert!(n > 40);

@@ -72,7 +72,9 @@ impl PbNode {
     /// Encodes the node. Links are written in the order given: callers sort them
     /// (the importers do, by name bytes) before encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.links.len() * 48 + self.data.as_ref().map_or(0, |d| d.len()));
+        let mut out = Vec::with_capacity(
+            16 + self.links.len() * 48 + self.data.as_ref().map_or(0, |d| d.len()),
+        );
         let mut link_buf = Vec::with_capacity(64);
         for l in &self.links {
             link_buf.clear();
@@ -127,7 +129,9 @@ fn decode_link(buf: &[u8], index: usize) -> Result<PbLink, DagPbError> {
         let tag = r.varint()?;
         let field = tag >> 3;
         if field <= last {
-            return Err(DagPbError::Malformed("PBLink fields out of order or repeated"));
+            return Err(DagPbError::Malformed(
+                "PBLink fields out of order or repeated",
+            ));
         }
         last = field;
         match tag {
@@ -141,7 +145,8 @@ fn decode_link(buf: &[u8], index: usize) -> Result<PbLink, DagPbError> {
             0x12 => {
                 let b = r.bytes()?;
                 name = Some(
-                    String::from_utf8(b.to_vec()).map_err(|_| DagPbError::Malformed("link name is not UTF-8"))?,
+                    String::from_utf8(b.to_vec())
+                        .map_err(|_| DagPbError::Malformed("link name is not UTF-8"))?,
                 );
             }
             0x18 => tsize = Some(r.varint()?),
@@ -167,7 +172,8 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn varint(&mut self) -> Result<u64, DagPbError> {
-        let (v, n) = varint::read(&self.buf[self.pos..]).map_err(|_| DagPbError::Malformed("bad varint"))?;
+        let (v, n) =
+            varint::read(&self.buf[self.pos..]).map_err(|_| DagPbError::Malformed("bad varint"))?;
         self.pos += n;
         Ok(v)
     }
@@ -201,10 +207,15 @@ mod tests {
     #[test]
     fn empty_directory_node_matches_reference() {
         // The empty UnixFS directory: Data = {Type: Directory} = 08 01.
-        let n = PbNode { links: vec![], data: Some(vec![8, 1]) };
+        let n = PbNode {
+            links: vec![],
+            data: Some(vec![8, 1]),
+        };
         assert_eq!(n.encode(), [0x0a, 0x02, 0x08, 0x01]);
         assert_eq!(
-            HashAlg::Sha2_256.cid(crate::block::DAG_PB, &n.encode()).to_string(),
+            HashAlg::Sha2_256
+                .cid(crate::block::DAG_PB, &n.encode())
+                .to_string(),
             "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
         );
     }

@@ -82,6 +82,8 @@ pub struct Coder {
     k: usize,
     m: usize,
     rs: ReedSolomon,
+    /// GFNI matrices of the parity coefficients (`m` rows of `k`), when the CPU has GFNI.
+    gfni: Option<Vec<Vec<u64>>>,
 }
 
 impl Coder {
@@ -91,7 +93,24 @@ impl Coder {
             return Err(ErasureError::Params { k, m });
         }
         let rs = ReedSolomon::new(k, m).map_err(|_| ErasureError::Params { k, m })?;
-        Ok(Coder { k, m, rs })
+        let gfni = if crate::gfni::available() {
+            // read the parity coefficients off reed-solomon-erasure: encoding the unit vector
+            // e_d gives column d of its parity matrix
+            let mut mats = vec![vec![0u64; k]; m];
+            for d in 0..k {
+                let data: Vec<Vec<u8>> = (0..k).map(|i| vec![u8::from(i == d)]).collect();
+                let mut parity = vec![vec![0u8; 1]; m];
+                rs.encode_sep(&data, &mut parity)
+                    .map_err(|e| ErasureError::Codec(format!("{e:?}")))?;
+                for (row, p) in mats.iter_mut().zip(&parity) {
+                    row[d] = crate::gfni::affine_matrix(p[0], reed_solomon_erasure::galois_8::mul);
+                }
+            }
+            Some(mats)
+        } else {
+            None
+        };
+        Ok(Coder { k, m, rs, gfni })
     }
 
     /// Data shards per stripe.
@@ -105,7 +124,11 @@ impl Coder {
     }
 
     /// Encodes up to k blocks into a stripe; returns the record and the m parity blocks.
-    pub fn encode(&self, hash: HashAlg, blocks: &[&Block]) -> Result<(Stripe, Vec<Block>), ErasureError> {
+    pub fn encode(
+        &self,
+        hash: HashAlg,
+        blocks: &[&Block],
+    ) -> Result<(Stripe, Vec<Block>), ErasureError> {
         if blocks.is_empty() || blocks.len() > self.k {
             return Err(ErasureError::BadStripe("a stripe holds 1..=k blocks"));
         }
@@ -131,7 +154,10 @@ impl Coder {
             self.encode_parity(&data, &mut parity)?;
             parity
         };
-        let parity: Vec<Block> = parity_bytes.into_iter().map(|p| Block::new(hash, RAW, p)).collect();
+        let parity: Vec<Block> = parity_bytes
+            .into_iter()
+            .map(|p| Block::new(hash, RAW, p))
+            .collect();
         let stripe = Stripe {
             data: blocks.iter().map(|b| b.cid).collect(),
             lens,
@@ -142,18 +168,31 @@ impl Coder {
 
     /// Computes `m` parity shards of equal-length data shards (exactly `k` of them).
     ///
-    /// The shards are coded in [`SEGMENT`]-byte column slices: RS works column by column, so
-    /// the result is the same, but each slice's k + m pieces stay in L2 cache. Measured with
-    /// `cairn bench rs`, this is about 4x faster than one call over 1 MiB shards.
-    pub fn encode_parity(&self, data: &[&[u8]], parity: &mut [Vec<u8>]) -> Result<(), ErasureError> {
+    /// On CPUs with GFNI and AVX-512 the bulk is computed with one `vgf2p8affineqb` per 64
+    /// bytes per coefficient (see the `gfni` module), bit-identical to reed-solomon-erasure.
+    /// Otherwise, and for the last partial 64 bytes, reed-solomon-erasure codes the shards in
+    /// [`SEGMENT`]-byte column slices: RS works column by column, so the result is the same,
+    /// but each slice's k + m pieces stay in L2 cache. Measured with `cairn bench rs`, slicing
+    /// is about 4x faster than one call over 1 MiB shards.
+    pub fn encode_parity(
+        &self,
+        data: &[&[u8]],
+        parity: &mut [Vec<u8>],
+    ) -> Result<(), ErasureError> {
         let len = data.first().map_or(0, |d| d.len());
         if data.len() != self.k || parity.len() != self.m || data.iter().any(|d| d.len() != len) {
-            return Err(ErasureError::BadStripe("encode needs k equal data shards and m parity buffers"));
+            return Err(ErasureError::BadStripe(
+                "encode needs k equal data shards and m parity buffers",
+            ));
         }
         for p in parity.iter_mut() {
             p.resize(len, 0);
         }
         let mut off = 0;
+        if let Some(mats) = &self.gfni {
+            let mut ps: Vec<&mut [u8]> = parity.iter_mut().map(|p| p.as_mut_slice()).collect();
+            off = crate::gfni::encode(data, &mut ps, mats, len);
+        }
         while off < len {
             let end = (off + SEGMENT).min(len);
             let ds: Vec<&[u8]> = data.iter().map(|d| &d[off..end]).collect();
@@ -178,7 +217,9 @@ impl Coder {
             return Err(ErasureError::BadStripe("parity shard count is not m"));
         }
         if stripe.shard_len() > MAX_BLOCK_SIZE {
-            return Err(ErasureError::BadStripe("shard longer than the block size limit"));
+            return Err(ErasureError::BadStripe(
+                "shard longer than the block size limit",
+            ));
         }
         Ok(())
     }
@@ -188,7 +229,11 @@ impl Coder {
     /// shard's true bytes (already verified against its CID by the caller). On success every
     /// entry is `Some`, with true lengths, and each rebuilt shard has been checked against its
     /// CID.
-    pub fn reconstruct(&self, stripe: &Stripe, shards: &mut [Option<Vec<u8>>]) -> Result<(), ErasureError> {
+    pub fn reconstruct(
+        &self,
+        stripe: &Stripe,
+        shards: &mut [Option<Vec<u8>>],
+    ) -> Result<(), ErasureError> {
         self.check(stripe)?;
         let n_data = stripe.data.len();
         if shards.len() != n_data + self.m {
@@ -204,7 +249,11 @@ impl Coder {
         let len = stripe.shard_len();
         let mut full: Vec<Option<Vec<u8>>> = Vec::with_capacity(self.k + self.m);
         for (i, s) in shards.iter().enumerate() {
-            let want = if i < n_data { stripe.lens[i] as usize } else { len };
+            let want = if i < n_data {
+                stripe.lens[i] as usize
+            } else {
+                len
+            };
             if let Some(s) = s {
                 if s.len() != want {
                     return Err(ErasureError::ShardLength {
@@ -262,7 +311,13 @@ mod tests {
     fn blocks(lens: &[usize]) -> Vec<Block> {
         lens.iter()
             .enumerate()
-            .map(|(i, &l)| Block::new(HashAlg::Blake3, RAW, (0..l).map(|j| (i * 31 + j * 7) as u8).collect()))
+            .map(|(i, &l)| {
+                Block::new(
+                    HashAlg::Blake3,
+                    RAW,
+                    (0..l).map(|j| (i * 31 + j * 7) as u8).collect(),
+                )
+            })
             .collect()
     }
 
@@ -272,7 +327,11 @@ mod tests {
         let bs = blocks(&[100, 100, 100, 37]);
         let refs: Vec<&Block> = bs.iter().collect();
         let (stripe, parity) = c.encode(HashAlg::Blake3, &refs).unwrap();
-        let all: Vec<Vec<u8>> = bs.iter().chain(parity.iter()).map(|b| b.data.clone()).collect();
+        let all: Vec<Vec<u8>> = bs
+            .iter()
+            .chain(parity.iter())
+            .map(|b| b.data.clone())
+            .collect();
         for a in 0..6 {
             for b in a + 1..6 {
                 let mut shards: Vec<Option<Vec<u8>>> = all.iter().cloned().map(Some).collect();
@@ -300,15 +359,52 @@ mod tests {
         let refs: Vec<&Block> = bs.iter().collect();
         let (stripe, parity) = c.encode(HashAlg::Blake3, &refs).unwrap();
         // two data shards + two parity: any two suffice
-        let mut shards = vec![None, None, Some(parity[0].data.clone()), Some(parity[1].data.clone())];
+        let mut shards = vec![
+            None,
+            None,
+            Some(parity[0].data.clone()),
+            Some(parity[1].data.clone()),
+        ];
         c.reconstruct(&stripe, &mut shards).unwrap();
         assert_eq!(shards[0].as_deref(), Some(bs[0].data.as_slice()));
         assert_eq!(shards[1].as_deref(), Some(bs[1].data.as_slice()));
         // a lying parity shard is caught by the CID check on what it rebuilds
         let mut bad = parity[0].data.clone();
         bad[0] ^= 1;
-        let mut shards = vec![None, Some(bs[1].data.clone()), Some(bad), Some(parity[1].data.clone())];
-        assert!(matches!(c.reconstruct(&stripe, &mut shards), Err(ErasureError::Mismatch(_))));
+        let mut shards = vec![
+            None,
+            Some(bs[1].data.clone()),
+            Some(bad),
+            Some(parity[1].data.clone()),
+        ];
+        assert!(matches!(
+            c.reconstruct(&stripe, &mut shards),
+            Err(ErasureError::Mismatch(_))
+        ));
+    }
+
+    #[test]
+    fn fast_path_is_bit_identical_to_reed_solomon_erasure() {
+        for (k, m) in [(4, 2), (1, 1), (10, 4), (3, 5)] {
+            let c = Coder::new(k, m).unwrap();
+            let plain = ReedSolomon::new(k, m).unwrap();
+            for len in [1usize, 63, 64, 65, 1000, 4096 + 17, 100_000] {
+                let data: Vec<Vec<u8>> = (0..k)
+                    .map(|i| (0..len).map(|j| (i * 131 + j * 17 + j / 7) as u8).collect())
+                    .collect();
+                let refs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
+                let mut fast = vec![Vec::new(); m];
+                c.encode_parity(&refs, &mut fast).unwrap();
+                let mut want = vec![vec![0u8; len]; m];
+                plain.encode_sep(&refs, &mut want).unwrap();
+                assert_eq!(
+                    fast,
+                    want,
+                    "k={k} m={m} len={len} gfni={}",
+                    c.gfni.is_some()
+                );
+            }
+        }
     }
 
     proptest! {

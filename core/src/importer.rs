@@ -68,9 +68,15 @@ impl<'p> FileImporter<'p> {
     pub fn add_chunks(&mut self, chunks: Vec<Vec<u8>>, out: &mut Vec<Block>) {
         let hash = self.profile.hash;
         let leaves: Vec<Block> = if chunks.len() > 1 {
-            chunks.into_par_iter().map(|c| Block::new(hash, RAW, c)).collect()
+            chunks
+                .into_par_iter()
+                .map(|c| Block::new(hash, RAW, c))
+                .collect()
         } else {
-            chunks.into_iter().map(|c| Block::new(hash, RAW, c)).collect()
+            chunks
+                .into_iter()
+                .map(|c| Block::new(hash, RAW, c))
+                .collect()
         };
         for leaf in leaves {
             self.add_leaf(leaf, out);
@@ -174,7 +180,10 @@ impl<'p> FileImporter<'p> {
 /// Imports a whole in-memory buffer as one file (tests, small inputs).
 pub fn import_bytes(profile: &Profile, bytes: &[u8], out: &mut Vec<Block>) -> Entry {
     let mut f = FileImporter::new(profile);
-    let chunks: Vec<Vec<u8>> = bytes.chunks(profile.chunk_size).map(<[u8]>::to_vec).collect();
+    let chunks: Vec<Vec<u8>> = bytes
+        .chunks(profile.chunk_size)
+        .map(<[u8]>::to_vec)
+        .collect();
     f.add_chunks(chunks, out);
     f.finish(out)
 }
@@ -222,18 +231,26 @@ fn link_serialized_size(name_len: usize, cid_len: usize, tsize: u64) -> usize {
 fn estimate(profile: &Profile, entries: &[DirEntry]) -> usize {
     let counted = entries.iter().filter(|e| e.counts_in_estimate);
     match profile.shard_split {
-        ShardSplit::LinksBytes => counted.map(|e| e.name.len() + e.entry.cid.encoded_len()).sum(),
+        ShardSplit::LinksBytes => counted
+            .map(|e| e.name.len() + e.entry.cid.encoded_len())
+            .sum(),
         // 4 = the encoded `Data` field {Type: Directory} with no mode or mtime.
         ShardSplit::BlockBytes => {
             4 + counted
-                .map(|e| link_serialized_size(e.name.len(), e.entry.cid.encoded_len(), e.entry.tsize))
+                .map(|e| {
+                    link_serialized_size(e.name.len(), e.entry.cid.encoded_len(), e.entry.tsize)
+                })
                 .sum::<usize>()
         }
     }
 }
 
 /// Builds a directory from its children; appends its blocks to `out` (sub-shards first).
-pub fn build_directory(profile: &Profile, mut entries: Vec<DirEntry>, out: &mut Vec<Block>) -> Result<Entry, ImportError> {
+pub fn build_directory(
+    profile: &Profile,
+    mut entries: Vec<DirEntry>,
+    out: &mut Vec<Block>,
+) -> Result<Entry, ImportError> {
     for e in &entries {
         if e.name.is_empty() || e.name == "." || e.name == ".." || e.name.contains('/') {
             return Err(ImportError::BadName(e.name.clone()));
@@ -312,7 +329,10 @@ impl Bucket {
             occupied[i] = true;
             let label = format!("{i:02X}");
             let (name, entry) = match slot {
-                Slot::Leaf(idx) => (format!("{label}{}", entries[*idx].name), entries[*idx].entry),
+                Slot::Leaf(idx) => (
+                    format!("{label}{}", entries[*idx].name),
+                    entries[*idx].entry,
+                ),
                 Slot::Bucket(b) => (label, b.flush(profile, entries, out)),
             };
             children_size += entry.tsize;
@@ -362,7 +382,10 @@ mod tests {
     #[test]
     fn foo_blake3() {
         let (e, blocks) = cid_of(&Profile::cairn_v1(), b"foo\n");
-        assert_eq!(e.cid.to_string(), "bafkr4icj3sdq34o6p7lapfgoxtset5om3lsxll72uz5cjnrkzmb6aoo3si");
+        assert_eq!(
+            e.cid.to_string(),
+            "bafkr4icj3sdq34o6p7lapfgoxtset5om3lsxll72uz5cjnrkzmb6aoo3si"
+        );
         assert_eq!(blocks.len(), 1);
     }
 
@@ -405,6 +428,9 @@ mod tests {
             build_directory(&p, vec![d("a"), d("a")], &mut out),
             Err(ImportError::DuplicateName("a".into()))
         );
-        assert!(matches!(build_directory(&p, vec![d("a/b")], &mut out), Err(ImportError::BadName(_))));
+        assert!(matches!(
+            build_directory(&p, vec![d("a/b")], &mut out),
+            Err(ImportError::BadName(_))
+        ));
     }
 }

@@ -9,9 +9,10 @@
 //! ```
 //! See `docs/formats.md` for the byte-level layout.
 
-use crate::block::{Block, HashAlg, DAG_CBOR, MAX_BLOCK_SIZE};
+use crate::block::{Block, DAG_CBOR, MAX_BLOCK_SIZE};
 use crate::cbor::{CborError, Value};
 use crate::erasure::Stripe;
+use crate::profile::Profile;
 use cid::Cid;
 use thiserror::Error;
 
@@ -89,15 +90,13 @@ fn decode_value(buf: &[u8]) -> Result<Value, ManifestError> {
 
 /// Encodes a dataset's stripes as page blocks plus the manifest head block (returned last).
 pub fn encode(
-    hash: HashAlg,
+    profile: &Profile,
     root: Cid,
-    profile: &str,
-    k: u32,
-    m: u32,
     bytes: u64,
     blocks: u64,
     stripes: &[Stripe],
 ) -> (Manifest, Vec<Block>) {
+    let hash = profile.hash;
     let mut out = Vec::new();
     for page in stripes.chunks(STRIPES_PER_PAGE) {
         let v = Value::Map(vec![(
@@ -107,7 +106,10 @@ pub fn encode(
                     .map(|s| {
                         Value::Map(vec![
                             ("d".into(), links(&s.data)),
-                            ("l".into(), Value::Array(s.lens.iter().map(|l| Value::Int(*l)).collect())),
+                            (
+                                "l".into(),
+                                Value::Array(s.lens.iter().map(|l| Value::Int(*l)).collect()),
+                            ),
                             ("p".into(), links(&s.parity)),
                         ])
                     })
@@ -118,9 +120,9 @@ pub fn encode(
     }
     let manifest = Manifest {
         root,
-        profile: profile.to_string(),
-        k,
-        m,
+        profile: profile.name.to_string(),
+        k: profile.k as u32,
+        m: profile.m as u32,
         bytes,
         blocks,
         pages: out.iter().map(|b| b.cid).collect(),
@@ -213,7 +215,7 @@ pub fn decode_page(buf: &[u8]) -> Result<Vec<Stripe>, ManifestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::RAW;
+    use crate::block::{HashAlg, RAW};
     use proptest::prelude::*;
 
     fn cid(i: u32) -> Cid {
@@ -229,7 +231,7 @@ mod tests {
                 parity: vec![cid(i + 2), cid(i + 3)],
             })
             .collect();
-        let (m, blocks) = encode(HashAlg::Blake3, cid(9), "cairn-v1", 4, 2, 99, 7, &stripes);
+        let (m, blocks) = encode(&Profile::cairn_v1(), cid(9), 99, 7, &stripes);
         assert_eq!(blocks.len(), 3);
         assert_eq!(Manifest::decode(&blocks[2].data).unwrap(), m);
         let mut back = decode_page(&blocks[0].data).unwrap();
@@ -242,7 +244,10 @@ mod tests {
     fn rejects_wrong_shapes() {
         assert!(Manifest::decode(&Value::Int(1).encode()).is_err());
         let v = Value::Map(vec![("version".into(), Value::Int(2))]);
-        assert_eq!(Manifest::decode(&v.encode()), Err(ManifestError::Version(2)));
+        assert_eq!(
+            Manifest::decode(&v.encode()),
+            Err(ManifestError::Version(2))
+        );
         assert!(decode_page(&Value::Map(vec![]).encode()).is_err());
     }
 

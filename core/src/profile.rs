@@ -120,7 +120,10 @@ mod tests {
         for n in PROFILE_NAMES {
             assert_eq!(Profile::by_name(n).unwrap().name, n);
         }
-        assert!(matches!(Profile::by_name("nope"), Err(ProfileError::Unknown(_))));
+        assert!(matches!(
+            Profile::by_name("nope"),
+            Err(ProfileError::Unknown(_))
+        ));
         assert!(Profile::cairn_v1().with_stripe(0, 2).is_err());
         assert!(Profile::cairn_v1().with_stripe(200, 57).is_err());
     }

@@ -106,7 +106,10 @@ impl UnixFsData {
             let tag = r.varint()?;
             match tag {
                 0x08 => {
-                    kind = Some(DataType::from_u64(r.varint()?).ok_or(DagPbError::Malformed("unknown UnixFS type"))?)
+                    kind = Some(
+                        DataType::from_u64(r.varint()?)
+                            .ok_or(DagPbError::Malformed("unknown UnixFS type"))?,
+                    )
                 }
                 0x12 => d.data = r.bytes()?.to_vec(),
                 0x18 => d.filesize = Some(r.varint()?),
@@ -114,7 +117,10 @@ impl UnixFsData {
                 0x22 => {
                     // packed blocksizes
                     let packed = r.bytes()?;
-                    let mut p = Reader { buf: packed, pos: 0 };
+                    let mut p = Reader {
+                        buf: packed,
+                        pos: 0,
+                    };
                     while !p.done() {
                         d.blocksizes.push(p.varint()?);
                     }

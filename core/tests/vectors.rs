@@ -6,41 +6,9 @@
 use cairn_core::block::HashAlg;
 use cairn_core::importer::{build_directory, DirEntry, Entry, FileImporter};
 use cairn_core::profile::{Profile, ShardSplit};
+use cairn_core::testgen::Gen;
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// The xorshift32 byte stream of `fixtures/reference/gen.mjs`.
-struct Gen {
-    x: u32,
-    left: u64,
-}
-
-impl Gen {
-    fn new(seed: u64, len: u64) -> Self {
-        let mut x = (seed as u32).wrapping_mul(2654435761).wrapping_add(1);
-        if x == 0 {
-            x = 1;
-        }
-        Gen { x, left: len }
-    }
-
-    fn next_chunk(&mut self, size: usize) -> Option<Vec<u8>> {
-        if self.left == 0 {
-            return None;
-        }
-        let n = (size as u64).min(self.left) as usize;
-        let mut out = Vec::with_capacity(n + 4);
-        while out.len() < n {
-            self.x ^= self.x << 13;
-            self.x ^= self.x >> 17;
-            self.x ^= self.x << 5;
-            out.extend_from_slice(&self.x.to_le_bytes());
-        }
-        out.truncate(n);
-        self.left -= n as u64;
-        Some(out)
-    }
-}
 
 fn profile(params: &Value) -> Profile {
     let mut p = Profile::cairn_v1();
@@ -91,12 +59,25 @@ fn expand(files: &[Value]) -> Vec<(String, i64, u64)> {
         let a = f.as_array().unwrap();
         if a[0] == "range" {
             let (prefix, suffix) = (a[1].as_str().unwrap(), a[2].as_str().unwrap());
-            let (count, m, add, seed) = (a[3].as_u64().unwrap(), a[4].as_u64().unwrap(), a[5].as_u64().unwrap(), a[6].as_u64().unwrap());
+            let (count, m, add, seed) = (
+                a[3].as_u64().unwrap(),
+                a[4].as_u64().unwrap(),
+                a[5].as_u64().unwrap(),
+                a[6].as_u64().unwrap(),
+            );
             for i in 0..count {
-                out.push((format!("{prefix}{i}{suffix}"), (i % m + add) as i64, i + seed));
+                out.push((
+                    format!("{prefix}{i}{suffix}"),
+                    (i % m + add) as i64,
+                    i + seed,
+                ));
             }
         } else {
-            out.push((a[0].as_str().unwrap().to_string(), a[1].as_i64().unwrap(), a[2].as_u64().unwrap()));
+            out.push((
+                a[0].as_str().unwrap().to_string(),
+                a[1].as_i64().unwrap(),
+                a[2].as_u64().unwrap(),
+            ));
         }
     }
     out
@@ -130,10 +111,16 @@ fn import_dir(p: &Profile, files: &[Value]) -> Entry {
         for (i, part) in parts.iter().enumerate() {
             let last = i == parts.len() - 1;
             if last && size >= 0 {
-                d.children.insert(part.to_string(), Node::File(size as u64, seed));
+                d.children
+                    .insert(part.to_string(), Node::File(size as u64, seed));
             } else {
-                let n = d.children.entry(part.to_string()).or_insert_with(|| Node::Dir(Dir::default()));
-                let Node::Dir(sub) = n else { panic!("file and dir share a name") };
+                let n = d
+                    .children
+                    .entry(part.to_string())
+                    .or_insert_with(|| Node::Dir(Dir::default()));
+                let Node::Dir(sub) = n else {
+                    panic!("file and dir share a name")
+                };
                 d = sub;
             }
         }
@@ -143,7 +130,11 @@ fn import_dir(p: &Profile, files: &[Value]) -> Entry {
 
 #[test]
 fn root_cids_match_reference_importer() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/vectors.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/vectors.json"
+    ))
+    .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let vectors = v["vectors"].as_array().unwrap();
     assert!(vectors.len() >= 60);
@@ -156,21 +147,41 @@ fn root_cids_match_reference_importer() {
         };
         let want = t["cid"].as_str().unwrap();
         if got.cid.to_string() != want {
-            failures.push(format!("{} / {}: got {} want {want}", t["profile"], t["what"], got.cid));
+            failures.push(format!(
+                "{} / {}: got {} want {want}",
+                t["profile"], t["what"], got.cid
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn builtin_profiles_match_their_vectors() {
     // The named profiles carry exactly the parameters the vectors were made with.
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/vectors.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/vectors.json"
+    ))
+    .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     for t in v["vectors"].as_array().unwrap() {
         if let Ok(named) = Profile::by_name(t["profile"].as_str().unwrap()) {
             let p = profile(&t["params"]);
-            assert_eq!((named.hash, named.chunk_size, named.max_links, named.shard_split), (p.hash, p.chunk_size, p.max_links, p.shard_split));
+            assert_eq!(
+                (
+                    named.hash,
+                    named.chunk_size,
+                    named.max_links,
+                    named.shard_split
+                ),
+                (p.hash, p.chunk_size, p.max_links, p.shard_split)
+            );
         }
     }
 }

@@ -175,21 +175,18 @@ impl Walker<'_> {
             let mut batch = Vec::with_capacity(READ_BATCH);
             let mut eof = false;
             while batch.len() < READ_BATCH {
-                let mut chunk = vec![0u8; self.profile.chunk_size];
-                let mut filled = 0;
-                while filled < chunk.len() {
-                    match f.read(&mut chunk[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(Self::io(path)(e)),
-                    }
-                }
+                // read_to_end on a Take fills exactly one chunk (or what is left) without
+                // zeroing the buffer first, and retries interrupted reads
+                let mut chunk = Vec::with_capacity(self.profile.chunk_size);
+                (&mut *f)
+                    .take(self.profile.chunk_size as u64)
+                    .read_to_end(&mut chunk)
+                    .map_err(Self::io(path))?;
+                let filled = chunk.len();
                 if filled == 0 {
                     eof = true;
                     break;
                 }
-                chunk.truncate(filled);
                 self.bytes += filled as u64;
                 (self.progress)(filled as u64);
                 batch.push(chunk);
@@ -214,7 +211,12 @@ impl Walker<'_> {
     }
 
     /// Imports `path`; `Ok(None)` means the worker stopped early (its error wins).
-    fn path(&mut self, path: &Path, top: bool, depth: usize) -> Result<Option<(Entry, bool)>, IngestError> {
+    fn path(
+        &mut self,
+        path: &Path,
+        top: bool,
+        depth: usize,
+    ) -> Result<Option<(Entry, bool)>, IngestError> {
         if depth > MAX_DIR_DEPTH {
             return Err(IngestError::TooDeep(path.to_path_buf()));
         }
@@ -227,7 +229,9 @@ impl Walker<'_> {
         let ft = meta.file_type();
         if ft.is_symlink() {
             let target = std::fs::read_link(path).map_err(Self::io(path))?;
-            let target = target.to_str().ok_or_else(|| IngestError::NonUtf8(path.to_path_buf()))?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| IngestError::NonUtf8(path.to_path_buf()))?;
             let mut out = Vec::new();
             let e = importer::symlink(self.profile, target, &mut out);
             return Ok(self.emit(&mut out).then_some((e, true)));
@@ -242,7 +246,10 @@ impl Walker<'_> {
         for item in std::fs::read_dir(path).map_err(Self::io(path))? {
             let item = item.map_err(Self::io(path))?;
             let name = item.file_name();
-            let name = name.to_str().ok_or_else(|| IngestError::NonUtf8(item.path()))?.to_string();
+            let name = name
+                .to_str()
+                .ok_or_else(|| IngestError::NonUtf8(item.path()))?
+                .to_string();
             names.push(name);
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -260,9 +267,11 @@ impl Walker<'_> {
         }
         let empty = entries.is_empty();
         let mut out = Vec::new();
-        let e = importer::build_directory(self.profile, entries, &mut out).map_err(|source| IngestError::Import {
-            path: path.to_path_buf(),
-            source,
+        let e = importer::build_directory(self.profile, entries, &mut out).map_err(|source| {
+            IngestError::Import {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         Ok(self.emit(&mut out).then_some((e, empty)))
     }
@@ -307,7 +316,9 @@ pub fn ingest_source(
         };
         let r = match source {
             Source::Path(p) => w.path(p, true, 0),
-            Source::Stream(s) => w.stream(s, Path::new("<stream>")).map(|e| e.map(|e| (e, true))),
+            Source::Stream(s) => w
+                .stream(s, Path::new("<stream>"))
+                .map(|e| e.map(|e| (e, true))),
         };
         let tail = std::mem::take(&mut w.pending);
         if !tail.is_empty() {
@@ -316,7 +327,9 @@ pub fn ingest_source(
         let (bytes, blocks) = (w.bytes, w.blocks);
         drop(w); // closes the channel so the worker finishes
         let worker = worker.join().unwrap_or_else(|_| {
-            Err(IngestError::Store(StoreError::Backend("encoder thread panicked".into())))
+            Err(IngestError::Store(StoreError::Backend(
+                "encoder thread panicked".into(),
+            )))
         });
         (r.map(|e| (e, bytes, blocks)), worker)
     });
@@ -324,18 +337,11 @@ pub fn ingest_source(
     let worker = worker?;
     let (entry, bytes, blocks) = walk?;
     let Some((entry, _)) = entry else {
-        return Err(IngestError::Store(StoreError::Backend("encoder stopped without an error".into())));
+        return Err(IngestError::Store(StoreError::Backend(
+            "encoder stopped without an error".into(),
+        )));
     };
-    let (m, manifest_blocks) = manifest::encode(
-        profile.hash,
-        entry.cid,
-        profile.name,
-        profile.k as u32,
-        profile.m as u32,
-        bytes,
-        blocks,
-        &worker.stripes,
-    );
+    let (m, manifest_blocks) = manifest::encode(profile, entry.cid, bytes, blocks, &worker.stripes);
     let manifest_cid = manifest_blocks.last().map(|b| b.cid).unwrap_or_default();
     if let Target::Store(store) = target {
         // stripes first (durable), then manifest, dataset record and pin in one synced batch

@@ -52,7 +52,9 @@ pub enum RepoError {
     #[error("{0} already exists; choose another output path")]
     Exists(PathBuf),
     /// A pinned DAG cannot be walked, so garbage collection would not know what to keep.
-    #[error("gc refused: pinned root {root} cannot be walked ({reason}); run `cairn repair` first")]
+    #[error(
+        "gc refused: pinned root {root} cannot be walked ({reason}); run `cairn repair` first"
+    )]
     GcUnsafe {
         /// The root.
         root: Cid,
@@ -170,8 +172,18 @@ impl Repo {
     }
 
     /// Imports a file or directory tree, erasure-codes it, and pins it.
-    pub fn put(&self, path: &Path, profile: &Profile, progress: &(dyn Fn(u64) + Sync)) -> Result<IngestReport, RepoError> {
-        Ok(ingest::ingest(path, profile, Target::Store(&*self.store), progress)?)
+    pub fn put(
+        &self,
+        path: &Path,
+        profile: &Profile,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<IngestReport, RepoError> {
+        Ok(ingest::ingest(
+            path,
+            profile,
+            Target::Store(&*self.store),
+            progress,
+        )?)
     }
 
     /// A verified block; corruption is quarantined and reported.
@@ -189,7 +201,11 @@ impl Repo {
 
     fn quarantine(&self, cid: &Cid, reason: &str) -> Result<(), StoreError> {
         let mut b = Batch::new();
-        b.put(Table::Quarantine, cid.to_bytes(), reason.as_bytes().to_vec());
+        b.put(
+            Table::Quarantine,
+            cid.to_bytes(),
+            reason.as_bytes().to_vec(),
+        );
         self.store.write(b, Durability::Sync)
     }
 
@@ -234,7 +250,9 @@ impl Repo {
         let node = self.reader().node(cid)?;
         match node.kind() {
             Kind::File => {
-                let tmp = out.with_extension("cairn-partial");
+                let mut tmp = out.as_os_str().to_owned();
+                tmp.push(".cairn-partial");
+                let tmp = PathBuf::from(tmp);
                 let f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
                 let n = self.reader().read_file(cid, &mut w)?;
@@ -247,7 +265,12 @@ impl Repo {
                 let mut n = 0;
                 for e in self.ls(cid)? {
                     // names come from the DAG: refuse anything that would escape `out`
-                    if e.name.is_empty() || e.name == "." || e.name == ".." || e.name.contains('/') || e.name.contains('\0') {
+                    if e.name.is_empty()
+                        || e.name == "."
+                        || e.name == ".."
+                        || e.name.contains('/')
+                        || e.name.contains('\0')
+                    {
                         return Err(DagError::Decode {
                             cid: *cid,
                             source: cairn_core::dagpb::DagPbError::Malformed("unsafe entry name"),
@@ -259,7 +282,9 @@ impl Repo {
                 Ok(n)
             }
             Kind::Symlink => {
-                let Node::Symlink(target) = node else { return Ok(0) };
+                let Node::Symlink(target) = node else {
+                    return Ok(0);
+                };
                 #[cfg(unix)]
                 std::os::unix::fs::symlink(&target, out).map_err(io(out))?;
                 #[cfg(not(unix))]
@@ -279,7 +304,9 @@ impl Repo {
             Node::Directory(e) | Node::Hamt(e) => e.iter().map(|x| x.2).sum(),
         };
         let manifest = match self.store.table_get(Table::Datasets, &cid.to_bytes())? {
-            Some(m) => Some(self.manifest(&cid_from_bytes(&m).map_err(|_| StoreError::BadKey("datasets"))?)?),
+            Some(m) => Some(
+                self.manifest(&cid_from_bytes(&m).map_err(|_| StoreError::BadKey("datasets"))?)?,
+            ),
             None => None,
         };
         Ok(Stat {
@@ -287,7 +314,10 @@ impl Repo {
             kind: node.kind(),
             size,
             manifest,
-            pinned: self.store.table_get(Table::Pins, &cid.to_bytes())?.is_some(),
+            pinned: self
+                .store
+                .table_get(Table::Pins, &cid.to_bytes())?
+                .is_some(),
         })
     }
 
@@ -325,7 +355,10 @@ impl Repo {
         let mut out = Vec::new();
         for p in &m.pages {
             let b = self.manifest_block(p)?;
-            out.extend(manifest::decode_page(&b).map_err(|source| RepoError::Manifest { cid: *p, source })?);
+            out.extend(
+                manifest::decode_page(&b)
+                    .map_err(|source| RepoError::Manifest { cid: *p, source })?,
+            );
         }
         Ok(out)
     }
@@ -376,7 +409,10 @@ impl Repo {
         }
         let mut missing = HashSet::new();
         for (root, mcid) in self.datasets()? {
-            let needed = match self.manifest(&mcid).and_then(|m| Ok((m.pages.clone(), self.stripes(&m)?))) {
+            let needed = match self
+                .manifest(&mcid)
+                .and_then(|m| Ok((m.pages.clone(), self.stripes(&m)?)))
+            {
                 Ok((pages, stripes)) => {
                     let mut v: Vec<Cid> = pages;
                     v.push(mcid);
@@ -431,7 +467,8 @@ impl Repo {
             for stripe in self.stripes(&m)? {
                 report.stripes += 1;
                 coder.check(&stripe)?;
-                let mut shards: Vec<Option<Vec<u8>>> = Vec::with_capacity(stripe.data.len() + stripe.parity.len());
+                let mut shards: Vec<Option<Vec<u8>>> =
+                    Vec::with_capacity(stripe.data.len() + stripe.parity.len());
                 for c in stripe.shards() {
                     let good = match self.store.get_raw(c) {
                         Ok(b) => b.filter(|b| Block::verify(c, b).is_ok()),
@@ -467,7 +504,10 @@ impl Repo {
     /// Pins a root whose DAG is fully present.
     pub fn pin_add(&self, cid: &Cid) -> Result<(), RepoError> {
         self.reader().walk(cid, &mut |_| {})?;
-        let manifest = self.store.table_get(Table::Datasets, &cid.to_bytes())?.unwrap_or_default();
+        let manifest = self
+            .store
+            .table_get(Table::Datasets, &cid.to_bytes())?
+            .unwrap_or_default();
         let mut b = Batch::new();
         b.put(Table::Pins, cid.to_bytes(), manifest);
         self.store.write(b, Durability::Sync)?;
@@ -476,7 +516,10 @@ impl Repo {
 
     /// Unpins a root; returns whether it was pinned.
     pub fn pin_rm(&self, cid: &Cid) -> Result<bool, RepoError> {
-        let was = self.store.table_get(Table::Pins, &cid.to_bytes())?.is_some();
+        let was = self
+            .store
+            .table_get(Table::Pins, &cid.to_bytes())?
+            .is_some();
         let mut b = Batch::new();
         b.delete(Table::Pins, cid.to_bytes());
         self.store.write(b, Durability::Sync)?;
@@ -499,7 +542,11 @@ impl Repo {
         let datasets: std::collections::HashMap<Cid, Cid> = self.datasets()?.into_iter().collect();
         let mut forget = Vec::new();
         for (root, mcid) in &datasets {
-            if self.store.table_get(Table::Pins, &root.to_bytes())?.is_none() {
+            if self
+                .store
+                .table_get(Table::Pins, &root.to_bytes())?
+                .is_none()
+            {
                 forget.push(*root);
             }
             let _ = mcid;
@@ -594,7 +641,11 @@ impl Repo {
     /// Imports a CAR v1: every block is verified against its CID before it is stored; nothing
     /// is pinned unless the whole file verifies and each root's DAG is complete. Complete roots
     /// are erasure-coded with `profile`'s k and m, like ingested datasets.
-    pub fn car_import(&self, r: &mut dyn Read, profile: &Profile) -> Result<(Vec<Cid>, u64), RepoError> {
+    pub fn car_import(
+        &self,
+        r: &mut dyn Read,
+        profile: &Profile,
+    ) -> Result<(Vec<Cid>, u64), RepoError> {
         let mut reader = CarReader::new(r)?;
         let roots = reader.roots().to_vec();
         let mut n = 0;
@@ -605,14 +656,19 @@ impl Repo {
             pending += b.data.len();
             batch.put_block(b);
             if pending >= 8 << 20 {
-                self.store.write(std::mem::take(&mut batch), Durability::Deferred)?;
+                self.store
+                    .write(std::mem::take(&mut batch), Durability::Deferred)?;
                 pending = 0;
             }
         }
         self.store.write(batch, Durability::Deferred)?;
         self.store.persist()?;
         for root in &roots {
-            if self.store.table_get(Table::Datasets, &root.to_bytes())?.is_none() {
+            if self
+                .store
+                .table_get(Table::Datasets, &root.to_bytes())?
+                .is_none()
+            {
                 self.protect(root, profile)?;
             } else {
                 self.pin_add(root)?;
@@ -636,9 +692,18 @@ impl Repo {
         for group in order.chunks(profile.k) {
             let blocks: Vec<Block> = group
                 .iter()
-                .map(|c| Ok(Block { cid: *c, data: self.block(c)? }))
+                .map(|c| {
+                    Ok(Block {
+                        cid: *c,
+                        data: self.block(c)?,
+                    })
+                })
                 .collect::<Result<_, RepoError>>()?;
-            bytes += blocks.iter().filter(|b| b.cid.codec() == cairn_core::block::RAW).map(|b| b.data.len() as u64).sum::<u64>();
+            bytes += blocks
+                .iter()
+                .filter(|b| b.cid.codec() == cairn_core::block::RAW)
+                .map(|b| b.data.len() as u64)
+                .sum::<u64>();
             let refs: Vec<&Block> = blocks.iter().collect();
             let (stripe, parity) = coder.encode(profile.hash, &refs)?;
             let mut batch = Batch::new();
@@ -649,16 +714,7 @@ impl Repo {
             stripes.push(stripe);
         }
         self.store.persist()?;
-        let (_, mblocks) = manifest::encode(
-            profile.hash,
-            *root,
-            profile.name,
-            profile.k as u32,
-            profile.m as u32,
-            bytes,
-            order.len() as u64,
-            &stripes,
-        );
+        let (_, mblocks) = manifest::encode(profile, *root, bytes, order.len() as u64, &stripes);
         let mcid = mblocks.last().map(|b| b.cid).unwrap_or_default();
         let mut batch = Batch::new();
         for b in mblocks {

@@ -31,7 +31,11 @@ fn dataset(root: &Path) -> PathBuf {
     std::fs::create_dir_all(d.join("empty")).unwrap();
     std::fs::write(d.join("README.md"), b"# sample\n").unwrap();
     std::fs::write(d.join("zero.bin"), b"").unwrap();
-    std::fs::write(d.join("shards/train/0000.tar"), bytes(1, 3 * 1024 * 1024 + 17)).unwrap();
+    std::fs::write(
+        d.join("shards/train/0000.tar"),
+        bytes(1, 3 * 1024 * 1024 + 17),
+    )
+    .unwrap();
     std::fs::write(d.join("shards/train/0001.tar"), bytes(2, 700_000)).unwrap();
     std::fs::write(d.join("shards/ünïcode.json"), b"{}").unwrap();
     std::os::unix::fs::symlink("README.md", d.join("link")).unwrap();
@@ -47,12 +51,26 @@ fn small_profile() -> Profile {
 fn same_tree(a: &Path, b: &Path) {
     let ma = std::fs::symlink_metadata(a).unwrap();
     let mb = std::fs::symlink_metadata(b).unwrap();
-    assert_eq!(ma.file_type().is_dir(), mb.file_type().is_dir(), "{}", a.display());
+    assert_eq!(
+        ma.file_type().is_dir(),
+        mb.file_type().is_dir(),
+        "{}",
+        a.display()
+    );
     if ma.file_type().is_symlink() {
-        assert_eq!(std::fs::read_link(a).unwrap(), std::fs::read_link(b).unwrap());
+        assert_eq!(
+            std::fs::read_link(a).unwrap(),
+            std::fs::read_link(b).unwrap()
+        );
     } else if ma.is_dir() {
-        let mut na: Vec<_> = std::fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
-        let mut nb: Vec<_> = std::fs::read_dir(b).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut na: Vec<_> = std::fs::read_dir(a)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let mut nb: Vec<_> = std::fs::read_dir(b)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         na.sort();
         nb.sort();
         assert_eq!(na, nb);
@@ -60,7 +78,12 @@ fn same_tree(a: &Path, b: &Path) {
             same_tree(&a.join(&n), &b.join(&n));
         }
     } else {
-        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{}", a.display());
+        assert_eq!(
+            std::fs::read(a).unwrap(),
+            std::fs::read(b).unwrap(),
+            "{}",
+            a.display()
+        );
     }
 }
 
@@ -79,8 +102,16 @@ fn put_get_roundtrip_and_only_hash_agrees() {
     same_tree(&src, &out);
     // a second get refuses to overwrite
     assert!(matches!(repo.get(&r.root, &out), Err(RepoError::Exists(_))));
-    let entries: Vec<String> = repo.ls(&r.root).unwrap().into_iter().map(|e| e.name).collect();
-    assert_eq!(entries, ["README.md", "empty", "link", "shards", "zero.bin"]);
+    let entries: Vec<String> = repo
+        .ls(&r.root)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        entries,
+        ["README.md", "empty", "link", "shards", "zero.bin"]
+    );
     let f = repo.resolve(&r.root, "shards/ünïcode.json").unwrap();
     let mut v = Vec::new();
     repo.cat(&f, &mut v).unwrap();
@@ -102,7 +133,11 @@ struct Crashy {
 
 impl BlockStore for Crashy {
     fn write(&self, batch: Batch, d: Durability) -> Result<(), StoreError> {
-        if self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err() {
+        if self
+            .budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
+            .is_err()
+        {
             return Err(StoreError::Backend("injected crash".into()));
         }
         self.inner.write(batch, d)
@@ -155,7 +190,11 @@ fn interrupted_ingest_commits_nothing_and_resumes_to_the_same_cid() {
         let e = repo.put(&src, &p, &|_| {}).unwrap_err();
         assert!(e.to_string().contains("injected crash"), "{e}");
         // nothing a reader can see: no dataset, no pin for the new root
-        assert!(repo.datasets().unwrap().iter().all(|(r, _)| *r != want.root));
+        assert!(repo
+            .datasets()
+            .unwrap()
+            .iter()
+            .all(|(r, _)| *r != want.root));
         assert!(!repo.pin_ls().unwrap().contains(&want.root));
     }
     let repo = Repo::with_store(Box::new(RocksStore::open(&db).unwrap()));
@@ -166,15 +205,29 @@ fn interrupted_ingest_commits_nothing_and_resumes_to_the_same_cid() {
     assert_eq!(repo.datasets().unwrap().len(), 2);
     assert!(repo.scrub(&|_| {}).unwrap().corrupt.is_empty());
     let mut v = Vec::new();
-    let earlier = repo.pin_ls().unwrap().into_iter().find(|c| *c != r.root).unwrap();
+    let earlier = repo
+        .pin_ls()
+        .unwrap()
+        .into_iter()
+        .find(|c| *c != r.root)
+        .unwrap();
     repo.cat(&earlier, &mut v).unwrap();
     assert_eq!(v, b"earlier");
 }
 
 fn shards_of(repo: &Repo, root: &Cid) -> Vec<Vec<Cid>> {
-    let (_, m) = repo.datasets().unwrap().into_iter().find(|(r, _)| r == root).unwrap();
+    let (_, m) = repo
+        .datasets()
+        .unwrap()
+        .into_iter()
+        .find(|(r, _)| r == root)
+        .unwrap();
     let m = repo.manifest(&m).unwrap();
-    repo.stripes(&m).unwrap().iter().map(|s| s.shards().copied().collect()).collect()
+    repo.stripes(&m)
+        .unwrap()
+        .iter()
+        .map(|s| s.shards().copied().collect())
+        .collect()
 }
 
 #[test]
@@ -204,14 +257,23 @@ fn scrub_finds_corrupt_and_missing_blocks_and_repair_rebuilds_them() {
     assert_eq!(s.missing, missing);
     // reading through the corrupt block is an error, not wrong bytes
     let mut out = Vec::new();
-    assert!(repo.cat(&repo.resolve(&r.root, "shards/train/0000.tar").unwrap(), &mut out).is_err());
+    assert!(repo
+        .cat(
+            &repo.resolve(&r.root, "shards/train/0000.tar").unwrap(),
+            &mut out
+        )
+        .is_err());
 
     let rep = repo.repair(&|_| {}).unwrap();
     assert_eq!(rep.repaired.len(), 4);
     assert!(rep.unrepairable.is_empty());
     let s = repo.scrub(&|_| {}).unwrap();
     assert!(s.corrupt.is_empty() && s.missing.is_empty(), "{s:?}");
-    assert!(repo.store().table_scan(Table::Quarantine).unwrap().is_empty());
+    assert!(repo
+        .store()
+        .table_scan(Table::Quarantine)
+        .unwrap()
+        .is_empty());
     let dest = tmp.path().join("out");
     repo.get(&r.root, &dest).unwrap();
     same_tree(&src, &dest);
@@ -231,7 +293,11 @@ fn more_than_m_losses_are_reported_unrepairable_without_harm() {
     repo.store().write(b, Durability::Sync).unwrap();
     let rep = repo.repair(&|_| {}).unwrap();
     assert_eq!(rep.unrepairable.len(), 1);
-    assert!(rep.unrepairable[0].1.contains("3 of the 4"), "{:?}", rep.unrepairable);
+    assert!(
+        rep.unrepairable[0].1.contains("3 of the 4"),
+        "{:?}",
+        rep.unrepairable
+    );
     // other stripes are untouched and still verify
     assert_eq!(repo.scrub(&|_| {}).unwrap().missing.len(), 3);
 }
@@ -271,7 +337,10 @@ fn bytes_flipped_in_rocksdb_files_are_found_and_repaired() {
         assert!(repo.block(c).is_ok(), "{c} still damaged: {s:?} {rep:?}");
     }
     let again = repo.scrub(&|_| {}).unwrap();
-    assert!(again.corrupt.is_empty() && again.missing.is_empty(), "{again:?}");
+    assert!(
+        again.corrupt.is_empty() && again.missing.is_empty(),
+        "{again:?}"
+    );
     let dest = tmp.path().join("out");
     repo.get(&root, &dest).unwrap();
     same_tree(&src, &dest);
@@ -313,7 +382,9 @@ fn car_roundtrip_and_bad_cars_pin_nothing() {
     assert_eq!(n, r.blocks);
 
     let b = Repo::open(&tmp.path().join("b")).unwrap();
-    let (roots, got) = b.car_import(&mut car.as_slice(), &Profile::cairn_v1()).unwrap();
+    let (roots, got) = b
+        .car_import(&mut car.as_slice(), &Profile::cairn_v1())
+        .unwrap();
     assert_eq!((roots, got), (vec![r.root], n));
     let dest = tmp.path().join("out");
     b.get(&r.root, &dest).unwrap();
@@ -322,15 +393,21 @@ fn car_roundtrip_and_bad_cars_pin_nothing() {
 
     let c = Repo::open(&tmp.path().join("c")).unwrap();
     let truncated = &car[..car.len() - 10];
-    assert!(c.car_import(&mut &truncated[..], &Profile::cairn_v1()).is_err());
+    assert!(c
+        .car_import(&mut &truncated[..], &Profile::cairn_v1())
+        .is_err());
     let mut tampered = car.clone();
     let at = tampered.len() - 5;
     tampered[at] ^= 1;
-    let e = c.car_import(&mut tampered.as_slice(), &Profile::cairn_v1()).unwrap_err();
+    let e = c
+        .car_import(&mut tampered.as_slice(), &Profile::cairn_v1())
+        .unwrap_err();
     assert!(matches!(e, RepoError::Car(_)), "{e}");
     assert!(c.pin_ls().unwrap().is_empty());
     assert!(c.datasets().unwrap().is_empty());
-    assert!(c.car_import(&mut &b"not a car"[..], &Profile::cairn_v1()).is_err());
+    assert!(c
+        .car_import(&mut &b"not a car"[..], &Profile::cairn_v1())
+        .is_err());
 }
 
 #[test]
@@ -338,7 +415,9 @@ fn bad_paths_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo::open(&tmp.path().join("repo")).unwrap();
     let p = Profile::cairn_v1();
-    let e = repo.put(&tmp.path().join("missing"), &p, &|_| {}).unwrap_err();
+    let e = repo
+        .put(&tmp.path().join("missing"), &p, &|_| {})
+        .unwrap_err();
     assert!(format!("{e:?}").contains("NotFound"), "{e:?}");
 
     // a symlink loop as the argument
@@ -347,7 +426,10 @@ fn bad_paths_are_clear_errors() {
     std::os::unix::fs::symlink(&b, &a).unwrap();
     std::os::unix::fs::symlink(&a, &b).unwrap();
     let e = repo.put(&a, &p, &|_| {}).unwrap_err();
-    assert!(format!("{e:?}").contains("FilesystemLoop") || e.to_string().contains("loop-a"), "{e:?}");
+    assert!(
+        format!("{e:?}").contains("FilesystemLoop") || e.to_string().contains("loop-a"),
+        "{e:?}"
+    );
 
     // loops inside a tree are stored as symlinks (as `ipfs add -r` does) and never followed
     let d = tmp.path().join("tree");

@@ -69,7 +69,11 @@ impl BlockStore for MemoryStore {
     }
 
     fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
-        Ok(self.lock().blocks.get(&cid.to_bytes()).map(|b| b.len() as u64))
+        Ok(self
+            .lock()
+            .blocks
+            .get(&cid.to_bytes())
+            .map(|b| b.len() as u64))
     }
 
     fn for_each_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError> {

@@ -35,7 +35,12 @@ pub enum Table {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 4] = [Table::Pins, Table::Datasets, Table::Quarantine, Table::Manifests];
+    pub const ALL: [Table; 4] = [
+        Table::Pins,
+        Table::Datasets,
+        Table::Quarantine,
+        Table::Manifests,
+    ];
 
     /// Column family / map name.
     pub fn name(self) -> &'static str {
@@ -94,6 +99,9 @@ impl Batch {
         self
     }
 }
+
+/// Key-value pairs of a table scan.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// How durable a write must be when `write` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,14 +165,15 @@ pub trait BlockStore: Send + Sync {
     /// A table entry.
     fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of a table, in key order.
-    fn table_scan(&self, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn table_scan(&self, t: Table) -> Result<Entries, StoreError>;
 
     /// A block's bytes, verified against its CID.
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
         match self.get_raw(cid)? {
             None => Ok(None),
             Some(data) => {
-                Block::verify(cid, &data).map_err(|source| StoreError::Corrupt { cid: *cid, source })?;
+                Block::verify(cid, &data)
+                    .map_err(|source| StoreError::Corrupt { cid: *cid, source })?;
                 Ok(Some(data))
             }
         }

@@ -9,7 +9,10 @@
 
 use super::{Batch, BlockStore, Durability, Op, StoreError, Table};
 use cid::Cid;
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, FlushOptions, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, FlushOptions, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
 use std::path::{Path, PathBuf};
 
 const BLOCKS: &str = "blocks";
@@ -133,7 +136,9 @@ impl BlockStore for RocksStore {
     }
 
     fn get_raw(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(BLOCKS)?, cid.to_bytes()).map_err(|e| self.err(e))
+        self.db
+            .get_cf(self.cf(BLOCKS)?, cid.to_bytes())
+            .map_err(|e| self.err(e))
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
@@ -141,10 +146,17 @@ impl BlockStore for RocksStore {
     }
 
     fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(INDEX)?, cid.to_bytes()).map_err(|e| self.err(e))? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(INDEX)?, cid.to_bytes())
+            .map_err(|e| self.err(e))?
+        {
             None => Ok(None),
             Some(v) => {
-                let a: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::BadKey("block_index"))?;
+                let a: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::BadKey("block_index"))?;
                 Ok(Some(u64::from_le_bytes(a)))
             }
         }
@@ -162,7 +174,9 @@ impl BlockStore for RocksStore {
     }
 
     fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(t.name())?, key).map_err(|e| self.err(e))
+        self.db
+            .get_cf(self.cf(t.name())?, key)
+            .map_err(|e| self.err(e))
     }
 
     fn table_scan(&self, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {

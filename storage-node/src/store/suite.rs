@@ -4,7 +4,11 @@ use super::{Batch, BlockStore, Durability, StoreError, Table};
 use cairn_core::block::{Block, HashAlg, RAW};
 
 fn block(i: u32, len: usize) -> Block {
-    Block::new(HashAlg::Blake3, RAW, (0..len).map(|j| (i as usize + j) as u8).collect())
+    Block::new(
+        HashAlg::Blake3,
+        RAW,
+        (0..len).map(|j| (i as usize + j) as u8).collect(),
+    )
 }
 
 /// Runs every check on fresh stores from `make`.
@@ -51,7 +55,10 @@ fn batches_are_atomic_in_effect(s: &dyn BlockStore) {
     for b in &blocks {
         assert!(s.has(&b.cid).unwrap());
     }
-    assert_eq!(s.table_get(Table::Pins, b"root").unwrap(), Some(b"m".to_vec()));
+    assert_eq!(
+        s.table_get(Table::Pins, b"root").unwrap(),
+        Some(b"m".to_vec())
+    );
 }
 
 fn reads_are_verified(s: &dyn BlockStore) {
@@ -77,7 +84,10 @@ fn tables(s: &dyn BlockStore) {
     s.write(batch, Durability::Sync).unwrap();
     assert_eq!(
         s.table_scan(Table::Datasets).unwrap(),
-        vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]
+        vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec())
+        ]
     );
     let mut batch = Batch::new();
     batch.delete(Table::Datasets, b"a".to_vec());

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs every unit, property and integration
+# test of the workspace (release profile, which the demo and benchmarks share).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+cargo test --release --workspace "$@"
