@@ -420,6 +420,12 @@ fn bad_paths_are_clear_errors() {
         .unwrap_err();
     assert!(format!("{e:?}").contains("NotFound"), "{e:?}");
 
+    // a file that cannot be read (reading /proc/self/mem at offset 0 fails with EIO, even for
+    // root, which file permissions would not stop)
+    let e = repo.put(Path::new("/proc/self/mem"), &p, &|_| {}).unwrap_err();
+    assert!(e.to_string().contains("/proc/self/mem"), "{e}");
+    assert!(format!("{e:?}").contains("Io"), "{e:?}");
+
     // a symlink loop as the argument
     let a = tmp.path().join("loop-a");
     let b = tmp.path().join("loop-b");
