@@ -341,20 +341,13 @@ pub fn ingest_source(
             "encoder stopped without an error".into(),
         )));
     };
-    let (m, manifest_blocks) = manifest::encode(profile, entry.cid, bytes, blocks, &worker.stripes);
-    let manifest_cid = manifest_blocks.last().map(|b| b.cid).unwrap_or_default();
-    if let Target::Store(store) = target {
-        // stripes first (durable), then manifest, dataset record and pin in one synced batch
-        store.persist()?;
-        let mut batch = Batch::new();
-        for b in manifest_blocks {
-            batch.put(Table::Manifests, b.cid.to_bytes(), b.data.clone());
-            batch.put_block(b);
+    let manifest_cid = match target {
+        Target::Store(store) => commit(store, profile, entry.cid, bytes, blocks, &worker.stripes)?,
+        Target::HashOnly => {
+            let (_, mblocks) = manifest::encode(profile, entry.cid, bytes, blocks, &worker.stripes);
+            mblocks.last().map(|b| b.cid).unwrap_or_default()
         }
-        batch.put(Table::Datasets, m.root.to_bytes(), manifest_cid.to_bytes());
-        batch.put(Table::Pins, m.root.to_bytes(), manifest_cid.to_bytes());
-        store.write(batch, Durability::Sync)?;
-    }
+    };
     Ok(IngestReport {
         root: entry.cid,
         manifest: manifest_cid,
@@ -363,4 +356,29 @@ pub fn ingest_source(
         stripes: worker.stripes.len() as u64,
         stripes_skipped: worker.skipped,
     })
+}
+
+/// Commits a dataset whose stripes are already written: makes them durable, then writes the
+/// manifest blocks, their second copies, the dataset record and the pin in one synced batch.
+/// Returns the manifest CID.
+pub(crate) fn commit(
+    store: &dyn BlockStore,
+    profile: &Profile,
+    root: Cid,
+    bytes: u64,
+    blocks: u64,
+    stripes: &[Stripe],
+) -> Result<Cid, StoreError> {
+    let (_, manifest_blocks) = manifest::encode(profile, root, bytes, blocks, stripes);
+    let manifest_cid = manifest_blocks.last().map(|b| b.cid).unwrap_or_default();
+    store.persist()?;
+    let mut batch = Batch::new();
+    for b in manifest_blocks {
+        batch.put(Table::Manifests, b.cid.to_bytes(), b.data.clone());
+        batch.put_block(b);
+    }
+    batch.put(Table::Datasets, root.to_bytes(), manifest_cid.to_bytes());
+    batch.put(Table::Pins, root.to_bytes(), manifest_cid.to_bytes());
+    store.write(batch, Durability::Sync)?;
+    Ok(manifest_cid)
 }

@@ -611,8 +611,8 @@ impl Repo {
         Ok(report)
     }
 
-    /// Writes the DAG under `root` as a CAR v1 (each block once, parents first).
-    pub fn car_export(&self, root: &Cid, out: &mut dyn Write) -> Result<u64, RepoError> {
+    /// Every block of the DAG under `root`, once each, parents first.
+    fn dag_blocks(&self, root: &Cid) -> Result<Vec<Cid>, RepoError> {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         self.reader().walk(root, &mut |c| {
@@ -620,6 +620,12 @@ impl Repo {
                 order.push(*c);
             }
         })?;
+        Ok(order)
+    }
+
+    /// Writes the DAG under `root` as a CAR v1 (each block once, parents first).
+    pub fn car_export(&self, root: &Cid, out: &mut dyn Write) -> Result<u64, RepoError> {
+        let order = self.dag_blocks(root)?;
         let wrap = |e: std::io::Error| RepoError::Io {
             path: PathBuf::from("<car output>"),
             source: e,
@@ -681,13 +687,7 @@ impl Repo {
 
     /// Erasure-codes the complete DAG under `root` (blocks in walk order) and pins it.
     fn protect(&self, root: &Cid, profile: &Profile) -> Result<(), RepoError> {
-        let mut order = Vec::new();
-        let mut seen = HashSet::new();
-        self.reader().walk(root, &mut |c| {
-            if seen.insert(*c) {
-                order.push(*c);
-            }
-        })?;
+        let order = self.dag_blocks(root)?;
         let coder = Coder::new(profile.k, profile.m)?;
         let mut stripes = Vec::new();
         let mut bytes = 0u64;
@@ -715,17 +715,14 @@ impl Repo {
             self.store.write(batch, Durability::Deferred)?;
             stripes.push(stripe);
         }
-        self.store.persist()?;
-        let (_, mblocks) = manifest::encode(profile, *root, bytes, order.len() as u64, &stripes);
-        let mcid = mblocks.last().map(|b| b.cid).unwrap_or_default();
-        let mut batch = Batch::new();
-        for b in mblocks {
-            batch.put(Table::Manifests, b.cid.to_bytes(), b.data.clone());
-            batch.put_block(b);
-        }
-        batch.put(Table::Datasets, root.to_bytes(), mcid.to_bytes());
-        batch.put(Table::Pins, root.to_bytes(), mcid.to_bytes());
-        self.store.write(batch, Durability::Sync)?;
+        ingest::commit(
+            &*self.store,
+            profile,
+            *root,
+            bytes,
+            order.len() as u64,
+            &stripes,
+        )?;
         Ok(())
     }
 }

@@ -422,7 +422,9 @@ fn bad_paths_are_clear_errors() {
 
     // a file that cannot be read (reading /proc/self/mem at offset 0 fails with EIO, even for
     // root, which file permissions would not stop)
-    let e = repo.put(Path::new("/proc/self/mem"), &p, &|_| {}).unwrap_err();
+    let e = repo
+        .put(Path::new("/proc/self/mem"), &p, &|_| {})
+        .unwrap_err();
     assert!(e.to_string().contains("/proc/self/mem"), "{e}");
     assert!(format!("{e:?}").contains("Io"), "{e:?}");
 
