@@ -129,7 +129,21 @@ enum CarCmd {
     },
 }
 
+/// Keeps the import pipeline's 1 MiB chunk buffers in the heap once freed instead of returning
+/// them to the kernel: glibc otherwise serves each one with a fresh mmap, and `perf` showed the
+/// kernel zeroing those pages at 44% of import CPU. The trim threshold bounds what an idle heap
+/// keeps (the import RSS budget is 128 MiB).
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_malloc();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("CAIRN_LOG"))
         .with_writer(std::io::stderr)

@@ -24,7 +24,7 @@ use thiserror::Error;
 /// hashing, small enough for the 128 MiB import RSS budget.
 pub const READ_BATCH: usize = 8;
 /// Stripes queued between the hashing thread and the encoder/writer.
-pub const STRIPE_QUEUE: usize = 4;
+pub const STRIPE_QUEUE: usize = 2;
 /// Deepest directory nesting accepted.
 pub const MAX_DIR_DEPTH: usize = 256;
 
