@@ -1,5 +1,6 @@
 //! Blocks, hash functions and CIDs.
 
+use bytes::Bytes;
 use cid::Cid;
 use multihash::Multihash;
 use sha2::Digest;
@@ -114,8 +115,8 @@ fn check_cid(cid: Cid) -> Result<Cid, CidError> {
 pub struct Block {
     /// The block's CID.
     pub cid: Cid,
-    /// The block's bytes.
-    pub data: Vec<u8>,
+    /// The block's bytes (reference-counted: slicing a chunk out of a buffer copies nothing).
+    pub data: Bytes,
 }
 
 impl std::fmt::Debug for Block {
@@ -140,7 +141,8 @@ pub enum VerifyError {
 
 impl Block {
     /// Makes a block, computing its CID.
-    pub fn new(hash: HashAlg, codec: u64, data: Vec<u8>) -> Self {
+    pub fn new(hash: HashAlg, codec: u64, data: impl Into<Bytes>) -> Self {
+        let data = data.into();
         let cid = hash.cid(codec, &data);
         Block { cid, data }
     }

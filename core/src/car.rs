@@ -155,7 +155,8 @@ impl<R: Read> CarReader<R> {
         self.offset += len;
         let mut cur = std::io::Cursor::new(body.as_slice());
         let cid = Cid::read_bytes(&mut cur).map_err(|e| bad(format!("invalid CID: {e}")))?;
-        let data = body[cur.position() as usize..].to_vec();
+        let at = cur.position() as usize;
+        let data = bytes::Bytes::from(body).slice(at..);
         Block::verify(&cid, &data)?;
         Ok(Some(Block { cid, data }))
     }

@@ -303,7 +303,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn store(blocks: &[crate::Block]) -> HashMap<Cid, Vec<u8>> {
-        blocks.iter().map(|b| (b.cid, b.data.clone())).collect()
+        blocks.iter().map(|b| (b.cid, b.data.to_vec())).collect()
     }
 
     #[test]

@@ -140,9 +140,9 @@ impl Coder {
             let zero = vec![0u8; len];
             let shards: Vec<Cow<'_, [u8]>> = (0..self.k)
                 .map(|i| match blocks.get(i) {
-                    Some(b) if b.data.len() == len => Cow::Borrowed(b.data.as_slice()),
+                    Some(b) if b.data.len() == len => Cow::Borrowed(&b.data[..]),
                     Some(b) => {
-                        let mut p = b.data.clone();
+                        let mut p = b.data.to_vec();
                         p.resize(len, 0);
                         Cow::Owned(p)
                     }
@@ -315,7 +315,7 @@ mod tests {
                 Block::new(
                     HashAlg::Blake3,
                     RAW,
-                    (0..l).map(|j| (i * 31 + j * 7) as u8).collect(),
+                    (0..l).map(|j| (i * 31 + j * 7) as u8).collect::<Vec<u8>>(),
                 )
             })
             .collect()
@@ -330,7 +330,7 @@ mod tests {
         let all: Vec<Vec<u8>> = bs
             .iter()
             .chain(parity.iter())
-            .map(|b| b.data.clone())
+            .map(|b| b.data.to_vec())
             .collect();
         for a in 0..6 {
             for b in a + 1..6 {
@@ -362,20 +362,20 @@ mod tests {
         let mut shards = vec![
             None,
             None,
-            Some(parity[0].data.clone()),
-            Some(parity[1].data.clone()),
+            Some(parity[0].data.to_vec()),
+            Some(parity[1].data.to_vec()),
         ];
         c.reconstruct(&stripe, &mut shards).unwrap();
-        assert_eq!(shards[0].as_deref(), Some(bs[0].data.as_slice()));
-        assert_eq!(shards[1].as_deref(), Some(bs[1].data.as_slice()));
+        assert_eq!(shards[0].as_deref(), Some(&bs[0].data[..]));
+        assert_eq!(shards[1].as_deref(), Some(&bs[1].data[..]));
         // a lying parity shard is caught by the CID check on what it rebuilds
-        let mut bad = parity[0].data.clone();
+        let mut bad = parity[0].data.to_vec();
         bad[0] ^= 1;
         let mut shards = vec![
             None,
-            Some(bs[1].data.clone()),
+            Some(bs[1].data.to_vec()),
             Some(bad),
-            Some(parity[1].data.clone()),
+            Some(parity[1].data.to_vec()),
         ];
         assert!(matches!(
             c.reconstruct(&stripe, &mut shards),
@@ -415,7 +415,7 @@ mod tests {
             let bs = blocks(&lens);
             let refs: Vec<&Block> = bs.iter().collect();
             let (stripe, parity) = c.encode(HashAlg::Blake3, &refs).unwrap();
-            let all: Vec<Vec<u8>> = bs.iter().chain(parity.iter()).map(|b| b.data.clone()).collect();
+            let all: Vec<Vec<u8>> = bs.iter().chain(parity.iter()).map(|b| b.data.to_vec()).collect();
             let mut shards: Vec<Option<Vec<u8>>> = all.iter().cloned().map(Some).collect();
             for &l in &lost { if l < shards.len() { shards[l] = None; } }
             c.reconstruct(&stripe, &mut shards).unwrap();

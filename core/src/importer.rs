@@ -12,6 +12,7 @@ use crate::hamt;
 use crate::profile::{Profile, ShardSplit};
 use crate::unixfs::{DataType, UnixFsData};
 use crate::varint;
+use bytes::Bytes;
 use cid::Cid;
 use rayon::prelude::*;
 use thiserror::Error;
@@ -65,7 +66,7 @@ impl<'p> FileImporter<'p> {
     /// Adds chunks (each exactly `chunk_size` bytes except possibly the file's last one),
     /// hashing them in parallel, and appends the leaf blocks and any internal nodes completed
     /// by them to `out`, in DAG order.
-    pub fn add_chunks(&mut self, chunks: Vec<Vec<u8>>, out: &mut Vec<Block>) {
+    pub fn add_chunks(&mut self, chunks: Vec<Bytes>, out: &mut Vec<Block>) {
         let hash = self.profile.hash;
         let leaves: Vec<Block> = if chunks.len() > 1 {
             chunks
@@ -136,7 +137,7 @@ impl<'p> FileImporter<'p> {
     /// A file of one chunk is its own root (a raw block); an empty file is the empty raw block.
     pub fn finish(mut self, out: &mut Vec<Block>) -> Entry {
         if self.leaves == 0 {
-            let leaf = Block::new(self.profile.hash, RAW, Vec::new());
+            let leaf = Block::new(self.profile.hash, RAW, Bytes::new());
             let e = Entry {
                 cid: leaf.cid,
                 tsize: 0,
@@ -180,9 +181,9 @@ impl<'p> FileImporter<'p> {
 /// Imports a whole in-memory buffer as one file (tests, small inputs).
 pub fn import_bytes(profile: &Profile, bytes: &[u8], out: &mut Vec<Block>) -> Entry {
     let mut f = FileImporter::new(profile);
-    let chunks: Vec<Vec<u8>> = bytes
+    let chunks: Vec<Bytes> = bytes
         .chunks(profile.chunk_size)
-        .map(<[u8]>::to_vec)
+        .map(Bytes::copy_from_slice)
         .collect();
     f.add_chunks(chunks, out);
     f.finish(out)
@@ -399,7 +400,7 @@ mod tests {
         let mut f = FileImporter::new(&p);
         let mut out = Vec::new();
         for c in data.chunks(4) {
-            f.add_chunks(vec![c.to_vec()], &mut out);
+            f.add_chunks(vec![Bytes::copy_from_slice(c)], &mut out);
         }
         assert_eq!(f.finish(&mut out), whole);
         // every link target is emitted before the node that links to it

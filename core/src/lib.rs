@@ -9,7 +9,7 @@
 //! let profile = Profile::by_name("cairn-v1").unwrap();
 //! let mut blocks = Vec::new();
 //! let mut file = FileImporter::new(&profile);
-//! file.add_chunks(vec![b"foo\n".to_vec()], &mut blocks);
+//! file.add_chunks(vec![bytes::Bytes::from_static(b"foo\n")], &mut blocks);
 //! let root = file.finish(&mut blocks);
 //! assert_eq!(
 //!     root.cid.to_string(),

@@ -33,7 +33,7 @@ fn import_file(p: &Profile, seed: u64, size: u64) -> Entry {
     let mut sink = Vec::new();
     let mut batch = Vec::new();
     while let Some(c) = g.next_chunk(p.chunk_size) {
-        batch.push(c);
+        batch.push(c.into());
         if batch.len() == 8 {
             f.add_chunks(std::mem::take(&mut batch), &mut sink);
             sink.clear();

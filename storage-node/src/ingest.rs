@@ -9,6 +9,7 @@
 //! same CIDs.
 
 use crate::store::{Batch, BlockStore, Durability, StoreError, Table};
+use bytes::Bytes;
 use cairn_core::block::Block;
 use cairn_core::erasure::{Coder, ErasureError, Stripe};
 use cairn_core::importer::{self, DirEntry, Entry, FileImporter, ImportError};
@@ -189,7 +190,7 @@ impl Walker<'_> {
                 }
                 self.bytes += filled as u64;
                 (self.progress)(filled as u64);
-                batch.push(chunk);
+                batch.push(chunk.into());
                 if filled < self.profile.chunk_size {
                     eof = true;
                     break;
@@ -208,6 +209,31 @@ impl Walker<'_> {
             return Ok(None);
         }
         Ok(Some(e))
+    }
+
+    /// Imports an in-memory file by slicing it into chunks (no copies).
+    fn slices(&mut self, bytes: Bytes) -> Option<Entry> {
+        let mut imp = FileImporter::new(self.profile);
+        let mut out = Vec::new();
+        let size = self.profile.chunk_size;
+        let batch_bytes = size * READ_BATCH;
+        let mut off = 0;
+        while off < bytes.len() {
+            let end = (off + batch_bytes).min(bytes.len());
+            let batch: Vec<Bytes> = (off..end)
+                .step_by(size)
+                .map(|s| bytes.slice(s..(s + size).min(end)))
+                .collect();
+            self.bytes += (end - off) as u64;
+            (self.progress)((end - off) as u64);
+            imp.add_chunks(batch, &mut out);
+            if !self.emit(&mut out) {
+                return None;
+            }
+            off = end;
+        }
+        let e = imp.finish(&mut out);
+        self.emit(&mut out).then_some(e)
     }
 
     /// Imports `path`; `Ok(None)` means the worker stopped early (its error wins).
@@ -281,8 +307,10 @@ impl Walker<'_> {
 pub enum Source<'a> {
     /// A file, directory tree, or symlink to either.
     Path(&'a Path),
-    /// One file's bytes from a stream (stdin, benchmarks).
+    /// One file's bytes from a stream (stdin, uploads).
     Stream(&'a mut dyn Read),
+    /// One file already in memory: chunks are slices of it, nothing is copied.
+    Bytes(Bytes),
 }
 
 /// Imports `path` (file, directory tree, or symlink to either) with `profile`.
@@ -319,6 +347,7 @@ pub fn ingest_source(
             Source::Stream(s) => w
                 .stream(s, Path::new("<stream>"))
                 .map(|e| e.map(|e| (e, true))),
+            Source::Bytes(b) => Ok(w.slices(b).map(|e| (e, true))),
         };
         let tail = std::mem::take(&mut w.pending);
         if !tail.is_empty() {
@@ -374,7 +403,7 @@ pub(crate) fn commit(
     store.persist()?;
     let mut batch = Batch::new();
     for b in manifest_blocks {
-        batch.put(Table::Manifests, b.cid.to_bytes(), b.data.clone());
+        batch.put(Table::Manifests, b.cid.to_bytes(), b.data.to_vec());
         batch.put_block(b);
     }
     batch.put(Table::Datasets, root.to_bytes(), manifest_cid.to_bytes());

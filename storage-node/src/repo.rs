@@ -333,7 +333,7 @@ impl Repo {
                 let mut b = Batch::new();
                 b.put_block(Block {
                     cid: *cid,
-                    data: copy.clone(),
+                    data: copy.clone().into(),
                 })
                 .delete(Table::Quarantine, cid.to_bytes());
                 self.store.write(b, Durability::Sync)?;
@@ -490,7 +490,10 @@ impl Repo {
                         let mut batch = Batch::new();
                         for i in lost {
                             let data = shards[i].take().unwrap_or_default();
-                            batch.put_block(Block { cid: cids[i], data });
+                            batch.put_block(Block {
+                                cid: cids[i],
+                                data: data.into(),
+                            });
                             batch.delete(Table::Quarantine, cids[i].to_bytes());
                             report.repaired.push(cids[i]);
                         }
@@ -637,7 +640,7 @@ impl Repo {
             car::section(
                 &Block {
                     cid: *c,
-                    data: self.block(c)?,
+                    data: self.block(c)?.into(),
                 },
                 &mut buf,
             );
@@ -697,7 +700,7 @@ impl Repo {
                 .map(|c| {
                     Ok(Block {
                         cid: *c,
-                        data: self.block(c)?,
+                        data: self.block(c)?.into(),
                     })
                 })
                 .collect::<Result<_, RepoError>>()?;

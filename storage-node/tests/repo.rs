@@ -243,7 +243,7 @@ fn scrub_finds_corrupt_and_missing_blocks_and_repair_rebuilds_them() {
     let mut b = Batch::new();
     b.put_block(Block {
         cid: corrupt,
-        data: vec![0xAB; 100],
+        data: vec![0xAB; 100].into(),
     })
     .delete_block(stripes[0][5])
     .delete_block(stripes[1][0])
@@ -477,4 +477,33 @@ fn a_corrupt_repo_key_or_manifest_is_an_error_not_a_panic() {
     assert!(repo.datasets().is_err());
     assert!(repo.scrub(&|_| {}).is_err());
     assert!(repo.gc().is_err());
+}
+
+#[test]
+fn in_memory_bytes_and_streams_import_like_files() {
+    use cairn_storage_node::ingest::{ingest_source, Source};
+    let tmp = tempfile::tempdir().unwrap();
+    let p = small_profile();
+    for len in [0usize, 1, 65_535, 65_536, 65_537, 64 * 65_536 + 3] {
+        let data = bytes(len as u64, len);
+        let f = tmp.path().join(format!("f{len}"));
+        std::fs::write(&f, &data).unwrap();
+        let from_file = ingest(&f, &p, Target::HashOnly, &|_| {}).unwrap();
+        let from_bytes = ingest_source(
+            Source::Bytes(data.clone().into()),
+            &p,
+            Target::HashOnly,
+            &|_| {},
+        )
+        .unwrap();
+        let from_stream = ingest_source(
+            Source::Stream(&mut data.as_slice()),
+            &p,
+            Target::HashOnly,
+            &|_| {},
+        )
+        .unwrap();
+        assert_eq!(from_bytes, from_file, "len {len}");
+        assert_eq!(from_stream, from_file, "len {len}");
+    }
 }

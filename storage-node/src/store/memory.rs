@@ -40,7 +40,7 @@ impl BlockStore for MemoryStore {
         for op in batch.ops {
             match op {
                 Op::PutBlock(b) => {
-                    g.blocks.insert(b.cid.to_bytes(), b.data);
+                    g.blocks.insert(b.cid.to_bytes(), b.data.to_vec());
                 }
                 Op::DeleteBlock(c) => {
                     g.blocks.remove(&c.to_bytes());

@@ -219,8 +219,8 @@ mod tests {
             s.persist().unwrap();
         }
         let s = RocksStore::open(d.path()).unwrap();
-        assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.clone()));
-        assert_eq!(s.get(&small.cid).unwrap(), Some(small.data));
+        assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.to_vec()));
+        assert_eq!(s.get(&small.cid).unwrap(), Some(small.data.to_vec()));
         assert_eq!(s.size(&b.cid).unwrap(), Some(10_000));
     }
 

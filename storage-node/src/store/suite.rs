@@ -7,7 +7,9 @@ fn block(i: u32, len: usize) -> Block {
     Block::new(
         HashAlg::Blake3,
         RAW,
-        (0..len).map(|j| (i as usize + j) as u8).collect(),
+        (0..len)
+            .map(|j| (i as usize + j) as u8)
+            .collect::<Vec<u8>>(),
     )
 }
 
@@ -26,8 +28,8 @@ fn put_get_delete(s: &dyn BlockStore) {
     let mut batch = Batch::new();
     batch.put_block(a.clone()).put_block(b.clone());
     s.write(batch, Durability::Sync).unwrap();
-    assert_eq!(s.get(&a.cid).unwrap(), Some(a.data.clone()));
-    assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.clone()));
+    assert_eq!(s.get(&a.cid).unwrap(), Some(a.data.to_vec()));
+    assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.to_vec()));
     assert!(s.has(&b.cid).unwrap());
     assert_eq!(s.size(&b.cid).unwrap(), Some(100_000));
     let mut batch = Batch::new();
@@ -41,7 +43,7 @@ fn put_get_delete(s: &dyn BlockStore) {
     batch.put_block(b.clone()).put_block(b.clone());
     s.write(batch, Durability::Deferred).unwrap();
     s.persist().unwrap();
-    assert_eq!(s.get(&b.cid).unwrap(), Some(b.data));
+    assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.to_vec()));
 }
 
 fn batches_are_atomic_in_effect(s: &dyn BlockStore) {
@@ -66,7 +68,7 @@ fn reads_are_verified(s: &dyn BlockStore) {
     // write other bytes under a's CID, as a disk error would
     let forged = Block {
         cid: a.cid,
-        data: vec![0u8; 64],
+        data: vec![0u8; 64].into(),
     };
     let mut batch = Batch::new();
     batch.put_block(forged);
