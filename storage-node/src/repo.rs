@@ -617,12 +617,7 @@ impl Repo {
     /// Every block of the DAG under `root`, once each, parents first.
     fn dag_blocks(&self, root: &Cid) -> Result<Vec<Cid>, RepoError> {
         let mut order = Vec::new();
-        let mut seen = HashSet::new();
-        self.reader().walk(root, &mut |c| {
-            if seen.insert(*c) {
-                order.push(*c);
-            }
-        })?;
+        self.reader().walk(root, &mut |c| order.push(*c))?;
         Ok(order)
     }
 

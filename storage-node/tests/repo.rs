@@ -507,3 +507,47 @@ fn in_memory_bytes_and_streams_import_like_files() {
         assert_eq!(from_stream, from_file, "len {len}");
     }
 }
+
+/// Regression: a DAG that links the same child twice at every level (2^64 paths, 65 blocks)
+/// must not make import, pinning, scrub or gc walk it path by path.
+#[test]
+fn diamond_dag_from_a_car_is_walked_once_per_block() {
+    use cairn_core::block::{HashAlg, DAG_PB, RAW};
+    use cairn_core::dagpb::{PbLink, PbNode};
+    use cairn_core::unixfs::{DataType, UnixFsData};
+    let leaf = Block::new(HashAlg::Blake3, RAW, b"x".to_vec());
+    let mut blocks = vec![leaf.clone()];
+    let (mut child, mut size) = (leaf.cid, 1u64);
+    for _ in 0..64 {
+        let mut data = UnixFsData::new(DataType::File);
+        data.blocksizes = vec![size, size];
+        size = size.saturating_mul(2);
+        data.filesize = Some(size);
+        let link = PbLink {
+            hash: child,
+            name: Some(String::new()),
+            tsize: Some(size),
+        };
+        let node = PbNode {
+            links: vec![link.clone(), link],
+            data: Some(data.encode()),
+        };
+        let b = Block::new(HashAlg::Blake3, DAG_PB, node.encode());
+        child = b.cid;
+        blocks.push(b);
+    }
+    let mut car = cairn_core::car::header(&[child]);
+    for b in blocks.iter().rev() {
+        cairn_core::car::section(b, &mut car);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let (roots, n) = repo
+        .car_import(&mut car.as_slice(), &Profile::cairn_v1())
+        .unwrap();
+    assert_eq!((roots, n), (vec![child], 65));
+    assert!(repo.scrub(&|_| {}).unwrap().missing.is_empty());
+    assert_eq!(repo.gc().unwrap().removed, 0);
+    let mut out = Vec::new();
+    assert_eq!(repo.car_export(&child, &mut out).unwrap(), 65);
+}
