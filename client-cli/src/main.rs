@@ -194,6 +194,20 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
     pb
 }
 
+/// A byte counter for work of unknown length (scrub).
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
 fn tree_size(p: &Path) -> u64 {
     fn walk(p: &Path, depth: usize) -> u64 {
         let Ok(m) = std::fs::symlink_metadata(p) else {
@@ -332,8 +346,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Verify => {
             let repo = open(&cli)?;
-            let pb = bar(0, "verifying");
-            pb.set_length(u64::MAX);
+            let pb = spinner("verifying");
             let r = repo.scrub(&|n| pb.inc(n))?;
             pb.finish_and_clear();
             if json {
