@@ -150,7 +150,8 @@ impl Coder {
                 })
                 .collect();
             let data: Vec<&[u8]> = shards.iter().map(|c| c.as_ref()).collect();
-            let mut parity = vec![vec![0u8; len]; self.m];
+            // one zeroed allocation each (calloc), not one zeroed vector cloned m times
+            let mut parity: Vec<Vec<u8>> = (0..self.m).map(|_| vec![0u8; len]).collect();
             self.encode_parity(&data, &mut parity)?;
             parity
         };
