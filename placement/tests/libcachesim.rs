@@ -1,0 +1,57 @@
+//! Cairn's LRU, FIFO and Belady against libCacheSim on the shipped real traces (figures in
+//! `fixtures/placement/libcachesim.json`, made by `fixtures/placement/libcachesim_reference.py`):
+//! object and byte miss ratios must agree within 0.5 % absolute, with no warm-up.
+
+use cairn_placement::policy::by_name;
+use cairn_placement::sim::simulate;
+use cairn_placement::trace::{Request, TraceReader};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn load(trace: &str) -> Vec<Request> {
+    let p = root().join("../shared/traces").join(trace);
+    let f = std::fs::File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    TraceReader::new(f).unwrap().map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn lru_fifo_belady_match_libcachesim_within_half_a_percent() {
+    let text = std::fs::read_to_string(root().join("fixtures/placement/libcachesim.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let mut traces: HashMap<String, Vec<Request>> = HashMap::new();
+    let mut report = Vec::new();
+    let mut worst: f64 = 0.0;
+    for r in v["results"].as_array().unwrap() {
+        let trace = r["trace"].as_str().unwrap().to_string();
+        let reqs = traces.entry(trace.clone()).or_insert_with(|| load(&trace));
+        let policy = r["policy"].as_str().unwrap();
+        let size = r["cache_size"].as_u64().unwrap();
+        let mut p = by_name(policy, size).unwrap();
+        let m = simulate(reqs.iter().copied(), p.as_mut(), 0);
+        let (omr, bmr) = (
+            r["object_miss_ratio"].as_f64().unwrap(),
+            r["byte_miss_ratio"].as_f64().unwrap(),
+        );
+        let d = (m.miss_ratio() - omr)
+            .abs()
+            .max((m.byte_miss_ratio() - bmr).abs());
+        worst = worst.max(d);
+        report.push(format!(
+            "{trace} {policy} {}: ours {:.4}/{:.4} libCacheSim {omr:.4}/{bmr:.4} (diff {d:.4})",
+            r["fraction"],
+            m.miss_ratio(),
+            m.byte_miss_ratio()
+        ));
+    }
+    println!("{}", report.join("\n"));
+    assert!(
+        worst <= 0.005,
+        "largest difference {worst:.4}:\n{}",
+        report.join("\n")
+    );
+}
