@@ -1,6 +1,7 @@
 //! `cairn`: publish, fetch, verify and repair datasets in a local Cairn repo.
 
 mod bench;
+mod placement;
 
 use anyhow::{bail, Context, Result};
 use cairn_core::block::parse_cid;
@@ -88,6 +89,11 @@ enum Cmd {
     Car {
         #[command(subcommand)]
         cmd: CarCmd,
+    },
+    /// Placement: evaluate fast-tier policies on access traces.
+    Placement {
+        #[command(subcommand)]
+        cmd: placement::PlacementCmd,
     },
     /// Benchmarks, printed as ratios against baselines measured in the same run.
     Bench {
@@ -499,6 +505,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Bench { cmd } => bench::run(cmd, json)?,
+        Cmd::Placement { cmd } => placement::run_cmd(cmd, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }

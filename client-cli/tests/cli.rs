@@ -262,3 +262,56 @@ fn a_folder_of_100000_files_matches_the_reference_importer() {
         cairn_core::testgen::Gen::bytes(99_999, 1 + 99_999 % 5)
     );
 }
+
+#[test]
+fn placement_eval_reports_every_policy_and_size() {
+    let t = tempfile::tempdir().unwrap();
+    let trace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/traces/cache2k-web07.oracleGeneral.bin.zst");
+    let out = ok(
+        &t.path().join("repo"),
+        &["--json", "placement", "eval", "--trace", s(&trace)],
+    );
+    let rows: Vec<Value> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(rows.len(), 9);
+    for r in &rows {
+        for k in [
+            "policy",
+            "fast_fraction",
+            "byte_miss_ratio",
+            "object_miss_ratio",
+            "p99_latency_ms",
+            "bytes_promoted",
+            "gap_closed",
+        ] {
+            assert!(r.get(k).is_some(), "{k} missing in {r}");
+        }
+        let mr = r["byte_miss_ratio"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&mr));
+        match r["policy"].as_str().unwrap() {
+            "lru" => assert_eq!(r["gap_closed"], 0.0),
+            "belady" => assert_eq!(r["gap_closed"], 1.0),
+            _ => {}
+        }
+    }
+    // a file that is not a trace, and an unknown policy: one clear line each
+    let junk = t.path().join("junk");
+    std::fs::write(&junk, b"not a trace at all").unwrap();
+    assert!(fails(
+        &t.path().join("repo"),
+        &["placement", "eval", "--trace", s(&junk)]
+    )
+    .contains("truncated"));
+    assert!(fails(
+        &t.path().join("repo"),
+        &[
+            "placement",
+            "eval",
+            "--trace",
+            s(&trace),
+            "--policies",
+            "nope"
+        ]
+    )
+    .contains("unknown policy"));
+}

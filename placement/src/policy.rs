@@ -10,6 +10,8 @@ pub trait Policy {
     fn name(&self) -> &'static str;
     /// Serves `r`: true on a hit. On a miss the policy decides what to admit and evict.
     fn access(&mut self, r: &Request) -> bool;
+    /// Whether `id` is held.
+    fn contains(&self, id: u64) -> bool;
     /// Bytes currently held.
     fn used(&self) -> u64;
     /// Byte capacity.
@@ -69,6 +71,10 @@ impl Policy for Lru {
         false
     }
 
+    fn contains(&self, id: u64) -> bool {
+        self.objs.contains_key(&id)
+    }
+
     fn used(&self) -> u64 {
         self.used
     }
@@ -123,6 +129,10 @@ impl Policy for Fifo {
         self.queue.push_back(r.id);
         self.used += size;
         false
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.objs.contains_key(&id)
     }
 
     fn used(&self) -> u64 {
@@ -193,6 +203,10 @@ impl Policy for Belady {
         self.by_next.insert((next, r.id));
         self.used += size;
         false
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.objs.contains_key(&id)
     }
 
     fn used(&self) -> u64 {
