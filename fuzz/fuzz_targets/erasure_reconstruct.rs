@@ -31,7 +31,7 @@ fuzz_target!(|inp: Input| {
     let coder = Coder::new(k, m).unwrap();
     let refs: Vec<&Block> = blocks.iter().collect();
     let (stripe, parity) = coder.encode(HashAlg::Blake3, &refs).unwrap();
-    let all: Vec<Vec<u8>> = blocks.iter().chain(parity.iter()).map(|b| b.data.clone()).collect();
+    let all: Vec<Vec<u8>> = blocks.iter().chain(parity.iter()).map(|b| b.data.to_vec()).collect();
     let n = all.len();
     let mut shards: Vec<Option<Vec<u8>>> = all.iter().cloned().map(Some).collect();
     for (i, s) in shards.iter_mut().enumerate() {

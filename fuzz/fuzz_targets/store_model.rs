@@ -95,9 +95,9 @@ fuzz_target!(|ops: Vec<Op>| {
         for (b, st) in blocks.values() {
             let got = s.get(&b.cid).unwrap();
             match st {
-                State::Present => assert_eq!(got.as_deref(), Some(b.data.as_slice())),
+                State::Present => assert_eq!(got.as_deref(), Some(&b.data[..])),
                 State::Absent => assert_eq!(got, None),
-                State::Either => assert!(got.is_none() || got.as_deref() == Some(b.data.as_slice())),
+                State::Either => assert!(got.is_none() || got.as_deref() == Some(&b.data[..])),
             }
         }
         let got: BTreeMap<u8, u8> = s
