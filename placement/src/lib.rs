@@ -16,5 +16,6 @@
 #![warn(missing_docs)]
 
 pub mod policy;
+pub mod policy2;
 pub mod sim;
 pub mod trace;

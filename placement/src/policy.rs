@@ -224,12 +224,14 @@ pub fn by_name(name: &str, cap: u64) -> Option<Box<dyn Policy>> {
         "lru" => Box::new(Lru::new(cap)),
         "fifo" => Box::new(Fifo::new(cap)),
         "belady" => Box::new(Belady::new(cap)),
+        "sieve" => Box::new(crate::policy2::Sieve::new(cap)),
+        "s3fifo" => Box::new(crate::policy2::S3Fifo::new(cap)),
         _ => return None,
     })
 }
 
 /// Every policy name [`by_name`] knows.
-pub const POLICIES: [&str; 3] = ["lru", "fifo", "belady"];
+pub const POLICIES: [&str; 5] = ["lru", "fifo", "sieve", "s3fifo", "belady"];
 
 #[cfg(test)]
 mod tests {
@@ -293,7 +295,7 @@ mod tests {
         fn belady_never_misses_more_on_unit_sizes(ids in proptest::collection::vec(0u64..20, 1..300), cap in 1u64..10) {
             let t = unit(&ids);
             let opt = simulate(t.iter().copied(), &mut Belady::new(cap), 0).misses;
-            for name in ["lru", "fifo"] {
+            for name in ["lru", "fifo", "sieve", "s3fifo"] {
                 let mut p = by_name(name, cap).unwrap();
                 let m = simulate(t.iter().copied(), p.as_mut(), 0).misses;
                 prop_assert!(opt <= m, "{name}: belady {opt} > {m}");
