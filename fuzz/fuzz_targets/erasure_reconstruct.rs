@@ -23,7 +23,7 @@ fuzz_target!(|inp: Input| {
         .blocks
         .into_iter()
         .take(k)
-        .map(|b| Block::new(HashAlg::Blake3, RAW, b.into_iter().take(4096).collect()))
+        .map(|b| Block::new(HashAlg::Blake3, RAW, b.into_iter().take(4096).collect::<Vec<u8>>()))
         .collect();
     if blocks.is_empty() {
         return;
