@@ -21,7 +21,11 @@ pub enum PlacementCmd {
         #[arg(long, value_delimiter = ',', default_value = "0.01,0.05,0.1")]
         fast_fraction: Vec<f64>,
         /// Policies to evaluate.
-        #[arg(long, value_delimiter = ',', default_value = "lru,fifo,belady")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "static-hash,lru,fifo,lfu,sieve,s3fifo,belady"
+        )]
         policies: Vec<String>,
         /// Leading share of the trace that trains every policy without being counted.
         #[arg(long, default_value_t = 0.5)]
@@ -37,8 +41,8 @@ fn requests(path: &Path) -> Result<impl Iterator<Item = Result<Request>>> {
 
 /// Streams the trace through one policy; a read error mid-trace is an error, not a partial
 /// result.
-fn eval_one(path: &Path, policy: &str, cap: u64, cfg: &SimConfig) -> Result<Metrics> {
-    let Some(mut p) = by_name(policy, cap) else {
+fn eval_one(path: &Path, policy: &str, cap: u64, wss: u64, cfg: &SimConfig) -> Result<Metrics> {
+    let Some(mut p) = by_name(policy, cap, wss) else {
         bail!("unknown policy {policy:?} (known: {})", POLICIES.join(", "));
     };
     let mut err = None;
@@ -68,7 +72,7 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
         bail!("--warmup-fraction must be in [0, 1), got {warmup_fraction}");
     }
     for p in policies {
-        if by_name(p, 1).is_none() {
+        if by_name(p, 1, 1).is_none() {
             bail!("unknown policy {p:?} (known: {})", POLICIES.join(", "));
         }
     }
@@ -92,10 +96,10 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
             bail!("--fast-fraction values must be in (0, 1], got {frac}");
         }
         let cap = (wss as f64 * frac) as u64;
-        let lru = eval_one(trace, "lru", cap, &cfg)?.byte_miss_ratio();
-        let opt = eval_one(trace, "belady", cap, &cfg)?.byte_miss_ratio();
+        let lru = eval_one(trace, "lru", cap, wss, &cfg)?.byte_miss_ratio();
+        let opt = eval_one(trace, "belady", cap, wss, &cfg)?.byte_miss_ratio();
         for p in policies {
-            let m = eval_one(trace, p, cap, &cfg)?;
+            let m = eval_one(trace, p, cap, wss, &cfg)?;
             let gap = if (lru - opt).abs() < 1e-12 {
                 0.0
             } else {

@@ -149,16 +149,20 @@ impl Policy for Fifo {
 /// the classic furthest-next-use heuristic, a strong baseline but not the size-aware optimum.
 pub struct Belady {
     cap: u64,
+    bypass: bool,
     used: u64,
     objs: HashMap<u64, (u64, u32)>,
     by_next: BTreeSet<(u64, u64)>,
 }
 
 impl Belady {
-    /// An empty cache of `cap` bytes.
-    pub fn new(cap: u64) -> Self {
+    /// An empty cache of `cap` bytes. With `bypass`, an object is not admitted when it is
+    /// needed no sooner than everything it would displace (the true optimum for unit sizes,
+    /// MIN); without, every miss is admitted, as libCacheSim's `Belady` does.
+    pub fn new(cap: u64, bypass: bool) -> Self {
         Belady {
             cap,
+            bypass,
             used: 0,
             objs: HashMap::new(),
             by_next: BTreeSet::new(),
@@ -191,6 +195,15 @@ impl Policy for Belady {
         if size > self.cap {
             return false;
         }
+        // bypass: if the cache is full and nothing in it is needed later than this object, the
+        // optimum does not admit it (a never-again object never enters a full cache)
+        if self.bypass && self.used + size > self.cap {
+            if let Some(&(furthest, _)) = self.by_next.last() {
+                if next >= furthest {
+                    return false;
+                }
+            }
+        }
         while self.used + size > self.cap {
             let Some((_, victim)) = self.by_next.pop_last() else {
                 break;
@@ -218,20 +231,33 @@ impl Policy for Belady {
     }
 }
 
-/// Builds a policy by report name.
-pub fn by_name(name: &str, cap: u64) -> Option<Box<dyn Policy>> {
+/// Builds a policy by report name, for a fast tier of `cap` bytes over a trace whose working
+/// set is `wss` bytes (static placement uses the ratio).
+pub fn by_name(name: &str, cap: u64, wss: u64) -> Option<Box<dyn Policy>> {
+    use crate::policy2::*;
     Some(match name {
         "lru" => Box::new(Lru::new(cap)),
         "fifo" => Box::new(Fifo::new(cap)),
-        "belady" => Box::new(Belady::new(cap)),
-        "sieve" => Box::new(crate::policy2::Sieve::new(cap)),
-        "s3fifo" => Box::new(crate::policy2::S3Fifo::new(cap)),
+        "belady" => Box::new(Belady::new(cap, true)),
+        "belady-admit-all" => Box::new(Belady::new(cap, false)),
+        "sieve" => Box::new(Sieve::new(cap)),
+        "s3fifo" => Box::new(S3Fifo::new(cap)),
+        "lfu" => Box::new(LfuDecay::new(cap, LFU_HALF_LIFE)),
+        "static-hash" => Box::new(StaticHash::new(cap, cap as f64 / wss.max(1) as f64)),
         _ => return None,
     })
 }
 
 /// Every policy name [`by_name`] knows.
-pub const POLICIES: [&str; 5] = ["lru", "fifo", "sieve", "s3fifo", "belady"];
+pub const POLICIES: [&str; 7] = [
+    "static-hash",
+    "lru",
+    "fifo",
+    "lfu",
+    "sieve",
+    "s3fifo",
+    "belady",
+];
 
 #[cfg(test)]
 mod tests {
@@ -265,7 +291,7 @@ mod tests {
         // Belady: a m, b m, c m (evict c itself? no: c is new; evict b, next at 6 > a at 4),
         // a hit, d m (evict c, never again), b m (evict d), a hit -> 5 misses
         assert_eq!(
-            simulate(t.iter().copied(), &mut Belady::new(2), 0).misses,
+            simulate(t.iter().copied(), &mut Belady::new(2, false), 0).misses,
             5
         );
     }
@@ -282,7 +308,7 @@ mod tests {
             })
             .collect();
         for name in POLICIES {
-            let mut p = by_name(name, 10).unwrap();
+            let mut p = by_name(name, 10, 100).unwrap();
             for r in &t {
                 p.access(r);
                 assert!(p.used() <= p.capacity(), "{name}");
@@ -294,9 +320,9 @@ mod tests {
         #[test]
         fn belady_never_misses_more_on_unit_sizes(ids in proptest::collection::vec(0u64..20, 1..300), cap in 1u64..10) {
             let t = unit(&ids);
-            let opt = simulate(t.iter().copied(), &mut Belady::new(cap), 0).misses;
-            for name in ["lru", "fifo", "sieve", "s3fifo"] {
-                let mut p = by_name(name, cap).unwrap();
+            let opt = simulate(t.iter().copied(), &mut Belady::new(cap, true), 0).misses;
+            for name in ["static-hash", "lru", "fifo", "lfu", "sieve", "s3fifo", "belady-admit-all"] {
+                let mut p = by_name(name, cap, 20).unwrap();
                 let m = simulate(t.iter().copied(), p.as_mut(), 0).misses;
                 prop_assert!(opt <= m, "{name}: belady {opt} > {m}");
             }

@@ -288,3 +288,153 @@ impl Policy for S3Fifo {
         self.cap
     }
 }
+
+/// LFU with exponential decay: each object's count halves every `half_life` requests, so old
+/// popularity fades. Evicts the smallest decayed count. Decay is applied lazily: with a common
+/// decay rate the order of two objects is the order of `log2(count) + last_access / half_life`.
+pub struct LfuDecay {
+    cap: u64,
+    used: u64,
+    half_life: f64,
+    clock: u64,
+    /// id -> (size, log2 of the count at the last access, time of the last access)
+    objs: HashMap<u64, (u32, f64, u64)>,
+    order: std::collections::BTreeSet<(u64, u64)>,
+}
+
+/// Default half-life in requests.
+pub const LFU_HALF_LIFE: f64 = 100_000.0;
+
+/// Orders finite f64 keys as unsigned integers.
+fn key_bits(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+impl LfuDecay {
+    /// An empty cache of `cap` bytes with the given half-life in requests.
+    pub fn new(cap: u64, half_life: f64) -> Self {
+        LfuDecay {
+            cap,
+            used: 0,
+            half_life: half_life.max(1.0),
+            clock: 0,
+            objs: HashMap::new(),
+            order: std::collections::BTreeSet::new(),
+        }
+    }
+
+    fn key(&self, log_count: f64, at: u64, id: u64) -> (u64, u64) {
+        (key_bits(log_count + at as f64 / self.half_life), id)
+    }
+}
+
+impl Policy for LfuDecay {
+    fn name(&self) -> &'static str {
+        "lfu"
+    }
+
+    fn access(&mut self, r: &Request) -> bool {
+        self.clock += 1;
+        if let Some(&(size, log_count, at)) = self.objs.get(&r.id) {
+            self.order.remove(&self.key(log_count, at, r.id));
+            let elapsed = (self.clock - at) as f64 / self.half_life;
+            let new_log = ((log_count - elapsed).exp2() + 1.0).log2();
+            self.order.insert(self.key(new_log, self.clock, r.id));
+            self.objs.insert(r.id, (size, new_log, self.clock));
+            return true;
+        }
+        let size = u64::from(r.size);
+        if size > self.cap {
+            return false;
+        }
+        while self.used + size > self.cap {
+            let Some((_, victim)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((s, _, _)) = self.objs.remove(&victim) {
+                self.used -= u64::from(s);
+            }
+        }
+        self.order.insert(self.key(0.0, self.clock, r.id));
+        self.objs.insert(r.id, (r.size, 0.0, self.clock));
+        self.used += size;
+        false
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.objs.contains_key(&id)
+    }
+
+    fn used(&self) -> u64 {
+        self.used
+    }
+
+    fn capacity(&self) -> u64 {
+        self.cap
+    }
+}
+
+/// Static hash placement: an object lives on the fast tier iff its id hashes below the
+/// capacity's share of the key space and it still fits; nothing ever moves. The baseline of
+/// placement without any access history.
+pub struct StaticHash {
+    cap: u64,
+    used: u64,
+    share: f64,
+    objs: HashMap<u64, u32>,
+}
+
+impl StaticHash {
+    /// A fast tier of `cap` bytes that admits the `share` (0..=1) of ids hashing lowest.
+    pub fn new(cap: u64, share: f64) -> Self {
+        StaticHash {
+            cap,
+            used: 0,
+            share: share.clamp(0.0, 1.0),
+            objs: HashMap::new(),
+        }
+    }
+}
+
+fn mix(id: u64) -> u64 {
+    let mut z = id.wrapping_add(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+    z ^ (z >> 31)
+}
+
+impl Policy for StaticHash {
+    fn name(&self) -> &'static str {
+        "static-hash"
+    }
+
+    fn access(&mut self, r: &Request) -> bool {
+        if self.objs.contains_key(&r.id) {
+            return true;
+        }
+        let size = u64::from(r.size);
+        let chosen = (mix(r.id) as f64) < self.share * u64::MAX as f64;
+        if chosen && self.used + size <= self.cap {
+            self.objs.insert(r.id, r.size);
+            self.used += size;
+        }
+        false
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.objs.contains_key(&id)
+    }
+
+    fn used(&self) -> u64 {
+        self.used
+    }
+
+    fn capacity(&self) -> u64 {
+        self.cap
+    }
+}

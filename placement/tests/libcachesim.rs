@@ -30,8 +30,15 @@ fn lru_fifo_belady_match_libcachesim_within_half_a_percent() {
         let trace = r["trace"].as_str().unwrap().to_string();
         let reqs = traces.entry(trace.clone()).or_insert_with(|| load(&trace));
         let policy = r["policy"].as_str().unwrap();
+        // libCacheSim's Belady admits every miss; ours does that as `belady-admit-all` (the
+        // `belady` we report as the optimum also bypasses, which is MIN for unit sizes)
+        let ours = if policy == "belady" {
+            "belady-admit-all"
+        } else {
+            policy
+        };
         let size = r["cache_size"].as_u64().unwrap();
-        let mut p = by_name(policy, size).unwrap();
+        let mut p = by_name(ours, size, r["working_set_bytes"].as_u64().unwrap()).unwrap();
         let m = simulate(reqs.iter().copied(), p.as_mut(), 0);
         let (omr, bmr) = (
             r["object_miss_ratio"].as_f64().unwrap(),
@@ -40,9 +47,12 @@ fn lru_fifo_belady_match_libcachesim_within_half_a_percent() {
         let d = (m.miss_ratio() - omr)
             .abs()
             .max((m.byte_miss_ratio() - bmr).abs());
-        worst = worst.max(d);
+        // the bar is LRU, FIFO and Belady; SIEVE and S3-FIFO are reported for comparison
+        if ["lru", "fifo", "belady"].contains(&policy) {
+            worst = worst.max(d);
+        }
         report.push(format!(
-            "{trace} {policy} {}: ours {:.4}/{:.4} libCacheSim {omr:.4}/{bmr:.4} (diff {d:.4})",
+            "{trace} {ours} {}: ours {:.4}/{:.4} libCacheSim {omr:.4}/{bmr:.4} (diff {d:.4})",
             r["fraction"],
             m.miss_ratio(),
             m.byte_miss_ratio()
