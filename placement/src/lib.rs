@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod arc;
 pub mod policy;
 pub mod policy2;
 pub mod sim;

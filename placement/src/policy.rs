@@ -241,6 +241,7 @@ pub fn by_name(name: &str, cap: u64, wss: u64) -> Option<Box<dyn Policy>> {
         "belady" => Box::new(Belady::new(cap, true)),
         "belady-admit-all" => Box::new(Belady::new(cap, false)),
         "sieve" => Box::new(Sieve::new(cap)),
+        "arc" => Box::new(crate::arc::Arc::new(cap)),
         "s3fifo" => Box::new(S3Fifo::new(cap)),
         "lfu" => Box::new(LfuDecay::new(cap, LFU_HALF_LIFE)),
         "static-hash" => Box::new(StaticHash::new(cap, cap as f64 / wss.max(1) as f64)),
@@ -321,7 +322,7 @@ mod tests {
         fn belady_never_misses_more_on_unit_sizes(ids in proptest::collection::vec(0u64..20, 1..300), cap in 1u64..10) {
             let t = unit(&ids);
             let opt = simulate(t.iter().copied(), &mut Belady::new(cap, true), 0).misses;
-            for name in ["static-hash", "lru", "fifo", "lfu", "sieve", "s3fifo", "belady-admit-all"] {
+            for name in ["static-hash", "lru", "fifo", "lfu", "arc", "sieve", "s3fifo", "belady-admit-all"] {
                 let mut p = by_name(name, cap, 20).unwrap();
                 let m = simulate(t.iter().copied(), p.as_mut(), 0).misses;
                 prop_assert!(opt <= m, "{name}: belady {opt} > {m}");
