@@ -1,7 +1,7 @@
 //! `cairn placement eval`: policies through the fast-tier simulator on a real trace.
 
 use anyhow::{bail, Context, Result};
-use cairn_placement::policy::{by_name, POLICIES};
+use cairn_placement::policy::{by_name, Setup, POLICIES};
 use cairn_placement::sim::{run, Metrics, SimConfig};
 use cairn_placement::trace::{Request, TraceReader};
 use clap::Subcommand;
@@ -24,7 +24,7 @@ pub enum PlacementCmd {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "static-hash,lru,fifo,lfu,arc,sieve,s3fifo,belady"
+            default_value = "static-hash,static-top,lru,fifo,lfu,arc,sieve,s3fifo,belady"
         )]
         policies: Vec<String>,
         /// Leading share of the trace that trains every policy without being counted.
@@ -42,7 +42,12 @@ fn requests(path: &Path) -> Result<impl Iterator<Item = Result<Request>>> {
 /// Streams the trace through one policy; a read error mid-trace is an error, not a partial
 /// result.
 fn eval_one(path: &Path, policy: &str, cap: u64, wss: u64, cfg: &SimConfig) -> Result<Metrics> {
-    let Some(mut p) = by_name(policy, cap, wss) else {
+    let setup = Setup {
+        cap,
+        wss,
+        warmup: cfg.warmup,
+    };
+    let Some(mut p) = by_name(policy, setup) else {
         bail!("unknown policy {policy:?} (known: {})", POLICIES.join(", "));
     };
     let mut err = None;
@@ -72,7 +77,16 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
         bail!("--warmup-fraction must be in [0, 1), got {warmup_fraction}");
     }
     for p in policies {
-        if by_name(p, 1, 1).is_none() {
+        if by_name(
+            p,
+            Setup {
+                cap: 1,
+                wss: 1,
+                warmup: 0,
+            },
+        )
+        .is_none()
+        {
             bail!("unknown policy {p:?} (known: {})", POLICIES.join(", "));
         }
     }

@@ -273,7 +273,7 @@ fn placement_eval_reports_every_policy_and_size() {
         &["--json", "placement", "eval", "--trace", s(&trace)],
     );
     let rows: Vec<Value> = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(rows.len(), 24);
+    assert_eq!(rows.len(), 27);
     for r in &rows {
         for k in [
             "policy",

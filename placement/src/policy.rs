@@ -231,9 +231,22 @@ impl Policy for Belady {
     }
 }
 
-/// Builds a policy by report name, for a fast tier of `cap` bytes over a trace whose working
-/// set is `wss` bytes (static placement uses the ratio).
-pub fn by_name(name: &str, cap: u64, wss: u64) -> Option<Box<dyn Policy>> {
+/// What a policy may know before a run: the fast tier's bytes, the trace's working-set bytes
+/// (static hash placement uses the ratio) and the warm-up length (static top-frequency
+/// chooses from it). None of it looks ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setup {
+    /// Fast-tier capacity in bytes.
+    pub cap: u64,
+    /// Working-set bytes of the trace.
+    pub wss: u64,
+    /// Requests of warm-up.
+    pub warmup: u64,
+}
+
+/// Builds a policy by report name.
+pub fn by_name(name: &str, setup: Setup) -> Option<Box<dyn Policy>> {
+    let Setup { cap, wss, warmup } = setup;
     use crate::policy2::*;
     Some(match name {
         "lru" => Box::new(Lru::new(cap)),
@@ -245,6 +258,7 @@ pub fn by_name(name: &str, cap: u64, wss: u64) -> Option<Box<dyn Policy>> {
         "s3fifo" => Box::new(S3Fifo::new(cap)),
         "lfu" => Box::new(LfuDecay::new(cap, LFU_HALF_LIFE)),
         "static-hash" => Box::new(StaticHash::new(cap, cap as f64 / wss.max(1) as f64)),
+        "static-top" => Box::new(StaticTop::new(cap, warmup)),
         _ => return None,
     })
 }
@@ -309,7 +323,15 @@ mod tests {
             })
             .collect();
         for name in POLICIES {
-            let mut p = by_name(name, 10, 100).unwrap();
+            let mut p = by_name(
+                name,
+                Setup {
+                    cap: 10,
+                    wss: 100,
+                    warmup: 2,
+                },
+            )
+            .unwrap();
             for r in &t {
                 p.access(r);
                 assert!(p.used() <= p.capacity(), "{name}");
@@ -322,8 +344,8 @@ mod tests {
         fn belady_never_misses_more_on_unit_sizes(ids in proptest::collection::vec(0u64..20, 1..300), cap in 1u64..10) {
             let t = unit(&ids);
             let opt = simulate(t.iter().copied(), &mut Belady::new(cap, true), 0).misses;
-            for name in ["static-hash", "lru", "fifo", "lfu", "arc", "sieve", "s3fifo", "belady-admit-all"] {
-                let mut p = by_name(name, cap, 20).unwrap();
+            for name in ["static-hash", "static-top", "lru", "fifo", "lfu", "arc", "sieve", "s3fifo", "belady-admit-all"] {
+                let mut p = by_name(name, Setup { cap, wss: 20, warmup: 50 }).unwrap();
                 let m = simulate(t.iter().copied(), p.as_mut(), 0).misses;
                 prop_assert!(opt <= m, "{name}: belady {opt} > {m}");
             }

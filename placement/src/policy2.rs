@@ -438,3 +438,76 @@ impl Policy for StaticHash {
         self.cap
     }
 }
+
+/// Static top-frequency placement: counts requests during the first `train` requests (serving
+/// nothing from the fast tier meanwhile), then pins the most requested objects that fit and
+/// never changes. The best static placement history can give, without look-ahead.
+pub struct StaticTop {
+    cap: u64,
+    used: u64,
+    train: u64,
+    seen: u64,
+    counts: HashMap<u64, (u64, u32)>,
+    pinned: HashMap<u64, u32>,
+}
+
+impl StaticTop {
+    /// A fast tier of `cap` bytes chosen after `train` requests.
+    pub fn new(cap: u64, train: u64) -> Self {
+        StaticTop {
+            cap,
+            used: 0,
+            train,
+            seen: 0,
+            counts: HashMap::new(),
+            pinned: HashMap::new(),
+        }
+    }
+
+    fn choose(&mut self) {
+        let mut all: Vec<(u64, u64, u32)> =
+            self.counts.drain().map(|(id, (n, s))| (id, n, s)).collect();
+        // most requested first; ties by smaller size, then id, so the choice is deterministic
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
+        for (id, _, size) in all {
+            if self.used + u64::from(size) <= self.cap {
+                self.used += u64::from(size);
+                self.pinned.insert(id, size);
+            }
+        }
+    }
+}
+
+impl Policy for StaticTop {
+    fn name(&self) -> &'static str {
+        "static-top"
+    }
+
+    fn access(&mut self, r: &Request) -> bool {
+        self.seen += 1;
+        if self.seen <= self.train {
+            let e = self.counts.entry(r.id).or_insert((0, r.size));
+            e.0 += 1;
+            if self.seen == self.train {
+                self.choose();
+            }
+            return false;
+        }
+        if self.seen == 1 && self.train == 0 {
+            self.choose();
+        }
+        self.pinned.contains_key(&r.id)
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.pinned.contains_key(&id)
+    }
+
+    fn used(&self) -> u64 {
+        self.used
+    }
+
+    fn capacity(&self) -> u64 {
+        self.cap
+    }
+}

@@ -2,7 +2,7 @@
 //! `fixtures/placement/libcachesim.json`, made by `fixtures/placement/libcachesim_reference.py`):
 //! object and byte miss ratios must agree within 0.5 % absolute, with no warm-up.
 
-use cairn_placement::policy::by_name;
+use cairn_placement::policy::{by_name, Setup};
 use cairn_placement::sim::simulate;
 use cairn_placement::trace::{Request, TraceReader};
 use serde_json::Value;
@@ -38,7 +38,12 @@ fn lru_fifo_belady_match_libcachesim_within_half_a_percent() {
             policy
         };
         let size = r["cache_size"].as_u64().unwrap();
-        let mut p = by_name(ours, size, r["working_set_bytes"].as_u64().unwrap()).unwrap();
+        let setup = Setup {
+            cap: size,
+            wss: r["working_set_bytes"].as_u64().unwrap(),
+            warmup: 0,
+        };
+        let mut p = by_name(ours, setup).unwrap();
         let m = simulate(reqs.iter().copied(), p.as_mut(), 0);
         let (omr, bmr) = (
             r["object_miss_ratio"].as_f64().unwrap(),
