@@ -133,6 +133,13 @@ pub struct Repo {
     path: Option<PathBuf>,
 }
 
+/// `path` with `.cairn-partial` appended.
+fn partial(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".cairn-partial");
+    PathBuf::from(p)
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RepoError + '_ {
     move |source| RepoError::Io {
         path: path.to_path_buf(),
@@ -236,11 +243,27 @@ impl Repo {
 
     /// Writes the file, directory tree or symlink at `cid` to `out` (which must not exist).
     /// Returns the file bytes written.
+    ///
+    /// The tree is written under `out` + `.cairn-partial` and renamed into place when complete,
+    /// so `out` never holds a partial result; a failed get removes what it wrote.
     pub fn get(&self, cid: &Cid, out: &Path) -> Result<u64, RepoError> {
         if out.symlink_metadata().is_ok() {
             return Err(RepoError::Exists(out.to_path_buf()));
         }
-        self.export(cid, out, 0)
+        let tmp = partial(out);
+        if tmp.symlink_metadata().is_ok() {
+            return Err(RepoError::Exists(tmp));
+        }
+        match self.export(cid, &tmp, 0) {
+            Ok(n) => {
+                std::fs::rename(&tmp, out).map_err(io(out))?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
+                Err(e)
+            }
+        }
     }
 
     fn export(&self, cid: &Cid, out: &Path, depth: usize) -> Result<u64, RepoError> {
@@ -250,14 +273,10 @@ impl Repo {
         let node = self.reader().node(cid)?;
         match node.kind() {
             Kind::File => {
-                let mut tmp = out.as_os_str().to_owned();
-                tmp.push(".cairn-partial");
-                let tmp = PathBuf::from(tmp);
-                let f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+                let f = std::fs::File::create(out).map_err(io(out))?;
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
                 let n = self.reader().read_file(cid, &mut w)?;
-                w.flush().map_err(io(&tmp))?;
-                std::fs::rename(&tmp, out).map_err(io(out))?;
+                w.flush().map_err(io(out))?;
                 Ok(n)
             }
             Kind::Directory => {

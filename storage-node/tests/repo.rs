@@ -102,6 +102,14 @@ fn put_get_roundtrip_and_only_hash_agrees() {
     same_tree(&src, &out);
     // a second get refuses to overwrite
     assert!(matches!(repo.get(&r.root, &out), Err(RepoError::Exists(_))));
+    // a get that fails midway (a block gone) leaves neither the output nor a partial tree
+    let big = repo.resolve(&r.root, "shards/train/0000.tar").unwrap();
+    let mut b = Batch::new();
+    b.delete_block(big);
+    repo.store().write(b, Durability::Sync).unwrap();
+    let out2 = tmp.path().join("out2");
+    assert!(repo.get(&r.root, &out2).is_err());
+    assert!(!out2.exists() && !tmp.path().join("out2.cairn-partial").exists());
     let entries: Vec<String> = repo
         .ls(&r.root)
         .unwrap()
