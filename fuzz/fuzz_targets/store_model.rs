@@ -30,7 +30,7 @@ enum State {
 fn block(seed: u8, len: u16) -> Block {
     let len = (len % 20_000) as usize;
     // the first byte is the seed, so different seeds never share a CID
-    let data = std::iter::once(seed).chain((0..len).map(|i| (i as u8).wrapping_mul(seed) ^ seed)).collect();
+    let data: Vec<u8> = std::iter::once(seed).chain((0..len).map(|i| (i as u8).wrapping_mul(seed) ^ seed)).collect();
     Block::new(HashAlg::Blake3, RAW, data)
 }
 
