@@ -2,7 +2,7 @@
 //! an object larger than the whole capacity is never admitted (as in libCacheSim).
 
 use crate::trace::Request;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 
 /// A fast-tier policy fed one request at a time.
 pub trait Policy {
@@ -18,129 +18,107 @@ pub trait Policy {
     fn capacity(&self) -> u64;
 }
 
-/// Least recently used.
-pub struct Lru {
+/// Objects held with a priority key, evicting the lowest (or highest) key first: the store
+/// shared by LRU (key = last use), FIFO (key = arrival) and Belady (key = next use).
+struct Keyed {
     cap: u64,
     used: u64,
-    clock: u64,
+    /// id -> (key, size)
     objs: HashMap<u64, (u64, u32)>,
-    order: BTreeMap<u64, u64>,
+    order: BTreeSet<(u64, u64)>,
+    /// Evict the highest key instead of the lowest.
+    evict_high: bool,
+}
+
+impl Keyed {
+    fn new(cap: u64, evict_high: bool) -> Self {
+        Keyed {
+            cap,
+            used: 0,
+            objs: HashMap::new(),
+            order: BTreeSet::new(),
+            evict_high,
+        }
+    }
+
+    /// Gives a held object a new key; false if it is not held.
+    fn rekey(&mut self, id: u64, key: u64) -> bool {
+        let Some((k, _)) = self.objs.get_mut(&id) else {
+            return false;
+        };
+        self.order.remove(&(*k, id));
+        *k = key;
+        self.order.insert((key, id));
+        true
+    }
+
+    /// The key the next eviction would take, if anything is held.
+    fn next_victim_key(&self) -> Option<u64> {
+        let e = if self.evict_high {
+            self.order.last()
+        } else {
+            self.order.first()
+        };
+        e.map(|&(k, _)| k)
+    }
+
+    /// Admits an object, evicting until it fits; objects larger than the capacity are not
+    /// admitted.
+    fn admit(&mut self, id: u64, size: u32, key: u64) {
+        let size64 = u64::from(size);
+        if size64 > self.cap {
+            return;
+        }
+        while self.used + size64 > self.cap {
+            let victim = if self.evict_high {
+                self.order.pop_last()
+            } else {
+                self.order.pop_first()
+            };
+            let Some((_, v)) = victim else { break };
+            if let Some((_, s)) = self.objs.remove(&v) {
+                self.used -= u64::from(s);
+            }
+        }
+        self.objs.insert(id, (key, size));
+        self.order.insert((key, id));
+        self.used += size64;
+    }
+
+    fn full_for(&self, size: u32) -> bool {
+        self.used + u64::from(size) > self.cap
+    }
+}
+
+/// Least recently used.
+pub struct Lru {
+    store: Keyed,
+    clock: u64,
 }
 
 impl Lru {
     /// An empty LRU of `cap` bytes.
     pub fn new(cap: u64) -> Self {
         Lru {
-            cap,
-            used: 0,
+            store: Keyed::new(cap, false),
             clock: 0,
-            objs: HashMap::new(),
-            order: BTreeMap::new(),
         }
-    }
-}
-
-impl Policy for Lru {
-    fn name(&self) -> &'static str {
-        "lru"
-    }
-
-    fn access(&mut self, r: &Request) -> bool {
-        self.clock += 1;
-        if let Some((stamp, _)) = self.objs.get_mut(&r.id) {
-            self.order.remove(stamp);
-            *stamp = self.clock;
-            self.order.insert(self.clock, r.id);
-            return true;
-        }
-        let size = u64::from(r.size);
-        if size > self.cap {
-            return false;
-        }
-        while self.used + size > self.cap {
-            let Some((_, victim)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some((_, s)) = self.objs.remove(&victim) {
-                self.used -= u64::from(s);
-            }
-        }
-        self.objs.insert(r.id, (self.clock, r.size));
-        self.order.insert(self.clock, r.id);
-        self.used += size;
-        false
-    }
-
-    fn contains(&self, id: u64) -> bool {
-        self.objs.contains_key(&id)
-    }
-
-    fn used(&self) -> u64 {
-        self.used
-    }
-
-    fn capacity(&self) -> u64 {
-        self.cap
     }
 }
 
 /// First in, first out.
 pub struct Fifo {
-    cap: u64,
-    used: u64,
-    objs: HashMap<u64, u32>,
-    queue: VecDeque<u64>,
+    store: Keyed,
+    clock: u64,
 }
 
 impl Fifo {
     /// An empty FIFO of `cap` bytes.
     pub fn new(cap: u64) -> Self {
         Fifo {
-            cap,
-            used: 0,
-            objs: HashMap::new(),
-            queue: VecDeque::new(),
+            store: Keyed::new(cap, false),
+            clock: 0,
         }
-    }
-}
-
-impl Policy for Fifo {
-    fn name(&self) -> &'static str {
-        "fifo"
-    }
-
-    fn access(&mut self, r: &Request) -> bool {
-        if self.objs.contains_key(&r.id) {
-            return true;
-        }
-        let size = u64::from(r.size);
-        if size > self.cap {
-            return false;
-        }
-        while self.used + size > self.cap {
-            let Some(victim) = self.queue.pop_front() else {
-                break;
-            };
-            if let Some(s) = self.objs.remove(&victim) {
-                self.used -= u64::from(s);
-            }
-        }
-        self.objs.insert(r.id, r.size);
-        self.queue.push_back(r.id);
-        self.used += size;
-        false
-    }
-
-    fn contains(&self, id: u64) -> bool {
-        self.objs.contains_key(&id)
-    }
-
-    fn used(&self) -> u64 {
-        self.used
-    }
-
-    fn capacity(&self) -> u64 {
-        self.cap
     }
 }
 
@@ -148,11 +126,8 @@ impl Policy for Fifo {
 /// requested again counts as infinitely far). Exact for unit sizes; with variable sizes it is
 /// the classic furthest-next-use heuristic, a strong baseline but not the size-aware optimum.
 pub struct Belady {
-    cap: u64,
+    store: Keyed,
     bypass: bool,
-    used: u64,
-    objs: HashMap<u64, (u64, u32)>,
-    by_next: BTreeSet<(u64, u64)>,
 }
 
 impl Belady {
@@ -161,11 +136,8 @@ impl Belady {
     /// MIN); without, every miss is admitted, as libCacheSim's `Belady` does.
     pub fn new(cap: u64, bypass: bool) -> Self {
         Belady {
-            cap,
+            store: Keyed::new(cap, true),
             bypass,
-            used: 0,
-            objs: HashMap::new(),
-            by_next: BTreeSet::new(),
         }
     }
 }
@@ -178,6 +150,57 @@ fn next_key(r: &Request) -> u64 {
     }
 }
 
+/// The accessors every [`Keyed`]-backed policy shares.
+macro_rules! keyed_accessors {
+    () => {
+        fn contains(&self, id: u64) -> bool {
+            self.store.objs.contains_key(&id)
+        }
+
+        fn used(&self) -> u64 {
+            self.store.used
+        }
+
+        fn capacity(&self) -> u64 {
+            self.store.cap
+        }
+    };
+}
+
+impl Policy for Lru {
+    fn name(&self) -> &'static str {
+        "lru"
+    }
+
+    fn access(&mut self, r: &Request) -> bool {
+        self.clock += 1;
+        if self.store.rekey(r.id, self.clock) {
+            return true;
+        }
+        self.store.admit(r.id, r.size, self.clock);
+        false
+    }
+
+    keyed_accessors!();
+}
+
+impl Policy for Fifo {
+    fn name(&self) -> &'static str {
+        "fifo"
+    }
+
+    fn access(&mut self, r: &Request) -> bool {
+        if self.store.objs.contains_key(&r.id) {
+            return true;
+        }
+        self.clock += 1;
+        self.store.admit(r.id, r.size, self.clock);
+        false
+    }
+
+    keyed_accessors!();
+}
+
 impl Policy for Belady {
     fn name(&self) -> &'static str {
         "belady"
@@ -185,50 +208,22 @@ impl Policy for Belady {
 
     fn access(&mut self, r: &Request) -> bool {
         let next = next_key(r);
-        if let Some((n, _)) = self.objs.get_mut(&r.id) {
-            self.by_next.remove(&(*n, r.id));
-            *n = next;
-            self.by_next.insert((next, r.id));
+        if self.store.rekey(r.id, next) {
             return true;
-        }
-        let size = u64::from(r.size);
-        if size > self.cap {
-            return false;
         }
         // bypass: if the cache is full and nothing in it is needed later than this object, the
         // optimum does not admit it (a never-again object never enters a full cache)
-        if self.bypass && self.used + size > self.cap {
-            if let Some(&(furthest, _)) = self.by_next.last() {
-                if next >= furthest {
-                    return false;
-                }
-            }
+        if self.bypass
+            && self.store.full_for(r.size)
+            && self.store.next_victim_key().is_some_and(|far| next >= far)
+        {
+            return false;
         }
-        while self.used + size > self.cap {
-            let Some((_, victim)) = self.by_next.pop_last() else {
-                break;
-            };
-            if let Some((_, s)) = self.objs.remove(&victim) {
-                self.used -= u64::from(s);
-            }
-        }
-        self.objs.insert(r.id, (next, r.size));
-        self.by_next.insert((next, r.id));
-        self.used += size;
+        self.store.admit(r.id, r.size, next);
         false
     }
 
-    fn contains(&self, id: u64) -> bool {
-        self.objs.contains_key(&id)
-    }
-
-    fn used(&self) -> u64 {
-        self.used
-    }
-
-    fn capacity(&self) -> u64 {
-        self.cap
-    }
+    keyed_accessors!();
 }
 
 /// What a policy may know before a run: the fast tier's bytes, the trace's working-set bytes
