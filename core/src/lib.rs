@@ -30,6 +30,7 @@ pub mod hamt;
 pub mod importer;
 pub mod manifest;
 pub mod profile;
+pub mod rendezvous;
 pub mod testgen;
 pub mod unixfs;
 pub mod varint;

@@ -1,0 +1,201 @@
+//! Bulk block transfer over `libp2p-stream` (`/cairn/blocks/1`): the client side ([`fetch`],
+//! [`push`]) and the server loop that answers peers from a [`Service`].
+
+use crate::wire::{
+    self, encode_block_header, encode_get_status, read_block, read_get_status, GetStatus,
+    PutStatus, StreamRequest, WireError,
+};
+use crate::{NetError, Service};
+use cairn_core::{Block, Cid};
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, StreamProtocol};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Protocol name of the block stream.
+pub const BLOCKS_PROTOCOL: StreamProtocol = StreamProtocol::new("/cairn/blocks/1");
+/// Inbound block streams served at once; more are refused (closed) until one ends. 64 streams
+/// of 1 MiB blocks keep a node's disk and link busy without unbounded memory.
+pub const MAX_INBOUND_STREAMS: usize = 64;
+/// How long a server waits for the next frame of a request before dropping the stream, so an
+/// idle peer cannot hold a stream permit forever.
+pub const SERVER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Fetches `cids` from `peer` on one stream. The bytes are *not* verified here: callers verify
+/// every block against its CID before use.
+pub async fn fetch(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+    cids: &[Cid],
+) -> Result<Vec<GetStatus>, NetError> {
+    if cids.len() > wire::MAX_BATCH {
+        return Err(NetError::Limit("GET batch"));
+    }
+    let err = |e: std::io::Error| NetError::Stream {
+        peer,
+        reason: e.to_string(),
+    };
+    let mut s = control
+        .open_stream(peer, BLOCKS_PROTOCOL)
+        .await
+        .map_err(|e| NetError::Stream {
+            peer,
+            reason: e.to_string(),
+        })?;
+    s.write_all(&StreamRequest::Get(cids.to_vec()).encode())
+        .await
+        .map_err(err)?;
+    s.flush().await.map_err(err)?;
+    let mut out = Vec::with_capacity(cids.len());
+    for _ in cids {
+        out.push(
+            read_get_status(&mut s)
+                .await
+                .map_err(|source| NetError::Wire { peer, source })?,
+        );
+    }
+    let _ = s.close().await;
+    Ok(out)
+}
+
+/// Stores `blocks` of the dataset `manifest` on `peer`; one status per block.
+pub async fn push(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+    manifest: Cid,
+    blocks: &[Block],
+) -> Result<Vec<PutStatus>, NetError> {
+    if blocks.len() > wire::MAX_BATCH {
+        return Err(NetError::Limit("PUT batch"));
+    }
+    let err = |e: std::io::Error| NetError::Stream {
+        peer,
+        reason: e.to_string(),
+    };
+    let mut s = control
+        .open_stream(peer, BLOCKS_PROTOCOL)
+        .await
+        .map_err(|e| NetError::Stream {
+            peer,
+            reason: e.to_string(),
+        })?;
+    let head = StreamRequest::Put {
+        manifest,
+        count: blocks.len(),
+    };
+    s.write_all(&head.encode()).await.map_err(err)?;
+    for b in blocks {
+        s.write_all(&encode_block_header(&b.cid, b.data.len()))
+            .await
+            .map_err(err)?;
+        s.write_all(&b.data).await.map_err(err)?;
+    }
+    s.flush().await.map_err(err)?;
+    let mut out = Vec::with_capacity(blocks.len());
+    for _ in blocks {
+        let b = wire::read_u8(&mut s)
+            .await
+            .map_err(|source| NetError::Wire { peer, source })?;
+        out.push(PutStatus::from_u8(b).map_err(|source| NetError::Wire { peer, source })?);
+    }
+    let _ = s.close().await;
+    Ok(out)
+}
+
+/// Accepts inbound block streams and serves each on its own task, at most
+/// [`MAX_INBOUND_STREAMS`] at once.
+pub(crate) async fn serve(
+    mut incoming: libp2p_stream::IncomingStreams,
+    service: Arc<dyn Service>,
+    local: PeerId,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
+    loop {
+        let next = tokio::select! {
+            n = incoming.next() => n,
+            _ = stop.changed() => None,
+        };
+        let Some((peer, stream)) = next else { break };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%local, %peer, "inbound block stream refused: too many at once");
+            drop(stream);
+            continue;
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_one(peer, stream, service).await {
+                tracing::debug!(%local, %peer, error = %e, "block stream ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn timed<T>(
+    f: impl std::future::Future<Output = Result<T, WireError>>,
+) -> Result<T, WireError> {
+    tokio::time::timeout(SERVER_READ_TIMEOUT, f)
+        .await
+        .map_err(|_| WireError::Io("peer idle too long".into()))?
+}
+
+async fn serve_one(
+    peer: PeerId,
+    mut s: libp2p::Stream,
+    service: Arc<dyn Service>,
+) -> Result<(), WireError> {
+    let io = |e: std::io::Error| WireError::Io(e.to_string());
+    match timed(StreamRequest::read(&mut s)).await? {
+        StreamRequest::Get(cids) => {
+            for cid in cids {
+                let svc = service.clone();
+                let data = tokio::task::spawn_blocking(move || svc.get_block(&cid))
+                    .await
+                    .map_err(|e| WireError::Io(e.to_string()))?;
+                match data {
+                    Some(d) => {
+                        s.write_all(&encode_get_status(Some(d.len())))
+                            .await
+                            .map_err(io)?;
+                        s.write_all(&d).await.map_err(io)?;
+                    }
+                    None => s.write_all(&encode_get_status(None)).await.map_err(io)?,
+                }
+            }
+        }
+        StreamRequest::Put { manifest, count } => {
+            let mut statuses = Vec::with_capacity(count);
+            let mut stored = Vec::new();
+            for _ in 0..count {
+                let (cid, data) = timed(read_block(&mut s)).await?;
+                let block = Block { cid, data };
+                let status = if Block::verify(&block.cid, &block.data).is_err() {
+                    PutStatus::BadBlock
+                } else {
+                    let svc = service.clone();
+                    tokio::task::spawn_blocking(move || svc.put_block(peer, &manifest, block))
+                        .await
+                        .map_err(|e| WireError::Io(e.to_string()))?
+                };
+                if status == PutStatus::Stored {
+                    stored.push(cid);
+                }
+                statuses.push(status as u8);
+            }
+            let svc = service.clone();
+            let durable =
+                tokio::task::spawn_blocking(move || svc.put_done(peer, &manifest, &stored))
+                    .await
+                    .map_err(|e| WireError::Io(e.to_string()))?;
+            if !durable {
+                statuses.fill(PutStatus::Failed as u8);
+            }
+            s.write_all(&statuses).await.map_err(io)?;
+        }
+    }
+    s.flush().await.map_err(io)?;
+    let _ = s.close().await;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! # cairn-net
+//!
+//! The only Cairn crate that touches libp2p. One task owns the [`libp2p::Swarm`] (TCP + Noise +
+//! Yamux, Identify, Ping, Kademlia, the `/cairn/ctrl/1` request-response protocol and
+//! `/cairn/blocks/1` streams); everything else talks to it through a cloneable [`NetClient`].
+//! What a node serves comes from a [`Service`] the caller provides.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cairn_net::NetError> {
+//! use cairn_net::{start, NetConfig, NoService};
+//! use std::sync::Arc;
+//!
+//! let key = libp2p::identity::Keypair::generate_ed25519();
+//! let (net, _events) = start(key, NetConfig::default(), Arc::new(NoService)).await?;
+//! println!("listening on {:?}", net.listen_addrs().await?);
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod blocks;
+pub mod identity;
+mod node;
+pub mod records;
+pub mod wire;
+
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId};
+pub use node::{start, NetClient, NetConfig, NetEvent, CTRL_PROTOCOL, KAD_PROTOCOL};
+
+use bytes::Bytes;
+use cairn_core::{Block, Cid};
+use thiserror::Error;
+use wire::{NodeInfo, PutStatus, WireError};
+
+/// What a node offers its peers. Methods may block (they run on the blocking pool).
+pub trait Service: Send + Sync + 'static {
+    /// Capacity and use, for peers placing shards.
+    fn info(&self) -> NodeInfo;
+    /// For each CID: is a verified, non-quarantined copy held here?
+    fn have(&self, cids: &[Cid]) -> Vec<bool>;
+    /// A block's bytes, verified against its CID (never serve a block that does not match).
+    fn get_block(&self, cid: &Cid) -> Option<Bytes>;
+    /// Stores one block a peer pushed as part of dataset `manifest`. The bytes were already
+    /// verified against the CID.
+    fn put_block(&self, from: PeerId, manifest: &Cid, block: Block) -> PutStatus;
+    /// Called after every block of a push was read, with the blocks that were stored: makes
+    /// them durable and records the dataset. Returning false reports every block as failed.
+    fn put_done(&self, from: PeerId, manifest: &Cid, stored: &[Cid]) -> bool {
+        let _ = (from, manifest, stored);
+        true
+    }
+}
+
+/// A service for peers that only fetch (clients): holds nothing, stores nothing.
+pub struct NoService;
+
+impl Service for NoService {
+    fn info(&self) -> NodeInfo {
+        NodeInfo::default()
+    }
+    fn have(&self, cids: &[Cid]) -> Vec<bool> {
+        vec![false; cids.len()]
+    }
+    fn get_block(&self, _: &Cid) -> Option<Bytes> {
+        None
+    }
+    fn put_block(&self, _: PeerId, _: &Cid, _: Block) -> PutStatus {
+        PutStatus::NoSpace
+    }
+}
+
+/// Network failures.
+#[derive(Debug, Error)]
+pub enum NetError {
+    /// The transport could not be built or could not listen.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// Dialing failed.
+    #[error("dialing {addr}: {reason}")]
+    Dial {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The swarm task has stopped.
+    #[error("the network task has stopped")]
+    Shutdown,
+    /// A DHT lookup found nothing valid.
+    #[error("no {0} found in the DHT")]
+    NotFound(&'static str),
+    /// A DHT query failed.
+    #[error("DHT query: {0}")]
+    Query(String),
+    /// A control request failed.
+    #[error("request to {peer}: {reason}")]
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A block stream failed.
+    #[error("block stream with {peer}: {reason}")]
+    Stream {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A peer sent a malformed message.
+    #[error("malformed message from {peer}: {source}")]
+    Wire {
+        /// The peer.
+        peer: PeerId,
+        /// What was wrong.
+        source: WireError,
+    },
+    /// A request exceeds a protocol limit.
+    #[error("{0} above the protocol limit")]
+    Limit(&'static str),
+    /// The operation took too long.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}

@@ -1,0 +1,591 @@
+//! Wire formats of Cairn's own protocols, as pure encode/decode functions with explicit limits.
+//!
+//! Two protocols (byte layouts in `docs/wire.md`):
+//!
+//! - **control** (`/cairn/ctrl/1`, request-response): small questions a node answers from memory
+//!   or its indexes: [`CtrlRequest::Info`] (capacity and use) and [`CtrlRequest::Have`] (which of
+//!   these CIDs do you hold, verified and not quarantined).
+//! - **blocks** (`/cairn/blocks/1`, one libp2p stream per exchange): bulk transfer. A stream
+//!   carries one [`StreamRequest`]: either `GET` of up to [`MAX_BATCH`] CIDs, answered by one
+//!   [`GetStatus`] frame per CID in order, or `PUT` of up to [`MAX_BATCH`] blocks of one dataset,
+//!   answered by one [`PutStatus`] byte per block once all were read.
+//!
+//! Every decoder rejects trailing bytes, oversized counts and lengths with a [`WireError`].
+
+use bytes::Bytes;
+use cairn_core::block::cid_from_bytes;
+use cairn_core::{varint, Cid, MAX_BLOCK_SIZE};
+use futures::{AsyncRead, AsyncReadExt};
+use thiserror::Error;
+
+/// Largest encoded control request: 4,096 CIDs of up to 64 bytes each fit with room to spare.
+pub const MAX_CTRL_REQUEST: usize = 320 << 10;
+/// Largest encoded control response: a 4,096-entry bitmap is 512 bytes; error texts are capped.
+pub const MAX_CTRL_RESPONSE: usize = 16 << 10;
+/// Most CIDs in one `Have` request (a 1 GiB dataset has 1,536 shards at the default profile).
+pub const MAX_HAVE: usize = 4096;
+/// Longest CID accepted on the wire (CIDv1 with a 64-byte digest is 68 bytes).
+pub const MAX_CID_LEN: usize = 128;
+/// Most CIDs or blocks in one stream exchange; bounds what a peer can make us do per stream.
+pub const MAX_BATCH: usize = 256;
+/// Longest error text carried in a response.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// A malformed or oversized message.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum WireError {
+    /// The message ended early.
+    #[error("message truncated")]
+    Truncated,
+    /// Bytes after the end of the message.
+    #[error("{0} trailing bytes after message")]
+    Trailing(usize),
+    /// An unknown message tag.
+    #[error("unknown message tag {0:#04x}")]
+    Tag(u8),
+    /// A count or length above its limit.
+    #[error("{what} is {got}, above the limit {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The value on the wire.
+        got: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A CID that does not parse.
+    #[error("invalid CID on the wire")]
+    Cid,
+    /// Error text that is not UTF-8.
+    #[error("error text is not UTF-8")]
+    Utf8,
+    /// The stream failed.
+    #[error("stream: {0}")]
+    Io(String),
+}
+
+/// What a node says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// Bytes it is configured to store.
+    pub capacity: u64,
+    /// Bytes it stores now.
+    pub used: u64,
+}
+
+impl NodeInfo {
+    /// Bytes still free.
+    pub fn free(&self) -> u64 {
+        self.capacity.saturating_sub(self.used)
+    }
+}
+
+/// A control request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CtrlRequest {
+    /// Capacity and use.
+    Info,
+    /// Which of these blocks do you hold (verified, not quarantined)?
+    Have(Vec<Cid>),
+}
+
+/// A control response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CtrlResponse {
+    /// Answer to [`CtrlRequest::Info`].
+    Info(NodeInfo),
+    /// Answer to [`CtrlRequest::Have`]: one flag per CID, in order.
+    Have(Vec<bool>),
+    /// The request was understood but refused.
+    Error(String),
+}
+
+/// Status of one CID of a `GET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetStatus {
+    /// The block's bytes (the receiver verifies them against the CID).
+    Found(Bytes),
+    /// Not held here.
+    NotFound,
+}
+
+/// Outcome of one block of a `PUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PutStatus {
+    /// Stored durably.
+    Stored = 0,
+    /// The bytes do not match the CID.
+    BadBlock = 1,
+    /// The block is not part of the named dataset.
+    NotInDataset = 2,
+    /// The node is out of configured capacity.
+    NoSpace = 3,
+    /// The node failed to store it.
+    Failed = 4,
+}
+
+impl PutStatus {
+    /// Parses a status byte.
+    pub fn from_u8(b: u8) -> Result<Self, WireError> {
+        Ok(match b {
+            0 => PutStatus::Stored,
+            1 => PutStatus::BadBlock,
+            2 => PutStatus::NotInDataset,
+            3 => PutStatus::NoSpace,
+            4 => PutStatus::Failed,
+            t => return Err(WireError::Tag(t)),
+        })
+    }
+}
+
+const T_INFO: u8 = 0x01;
+const T_HAVE: u8 = 0x02;
+const T_INFO_R: u8 = 0x81;
+const T_HAVE_R: u8 = 0x82;
+const T_ERROR_R: u8 = 0xff;
+/// Stream opcode: fetch blocks.
+pub const OP_GET: u8 = 0x01;
+/// Stream opcode: store blocks.
+pub const OP_PUT: u8 = 0x02;
+
+/// A cursor over a message being decoded.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8, WireError> {
+        let (&b, rest) = self.buf.split_first().ok_or(WireError::Truncated)?;
+        self.buf = rest;
+        Ok(b)
+    }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn varint(&mut self, what: &'static str, limit: u64) -> Result<u64, WireError> {
+        let (v, n) = varint::read(self.buf).map_err(|_| WireError::Truncated)?;
+        self.buf = &self.buf[n..];
+        if v > limit {
+            return Err(WireError::TooLarge {
+                what,
+                got: v,
+                limit,
+            });
+        }
+        Ok(v)
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.buf.len() < n {
+            return Err(WireError::Truncated);
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+    fn cid(&mut self) -> Result<Cid, WireError> {
+        let n = self.varint("CID length", MAX_CID_LEN as u64)? as usize;
+        cid_from_bytes(self.take(n)?).map_err(|_| WireError::Cid)
+    }
+    fn end(self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::Trailing(self.buf.len()))
+        }
+    }
+}
+
+fn put_cid(out: &mut Vec<u8>, cid: &Cid) {
+    let b = cid.to_bytes();
+    varint::write(out, b.len() as u64);
+    out.extend_from_slice(&b);
+}
+
+impl CtrlRequest {
+    /// Encodes the request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            CtrlRequest::Info => out.push(T_INFO),
+            CtrlRequest::Have(cids) => {
+                out.push(T_HAVE);
+                varint::write(&mut out, cids.len() as u64);
+                for c in cids {
+                    put_cid(&mut out, c);
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes a request.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        if buf.len() > MAX_CTRL_REQUEST {
+            return Err(too_large("control request", buf.len(), MAX_CTRL_REQUEST));
+        }
+        let mut r = Reader { buf };
+        let req = match r.u8()? {
+            T_INFO => CtrlRequest::Info,
+            T_HAVE => {
+                let n = r.varint("Have count", MAX_HAVE as u64)? as usize;
+                let mut cids = Vec::with_capacity(n.min(64));
+                for _ in 0..n {
+                    cids.push(r.cid()?);
+                }
+                CtrlRequest::Have(cids)
+            }
+            t => return Err(WireError::Tag(t)),
+        };
+        r.end()?;
+        Ok(req)
+    }
+}
+
+fn too_large(what: &'static str, got: usize, limit: usize) -> WireError {
+    WireError::TooLarge {
+        what,
+        got: got as u64,
+        limit: limit as u64,
+    }
+}
+
+impl CtrlResponse {
+    /// Encodes the response (error texts are cut to [`MAX_ERROR_TEXT`] bytes).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            CtrlResponse::Info(i) => {
+                out.push(T_INFO_R);
+                out.extend_from_slice(&i.capacity.to_be_bytes());
+                out.extend_from_slice(&i.used.to_be_bytes());
+            }
+            CtrlResponse::Have(flags) => {
+                out.push(T_HAVE_R);
+                varint::write(&mut out, flags.len() as u64);
+                let mut bits = vec![0u8; flags.len().div_ceil(8)];
+                for (i, &f) in flags.iter().enumerate() {
+                    if f {
+                        bits[i / 8] |= 1 << (i % 8);
+                    }
+                }
+                out.extend_from_slice(&bits);
+            }
+            CtrlResponse::Error(msg) => {
+                out.push(T_ERROR_R);
+                let mut end = msg.len().min(MAX_ERROR_TEXT);
+                while !msg.is_char_boundary(end) {
+                    end -= 1;
+                }
+                varint::write(&mut out, end as u64);
+                out.extend_from_slice(&msg.as_bytes()[..end]);
+            }
+        }
+        out
+    }
+
+    /// Decodes a response.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        if buf.len() > MAX_CTRL_RESPONSE {
+            return Err(too_large("control response", buf.len(), MAX_CTRL_RESPONSE));
+        }
+        let mut r = Reader { buf };
+        let resp = match r.u8()? {
+            T_INFO_R => CtrlResponse::Info(NodeInfo {
+                capacity: r.u64()?,
+                used: r.u64()?,
+            }),
+            T_HAVE_R => {
+                let n = r.varint("Have count", MAX_HAVE as u64)? as usize;
+                let bits = r.take(n.div_ceil(8))?;
+                CtrlResponse::Have((0..n).map(|i| bits[i / 8] >> (i % 8) & 1 == 1).collect())
+            }
+            T_ERROR_R => {
+                let n = r.varint("error text", MAX_ERROR_TEXT as u64)? as usize;
+                let s = std::str::from_utf8(r.take(n)?).map_err(|_| WireError::Utf8)?;
+                CtrlResponse::Error(s.to_string())
+            }
+            t => return Err(WireError::Tag(t)),
+        };
+        r.end()?;
+        Ok(resp)
+    }
+}
+
+/// The request that opens a blocks stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamRequest {
+    /// Send me these blocks.
+    Get(Vec<Cid>),
+    /// Store `count` blocks of the dataset whose manifest is `manifest`; the blocks follow as
+    /// block frames.
+    Put {
+        /// Manifest head CID of the dataset the blocks belong to.
+        manifest: Cid,
+        /// Number of block frames that follow.
+        count: usize,
+    },
+}
+
+impl StreamRequest {
+    /// Encodes the request header.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            StreamRequest::Get(cids) => {
+                out.push(OP_GET);
+                varint::write(&mut out, cids.len() as u64);
+                for c in cids {
+                    put_cid(&mut out, c);
+                }
+            }
+            StreamRequest::Put { manifest, count } => {
+                out.push(OP_PUT);
+                put_cid(&mut out, manifest);
+                varint::write(&mut out, *count as u64);
+            }
+        }
+        out
+    }
+
+    /// Decodes a request header that is exactly `buf` (for fuzzing and tests).
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader { buf };
+        let req = match r.u8()? {
+            OP_GET => {
+                let n = r.varint("GET count", MAX_BATCH as u64)? as usize;
+                let mut cids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    cids.push(r.cid()?);
+                }
+                StreamRequest::Get(cids)
+            }
+            OP_PUT => {
+                let manifest = r.cid()?;
+                let count = r.varint("PUT count", MAX_BATCH as u64)? as usize;
+                StreamRequest::Put { manifest, count }
+            }
+            t => return Err(WireError::Tag(t)),
+        };
+        r.end()?;
+        Ok(req)
+    }
+
+    /// Reads a request header from a stream.
+    pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Self, WireError> {
+        match read_u8(r).await? {
+            OP_GET => {
+                let n = read_varint(r, "GET count", MAX_BATCH as u64).await? as usize;
+                let mut cids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    cids.push(read_cid(r).await?);
+                }
+                Ok(StreamRequest::Get(cids))
+            }
+            OP_PUT => {
+                let manifest = read_cid(r).await?;
+                let count = read_varint(r, "PUT count", MAX_BATCH as u64).await? as usize;
+                Ok(StreamRequest::Put { manifest, count })
+            }
+            t => Err(WireError::Tag(t)),
+        }
+    }
+}
+
+/// Encodes one block frame: CID, 4-byte big-endian length, bytes.
+pub fn encode_block_header(cid: &Cid, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    put_cid(&mut out, cid);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out
+}
+
+/// Reads one block frame (CID, length, bytes); the length is checked before any allocation.
+pub async fn read_block<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Cid, Bytes), WireError> {
+    let cid = read_cid(r).await?;
+    let data = read_sized(r).await?;
+    Ok((cid, data))
+}
+
+/// Encodes the header of one `GET` answer: status 0 plus length, or status 1.
+pub fn encode_get_status(found_len: Option<usize>) -> Vec<u8> {
+    match found_len {
+        Some(n) => {
+            let mut v = vec![0u8];
+            v.extend_from_slice(&(n as u32).to_be_bytes());
+            v
+        }
+        None => vec![1u8],
+    }
+}
+
+/// Reads one `GET` answer.
+pub async fn read_get_status<R: AsyncRead + Unpin>(r: &mut R) -> Result<GetStatus, WireError> {
+    match read_u8(r).await? {
+        0 => Ok(GetStatus::Found(read_sized(r).await?)),
+        1 => Ok(GetStatus::NotFound),
+        t => Err(WireError::Tag(t)),
+    }
+}
+
+async fn read_sized<R: AsyncRead + Unpin>(r: &mut R) -> Result<Bytes, WireError> {
+    let mut len = [0u8; 4];
+    read_exact(r, &mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_BLOCK_SIZE {
+        return Err(too_large("block length", len, MAX_BLOCK_SIZE));
+    }
+    let mut data = vec![0u8; len];
+    read_exact(r, &mut data).await?;
+    Ok(Bytes::from(data))
+}
+
+async fn read_exact<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<(), WireError> {
+    r.read_exact(buf).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            WireError::Truncated
+        } else {
+            WireError::Io(e.to_string())
+        }
+    })
+}
+
+/// Reads one byte.
+pub async fn read_u8<R: AsyncRead + Unpin>(r: &mut R) -> Result<u8, WireError> {
+    let mut b = [0u8; 1];
+    read_exact(r, &mut b).await?;
+    Ok(b[0])
+}
+
+async fn read_varint<R: AsyncRead + Unpin>(
+    r: &mut R,
+    what: &'static str,
+    limit: u64,
+) -> Result<u64, WireError> {
+    let mut buf = [0u8; 10];
+    for i in 0..10 {
+        buf[i] = read_u8(r).await?;
+        if buf[i] & 0x80 == 0 {
+            let (v, _) = varint::read(&buf[..=i]).map_err(|_| WireError::Truncated)?;
+            if v > limit {
+                return Err(WireError::TooLarge {
+                    what,
+                    got: v,
+                    limit,
+                });
+            }
+            return Ok(v);
+        }
+    }
+    Err(WireError::Truncated)
+}
+
+async fn read_cid<R: AsyncRead + Unpin>(r: &mut R) -> Result<Cid, WireError> {
+    let n = read_varint(r, "CID length", MAX_CID_LEN as u64).await? as usize;
+    let mut b = vec![0u8; n];
+    read_exact(r, &mut b).await?;
+    cid_from_bytes(&b).map_err(|_| WireError::Cid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::block::{HashAlg, RAW};
+    use proptest::prelude::*;
+
+    fn cid(i: u32) -> Cid {
+        HashAlg::Blake3.cid(RAW, &i.to_le_bytes())
+    }
+
+    #[test]
+    fn ctrl_round_trip() {
+        let reqs = [
+            CtrlRequest::Info,
+            CtrlRequest::Have(vec![]),
+            CtrlRequest::Have((0..MAX_HAVE as u32).map(cid).collect()),
+        ];
+        for r in reqs {
+            let e = r.encode();
+            assert!(e.len() <= MAX_CTRL_REQUEST);
+            assert_eq!(CtrlRequest::decode(&e).unwrap(), r);
+        }
+        let resps = [
+            CtrlResponse::Info(NodeInfo {
+                capacity: 7,
+                used: u64::MAX,
+            }),
+            CtrlResponse::Have(vec![true, false, true, true, false, false, true, false, true]),
+            CtrlResponse::Have(vec![true; MAX_HAVE]),
+            CtrlResponse::Error("no".into()),
+        ];
+        for r in resps {
+            let e = r.encode();
+            assert!(e.len() <= MAX_CTRL_RESPONSE);
+            assert_eq!(CtrlResponse::decode(&e).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn oversized_and_malformed_are_rejected() {
+        let mut e = vec![T_HAVE];
+        varint::write(&mut e, MAX_HAVE as u64 + 1);
+        assert!(matches!(
+            CtrlRequest::decode(&e),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert_eq!(CtrlRequest::decode(&[]), Err(WireError::Truncated));
+        assert_eq!(CtrlRequest::decode(&[0x7f]), Err(WireError::Tag(0x7f)));
+        assert_eq!(CtrlRequest::decode(&[T_INFO, 0]), Err(WireError::Trailing(1)));
+        let big = vec![T_INFO; MAX_CTRL_REQUEST + 1];
+        assert!(matches!(
+            CtrlRequest::decode(&big),
+            Err(WireError::TooLarge { .. })
+        ));
+        let long = CtrlResponse::Error("é".repeat(MAX_ERROR_TEXT)).encode();
+        assert!(matches!(
+            CtrlResponse::decode(&long),
+            Ok(CtrlResponse::Error(s)) if s.len() <= MAX_ERROR_TEXT
+        ));
+        let mut get = vec![OP_GET];
+        varint::write(&mut get, MAX_BATCH as u64 + 1);
+        assert!(matches!(
+            StreamRequest::decode(&get),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_block_frame_is_rejected_before_allocation() {
+        let mut frame = encode_block_header(&cid(1), 0);
+        let n = frame.len();
+        frame[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+        let r = futures::executor::block_on(read_block(&mut &frame[..]));
+        assert!(matches!(r, Err(WireError::TooLarge { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = CtrlRequest::decode(&buf);
+            let _ = CtrlResponse::decode(&buf);
+            let _ = StreamRequest::decode(&buf);
+            let _ = futures::executor::block_on(StreamRequest::read(&mut &buf[..]));
+            let _ = futures::executor::block_on(read_block(&mut &buf[..]));
+        }
+
+        #[test]
+        fn stream_request_round_trips(n in 0usize..MAX_BATCH, put in any::<bool>()) {
+            let r = if put {
+                StreamRequest::Put { manifest: cid(9), count: n }
+            } else {
+                StreamRequest::Get((0..n as u32).map(cid).collect())
+            };
+            let e = r.encode();
+            prop_assert_eq!(StreamRequest::decode(&e).unwrap(), r.clone());
+            prop_assert_eq!(futures::executor::block_on(StreamRequest::read(&mut &e[..])).unwrap(), r);
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! The retrieval client: resolve, locate, fetch (verified, parallel, with parity fallback).
+
+use crate::cache::BlockCache;
+use crate::export::{export, ExportError};
+use bytes::Bytes;
+use cairn_core::dag::{DagError, Node};
+use cairn_core::erasure::{Coder, ErasureError, Stripe};
+use cairn_core::manifest::{self, Manifest};
+use cairn_core::{Block, Cid};
+use cairn_net::wire::{CtrlRequest, CtrlResponse, MAX_HAVE};
+use cairn_net::{NetClient, NetError, PeerId};
+use futures::stream::{self, StreamExt};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// Retrieval failures.
+#[derive(Debug, Error)]
+pub enum RetrievalError {
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// No peer served a valid copy of a manifest page.
+    #[error("no provider served manifest page {0}")]
+    Page(Cid),
+    /// A manifest or page does not decode.
+    #[error("manifest {cid} is malformed: {reason}")]
+    Manifest {
+        /// The block.
+        cid: Cid,
+        /// Why.
+        reason: String,
+    },
+    /// A stripe has fewer than k reachable, valid shards.
+    #[error("stripe {index} cannot be recovered: {reason}")]
+    Stripe {
+        /// Stripe index in the manifest.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The block is not part of the dataset.
+    #[error("block {0} is not part of this dataset")]
+    NotInDataset(Cid),
+    /// Reading the DAG failed.
+    #[error(transparent)]
+    Dag(#[from] DagError),
+    /// Writing output failed.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The output path exists.
+    #[error("{0} already exists; choose another output path")]
+    Exists(PathBuf),
+    /// Local I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What a download is doing, for progress displays and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The manifest was found and verified.
+    Resolved {
+        /// Manifest head CID.
+        manifest: Cid,
+        /// Stripes in the dataset.
+        stripes: usize,
+        /// File bytes in the dataset.
+        bytes: u64,
+        /// Peers asked where shards are.
+        peers: usize,
+    },
+    /// A verified block arrived.
+    Fetched {
+        /// The block.
+        cid: Cid,
+        /// From whom.
+        peer: PeerId,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A block was already in the resume cache.
+    Cached {
+        /// The block.
+        cid: Cid,
+    },
+    /// A provider failed to serve a block (missing, slow, unreachable or wrong bytes).
+    ProviderFailed {
+        /// The provider.
+        peer: PeerId,
+        /// The block.
+        cid: Cid,
+        /// Why.
+        reason: String,
+        /// The provider sent bytes that do not match the CID (it is now skipped).
+        lied: bool,
+    },
+    /// Missing data shards of a stripe were decoded from parity.
+    Reconstructed {
+        /// Stripe index.
+        stripe: usize,
+        /// Shards rebuilt.
+        shards: usize,
+    },
+    /// Every block is here; the output is complete.
+    Done {
+        /// File bytes written.
+        bytes: u64,
+    },
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stripes fetched at once (each fetches its data shards in parallel).
+    pub parallel_stripes: usize,
+    /// How long one block may take from one provider before the client moves on (to another
+    /// holder or to parity).
+    pub block_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallel_stripes: 8,
+            block_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A dataset resolved from its root: manifest, stripes and who holds which shard.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The root CID.
+    pub root: Cid,
+    /// The manifest head block CID.
+    pub manifest_cid: Cid,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Every stripe, in DAG order.
+    pub stripes: Vec<Stripe>,
+    /// For each shard: the peers that said they hold it.
+    pub holders: HashMap<Cid, Vec<PeerId>>,
+    /// For each shard: (stripe index, position in the stripe).
+    pub position: HashMap<Cid, (usize, usize)>,
+}
+
+/// The retrieval client. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    net: NetClient,
+    opts: Options,
+    /// Providers caught serving wrong bytes; skipped from then on.
+    liars: Arc<Mutex<HashSet<PeerId>>>,
+    progress: Option<mpsc::Sender<Progress>>,
+}
+
+/// Peers asked for `Have` at once.
+const HAVE_FANOUT: usize = 16;
+/// DHT provider lookups at once, for shards no asked peer has.
+const PROVIDER_LOOKUPS: usize = 16;
+
+impl Client {
+    /// A client over a network handle.
+    pub fn new(net: NetClient, opts: Options) -> Self {
+        Client {
+            net,
+            opts,
+            liars: Arc::default(),
+            progress: None,
+        }
+    }
+
+    /// Sends progress events to `tx` (the download waits when the channel is full).
+    pub fn with_progress(mut self, tx: mpsc::Sender<Progress>) -> Self {
+        self.progress = Some(tx);
+        self
+    }
+
+    /// Providers caught serving wrong bytes.
+    pub fn liars(&self) -> Vec<PeerId> {
+        self.liars
+            .lock()
+            .map(|l| l.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    async fn emit(&self, p: Progress) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(p).await;
+        }
+    }
+
+    fn is_liar(&self, p: &PeerId) -> bool {
+        self.liars.lock().map(|l| l.contains(p)).unwrap_or(false)
+    }
+
+    /// Fetches one block from one of `peers`, verified; emits failures.
+    async fn fetch_from(&self, cid: &Cid, peers: &[PeerId]) -> Option<(Bytes, PeerId)> {
+        for &peer in peers {
+            if self.is_liar(&peer) {
+                continue;
+            }
+            let r = tokio::time::timeout(self.opts.block_timeout, self.net.fetch(peer, &[*cid]))
+                .await;
+            let reason = match r {
+                Err(_) => format!("no answer within {:?}", self.opts.block_timeout),
+                Ok(Err(e)) => e.to_string(),
+                Ok(Ok(mut v)) => match v.pop() {
+                    Some(cairn_net::wire::GetStatus::Found(b)) => {
+                        if Block::verify(cid, &b).is_ok() {
+                            self.emit(Progress::Fetched {
+                                cid: *cid,
+                                peer,
+                                bytes: b.len() as u64,
+                            })
+                            .await;
+                            return Some((b, peer));
+                        }
+                        if let Ok(mut l) = self.liars.lock() {
+                            l.insert(peer);
+                        }
+                        tracing::warn!(%peer, %cid, "provider sent bytes that do not match the CID; skipping it");
+                        let _ = self.net.disconnect(peer).await;
+                        self.emit(Progress::ProviderFailed {
+                            peer,
+                            cid: *cid,
+                            reason: "sent bytes that do not match the CID".into(),
+                            lied: true,
+                        })
+                        .await;
+                        continue;
+                    }
+                    _ => "does not have it".to_string(),
+                },
+            };
+            self.emit(Progress::ProviderFailed {
+                peer,
+                cid: *cid,
+                reason,
+                lied: false,
+            })
+            .await;
+        }
+        None
+    }
+
+    /// Storage nodes worth asking: the DHT routing table plus open connections.
+    async fn candidate_peers(&self, extra: Vec<PeerId>) -> Vec<PeerId> {
+        let mut set: HashSet<PeerId> = extra.into_iter().collect();
+        set.extend(self.net.routing_peers().await.unwrap_or_default());
+        set.extend(self.net.connected_peers().await.unwrap_or_default());
+        set.remove(&self.net.peer_id());
+        let mut v: Vec<PeerId> = set.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    /// Resolves `root`: verified manifest record, pages, and where every shard is.
+    pub async fn resolve(&self, root: &Cid) -> Result<Resolved, RetrievalError> {
+        let rec = self.net.resolve_manifest(root).await?;
+        let manifest_cid = rec.head.cid;
+        let providers = self.net.providers(manifest_cid).await.unwrap_or_default();
+        let peers = self.candidate_peers(providers).await;
+        let m = rec.manifest;
+        let coder = Coder::new(m.k as usize, m.m as usize).map_err(|e| RetrievalError::Manifest {
+            cid: manifest_cid,
+            reason: e.to_string(),
+        })?;
+        let mut stripes = Vec::new();
+        for page in &m.pages {
+            let (b, _) = self
+                .fetch_from(page, &peers)
+                .await
+                .ok_or(RetrievalError::Page(*page))?;
+            let s = manifest::decode_page(&b).map_err(|e| RetrievalError::Manifest {
+                cid: *page,
+                reason: e.to_string(),
+            })?;
+            stripes.extend(s);
+        }
+        let mut position = HashMap::new();
+        for (i, s) in stripes.iter().enumerate() {
+            coder.check(s).map_err(|e| RetrievalError::Manifest {
+                cid: manifest_cid,
+                reason: e.to_string(),
+            })?;
+            for (j, c) in s.shards().enumerate() {
+                position.insert(*c, (i, j));
+            }
+        }
+        let holders = self.locate(&stripes, &peers).await;
+        self.emit(Progress::Resolved {
+            manifest: manifest_cid,
+            stripes: stripes.len(),
+            bytes: m.bytes,
+            peers: peers.len(),
+        })
+        .await;
+        Ok(Resolved {
+            root: *root,
+            manifest_cid,
+            manifest: m,
+            stripes,
+            holders,
+            position,
+        })
+    }
+
+    /// Asks every peer which shards it holds; shards nobody claims are looked up in the DHT.
+    async fn locate(&self, stripes: &[Stripe], peers: &[PeerId]) -> HashMap<Cid, Vec<PeerId>> {
+        let all: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
+        let answers: Vec<(PeerId, Vec<Cid>)> = stream::iter(peers.iter().copied())
+            .map(|peer| {
+                let all = &all;
+                async move {
+                    let mut held = Vec::new();
+                    for chunk in all.chunks(MAX_HAVE) {
+                        match self.net.ctrl(peer, CtrlRequest::Have(chunk.to_vec())).await {
+                            Ok(CtrlResponse::Have(flags)) if flags.len() == chunk.len() => held
+                                .extend(chunk.iter().zip(flags).filter(|(_, f)| *f).map(|(c, _)| *c)),
+                            Ok(_) | Err(_) => break,
+                        }
+                    }
+                    (peer, held)
+                }
+            })
+            .buffer_unordered(HAVE_FANOUT)
+            .collect()
+            .await;
+        let mut holders: HashMap<Cid, Vec<PeerId>> = HashMap::new();
+        for (peer, held) in answers {
+            for c in held {
+                holders.entry(c).or_default().push(peer);
+            }
+        }
+        let unclaimed: Vec<Cid> = all
+            .iter()
+            .filter(|c| !holders.contains_key(c))
+            .copied()
+            .collect();
+        let found: Vec<(Cid, Vec<PeerId>)> = stream::iter(unclaimed)
+            .map(|c| async move { (c, self.net.providers(c).await.unwrap_or_default()) })
+            .buffer_unordered(PROVIDER_LOOKUPS)
+            .collect()
+            .await;
+        for (c, p) in found {
+            let p: Vec<PeerId> = p.into_iter().filter(|p| *p != self.net.peer_id()).collect();
+            if !p.is_empty() {
+                holders.insert(c, p);
+            }
+        }
+        holders
+    }
+
+    /// Makes sure the data shards of stripe `index` are in `cache`, fetching them (verified)
+    /// and decoding from parity when holders are missing, slow or lying.
+    pub async fn fetch_stripe(
+        &self,
+        r: &Resolved,
+        index: usize,
+        cache: &BlockCache,
+    ) -> Result<(), RetrievalError> {
+        let stripe = r.stripes.get(index).ok_or(RetrievalError::Stripe {
+            index,
+            reason: "no such stripe".into(),
+        })?;
+        let n_data = stripe.data.len();
+        let cids: Vec<Cid> = stripe.shards().copied().collect();
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; cids.len()];
+        let mut tried = vec![false; cids.len()];
+        // data shards first, all at once
+        let wanted: Vec<usize> = (0..n_data).collect();
+        self.fill(r, cache, &cids, &wanted, &mut shards, &mut tried).await;
+        if shards[..n_data].iter().all(Option::is_some) {
+            return Ok(());
+        }
+        // parity, then anything not yet tried, until k shards are here
+        let k = r.manifest.k as usize;
+        let need = |s: &[Option<Vec<u8>>]| s.iter().filter(|x| x.is_some()).count() + (k - n_data);
+        let rest: Vec<usize> = (0..cids.len()).filter(|&i| !tried[i]).collect();
+        for i in rest {
+            if need(&shards) >= k {
+                break;
+            }
+            self.fill(r, cache, &cids, &[i], &mut shards, &mut tried).await;
+        }
+        let missing: Vec<usize> = (0..n_data).filter(|&i| shards[i].is_none()).collect();
+        let coder = Coder::new(k, r.manifest.m as usize).map_err(|e| stripe_err(index, e))?;
+        coder
+            .reconstruct(stripe, &mut shards)
+            .map_err(|e| stripe_err(index, e))?;
+        for &i in &missing {
+            if let Some(b) = &shards[i] {
+                cache.put(&cids[i], b).map_err(|source| RetrievalError::Io {
+                    path: cache.dir().to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        self.emit(Progress::Reconstructed {
+            stripe: index,
+            shards: missing.len(),
+        })
+        .await;
+        Ok(())
+    }
+
+    async fn fill(
+        &self,
+        r: &Resolved,
+        cache: &BlockCache,
+        cids: &[Cid],
+        wanted: &[usize],
+        shards: &mut [Option<Vec<u8>>],
+        tried: &mut [bool],
+    ) {
+        let got: Vec<(usize, Option<Vec<u8>>)> = futures::future::join_all(wanted.iter().map(
+            |&i| async move {
+                let cid = cids[i];
+                if let Some(b) = cache.get(&cid) {
+                    self.emit(Progress::Cached { cid }).await;
+                    return (i, Some(b));
+                }
+                let peers = r.holders.get(&cid).cloned().unwrap_or_default();
+                match self.fetch_from(&cid, &peers).await {
+                    Some((b, _)) => {
+                        if cache.put(&cid, &b).is_err() {
+                            tracing::warn!(%cid, "could not write the download cache");
+                        }
+                        (i, Some(b.to_vec()))
+                    }
+                    None => (i, None),
+                }
+            },
+        ))
+        .await;
+        for (i, b) in got {
+            tried[i] = true;
+            shards[i] = b;
+        }
+    }
+
+    /// Fetches every stripe of the dataset into `cache`.
+    pub async fn fetch_all(&self, r: &Resolved, cache: &BlockCache) -> Result<(), RetrievalError> {
+        let results: Vec<Result<(), RetrievalError>> = stream::iter(0..r.stripes.len())
+            .map(|i| self.fetch_stripe(r, i, cache))
+            .buffer_unordered(self.opts.parallel_stripes.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Makes sure every block of the DAG under `cid` is in `cache`, level by level, fetching
+    /// only the stripes that hold them.
+    pub async fn fetch_dag(
+        &self,
+        r: &Resolved,
+        cid: &Cid,
+        cache: &BlockCache,
+    ) -> Result<(), RetrievalError> {
+        let mut frontier = vec![*cid];
+        let mut depth = 0;
+        while !frontier.is_empty() {
+            depth += 1;
+            if depth > cairn_core::dag::MAX_DEPTH {
+                return Err(DagError::TooDeep.into());
+            }
+            let mut stripes: Vec<usize> = Vec::new();
+            for c in &frontier {
+                if !cache.has(c) {
+                    let &(s, _) = r.position.get(c).ok_or(RetrievalError::NotInDataset(*c))?;
+                    stripes.push(s);
+                }
+            }
+            stripes.sort_unstable();
+            stripes.dedup();
+            let results: Vec<Result<(), RetrievalError>> = stream::iter(stripes)
+                .map(|i| self.fetch_stripe(r, i, cache))
+                .buffer_unordered(self.opts.parallel_stripes.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+            let mut next = Vec::new();
+            for c in &frontier {
+                if c.codec() == cairn_core::block::RAW {
+                    continue;
+                }
+                let bytes = cache.get(c).ok_or(RetrievalError::NotInDataset(*c))?;
+                match Node::decode(c, bytes)? {
+                    Node::File { children, .. } => next.extend(children.iter().map(|x| x.0)),
+                    Node::Directory(e) | Node::Hamt(e) => next.extend(e.iter().map(|x| x.1)),
+                    Node::Raw(_) | Node::Symlink(_) => {}
+                }
+            }
+            frontier = next;
+        }
+        Ok(())
+    }
+
+    /// Downloads the dataset `root` into `out` (which must not exist). Blocks are kept in
+    /// `out.cairn-blocks/` until the output is complete, so running the same command again
+    /// after a crash or kill resumes where it stopped. Returns the file bytes written.
+    pub async fn get(&self, root: &Cid, out: &Path) -> Result<u64, RetrievalError> {
+        if out.symlink_metadata().is_ok() {
+            return Err(RetrievalError::Exists(out.to_path_buf()));
+        }
+        let cache_dir = with_suffix(out, ".cairn-blocks");
+        let partial = with_suffix(out, ".cairn-partial");
+        let ioe = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RetrievalError::Io { path, source }
+        };
+        let cache = BlockCache::open(&cache_dir).map_err(ioe(&cache_dir))?;
+        let r = self.resolve(root).await?;
+        self.fetch_all(&r, &cache).await?;
+        if partial.symlink_metadata().is_ok() {
+            std::fs::remove_dir_all(&partial)
+                .or_else(|_| std::fs::remove_file(&partial))
+                .map_err(ioe(&partial))?;
+        }
+        let (cache2, partial2, root) = (cache.clone(), partial.clone(), *root);
+        let n = tokio::task::spawn_blocking(move || export(&mut cache2.reader(), &root, &partial2))
+            .await
+            .map_err(|e| RetrievalError::Io {
+                path: partial.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        std::fs::rename(&partial, out).map_err(ioe(out))?;
+        let _ = cache.remove();
+        self.emit(Progress::Done { bytes: n }).await;
+        Ok(n)
+    }
+}
+
+fn stripe_err(index: usize, e: ErasureError) -> RetrievalError {
+    RetrievalError::Stripe {
+        index,
+        reason: e.to_string(),
+    }
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
