@@ -386,7 +386,7 @@ fn tar_entry(out: &mut Vec<u8>, name: &str, body: &[u8]) {
     out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
-fn sample_dataset(out: &Path, shards: u32, shard_mib: u64, seed: u64) -> Result<()> {
+pub(crate) fn sample_dataset(out: &Path, shards: u32, shard_mib: u64, seed: u64) -> Result<()> {
     anyhow::ensure!(!out.exists(), "{} already exists", out.display());
     std::fs::create_dir_all(out.join("train"))
         .with_context(|| format!("creating {}", out.display()))?;

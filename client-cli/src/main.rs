@@ -1,6 +1,7 @@
 //! `cairn`: publish, fetch, verify and repair datasets in a local Cairn repo.
 
 mod bench;
+mod network;
 mod placement;
 
 use anyhow::{bail, Context, Result};
@@ -27,6 +28,13 @@ struct Cli {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// A node's HTTP API (`host:port`): `put`, `stat` and `repair` go through that node, and
+    /// `get` fetches from the network it belongs to. Without it, the embedded repo is used.
+    #[arg(long, global = true, env = "CAIRN_API")]
+    api: Option<String>,
+    /// Token for the node API's write calls (the node repo's `api.token`).
+    #[arg(long, global = true, env = "CAIRN_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -94,6 +102,18 @@ enum Cmd {
     Placement {
         #[command(subcommand)]
         cmd: placement::PlacementCmd,
+    },
+    /// A local network of storage nodes, one process each.
+    Devnet {
+        #[command(subcommand)]
+        cmd: network::DevnetCmd,
+    },
+    /// The walk-through: 6-node devnet, publish a sample dataset, kill 2 nodes, fetch and
+    /// check every byte, show where shards live, clean up.
+    Demo {
+        /// Working directory (must not exist; removed after a successful run).
+        #[arg(long, default_value = "cairn-demo")]
+        dir: PathBuf,
     },
     /// Benchmarks, printed as ratios against baselines measured in the same run.
     Bench {
@@ -165,6 +185,87 @@ fn main() -> ExitCode {
     }
 }
 
+/// Commands that go to a node when `--api` is set; `None` for the rest (they stay local).
+fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
+    let token = cli.token.as_deref();
+    match &cli.cmd {
+        Cmd::Put {
+            paths,
+            profile,
+            k,
+            m,
+            only_hash,
+        } => {
+            if *only_hash || profile != "cairn-v1" || k.is_some() || m.is_some() {
+                bail!("--only-hash, --profile, -k and -m are set in the node's config when putting through --api");
+            }
+            for path in paths {
+                let r = network::put(api, token, path)
+                    .with_context(|| format!("adding {} through {api}", path.display()))?;
+                if cli.json {
+                    println!(
+                        "{}",
+                        json!({"root": r["root"], "manifest": r["manifest"], "bytes": r["bytes"], "blocks": r["blocks"], "nodes": r["nodes"], "distributed": r["distributed"], "path": path.display().to_string()})
+                    );
+                } else {
+                    println!("{}", r["root"].as_str().unwrap_or_default());
+                    if r["distributed"] == false {
+                        eprintln!("warning: fewer than k+m nodes reachable; the node keeps every shard until repair can spread them");
+                    }
+                }
+            }
+        }
+        Cmd::Get { target: t, output } => {
+            let (c, path) = target(t)?;
+            if !path.is_empty() {
+                bail!("get through the network takes a root CID without a path");
+            }
+            let n = network::get(api, &c, output, cli.json)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"cid": c.to_string(), "output": output.display().to_string(), "bytes": n})
+                );
+            } else {
+                eprintln!("wrote {} ({n} bytes)", output.display());
+            }
+        }
+        Cmd::Stat { target: t } => {
+            let (c, _) = target(t)?;
+            let pl = network::placement(api, &c)?;
+            if cli.json {
+                println!("{pl}");
+            } else {
+                for (i, stripe) in pl.as_array().into_iter().flatten().enumerate() {
+                    for s in stripe.as_array().into_iter().flatten() {
+                        let h: Vec<&str> = s["holders"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|x| x.as_str())
+                            .collect();
+                        println!(
+                            "{i}\t{}\t{}",
+                            s["cid"].as_str().unwrap_or_default(),
+                            if h.is_empty() {
+                                "LOST".to_string()
+                            } else {
+                                h.join(",")
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        Cmd::Repair => {
+            let r = network::repair(api, token)?;
+            println!("{r}");
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(ExitCode::SUCCESS))
+}
+
 fn repo_path(cli: &Cli) -> Result<PathBuf> {
     if let Some(p) = &cli.repo {
         return Ok(p.clone());
@@ -185,7 +286,7 @@ fn target(s: &str) -> Result<(Cid, String)> {
     Ok((parse_cid(c)?, p.to_string()))
 }
 
-fn bar(len: u64, msg: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, msg: &str) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
         pb.set_draw_target(ProgressDrawTarget::hidden());
@@ -245,6 +346,11 @@ fn kind_str(k: Kind) -> &'static str {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let json = cli.json;
+    if let Some(api) = &cli.api {
+        if let Some(code) = run_api(&cli, api)? {
+            return Ok(code);
+        }
+    }
     match &cli.cmd {
         Cmd::Put {
             paths,
@@ -504,6 +610,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Cmd::Devnet { cmd } => match cmd {
+            network::DevnetCmd::Up { nodes, dir } => {
+                let d = network::devnet_up(*nodes, dir)?;
+                if json {
+                    println!("{}", serde_json::to_string(&d)?);
+                } else {
+                    for (i, n) in d.nodes.iter().enumerate() {
+                        println!("node-{i}\t{}\t{}\tpid {}", n.api, n.peer_id, n.pid);
+                    }
+                    eprintln!("wrote {}", dir.join("devnet.json").display());
+                }
+            }
+            network::DevnetCmd::Down { dir } => {
+                let n = network::devnet_down(dir)?;
+                eprintln!("stopped {n} nodes");
+            }
+        },
+        Cmd::Demo { dir } => network::demo(dir)?,
         Cmd::Bench { cmd } => bench::run(cmd, json)?,
         Cmd::Placement { cmd } => placement::run_cmd(cmd, json)?,
     }

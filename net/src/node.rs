@@ -60,7 +60,9 @@ pub struct NetConfig {
 impl Default for NetConfig {
     fn default() -> Self {
         NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("static address parses")],
+            listen: vec!["/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .expect("static address parses")],
             bootstrap: Vec::new(),
             server: true,
         }
@@ -80,7 +82,10 @@ pub enum NetEvent {
 #[derive(Clone, Default)]
 struct CtrlCodec;
 
-async fn read_capped<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> std::io::Result<Vec<u8>> {
+async fn read_capped<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    cap: usize,
+) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     io.take(cap as u64 + 1).read_to_end(&mut buf).await?;
     if buf.len() > cap {
@@ -443,10 +448,8 @@ impl SwarmTask {
                 peer_id,
                 num_established,
                 ..
-            } => {
-                if num_established == 0 {
-                    self.emit(NetEvent::Disconnected(peer_id));
-                }
+            } if num_established == 0 => {
+                self.emit(NetEvent::Disconnected(peer_id));
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -464,11 +467,9 @@ impl SwarmTask {
                 peer_id,
                 info,
                 ..
-            })) => {
-                if info.protocols.contains(&KAD_PROTOCOL) {
-                    for a in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
-                    }
+            })) if info.protocols.contains(&KAD_PROTOCOL) => {
+                for a in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
@@ -543,14 +544,12 @@ impl SwarmTask {
                 }
                 QueryResult::GetRecord(r) => {
                     if let Ok(kad::GetRecordOk::FoundRecord(pr)) = r {
-                        match validate_manifest_record(pr.record.key.as_ref(), &pr.record.value)
-                        {
+                        match validate_manifest_record(pr.record.key.as_ref(), &pr.record.value) {
                             Ok(rec) => {
                                 if let Some(reply) = self.gets.remove(&id) {
                                     let _ = reply.send(Ok(rec));
                                 }
-                                if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id)
-                                {
+                                if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                                     q.finish();
                                 }
                             }
@@ -604,10 +603,11 @@ impl SwarmTask {
                 });
             }
             Event::Message {
-                message: Message::Response {
-                    request_id,
-                    response,
-                },
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             } => {
                 if let Some(reply) = self.requests.remove(&request_id) {
@@ -643,7 +643,10 @@ impl NetClient {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NetError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(make(tx)).await.map_err(|_| NetError::Shutdown)?;
+        self.cmd
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Shutdown)?;
         rx.await.map_err(|_| NetError::Shutdown)?
     }
 
@@ -652,7 +655,10 @@ impl NetClient {
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NetError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(make(tx)).await.map_err(|_| NetError::Shutdown)?;
+        self.cmd
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Shutdown)?;
         rx.await.map_err(|_| NetError::Shutdown)
     }
 
@@ -743,6 +749,24 @@ impl NetClient {
         tokio::time::timeout(STREAM_TIMEOUT, blocks::push(&mut c, peer, manifest, blocks))
             .await
             .map_err(|_| NetError::Timeout(STREAM_TIMEOUT))?
+    }
+
+    /// Opens a raw `/cairn/blocks/1` stream (for tests that play a misbehaving peer).
+    #[doc(hidden)]
+    pub async fn open_raw_blocks_stream(&self, peer: PeerId) -> Result<libp2p::Stream, NetError> {
+        let mut c = self.control.clone();
+        c.open_stream(peer, blocks::BLOCKS_PROTOCOL)
+            .await
+            .map_err(|e| NetError::Stream {
+                peer,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Publishes a record without validating it first (for tests that play a forger).
+    #[doc(hidden)]
+    pub async fn put_record_unchecked(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), NetError> {
+        self.call(|r| Command::PutManifest(key, value, r)).await
     }
 
     /// Closes every connection to `peer` (used against misbehaving peers).

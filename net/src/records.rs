@@ -130,7 +130,10 @@ mod tests {
         let stripe = Stripe {
             data: vec![root],
             lens: vec![4],
-            parity: vec![HashAlg::Blake3.cid(RAW, b"p1"), HashAlg::Blake3.cid(RAW, b"p2")],
+            parity: vec![
+                HashAlg::Blake3.cid(RAW, b"p1"),
+                HashAlg::Blake3.cid(RAW, b"p2"),
+            ],
         };
         let p = Profile::cairn_v1().with_stripe(1, 2).unwrap();
         let (_, blocks) = manifest::encode(&p, root, 4, 1, &[stripe]);
@@ -178,7 +181,10 @@ mod tests {
             validate_manifest_record(&manifest_key(&root), &huge).unwrap_err(),
             RecordError::TooLarge(MAX_RECORD_VALUE + 1)
         );
-        assert_eq!(validate_provider_key(b"nope").unwrap_err(), RecordError::Key);
+        assert_eq!(
+            validate_provider_key(b"nope").unwrap_err(),
+            RecordError::Key
+        );
         assert_eq!(validate_provider_key(&root.to_bytes()).unwrap(), root);
     }
 }

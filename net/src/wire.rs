@@ -517,7 +517,9 @@ mod tests {
                 capacity: 7,
                 used: u64::MAX,
             }),
-            CtrlResponse::Have(vec![true, false, true, true, false, false, true, false, true]),
+            CtrlResponse::Have(vec![
+                true, false, true, true, false, false, true, false, true,
+            ]),
             CtrlResponse::Have(vec![true; MAX_HAVE]),
             CtrlResponse::Error("no".into()),
         ];
@@ -538,7 +540,10 @@ mod tests {
         ));
         assert_eq!(CtrlRequest::decode(&[]), Err(WireError::Truncated));
         assert_eq!(CtrlRequest::decode(&[0x7f]), Err(WireError::Tag(0x7f)));
-        assert_eq!(CtrlRequest::decode(&[T_INFO, 0]), Err(WireError::Trailing(1)));
+        assert_eq!(
+            CtrlRequest::decode(&[T_INFO, 0]),
+            Err(WireError::Trailing(1))
+        );
         let big = vec![T_INFO; MAX_CTRL_REQUEST + 1];
         assert!(matches!(
             CtrlRequest::decode(&big),

@@ -209,8 +209,8 @@ impl Client {
             if self.is_liar(&peer) {
                 continue;
             }
-            let r = tokio::time::timeout(self.opts.block_timeout, self.net.fetch(peer, &[*cid]))
-                .await;
+            let r =
+                tokio::time::timeout(self.opts.block_timeout, self.net.fetch(peer, &[*cid])).await;
             let reason = match r {
                 Err(_) => format!("no answer within {:?}", self.opts.block_timeout),
                 Ok(Err(e)) => e.to_string(),
@@ -271,10 +271,11 @@ impl Client {
         let providers = self.net.providers(manifest_cid).await.unwrap_or_default();
         let peers = self.candidate_peers(providers).await;
         let m = rec.manifest;
-        let coder = Coder::new(m.k as usize, m.m as usize).map_err(|e| RetrievalError::Manifest {
-            cid: manifest_cid,
-            reason: e.to_string(),
-        })?;
+        let coder =
+            Coder::new(m.k as usize, m.m as usize).map_err(|e| RetrievalError::Manifest {
+                cid: manifest_cid,
+                reason: e.to_string(),
+            })?;
         let mut stripes = Vec::new();
         for page in &m.pages {
             let (b, _) = self
@@ -326,7 +327,9 @@ impl Client {
                     for chunk in all.chunks(MAX_HAVE) {
                         match self.net.ctrl(peer, CtrlRequest::Have(chunk.to_vec())).await {
                             Ok(CtrlResponse::Have(flags)) if flags.len() == chunk.len() => held
-                                .extend(chunk.iter().zip(flags).filter(|(_, f)| *f).map(|(c, _)| *c)),
+                                .extend(
+                                    chunk.iter().zip(flags).filter(|(_, f)| *f).map(|(c, _)| *c),
+                                ),
                             Ok(_) | Err(_) => break,
                         }
                     }
@@ -379,7 +382,8 @@ impl Client {
         let mut tried = vec![false; cids.len()];
         // data shards first, all at once
         let wanted: Vec<usize> = (0..n_data).collect();
-        self.fill(r, cache, &cids, &wanted, &mut shards, &mut tried).await;
+        self.fill(r, cache, &cids, &wanted, &mut shards, &mut tried)
+            .await;
         if shards[..n_data].iter().all(Option::is_some) {
             return Ok(());
         }
@@ -391,7 +395,8 @@ impl Client {
             if need(&shards) >= k {
                 break;
             }
-            self.fill(r, cache, &cids, &[i], &mut shards, &mut tried).await;
+            self.fill(r, cache, &cids, &[i], &mut shards, &mut tried)
+                .await;
         }
         let missing: Vec<usize> = (0..n_data).filter(|&i| shards[i].is_none()).collect();
         let coder = Coder::new(k, r.manifest.m as usize).map_err(|e| stripe_err(index, e))?;
@@ -400,10 +405,12 @@ impl Client {
             .map_err(|e| stripe_err(index, e))?;
         for &i in &missing {
             if let Some(b) = &shards[i] {
-                cache.put(&cids[i], b).map_err(|source| RetrievalError::Io {
-                    path: cache.dir().to_path_buf(),
-                    source,
-                })?;
+                cache
+                    .put(&cids[i], b)
+                    .map_err(|source| RetrievalError::Io {
+                        path: cache.dir().to_path_buf(),
+                        source,
+                    })?;
             }
         }
         self.emit(Progress::Reconstructed {
@@ -423,8 +430,8 @@ impl Client {
         shards: &mut [Option<Vec<u8>>],
         tried: &mut [bool],
     ) {
-        let got: Vec<(usize, Option<Vec<u8>>)> = futures::future::join_all(wanted.iter().map(
-            |&i| async move {
+        let got: Vec<(usize, Option<Vec<u8>>)> =
+            futures::future::join_all(wanted.iter().map(|&i| async move {
                 let cid = cids[i];
                 if let Some(b) = cache.get(&cid) {
                     self.emit(Progress::Cached { cid }).await;
@@ -440,9 +447,8 @@ impl Client {
                     }
                     None => (i, None),
                 }
-            },
-        ))
-        .await;
+            }))
+            .await;
         for (i, b) in got {
             tried[i] = true;
             shards[i] = b;

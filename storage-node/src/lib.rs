@@ -19,6 +19,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod config;
 pub mod ingest;
+pub mod node;
 pub mod repo;
 pub mod store;

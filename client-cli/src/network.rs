@@ -1,0 +1,513 @@
+//! `cairn` against a network: `put`/`stat`/`repair` through a node's HTTP API, `get` through
+//! the retrieval client, and the local devnet and demo.
+
+use anyhow::{bail, Context, Result};
+use cairn_core::Cid;
+use cairn_net::{Multiaddr, NetConfig, NoService};
+use cairn_retrieval::{Client, Options, Progress};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `cairn devnet` subcommands.
+#[derive(Subcommand)]
+pub enum DevnetCmd {
+    /// Start N local nodes as separate processes on loopback.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 6)]
+        nodes: usize,
+        /// Directory for the nodes' repos and devnet.json.
+        #[arg(long, default_value = "devnet")]
+        dir: PathBuf,
+    },
+    /// Stop the nodes listed in DIR/devnet.json.
+    Down {
+        /// Devnet directory.
+        #[arg(long, default_value = "devnet")]
+        dir: PathBuf,
+    },
+}
+
+/// One node of a devnet, as written to `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetNode {
+    /// Process id.
+    pub pid: u32,
+    /// API address (`host:port`).
+    pub api: String,
+    /// Peer id.
+    pub peer_id: String,
+    /// Repo path.
+    pub repo: PathBuf,
+    /// libp2p addresses.
+    pub addrs: Vec<String>,
+}
+
+/// `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Devnet {
+    /// The nodes.
+    pub nodes: Vec<DevnetNode>,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn url(api: &str, path: &str) -> String {
+    let base = api.trim_end_matches('/');
+    if base.starts_with("http://") || base.starts_with("https://") {
+        format!("{base}{path}")
+    } else {
+        format!("http://{base}{path}")
+    }
+}
+
+fn read_json(mut resp: ureq::http::Response<ureq::Body>, what: &str) -> Result<Value> {
+    let status = resp.status();
+    let v: Value = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_json()
+        .with_context(|| format!("{what}: the node's answer is not JSON (HTTP {status})"))?;
+    if !status.is_success() {
+        let msg = v
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("no reason given");
+        bail!("{what}: the node said {status}: {msg}");
+    }
+    Ok(v)
+}
+
+fn api_get_json(api: &str, path: &str) -> Result<Value> {
+    let r = agent()
+        .get(url(api, path))
+        .call()
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, path)
+}
+
+fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
+    let mut req = agent().post(url(api, path));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let r = req
+        .send_empty()
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, path)
+}
+
+/// `cairn put --api`: uploads a file (or a tar of a directory) to the node, which imports and
+/// places it. Returns the node's report.
+pub fn put(api: &str, token: Option<&str>, path: &Path) -> Result<Value> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut body = if meta.is_dir() {
+        let mut f = tempfile::tempfile().context("creating a temporary tar file")?;
+        {
+            let mut b = tar::Builder::new(&mut f);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", path)
+                .with_context(|| format!("packing {}", path.display()))?;
+            b.finish()?;
+        }
+        use std::io::Seek;
+        f.rewind()?;
+        f
+    } else {
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?
+    };
+    let q = if meta.is_dir() { "?tar=true" } else { "" };
+    let mut req = agent().post(url(api, &format!("/api/v0/put{q}")));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let r = req
+        .send(ureq::SendBody::from_reader(&mut body))
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, "put")
+}
+
+/// Where each shard of `root` lives, from the node's point of view.
+pub fn placement(api: &str, root: &Cid) -> Result<Value> {
+    api_get_json(api, &format!("/api/v0/placement/{root}"))
+}
+
+/// One repair round on the node.
+pub fn repair(api: &str, token: Option<&str>) -> Result<Value> {
+    api_post_json(api, token, "/api/v0/repair")
+}
+
+/// Bootstrap addresses of the node behind `api`.
+fn bootstrap_of(api: &str) -> Result<Vec<Multiaddr>> {
+    let id = api_get_json(api, "/api/v0/id")?;
+    let addrs = id["addrs"]
+        .as_array()
+        .context("the node's /api/v0/id has no addrs")?;
+    addrs
+        .iter()
+        .filter_map(|a| a.as_str())
+        .map(|a| {
+            a.parse::<Multiaddr>()
+                .with_context(|| format!("bad address {a}"))
+        })
+        .collect()
+}
+
+/// `cairn get --api`: fetches `root` from the network (bootstrapping from the node behind
+/// `api`) into `out`, with a progress bar. Returns the bytes written.
+pub fn get(api: &str, root: &Cid, out: &Path, json: bool) -> Result<u64> {
+    let bootstrap = bootstrap_of(api)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let key = cairn_net::Keypair::generate_ed25519();
+        let cfg = NetConfig {
+            bootstrap: bootstrap.clone(),
+            server: false,
+            ..NetConfig::default()
+        };
+        let (net, _events) = cairn_net::start(key, cfg, Arc::new(NoService)).await?;
+        for a in &bootstrap {
+            net.dial(a.clone())
+                .await
+                .with_context(|| format!("dialing {a}"))?;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let client = Client::new(net.clone(), Options::default()).with_progress(tx);
+        let pb = crate::bar(0, "fetching");
+        let watcher = tokio::spawn(async move {
+            let (mut failed, mut rebuilt) = (0u64, 0u64);
+            while let Some(p) = rx.recv().await {
+                match p {
+                    Progress::Resolved { bytes, .. } => pb.set_length(bytes),
+                    Progress::Fetched { bytes, .. } => pb.inc(bytes),
+                    Progress::ProviderFailed { .. } => failed += 1,
+                    Progress::Reconstructed { shards, .. } => rebuilt += shards as u64,
+                    _ => {}
+                }
+            }
+            pb.finish_and_clear();
+            (failed, rebuilt)
+        });
+        let r = client.get(root, out).await;
+        drop(client);
+        let (failed, rebuilt) = watcher.await.unwrap_or_default();
+        net.shutdown().await;
+        let n = r.with_context(|| format!("fetching {root}"))?;
+        if !json && (failed > 0 || rebuilt > 0) {
+            eprintln!("{failed} provider failures; {rebuilt} shards decoded from parity");
+        }
+        Ok(n)
+    })
+}
+
+fn node_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let p = me.with_file_name("cairn-node");
+    if !p.exists() {
+        bail!(
+            "{} not found; build it with `cargo build --release -p cairn-storage-node`",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn start_node(bin: &Path, repo: &Path, bootstrap: Option<&str>) -> Result<DevnetNode> {
+    let mut init = Command::new(bin);
+    init.arg("init")
+        .arg("--repo")
+        .arg(repo)
+        .args(["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args([
+            "--capacity",
+            &(16u64 << 30).to_string(),
+            "--repair-interval",
+            "10",
+        ]);
+    if let Some(b) = bootstrap {
+        init.args(["--bootstrap", b]);
+    }
+    let o = init.output().context("running cairn-node init")?;
+    if !o.status.success() {
+        bail!(
+            "cairn-node init failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    let log = std::fs::File::create(repo.join("node.log"))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(repo.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0); // outlive `cairn devnet up`, and not get its terminal's ^C
+    }
+    let mut child = cmd.spawn().context("starting cairn-node run")?;
+    let pid = child.id();
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .map_err(|_| anyhow::anyhow!("node in {} did not become ready", repo.display()))?;
+    let ready: Value = serde_json::from_str(line.trim()).with_context(|| {
+        format!(
+            "node in {} failed to start; see {}",
+            repo.display(),
+            repo.join("node.log").display()
+        )
+    })?;
+    Ok(DevnetNode {
+        pid,
+        api: ready["api"].as_str().unwrap_or_default().to_string(),
+        peer_id: ready["peer_id"].as_str().unwrap_or_default().to_string(),
+        repo: repo.to_path_buf(),
+        addrs: ready["addrs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// Starts `n` nodes under `dir` and writes `dir/devnet.json`.
+pub fn devnet_up(n: usize, dir: &Path) -> Result<Devnet> {
+    if n == 0 {
+        bail!("a devnet needs at least one node");
+    }
+    if dir.join("devnet.json").exists() {
+        bail!(
+            "{} exists; run `cairn devnet down --dir {}` first",
+            dir.join("devnet.json").display(),
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let bin = node_binary()?;
+    let mut nodes: Vec<DevnetNode> = Vec::new();
+    let write = |nodes: &[DevnetNode]| -> Result<()> {
+        let d = Devnet {
+            nodes: nodes.to_vec(),
+        };
+        std::fs::write(dir.join("devnet.json"), serde_json::to_vec_pretty(&d)?)?;
+        Ok(())
+    };
+    for i in 0..n {
+        let repo = dir.join(format!("node-{i}"));
+        let boot = nodes.first().and_then(|f| f.addrs.first().cloned());
+        match start_node(&bin, &repo, boot.as_deref()) {
+            Ok(node) => {
+                nodes.push(node);
+                write(&nodes)?;
+            }
+            Err(e) => {
+                let _ = devnet_down(&dir);
+                return Err(e);
+            }
+        }
+    }
+    // wait until the first node sees every other node (they all bootstrap from it)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = api_get_json(&nodes[0].api, "/api/v0/status")?;
+        if st["peers"].as_u64().unwrap_or(0) as usize >= n - 1 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("nodes did not all connect within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Devnet { nodes })
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Stops one process with SIGTERM and waits (up to 30 s) for it to exit.
+pub fn stop(pid: u32) {
+    // SAFETY: sends SIGTERM to a pid we started
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while alive(pid) && std::time::Instant::now() < deadline {
+        // reap it if it is our child, so it does not linger as a zombie
+        // SAFETY: waitpid with WNOHANG on a pid; harmless if it is not our child
+        unsafe {
+            libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills a process at once (SIGKILL), as a crash would.
+pub fn kill(pid: u32) {
+    // SAFETY: sends SIGKILL to a pid we started, then reaps it
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+        libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+    }
+}
+
+/// Stops the nodes of `dir/devnet.json` and removes the file.
+pub fn devnet_down(dir: &Path) -> Result<usize> {
+    let p = dir.join("devnet.json");
+    let d: Devnet = serde_json::from_slice(
+        &std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+    )
+    .with_context(|| format!("parsing {}", p.display()))?;
+    let mut n = 0;
+    for node in &d.nodes {
+        if alive(node.pid) {
+            stop(node.pid);
+            n += 1;
+        }
+    }
+    std::fs::remove_file(&p)?;
+    Ok(n)
+}
+
+fn token_of(node: &DevnetNode) -> Result<String> {
+    Ok(std::fs::read_to_string(node.repo.join("api.token"))?
+        .trim()
+        .to_string())
+}
+
+fn files_under(p: &Path, base: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(p)? {
+        let e = e?;
+        let path = e.path();
+        if e.file_type()?.is_dir() {
+            files_under(&path, base, out)?;
+        } else {
+            out.push(path.strip_prefix(base)?.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// `cairn demo`: a 6-node devnet, a sample dataset published through one node, 2 nodes
+/// killed, the dataset fetched through the survivors and checked byte for byte.
+pub fn demo(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        bail!("{} exists; choose another --dir", dir.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    let result = demo_inner(dir);
+    if dir.join("devnet/devnet.json").exists() {
+        let _ = devnet_down(&dir.join("devnet"));
+    }
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        eprintln!(
+            "demo failed; node logs are in {}/devnet/node-*/node.log",
+            dir.display()
+        );
+    }
+    result
+}
+
+fn demo_inner(dir: &Path) -> Result<()> {
+    println!("== starting a 6-node devnet (separate processes on loopback)");
+    let net = devnet_up(6, &dir.join("devnet"))?;
+    for (i, n) in net.nodes.iter().enumerate() {
+        println!("   node-{i}  api {}  peer {}", n.api, n.peer_id);
+    }
+    println!("== generating a sample AI dataset: 8 WebDataset tar shards");
+    let data = dir.join("dataset");
+    crate::bench::sample_dataset(&data, 8, 4, 7)?;
+    let entry = &net.nodes[0];
+    println!("== publishing through node-0 (RS 4+2 over 6 distinct nodes)");
+    let rep = put(&entry.api, Some(&token_of(entry)?), &data)?;
+    let root: Cid = cairn_core::block::parse_cid(rep["root"].as_str().unwrap_or_default())?;
+    println!(
+        "   root {root}\n   {} bytes, {} blocks, {} stripes, spread over {} nodes",
+        rep["bytes"], rep["blocks"], rep["stripes"], rep["nodes"]
+    );
+    let killed = [&net.nodes[2], &net.nodes[4]];
+    println!("== killing node-2 and node-4 (SIGKILL)");
+    for n in killed {
+        kill(n.pid);
+    }
+    let survivor = &net.nodes[1];
+    println!("== fetching {root} through the survivors (bootstrap: node-1)");
+    let out = dir.join("fetched");
+    let t = std::time::Instant::now();
+    let bytes = get(&survivor.api, &root, &out, false)?;
+    println!("   {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
+    let mut a = Vec::new();
+    files_under(&data, &data, &mut a)?;
+    a.sort();
+    let mut b = Vec::new();
+    files_under(&out, &out, &mut b)?;
+    b.sort();
+    if a != b {
+        bail!("fetched tree lists different files");
+    }
+    for f in &a {
+        if std::fs::read(data.join(f))? != std::fs::read(out.join(f))? {
+            bail!("{} differs", f.display());
+        }
+    }
+    println!("== every byte of {} files matches", a.len());
+    println!("== where the shards live now (asked node-1; killed nodes hold nothing reachable)");
+    let pl = placement(&survivor.api, &root)?;
+    let names: std::collections::HashMap<String, String> = net
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.peer_id.clone(), format!("node-{i}")))
+        .collect();
+    for (si, stripe) in pl.as_array().into_iter().flatten().enumerate().take(4) {
+        let cells: Vec<String> = stripe
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let h: Vec<String> = s["holders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str().and_then(|p| names.get(p).cloned()))
+                    .collect();
+                if h.is_empty() {
+                    "LOST".into()
+                } else {
+                    h.join("+")
+                }
+            })
+            .collect();
+        println!("   stripe {si}: {}", cells.join("  "));
+    }
+    println!("== stopping the devnet");
+    Ok(())
+}

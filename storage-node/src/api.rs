@@ -1,0 +1,317 @@
+//! The node's HTTP API (loopback by default) and the daemon entry point.
+//!
+//! | method | path | auth | what |
+//! |---|---|---|---|
+//! | GET | `/api/v0/id` | – | peer id and listen addresses |
+//! | GET | `/api/v0/status` | – | capacity, use, peers, last repair and scrub |
+//! | POST | `/api/v0/put?tar=true` | token | body: a file, or a tar of a directory; imports, places, announces |
+//! | GET | `/api/v0/placement/{root}` | – | which live nodes hold each shard |
+//! | POST | `/api/v0/repair` | token | one repair round now |
+//! | POST | `/api/v0/scrub` | token | verify every local block now |
+//!
+//! Writes need `Authorization: Bearer <token>`, the token being the repo's `api.token` file.
+
+use crate::config::NodeConfig;
+use crate::node::{Node, NodeError, NodeOptions};
+use crate::repo::Repo;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_core::block::parse_cid;
+use cairn_net::NetConfig;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// File in the repo holding the API token.
+pub const TOKEN_FILE: &str = "api.token";
+/// File in the repo holding the node's ed25519 key.
+pub const IDENTITY_FILE: &str = "identity.key";
+
+#[derive(Clone)]
+struct ApiState {
+    node: Node,
+    token: Arc<String>,
+    tmp: PathBuf,
+}
+
+/// An API error: status plus one line.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg)
+    }
+}
+
+fn authorize(s: &ApiState, h: &HeaderMap) -> Result<(), ApiError> {
+    let want = format!("Bearer {}", s.token);
+    match h.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some(v) if v.len() == want.len() && constant_eq(v.as_bytes(), want.as_bytes()) => Ok(()),
+        _ => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this call needs `Authorization: Bearer <token>` (the node repo's api.token)".into(),
+        )),
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Serialize)]
+struct Id {
+    peer_id: String,
+    addrs: Vec<String>,
+}
+
+async fn id(State(s): State<ApiState>) -> Json<Id> {
+    let st = s.node.status().await;
+    Json(Id {
+        peer_id: st.peer_id,
+        addrs: st.addrs,
+    })
+}
+
+async fn status(State(s): State<ApiState>) -> Json<crate::node::NodeStatus> {
+    Json(s.node.status().await)
+}
+
+#[derive(Deserialize)]
+struct PutQuery {
+    #[serde(default)]
+    tar: bool,
+}
+
+async fn put(
+    State(s): State<ApiState>,
+    Query(q): Query<PutQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<crate::node::PutReport>, ApiError> {
+    authorize(&s, &headers)?;
+    let bad =
+        |e: &dyn std::fmt::Display| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    std::fs::create_dir_all(&s.tmp).map_err(|e| bad(&e))?;
+    let dir = tempfile::Builder::new()
+        .prefix("upload-")
+        .tempdir_in(&s.tmp)
+        .map_err(|e| bad(&e))?;
+    let upload = dir.path().join("upload");
+    let mut f = tokio::fs::File::create(&upload)
+        .await
+        .map_err(|e| bad(&e))?;
+    let mut stream = body.into_data_stream();
+    let limit = {
+        let st = s.node.status().await;
+        st.capacity.saturating_sub(st.used)
+    };
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+        n += chunk.len() as u64;
+        if n > limit {
+            return Err(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("upload exceeds this node's free capacity ({limit} bytes)"),
+            ));
+        }
+        f.write_all(&chunk).await.map_err(|e| bad(&e))?;
+    }
+    f.flush().await.map_err(|e| bad(&e))?;
+    drop(f);
+    let path = if q.tar {
+        let data = dir.path().join("data");
+        let (u, d) = (upload.clone(), data.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir(&d)?;
+            let mut a = tar::Archive::new(std::fs::File::open(&u)?);
+            a.set_preserve_permissions(false);
+            // `unpack` refuses entries that would land outside `d` (absolute paths, `..`)
+            a.unpack(&d)?;
+            std::fs::remove_file(&u)
+        })
+        .await
+        .map_err(|e| bad(&e))?
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad tar upload: {e}")))?;
+        data
+    } else {
+        upload
+    };
+    let report = s.node.put(&path).await?;
+    Ok(Json(report))
+}
+
+async fn placement(
+    State(s): State<ApiState>,
+    UrlPath(root): UrlPath<String>,
+) -> Result<Json<Vec<Vec<crate::node::ShardPlacement>>>, ApiError> {
+    let root = parse_cid(&root).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Json(s.node.placement(&root).await.map_err(
+        |e| match e {
+            NodeError::Repo(crate::repo::RepoError::Missing(c)) => ApiError(
+                StatusCode::NOT_FOUND,
+                format!("this node holds no dataset with root {c}"),
+            ),
+            e => e.into(),
+        },
+    )?))
+}
+
+async fn repair(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<crate::node::RepairRound>, ApiError> {
+    authorize(&s, &headers)?;
+    Ok(Json(s.node.repair_round().await?))
+}
+
+async fn scrub(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&s, &headers)?;
+    let corrupt = s.node.scrub().await?;
+    Ok(Json(serde_json::json!({ "corrupt": corrupt })))
+}
+
+/// The API router for `node`.
+pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
+    Router::new()
+        .route("/api/v0/id", get(id))
+        .route("/api/v0/status", get(status))
+        .route("/api/v0/put", post(put))
+        .route("/api/v0/placement/{root}", get(placement))
+        .route("/api/v0/repair", post(repair))
+        .route("/api/v0/scrub", post(scrub))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(ApiState {
+            node,
+            token: Arc::new(token),
+            tmp,
+        })
+}
+
+/// Reads the repo's API token, creating a random one if absent.
+pub fn load_or_create_token(repo: &Path) -> std::io::Result<String> {
+    let p = repo.join(TOKEN_FILE);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Ok(t.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use rand::RngCore;
+            let mut b = [0u8; 24];
+            rand::thread_rng().fill_bytes(&mut b);
+            let t: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            std::fs::create_dir_all(repo)?;
+            std::fs::write(&p, &t)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(t)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What a started daemon reports once it is ready.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ready {
+    /// Peer id.
+    pub peer_id: String,
+    /// Bound API address.
+    pub api: String,
+    /// libp2p listen addresses.
+    pub addrs: Vec<String>,
+}
+
+/// Daemon failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The node failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The repo failed.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    /// The identity key failed.
+    #[error(transparent)]
+    Identity(#[from] cairn_net::identity::IdentityError),
+    /// A config value is invalid.
+    #[error("config: {0}")]
+    Config(String),
+    /// I/O failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a node from `config` with its API on `api` until `shutdown` resolves; `ready` is called
+/// once the node and the API are up.
+pub async fn run(
+    config: NodeConfig,
+    api: tokio::net::TcpListener,
+    ready: impl FnOnce(Ready),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let parse = |v: &[String]| -> Result<Vec<cairn_net::Multiaddr>, DaemonError> {
+        v.iter()
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| DaemonError::Config(format!("address {a:?}: {e}")))
+            })
+            .collect()
+    };
+    let net = NetConfig {
+        listen: parse(&config.listen)?,
+        bootstrap: parse(&config.bootstrap)?,
+        server: true,
+    };
+    std::fs::create_dir_all(&config.repo)?;
+    let key = cairn_net::identity::load_or_create(&config.repo.join(IDENTITY_FILE))?;
+    let token = load_or_create_token(&config.repo)?;
+    let repo = Repo::open(&config.repo)?;
+    let opts = NodeOptions {
+        capacity: config.capacity,
+        profile: config.profile.clone(),
+        k: config.k,
+        m: config.m,
+        repair_interval: Duration::from_secs(config.repair_interval_secs),
+        scrub_interval: Duration::from_secs(config.scrub_interval_secs),
+    };
+    let node = Node::start(repo, key, net, opts).await?;
+    let api_addr = api.local_addr()?;
+    let app = router(node.clone(), token, config.repo.join("tmp"));
+    let st = node.status().await;
+    ready(Ready {
+        peer_id: st.peer_id,
+        api: api_addr.to_string(),
+        addrs: st.addrs,
+    });
+    tracing::info!(api = %api_addr, peer = %node.peer_id(), "node running");
+    axum::serve(api, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `cairn-node` configuration: a documented TOML file (see `storage-node/config.example.toml`).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Config file failures.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Reading or writing the file failed.
+    #[error("config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("config {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The node's configuration. Every field has a safe default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Repo directory: blocks (RocksDB), `identity.key` (ed25519, the peer id) and `api.token`.
+    pub repo: PathBuf,
+    /// libp2p listen addresses. Port 0 picks a free port.
+    pub listen: Vec<String>,
+    /// Peers to join at start, as multiaddrs ending in `/p2p/<peer id>`.
+    pub bootstrap: Vec<String>,
+    /// HTTP API address. Keep it on loopback: reads are open, writes need the token.
+    pub api: String,
+    /// Bytes this node offers to store; peers weight placement by what is free.
+    pub capacity: u64,
+    /// Import profile of datasets put through this node (`cairn-v1`, `unixfs-v1-2025`,
+    /// `kubo-legacy`).
+    pub profile: String,
+    /// Data shards per stripe.
+    pub k: usize,
+    /// Parity shards per stripe; any `m` of a stripe's `k + m` holders may be lost.
+    pub m: usize,
+    /// Seconds between repair rounds (0 turns the timer off; a disconnect still triggers one).
+    pub repair_interval_secs: u64,
+    /// Seconds between scrubs of the local store (0 turns scrubbing off).
+    pub scrub_interval_secs: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            repo: default_repo(),
+            listen: vec!["/ip4/0.0.0.0/tcp/4001".into()],
+            bootstrap: Vec::new(),
+            api: "127.0.0.1:5001".into(),
+            capacity: 64 << 30,
+            profile: "cairn-v1".into(),
+            k: 4,
+            m: 2,
+            repair_interval_secs: 60,
+            scrub_interval_secs: 3600,
+        }
+    }
+}
+
+/// `$CAIRN_NODE_REPO`, else `~/.cairn-node`.
+pub fn default_repo() -> PathBuf {
+    if let Some(p) = std::env::var_os("CAIRN_NODE_REPO") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".cairn-node")
+}
+
+impl NodeConfig {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Writes the config file.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        std::fs::write(path, self.to_toml()).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_unknown_fields() {
+        let c = NodeConfig::default();
+        assert_eq!(toml::from_str::<NodeConfig>(&c.to_toml()).unwrap(), c);
+        assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
+        let partial: NodeConfig = toml::from_str("k = 6").unwrap();
+        assert_eq!(partial.k, 6);
+        assert_eq!(partial.m, 2);
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        NodeConfig::load(&p).unwrap();
+    }
+}

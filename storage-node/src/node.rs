@@ -1,0 +1,1029 @@
+//! A networked storage node: serves and accepts shards, places a dataset's shards on distinct
+//! nodes by weighted rendezvous hashing, announces them in the DHT, and runs scrub and repair
+//! workers that restore `k + m` holders per stripe.
+
+use crate::repo::{Repo, RepoError};
+use crate::store::{Batch, Durability, StoreError, Table};
+use bytes::Bytes;
+use cairn_core::block::cid_from_bytes;
+use cairn_core::erasure::{Coder, Stripe};
+use cairn_core::manifest::Manifest;
+use cairn_core::profile::Profile;
+use cairn_core::rendezvous::{self, Candidate};
+use cairn_core::{Block, Cid};
+use cairn_net::wire::{CtrlRequest, CtrlResponse, NodeInfo, PutStatus, MAX_HAVE};
+use cairn_net::{Keypair, NetClient, NetConfig, NetError, NetEvent, PeerId, Service};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Node failures.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The repo failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A peer refused or failed to store shards.
+    #[error("peer {peer} did not store {cid}: {status:?}")]
+    Push {
+        /// The peer.
+        peer: PeerId,
+        /// The first block it did not store.
+        cid: Cid,
+        /// What it said.
+        status: PutStatus,
+    },
+    /// A profile or stripe setting is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A background job panicked or was cancelled.
+    #[error("background job failed: {0}")]
+    Join(String),
+}
+
+/// Node settings beyond the network's.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Bytes this node offers to store.
+    pub capacity: u64,
+    /// Import profile for datasets put through this node.
+    pub profile: String,
+    /// Data shards per stripe.
+    pub k: usize,
+    /// Parity shards per stripe.
+    pub m: usize,
+    /// Seconds between repair rounds (0: only on demand and when a peer disconnects).
+    pub repair_interval: Duration,
+    /// Seconds between scrubs of the local store (0: only on demand).
+    pub scrub_interval: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            capacity: 64 << 30,
+            profile: "cairn-v1".into(),
+            k: 4,
+            m: 2,
+            repair_interval: Duration::from_secs(60),
+            scrub_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Where one shard was placed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ShardPlacement {
+    /// The shard's CID.
+    pub cid: String,
+    /// Peers holding it.
+    pub holders: Vec<String>,
+}
+
+/// What `put` through a node did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PutReport {
+    /// Root CID.
+    pub root: String,
+    /// Manifest CID.
+    pub manifest: String,
+    /// File bytes.
+    pub bytes: u64,
+    /// DAG blocks.
+    pub blocks: u64,
+    /// Stripes.
+    pub stripes: u64,
+    /// Whether the shards were spread over `k + m` distinct nodes (false: fewer nodes were
+    /// reachable, and this node keeps the whole dataset until repair can spread it).
+    pub distributed: bool,
+    /// Distinct nodes holding shards.
+    pub nodes: usize,
+    /// Per stripe, its shards and their holders.
+    pub placement: Vec<Vec<ShardPlacement>>,
+}
+
+/// What one repair round did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RepairRound {
+    /// Stripes examined.
+    pub stripes: u64,
+    /// Stripes this node was responsible for and found short of holders.
+    pub degraded: u64,
+    /// Shards rebuilt and placed on a new holder.
+    pub rebuilt: u64,
+    /// Stripes that could not be restored, with the reason.
+    pub failed: Vec<String>,
+}
+
+/// A node's state, for `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    /// Peer id.
+    pub peer_id: String,
+    /// Listen addresses.
+    pub addrs: Vec<String>,
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Bytes stored.
+    pub used: u64,
+    /// Datasets this node holds shards of.
+    pub datasets: usize,
+    /// Peers connected.
+    pub peers: usize,
+    /// Last repair round.
+    pub last_repair: Option<RepairRound>,
+    /// Corrupt blocks found by the last scrub.
+    pub last_scrub_corrupt: Option<usize>,
+}
+
+/// What the node knows of a dataset it holds shards of.
+struct DatasetIndex {
+    root: Cid,
+    pages: HashSet<Cid>,
+    shards: HashSet<Cid>,
+}
+
+/// The part of the node that peers talk to.
+struct NodeService {
+    repo: Arc<Repo>,
+    used: AtomicU64,
+    capacity: u64,
+    index: Mutex<HashMap<Cid, Arc<DatasetIndex>>>,
+    announce: mpsc::Sender<Vec<Cid>>,
+}
+
+/// Datasets indexed in memory at once; the index is rebuilt from the store when evicted.
+const MAX_INDEXED_DATASETS: usize = 64;
+/// Announcement batches queued; when full, a batch is dropped and the next reprovide covers it.
+const ANNOUNCE_QUEUE: usize = 256;
+/// DHT announcements in flight at once.
+const ANNOUNCE_PARALLEL: usize = 16;
+/// Blocks per push stream.
+const PUSH_BATCH: usize = 32;
+/// How long a peer may take to answer `Info` before it counts as down.
+const INFO_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl NodeService {
+    fn quarantined(&self, cid: &Cid) -> bool {
+        matches!(
+            self.repo
+                .store()
+                .table_get(Table::Quarantine, &cid.to_bytes()),
+            Ok(Some(_))
+        )
+    }
+
+    /// The index of a dataset whose manifest head and pages are stored here.
+    fn dataset(&self, manifest: &Cid) -> Option<Arc<DatasetIndex>> {
+        if let Some(d) = self.index.lock().ok()?.get(manifest) {
+            return Some(d.clone());
+        }
+        let m = self.repo.manifest(manifest).ok()?;
+        let stripes = self.repo.stripes(&m).ok()?;
+        let d = Arc::new(DatasetIndex {
+            root: m.root,
+            pages: m.pages.iter().copied().collect(),
+            shards: stripes.iter().flat_map(|s| s.shards().copied()).collect(),
+        });
+        let mut idx = self.index.lock().ok()?;
+        if idx.len() >= MAX_INDEXED_DATASETS {
+            idx.clear();
+        }
+        idx.insert(*manifest, d.clone());
+        Some(d)
+    }
+
+    fn store_block(&self, block: Block, manifest_copy: bool) -> PutStatus {
+        let len = block.data.len() as u64;
+        let had = self.repo.store().has(&block.cid).unwrap_or(false);
+        if !had && self.used.load(Ordering::Relaxed) + len > self.capacity {
+            return PutStatus::NoSpace;
+        }
+        let cid = block.cid;
+        let mut b = Batch::new();
+        if manifest_copy {
+            b.put(Table::Manifests, cid.to_bytes(), block.data.to_vec());
+        }
+        b.put_block(block).delete(Table::Quarantine, cid.to_bytes());
+        match self.repo.store().write(b, Durability::Deferred) {
+            Ok(()) => {
+                if !had {
+                    self.used.fetch_add(len, Ordering::Relaxed);
+                }
+                PutStatus::Stored
+            }
+            Err(e) => {
+                tracing::error!(%cid, error = %e, "storing a pushed block failed");
+                PutStatus::Failed
+            }
+        }
+    }
+}
+
+impl Service for NodeService {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            capacity: self.capacity,
+            used: self.used.load(Ordering::Relaxed),
+        }
+    }
+
+    fn have(&self, cids: &[Cid]) -> Vec<bool> {
+        cids.iter()
+            .map(|c| self.repo.store().has(c).unwrap_or(false) && !self.quarantined(c))
+            .collect()
+    }
+
+    fn get_block(&self, cid: &Cid) -> Option<Bytes> {
+        // `Repo::block` verifies, and quarantines a block that does not match
+        self.repo.block(cid).ok().map(Bytes::from)
+    }
+
+    fn put_block(&self, from: PeerId, manifest: &Cid, block: Block) -> PutStatus {
+        if block.cid == *manifest {
+            return match Manifest::decode(&block.data) {
+                Ok(_) => self.store_block(block, true),
+                Err(e) => {
+                    tracing::info!(%from, %manifest, error = %e, "pushed manifest rejected");
+                    PutStatus::NotInDataset
+                }
+            };
+        }
+        let is_page = match self.repo.manifest(manifest) {
+            Ok(m) => m.pages.contains(&block.cid),
+            Err(_) => return PutStatus::NotInDataset,
+        };
+        if is_page {
+            return self.store_block(block, true);
+        }
+        match self.dataset(manifest) {
+            Some(d) if d.shards.contains(&block.cid) => self.store_block(block, false),
+            _ => PutStatus::NotInDataset,
+        }
+    }
+
+    fn put_done(&self, from: PeerId, manifest: &Cid, stored: &[Cid]) -> bool {
+        if stored.is_empty() {
+            return true;
+        }
+        if let Err(e) = self.repo.store().persist() {
+            tracing::error!(%from, error = %e, "persisting pushed blocks failed");
+            return false;
+        }
+        if let Some(d) = self.dataset(manifest) {
+            let mut b = Batch::new();
+            b.put(Table::Datasets, d.root.to_bytes(), manifest.to_bytes())
+                .put(Table::Pins, d.root.to_bytes(), manifest.to_bytes());
+            if let Err(e) = self.repo.store().write(b, Durability::Sync) {
+                tracing::error!(%from, error = %e, "recording a pushed dataset failed");
+                return false;
+            }
+        }
+        let mut ann: Vec<Cid> = stored
+            .iter()
+            .filter(|c| !self.dataset(manifest).is_some_and(|d| d.pages.contains(c)))
+            .copied()
+            .collect();
+        ann.push(*manifest);
+        if self.announce.try_send(ann).is_err() {
+            tracing::warn!("announcement queue full; the next reprovide will announce");
+        }
+        true
+    }
+}
+
+/// A running storage node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    repo: Arc<Repo>,
+    net: NetClient,
+    svc: Arc<NodeService>,
+    opts: NodeOptions,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    last_repair: Mutex<Option<RepairRound>>,
+    last_scrub: Mutex<Option<usize>>,
+    repair_lock: tokio::sync::Mutex<()>,
+}
+
+fn block_on_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, NodeError>> {
+    let h = tokio::task::spawn_blocking(f);
+    async move { h.await.map_err(|e| NodeError::Join(e.to_string())) }
+}
+
+impl Node {
+    /// Starts a node on `repo` with identity `key`: joins the network, announces what it holds,
+    /// and starts the announce, scrub and repair workers.
+    pub async fn start(
+        repo: Repo,
+        key: Keypair,
+        net_config: NetConfig,
+        opts: NodeOptions,
+    ) -> Result<Node, NodeError> {
+        Profile::by_name(&opts.profile)
+            .and_then(|p| p.with_stripe(opts.k, opts.m))
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let repo = Arc::new(repo);
+        let r2 = repo.clone();
+        let used = block_on_pool(move || {
+            let mut used = 0u64;
+            let mut cids = Vec::new();
+            r2.store().for_each_cid(&mut |c| {
+                cids.push(c);
+                true
+            })?;
+            for c in cids {
+                used += r2.store().size(&c)?.unwrap_or(0);
+            }
+            Ok::<_, StoreError>(used)
+        })
+        .await??;
+        let (ann_tx, ann_rx) = mpsc::channel(ANNOUNCE_QUEUE);
+        let svc = Arc::new(NodeService {
+            repo: repo.clone(),
+            used: AtomicU64::new(used),
+            capacity: opts.capacity,
+            index: Mutex::new(HashMap::new()),
+            announce: ann_tx,
+        });
+        let (net, events) = cairn_net::start(key, net_config, svc.clone()).await?;
+        let (stop, _) = watch::channel(false);
+        let node = Node {
+            inner: Arc::new(Inner {
+                repo,
+                net,
+                svc,
+                opts,
+                stop,
+                tasks: Mutex::new(Vec::new()),
+                last_repair: Mutex::new(None),
+                last_scrub: Mutex::new(None),
+                repair_lock: tokio::sync::Mutex::new(()),
+            }),
+        };
+        let tasks = vec![
+            tokio::spawn(node.clone().announcer(ann_rx)),
+            tokio::spawn(node.clone().reprovide()),
+            tokio::spawn(node.clone().repair_worker(events)),
+            tokio::spawn(node.clone().scrub_worker()),
+        ];
+        if let Ok(mut t) = node.inner.tasks.lock() {
+            t.extend(tasks);
+        }
+        Ok(node)
+    }
+
+    /// The network handle.
+    pub fn net(&self) -> &NetClient {
+        &self.inner.net
+    }
+
+    /// The repo.
+    pub fn repo(&self) -> &Repo {
+        &self.inner.repo
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.net.peer_id()
+    }
+
+    /// Stops the workers and the network, and waits for them; the repo is released when the
+    /// last clone of the node is dropped.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        let tasks: Vec<JoinHandle<()>> = self
+            .inner
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        self.inner.net.shutdown().await;
+        let _ = self.inner.repo.store().persist();
+    }
+
+    async fn announcer(self, mut rx: mpsc::Receiver<Vec<Cid>>) {
+        while let Some(batch) = rx.recv().await {
+            let net = self.inner.net.clone();
+            stream::iter(batch)
+                .for_each_concurrent(ANNOUNCE_PARALLEL, |c| {
+                    let net = net.clone();
+                    async move {
+                        if let Err(e) = net.provide(c).await {
+                            tracing::debug!(cid = %c, error = %e, "announce failed");
+                        }
+                    }
+                })
+                .await;
+        }
+    }
+
+    /// Announces every manifest and held shard (at start: provider records live in memory).
+    async fn reprovide(self) {
+        let repo = self.inner.repo.clone();
+        let held = block_on_pool(move || {
+            let mut out = Vec::new();
+            for (_, mcid) in repo.datasets().unwrap_or_default() {
+                out.push(mcid);
+                if let Ok(m) = repo.manifest(&mcid) {
+                    for s in repo.stripes(&m).unwrap_or_default() {
+                        for c in s.shards() {
+                            if repo.store().has(c).unwrap_or(false) {
+                                out.push(*c);
+                            }
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default();
+        for chunk in held.chunks(1024) {
+            if self.inner.svc.announce.send(chunk.to_vec()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn repair_worker(self, mut events: mpsc::Receiver<NetEvent>) {
+        let mut stop = self.inner.stop.subscribe();
+        let period = self.inner.opts.repair_interval;
+        let mut tick = tokio::time::interval(if period.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            period
+        });
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {}
+                ev = events.recv() => match ev {
+                    None => return,
+                    Some(NetEvent::Disconnected(p)) => {
+                        tracing::info!(peer = %p, "peer disconnected; checking stripes");
+                    }
+                    Some(NetEvent::Connected(_)) => continue,
+                },
+            }
+            match self.repair_round().await {
+                Ok(r) if r.rebuilt > 0 || !r.failed.is_empty() => {
+                    tracing::info!(rebuilt = r.rebuilt, failed = r.failed.len(), "repair round")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "repair round failed"),
+            }
+        }
+    }
+
+    async fn scrub_worker(self) {
+        let period = self.inner.opts.scrub_interval;
+        if period.is_zero() {
+            return;
+        }
+        let mut stop = self.inner.stop.subscribe();
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {}
+            }
+            match self.scrub().await {
+                Ok(n) if n > 0 => {
+                    let _ = self.repair_round().await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "scrub failed"),
+            }
+        }
+    }
+
+    /// Verifies every local block, quarantining corrupt ones (which then count as lost and are
+    /// restored by repair). Returns the number of corrupt blocks found.
+    pub async fn scrub(&self) -> Result<usize, NodeError> {
+        let repo = self.inner.repo.clone();
+        let r = block_on_pool(move || repo.scrub(&|_| {})).await??;
+        if let Ok(mut s) = self.inner.last_scrub.lock() {
+            *s = Some(r.corrupt.len());
+        }
+        Ok(r.corrupt.len())
+    }
+
+    /// Storage nodes that answer now, with their capacity (this node included).
+    pub async fn live_nodes(&self) -> Vec<(PeerId, NodeInfo)> {
+        let net = &self.inner.net;
+        let mut peers: HashSet<PeerId> = net
+            .routing_peers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        peers.extend(net.connected_peers().await.unwrap_or_default());
+        peers.remove(&self.peer_id());
+        let mut out: Vec<(PeerId, NodeInfo)> = stream::iter(peers)
+            .map(|p| async move {
+                match tokio::time::timeout(INFO_TIMEOUT, net.ctrl(p, CtrlRequest::Info)).await {
+                    Ok(Ok(CtrlResponse::Info(i))) if i.capacity > 0 => Some((p, i)),
+                    _ => None,
+                }
+            })
+            .buffer_unordered(32)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        out.push((self.peer_id(), self.inner.svc.info()));
+        out.sort_by_key(|(p, _)| *p);
+        out
+    }
+
+    /// For every shard in `cids`: which of `nodes` hold it (verified, not quarantined).
+    async fn holders(&self, cids: &[Cid], nodes: &[PeerId]) -> HashMap<Cid, Vec<PeerId>> {
+        let me = self.peer_id();
+        let net = &self.inner.net;
+        let svc = self.inner.svc.clone();
+        let owned = cids.to_vec();
+        let mine = block_on_pool(move || svc.have(&owned))
+            .await
+            .unwrap_or_default();
+        let mut out: HashMap<Cid, Vec<PeerId>> = HashMap::new();
+        for (c, h) in cids.iter().zip(mine) {
+            if h {
+                out.entry(*c).or_default().push(me);
+            }
+        }
+        let answers: Vec<(PeerId, Vec<Cid>)> =
+            stream::iter(nodes.iter().copied().filter(|p| *p != me))
+                .map(|p| async move {
+                    let mut held = Vec::new();
+                    for chunk in cids.chunks(MAX_HAVE) {
+                        match net.ctrl(p, CtrlRequest::Have(chunk.to_vec())).await {
+                            Ok(CtrlResponse::Have(f)) if f.len() == chunk.len() => held
+                                .extend(chunk.iter().zip(f).filter(|(_, f)| *f).map(|(c, _)| *c)),
+                            _ => break,
+                        }
+                    }
+                    (p, held)
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+        for (p, held) in answers {
+            for c in held {
+                out.entry(c).or_default().push(p);
+            }
+        }
+        out
+    }
+
+    /// Imports a file or tree, then spreads each stripe's `k + m` shards over `k + m` distinct
+    /// nodes chosen by rendezvous hashing weighted by free capacity, announces them, and
+    /// publishes the manifest record.
+    pub async fn put(&self, path: &Path) -> Result<PutReport, NodeError> {
+        let profile = Profile::by_name(&self.inner.opts.profile)
+            .and_then(|p| p.with_stripe(self.inner.opts.k, self.inner.opts.m))
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let repo = self.inner.repo.clone();
+        let path = path.to_path_buf();
+        let rep = block_on_pool(move || repo.put(&path, &profile, &|_| {})).await??;
+        let repo = self.inner.repo.clone();
+        let mcid = rep.manifest;
+        let (m, stripes, head, pages) = block_on_pool(move || {
+            let m = repo.manifest(&mcid)?;
+            let stripes = repo.stripes(&m)?;
+            let head = Block {
+                cid: mcid,
+                data: repo.block(&mcid)?.into(),
+            };
+            let mut pages = Vec::new();
+            for p in &m.pages {
+                pages.push(Block {
+                    cid: *p,
+                    data: repo.block(p)?.into(),
+                });
+            }
+            Ok::<_, RepoError>((m, stripes, head, pages))
+        })
+        .await??;
+        // the index of a dataset just ingested here
+        if let Ok(mut idx) = self.inner.svc.index.lock() {
+            idx.remove(&mcid);
+        }
+        let n = (m.k + m.m) as usize;
+        let nodes = self.live_nodes().await;
+        let me = self.peer_id();
+        let mut report = PutReport {
+            root: rep.root.to_string(),
+            manifest: mcid.to_string(),
+            bytes: rep.bytes,
+            blocks: rep.blocks,
+            stripes: rep.stripes,
+            distributed: false,
+            nodes: 1,
+            placement: Vec::new(),
+        };
+        let cands: Vec<Candidate> = nodes
+            .iter()
+            .map(|(p, i)| Candidate {
+                id: p.to_bytes(),
+                weight: i.free().max(1),
+            })
+            .collect();
+        let mut plan: HashMap<PeerId, Vec<Cid>> = HashMap::new();
+        if nodes.len() >= n {
+            for s in &stripes {
+                let ranked = rendezvous::rank(&s.data[0].to_bytes(), &cands);
+                let shards: Vec<ShardPlacement> = s
+                    .shards()
+                    .zip(ranked)
+                    .map(|(c, i)| {
+                        plan.entry(nodes[i].0).or_default().push(*c);
+                        ShardPlacement {
+                            cid: c.to_string(),
+                            holders: vec![nodes[i].0.to_string()],
+                        }
+                    })
+                    .collect();
+                report.placement.push(shards);
+            }
+            let mut manifest_blocks = vec![head.clone()];
+            manifest_blocks.extend(pages.iter().cloned());
+            let jobs: Vec<(PeerId, Vec<Cid>)> = plan
+                .iter()
+                .filter(|(p, _)| **p != me)
+                .map(|(p, c)| (*p, c.clone()))
+                .collect();
+            let pushes: Vec<_> = jobs
+                .iter()
+                .map(|(peer, cids)| self.push_to(*peer, mcid, &manifest_blocks, cids))
+                .collect();
+            let results = futures::future::join_all(pushes).await;
+            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+            // keep only what rendezvous assigned to this node (and the manifest)
+            let mine: HashSet<Cid> = plan
+                .get(&me)
+                .map(|v| v.iter().copied().collect())
+                .unwrap_or_default();
+            let repo = self.inner.repo.clone();
+            let drop_list: Vec<Cid> = stripes
+                .iter()
+                .flat_map(|s| s.shards().copied())
+                .filter(|c| !mine.contains(c))
+                .collect();
+            let freed = block_on_pool(move || {
+                let mut freed = 0;
+                let mut b = Batch::new();
+                for c in &drop_list {
+                    freed += repo.store().size(c)?.unwrap_or(0);
+                    b.delete_block(*c);
+                }
+                repo.store().write(b, Durability::Sync)?;
+                Ok::<_, StoreError>(freed)
+            })
+            .await??;
+            self.inner.svc.used.fetch_sub(
+                freed.min(self.inner.svc.used.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            report.distributed = true;
+            report.nodes = plan.len();
+        } else {
+            tracing::warn!(
+                reachable = nodes.len(),
+                needed = n,
+                "fewer nodes than k + m: keeping the whole dataset here until repair can spread it"
+            );
+            for s in &stripes {
+                report.placement.push(
+                    s.shards()
+                        .map(|c| ShardPlacement {
+                            cid: c.to_string(),
+                            holders: vec![me.to_string()],
+                        })
+                        .collect(),
+                );
+            }
+            plan.insert(
+                me,
+                stripes.iter().flat_map(|s| s.shards().copied()).collect(),
+            );
+        }
+        let mut ann = plan.remove(&me).unwrap_or_default();
+        ann.push(mcid);
+        let _ = self.inner.svc.announce.send(ann).await;
+        self.inner.net.publish_manifest(&rep.root, &head).await?;
+        Ok(report)
+    }
+
+    async fn push_to(
+        &self,
+        peer: PeerId,
+        manifest: Cid,
+        manifest_blocks: &[Block],
+        cids: &[Cid],
+    ) -> Result<(), NodeError> {
+        let st = self.inner.net.push(peer, manifest, manifest_blocks).await?;
+        check_statuses(peer, manifest_blocks.iter().map(|b| b.cid), &st)?;
+        for chunk in cids.chunks(PUSH_BATCH) {
+            let repo = self.inner.repo.clone();
+            let list = chunk.to_vec();
+            let blocks = block_on_pool(move || {
+                list.iter()
+                    .map(|c| {
+                        Ok(Block {
+                            cid: *c,
+                            data: repo.block(c)?.into(),
+                        })
+                    })
+                    .collect::<Result<Vec<Block>, RepoError>>()
+            })
+            .await??;
+            let st = self.inner.net.push(peer, manifest, &blocks).await?;
+            check_statuses(peer, chunk.iter().copied(), &st)?;
+        }
+        Ok(())
+    }
+
+    /// Where every shard of `root`'s dataset is now, by asking the live nodes.
+    pub async fn placement(&self, root: &Cid) -> Result<Vec<Vec<ShardPlacement>>, NodeError> {
+        let repo = self.inner.repo.clone();
+        let root = *root;
+        let stripes = block_on_pool(move || {
+            let mcid = repo
+                .store()
+                .table_get(Table::Datasets, &root.to_bytes())?
+                .and_then(|v| cid_from_bytes(&v).ok())
+                .ok_or(RepoError::Missing(root))?;
+            let m = repo.manifest(&mcid)?;
+            repo.stripes(&m)
+        })
+        .await??;
+        let nodes: Vec<PeerId> = self.live_nodes().await.into_iter().map(|x| x.0).collect();
+        let cids: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
+        let h = self.holders(&cids, &nodes).await;
+        Ok(stripes
+            .iter()
+            .map(|s| {
+                s.shards()
+                    .map(|c| ShardPlacement {
+                        cid: c.to_string(),
+                        holders: h
+                            .get(c)
+                            .map(|v| v.iter().map(|p| p.to_string()).collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// One repair round over every dataset this node knows: for each stripe with shards that
+    /// no live node holds, the live holder with the lowest peer id rebuilds them from any `k`
+    /// shards and places them on nodes that hold none of the stripe, chosen by rendezvous.
+    pub async fn repair_round(&self) -> Result<RepairRound, NodeError> {
+        let _one = self.inner.repair_lock.lock().await;
+        let mut round = RepairRound::default();
+        let repo = self.inner.repo.clone();
+        let datasets = block_on_pool(move || {
+            let mut v = Vec::new();
+            for (_, mcid) in repo.datasets()? {
+                let m = repo.manifest(&mcid)?;
+                let s = repo.stripes(&m)?;
+                let head = Block {
+                    cid: mcid,
+                    data: repo.block(&mcid)?.into(),
+                };
+                let mut blocks = vec![head];
+                for p in &m.pages {
+                    blocks.push(Block {
+                        cid: *p,
+                        data: repo.block(p)?.into(),
+                    });
+                }
+                v.push((m, s, blocks));
+            }
+            Ok::<_, RepoError>(v)
+        })
+        .await??;
+        let nodes = self.live_nodes().await;
+        let ids: Vec<PeerId> = nodes.iter().map(|x| x.0).collect();
+        let me = self.peer_id();
+        for (m, stripes, manifest_blocks) in datasets {
+            let cids: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
+            let holders = self.holders(&cids, &ids).await;
+            let coder = Coder::new(m.k as usize, m.m as usize)
+                .map_err(|e| NodeError::Config(e.to_string()))?;
+            for (si, s) in stripes.iter().enumerate() {
+                round.stripes += 1;
+                let mut stripe_holders: HashSet<PeerId> = HashSet::new();
+                for c in s.shards() {
+                    stripe_holders.extend(holders.get(c).into_iter().flatten());
+                }
+                let lost: Vec<usize> = s
+                    .shards()
+                    .enumerate()
+                    .filter(|(_, c)| !holders.contains_key(c))
+                    .map(|(i, _)| i)
+                    .collect();
+                if lost.is_empty() || stripe_holders.iter().min() != Some(&me) {
+                    continue;
+                }
+                round.degraded += 1;
+                match self
+                    .rebuild(
+                        &coder,
+                        s,
+                        &lost,
+                        &holders,
+                        &stripe_holders,
+                        &nodes,
+                        &manifest_blocks,
+                    )
+                    .await
+                {
+                    Ok(n) => round.rebuilt += n,
+                    Err(e) => round.failed.push(format!("stripe {si} of {}: {e}", m.root)),
+                }
+            }
+        }
+        if let Ok(mut l) = self.inner.last_repair.lock() {
+            *l = Some(round.clone());
+        }
+        Ok(round)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn rebuild(
+        &self,
+        coder: &Coder,
+        s: &Stripe,
+        lost: &[usize],
+        holders: &HashMap<Cid, Vec<PeerId>>,
+        stripe_holders: &HashSet<PeerId>,
+        nodes: &[(PeerId, NodeInfo)],
+        manifest_blocks: &[Block],
+    ) -> Result<u64, NodeError> {
+        let me = self.peer_id();
+        let cids: Vec<Cid> = s.shards().copied().collect();
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; cids.len()];
+        let k = coder.k();
+        let mut have = k - s.data.len();
+        for (i, c) in cids.iter().enumerate() {
+            if have >= k {
+                break;
+            }
+            for p in holders.get(c).into_iter().flatten() {
+                let got = if *p == me {
+                    let repo = self.inner.repo.clone();
+                    let c = *c;
+                    block_on_pool(move || repo.block(&c).ok()).await?
+                } else {
+                    self.inner
+                        .net
+                        .fetch_verified(*p, c)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|b| b.to_vec())
+                };
+                if let Some(b) = got {
+                    shards[i] = Some(b);
+                    have += 1;
+                    break;
+                }
+            }
+        }
+        coder
+            .reconstruct(s, &mut shards)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        // new holders: nodes holding nothing of this stripe, by rendezvous rank
+        let free: Vec<&(PeerId, NodeInfo)> = nodes
+            .iter()
+            .filter(|(p, _)| !stripe_holders.contains(p))
+            .collect();
+        let cands: Vec<Candidate> = free
+            .iter()
+            .map(|(p, i)| Candidate {
+                id: p.to_bytes(),
+                weight: i.free().max(1),
+            })
+            .collect();
+        let ranked = rendezvous::rank(&s.data[0].to_bytes(), &cands);
+        if ranked.len() < lost.len() {
+            return Err(NodeError::Config(format!(
+                "{} shards lost but only {} nodes hold nothing of the stripe",
+                lost.len(),
+                ranked.len()
+            )));
+        }
+        let mut rebuilt = 0;
+        for (&i, &t) in lost.iter().zip(&ranked) {
+            let target = free[t].0;
+            let block = Block {
+                cid: cids[i],
+                data: shards[i].take().unwrap_or_default().into(),
+            };
+            if target == me {
+                let mcid = manifest_blocks[0].cid;
+                let svc = self.inner.svc.clone();
+                let cid = cids[i];
+                let ok = block_on_pool(move || {
+                    svc.put_block(me, &mcid, block) == PutStatus::Stored
+                        && svc.put_done(me, &mcid, &[cid])
+                })
+                .await?;
+                if !ok {
+                    return Err(NodeError::Config(format!(
+                        "storing rebuilt shard {} here failed",
+                        cids[i]
+                    )));
+                }
+            } else {
+                self.push_to_blocks(target, manifest_blocks, vec![block])
+                    .await?;
+            }
+            tracing::info!(shard = %cids[i], to = %target, "rebuilt shard placed");
+            rebuilt += 1;
+        }
+        Ok(rebuilt)
+    }
+
+    async fn push_to_blocks(
+        &self,
+        peer: PeerId,
+        manifest_blocks: &[Block],
+        blocks: Vec<Block>,
+    ) -> Result<(), NodeError> {
+        let mcid = manifest_blocks[0].cid;
+        let mut all = manifest_blocks.to_vec();
+        all.extend(blocks);
+        let st = self.inner.net.push(peer, mcid, &all).await?;
+        check_statuses(peer, all.iter().map(|b| b.cid), &st)
+    }
+
+    /// The node's state.
+    pub async fn status(&self) -> NodeStatus {
+        let net = &self.inner.net;
+        let repo = self.inner.repo.clone();
+        let datasets = block_on_pool(move || repo.datasets().map(|d| d.len()).unwrap_or(0))
+            .await
+            .unwrap_or(0);
+        NodeStatus {
+            peer_id: self.peer_id().to_string(),
+            addrs: net
+                .listen_addrs()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            capacity: self.inner.opts.capacity,
+            used: self.inner.svc.used.load(Ordering::Relaxed),
+            datasets,
+            peers: net.connected_peers().await.map(|p| p.len()).unwrap_or(0),
+            last_repair: self.inner.last_repair.lock().ok().and_then(|l| l.clone()),
+            last_scrub_corrupt: self.inner.last_scrub.lock().ok().and_then(|l| *l),
+        }
+    }
+}
+
+fn check_statuses(
+    peer: PeerId,
+    cids: impl Iterator<Item = Cid>,
+    st: &[PutStatus],
+) -> Result<(), NodeError> {
+    for (cid, s) in cids.zip(st) {
+        if *s != PutStatus::Stored {
+            return Err(NodeError::Push {
+                peer,
+                cid,
+                status: *s,
+            });
+        }
+    }
+    Ok(())
+}

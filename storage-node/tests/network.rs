@@ -1,0 +1,420 @@
+//! Multi-node tests: real libp2p nodes in one process on loopback port 0. Every wait is on an
+//! event or a future (a dial completing, a repair round finishing), never a sleep.
+
+use bytes::Bytes;
+use cairn_core::testgen::Gen;
+use cairn_core::{Block, Cid};
+use cairn_net::wire::{GetStatus, NodeInfo, PutStatus};
+use cairn_net::{Keypair, Multiaddr, NetConfig, NoService, PeerId, Service};
+use cairn_retrieval::{Client, Options, Progress};
+use cairn_storage_node::node::{Node, NodeOptions};
+use cairn_storage_node::repo::Repo;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn opts() -> NodeOptions {
+    NodeOptions {
+        capacity: 1 << 30,
+        repair_interval: Duration::ZERO,
+        scrub_interval: Duration::ZERO,
+        ..NodeOptions::default()
+    }
+}
+
+fn net_config(bootstrap: Vec<Multiaddr>) -> NetConfig {
+    NetConfig {
+        bootstrap,
+        ..NetConfig::default()
+    }
+}
+
+async fn mesh(nodes: &[&Node]) {
+    for (i, a) in nodes.iter().enumerate() {
+        for b in &nodes[i + 1..] {
+            let addr = b.net().listen_addrs().await.unwrap()[0].clone();
+            a.net().dial(addr).await.unwrap();
+        }
+    }
+}
+
+async fn network(n: usize) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let node = Node::start(
+            Repo::in_memory(),
+            Keypair::generate_ed25519(),
+            net_config(vec![]),
+            opts(),
+        )
+        .await
+        .unwrap();
+        nodes.push(node);
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    mesh(&refs).await;
+    nodes
+}
+
+/// A dataset of `n` pseudo-random bytes in a file under `dir`.
+fn dataset(dir: &Path, n: usize, seed: u32) -> (std::path::PathBuf, Vec<u8>) {
+    let data = Gen::bytes(u64::from(seed), n);
+    let p = dir.join("data.bin");
+    std::fs::write(&p, &data).unwrap();
+    (p, data)
+}
+
+async fn client_for(node: &Node) -> (Client, cairn_net::NetClient) {
+    let addr = node.net().listen_addrs().await.unwrap()[0].clone();
+    let cfg = NetConfig {
+        bootstrap: vec![addr.clone()],
+        server: false,
+        ..NetConfig::default()
+    };
+    let (net, _ev) = cairn_net::start(Keypair::generate_ed25519(), cfg, Arc::new(NoService))
+        .await
+        .unwrap();
+    net.dial(addr).await.unwrap();
+    (Client::new(net.clone(), Options::default()), net)
+}
+
+/// Distinct live holders of each shard of the first stripe.
+async fn holders_of_stripe(node: &Node, root: &Cid) -> Vec<Vec<String>> {
+    node.placement(root).await.unwrap()[0]
+        .iter()
+        .map(|s| s.holders.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_two_of_six_holders_lost_still_retrievable_then_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3.5 MiB: 4 leaves + a root node = 5 blocks = 2 stripes at RS(4,2)
+    let (path, data) = dataset(dir.path(), 3 << 20 | 1 << 19, 11);
+    for a in 0..6 {
+        for b in a + 1..6 {
+            let nodes = network(8).await;
+            let rep = nodes[0].put(&path).await.unwrap();
+            assert!(rep.distributed);
+            let root: Cid = rep.root.parse().unwrap();
+            // each stripe on 6 distinct nodes
+            for stripe in &rep.placement {
+                let hs: HashSet<&String> = stripe.iter().map(|s| &s.holders[0]).collect();
+                assert_eq!(hs.len(), stripe.len(), "placement {stripe:?}");
+            }
+            assert_eq!(rep.placement[0].len(), 6);
+            // kill the holders of shards a and b of stripe 0
+            let victims: Vec<String> = vec![
+                rep.placement[0][a].holders[0].clone(),
+                rep.placement[0][b].holders[0].clone(),
+            ];
+            let mut alive = Vec::new();
+            for n in &nodes {
+                if victims.contains(&n.peer_id().to_string()) {
+                    n.shutdown().await;
+                } else {
+                    alive.push(n.clone());
+                }
+            }
+            assert_eq!(alive.len(), 6);
+            // still retrievable through the survivors
+            let (client, cnet) = client_for(&alive[0]).await;
+            let out = dir.path().join(format!("out-{a}-{b}"));
+            let n = client.get(&root, &out).await.unwrap();
+            assert_eq!(n as usize, data.len());
+            assert_eq!(std::fs::read(&out).unwrap(), data, "pair ({a},{b})");
+            cnet.shutdown().await;
+            // repaired back to k+m distinct holders
+            for n in &alive {
+                n.repair_round().await.unwrap();
+            }
+            for stripe in alive[0].placement(&root).await.unwrap() {
+                let hs: HashSet<String> = stripe.iter().flat_map(|s| s.holders.clone()).collect();
+                assert!(
+                    stripe.iter().all(|s| !s.holders.is_empty()),
+                    "({a},{b}): {stripe:?}"
+                );
+                assert_eq!(
+                    hs.len(),
+                    stripe.len(),
+                    "({a},{b}) not on distinct nodes: {stripe:?}"
+                );
+                assert!(hs.iter().all(|h| !victims.contains(h)));
+            }
+            for n in &alive {
+                n.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Claims to hold every block and serves garbage for each.
+struct Liar;
+
+impl Service for Liar {
+    fn info(&self) -> NodeInfo {
+        NodeInfo::default()
+    }
+    fn have(&self, cids: &[Cid]) -> Vec<bool> {
+        vec![true; cids.len()]
+    }
+    fn get_block(&self, _: &Cid) -> Option<Bytes> {
+        Some(Bytes::from_static(b"definitely not your block"))
+    }
+    fn put_block(&self, _: PeerId, _: &Cid, _: Block) -> PutStatus {
+        PutStatus::NoSpace
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_serving_wrong_bytes_is_detected_skipped_and_penalised() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = dataset(dir.path(), 3 << 20 | 1 << 19, 12);
+    let nodes = network(6).await;
+    let rep = nodes[0].put(&path).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    // the liar joins; one honest holder of stripe 0 leaves, so the liar is the only one
+    // claiming that shard
+    let (liar, _ev) = cairn_net::start(
+        Keypair::generate_ed25519(),
+        net_config(vec![]),
+        Arc::new(Liar),
+    )
+    .await
+    .unwrap();
+    let victim = rep.placement[0][0].holders[0].clone();
+    let mut alive = Vec::new();
+    for n in &nodes {
+        if n.peer_id().to_string() == victim {
+            n.shutdown().await;
+        } else {
+            alive.push(n.clone());
+        }
+    }
+    let (_, cnet) = client_for(&alive[0]).await;
+    cnet.dial(liar.listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let client = Client::new(cnet.clone(), Options::default()).with_progress(tx);
+    let events = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(e) = rx.recv().await {
+            v.push(e);
+        }
+        v
+    });
+    let out = dir.path().join("out");
+    client.get(&root, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(client.liars(), vec![liar.peer_id()]);
+    drop(client);
+    let events = events.await.unwrap();
+    let lies = events
+        .iter()
+        .filter(|e| matches!(e, Progress::ProviderFailed { peer, lied: true, .. } if *peer == liar.peer_id()))
+        .count();
+    // detected once, then skipped: never asked again
+    assert_eq!(lies, 1, "{events:?}");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Progress::Reconstructed { shards, .. } if *shards > 0)));
+    for n in &alive {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_keeps_identity_and_serves_what_it_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = dataset(dir.path(), 3 << 20 | 1 << 19, 13);
+    let repo_dir = dir.path().join("disk-node");
+    let key_path = repo_dir.join("identity.key");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let key = cairn_net::identity::load_or_create(&key_path).unwrap();
+    let disk = Node::start(
+        Repo::open(&repo_dir).unwrap(),
+        key,
+        net_config(vec![]),
+        opts(),
+    )
+    .await
+    .unwrap();
+    let id = disk.peer_id();
+    let mut nodes = network(5).await;
+    let refs: Vec<&Node> = nodes.iter().chain(std::iter::once(&disk)).collect();
+    for n in &nodes {
+        let a = disk.net().listen_addrs().await.unwrap()[0].clone();
+        n.net().dial(a).await.unwrap();
+    }
+    drop(refs);
+    let rep = nodes[0].put(&path).await.unwrap();
+    assert!(rep.distributed);
+    let held: Vec<Cid> = rep
+        .placement
+        .iter()
+        .flatten()
+        .filter(|s| s.holders[0] == id.to_string())
+        .map(|s| s.cid.parse().unwrap())
+        .collect();
+    assert!(!held.is_empty());
+    disk.shutdown().await;
+    drop(disk);
+    // restart from the same repo and key
+    let key = cairn_net::identity::load_or_create(&key_path).unwrap();
+    let disk = Node::start(
+        Repo::open(&repo_dir).unwrap(),
+        key,
+        net_config(vec![]),
+        opts(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(disk.peer_id(), id);
+    let a = disk.net().listen_addrs().await.unwrap()[0].clone();
+    nodes[1].net().dial(a).await.unwrap();
+    for c in &held {
+        let got = nodes[1].net().fetch_verified(id, c).await.unwrap();
+        assert!(got.is_some(), "restarted node lost {c}");
+    }
+    disk.shutdown().await;
+    for n in nodes.drain(..) {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_streams_and_forged_records_are_rejected_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = dataset(dir.path(), 1 << 20, 14);
+    let nodes = network(6).await;
+    let rep = nodes[0].put(&path).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    let target = nodes[1].peer_id();
+    let attacker = &nodes[2];
+    let cases: Vec<Vec<u8>> = vec![
+        vec![0x7f],                            // unknown opcode
+        vec![0x01, 0xff, 0xff, 0xff, 0x0f],    // GET count far above the batch limit
+        vec![0x01, 0x01, 0x7f],                // CID length above the limit
+        vec![0x01, 0x01, 0x05, 1, 2, 3, 4, 5], // not a CID
+        {
+            // PUT of a block claiming 4 GiB
+            let mut v = cairn_net::wire::StreamRequest::Put {
+                manifest: rep.manifest.parse().unwrap(),
+                count: 1,
+            }
+            .encode();
+            v.extend(cairn_net::wire::encode_block_header(&root, 0));
+            let n = v.len();
+            v[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+            v
+        },
+    ];
+    for case in cases {
+        let mut s = attacker.net().open_raw_blocks_stream(target).await.unwrap();
+        let _ = s.write_all(&case).await;
+        let _ = s.close().await;
+        // the node drops the stream: reading ends without a valid answer
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        assert!(buf.len() < 8, "answered garbage with {} bytes", buf.len());
+    }
+    // a PUT of a block that is not part of the named dataset is refused
+    let stray = Block::new(
+        cairn_core::HashAlg::Blake3,
+        cairn_core::block::RAW,
+        &b"stray"[..],
+    );
+    let st = attacker
+        .net()
+        .push(target, rep.manifest.parse().unwrap(), &[stray.clone()])
+        .await
+        .unwrap();
+    assert_eq!(st, vec![PutStatus::NotInDataset]);
+    assert!(matches!(
+        attacker.net().fetch(target, &[stray.cid]).await.unwrap()[0],
+        GetStatus::NotFound
+    ));
+    // a forged manifest record (someone else's manifest under this root) is not served
+    let other = cairn_core::HashAlg::Blake3.cid(cairn_core::block::RAW, b"other");
+    let head = nodes[0]
+        .repo()
+        .block(&rep.manifest.parse().unwrap())
+        .unwrap();
+    attacker
+        .net()
+        .put_record_unchecked(
+            cairn_net::records::manifest_key(&other),
+            cairn_net::records::encode_manifest_record(&rep.manifest.parse().unwrap(), &head),
+        )
+        .await
+        .unwrap();
+    let (client, cnet) = client_for(&nodes[3]).await;
+    assert!(cnet.resolve_manifest(&other).await.is_err());
+    // and the node still serves honest requests
+    let out = dir.path().join("out");
+    client.get(&root, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_shard_is_found_by_scrub_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = dataset(dir.path(), 3 << 20 | 1 << 19, 15);
+    let repo_dir = dir.path().join("disk");
+    let disk = Node::start(
+        Repo::open(&repo_dir).unwrap(),
+        Keypair::generate_ed25519(),
+        net_config(vec![]),
+        opts(),
+    )
+    .await
+    .unwrap();
+    let nodes = network(5).await;
+    for n in &nodes {
+        n.net()
+            .dial(disk.net().listen_addrs().await.unwrap()[0].clone())
+            .await
+            .unwrap();
+    }
+    let rep = nodes[0].put(&path).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    let mine: Cid = rep
+        .placement
+        .iter()
+        .flatten()
+        .find(|s| s.holders[0] == disk.peer_id().to_string())
+        .map(|s| s.cid.parse().unwrap())
+        .unwrap();
+    // damage the shard in the store (same CID, wrong bytes)
+    let mut b = cairn_storage_node::store::Batch::new();
+    b.put_block(Block {
+        cid: mine,
+        data: Bytes::from_static(b"bit rot"),
+    });
+    disk.repo()
+        .store()
+        .write(b, cairn_storage_node::store::Durability::Sync)
+        .unwrap();
+    assert_eq!(disk.scrub().await.unwrap(), 1);
+    let mut all = nodes.clone();
+    all.push(disk.clone());
+    for n in &all {
+        n.repair_round().await.unwrap();
+    }
+    let pl = holders_of_stripe(&nodes[0], &root).await;
+    assert!(pl.iter().all(|h| !h.is_empty()), "{pl:?}");
+    let (client, cnet) = client_for(&nodes[1]).await;
+    let out = dir.path().join("out");
+    client.get(&root, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    cnet.shutdown().await;
+    for n in &all {
+        n.shutdown().await;
+    }
+}
