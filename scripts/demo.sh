@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# The main job: builds `cairn`, publishes a generated sample AI dataset (WebDataset-style tar
-# shards plus metadata) into a fresh embedded repo, damages it on disk, finds the damage,
-# repairs it from the erasure code, fetches the dataset by its CID and checks every byte.
+# The main job. Part 1, `cairn demo`: a 6-node devnet (one cairn-node process each), a sample
+# AI dataset published through one node and spread RS(4,2) over all six, 2 nodes killed, the
+# dataset fetched by its CID through the survivors and checked byte for byte.
+# Part 2, the embedded repo: the same kind of dataset in a local repo, damaged on disk, found
+# by verify, repaired from the erasure code, fetched, and round-tripped through a CAR file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo build --release -p cairn-cli
+cargo build --release -p cairn-cli -p cairn-storage-node
 CAIRN="$CARGO_TARGET_DIR/release/cairn"
 WORK="${1:-$(mktemp -d -t cairn-demo.XXXXXX)}"
 export CAIRN_REPO="$WORK/repo"
 echo "== demo workspace: $WORK"
+
+echo "==== part 1: the network (cairn demo)"
+"$CAIRN" demo --dir "$WORK/network"
+
+echo "==== part 2: the embedded repo"
 
 echo "== 1. generate a sample AI dataset: 8 WebDataset tar shards of ~3 MiB (seeded)"
 "$CAIRN" bench sample-dataset --out "$WORK/dataset" --shards 8 --shard-mib 3

@@ -331,11 +331,16 @@ pub fn devnet_up(n: usize, dir: &Path) -> Result<Devnet> {
             }
         }
     }
-    // wait until the first node sees every other node (they all bootstrap from it)
+    // wait until every node is connected to every other (they find each other through the
+    // first node and the DHT), so placement sees the whole network
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let st = api_get_json(&nodes[0].api, "/api/v0/status")?;
-        if st["peers"].as_u64().unwrap_or(0) as usize >= n - 1 {
+        let mut formed = true;
+        for node in &nodes {
+            let st = api_get_json(&node.api, "/api/v0/status")?;
+            formed &= st["peers"].as_u64().unwrap_or(0) as usize >= n - 1;
+        }
+        if formed {
             break;
         }
         if std::time::Instant::now() > deadline {
@@ -479,7 +484,7 @@ fn demo_inner(dir: &Path) -> Result<()> {
         }
     }
     println!("== every byte of {} files matches", a.len());
-    println!("== where the shards live now (asked node-1; killed nodes hold nothing reachable)");
+    println!("== where the shards live now (asked node-1; "down": its holder was killed; decoded from parity on read)");
     let pl = placement(&survivor.api, &root)?;
     let names: std::collections::HashMap<String, String> = net
         .nodes

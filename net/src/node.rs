@@ -163,6 +163,7 @@ enum Command {
     Ctrl(PeerId, CtrlRequest, Reply<CtrlResponse>),
     Respond(ResponseChannel<CtrlResponse>, CtrlResponse),
     Disconnect(PeerId),
+    Bootstrap(Reply<()>),
     Shutdown(Option<oneshot::Sender<()>>),
 }
 
@@ -284,6 +285,7 @@ pub async fn start(
         puts: HashMap::new(),
         gets: HashMap::new(),
         requests: HashMap::new(),
+        bootstraps: HashMap::new(),
         bootstrapped: false,
         _stop: stop_tx,
     };
@@ -306,6 +308,7 @@ struct SwarmTask {
     puts: HashMap<QueryId, Reply<()>>,
     gets: HashMap<QueryId, Reply<ManifestRecord>>,
     requests: HashMap<OutboundRequestId, Reply<CtrlResponse>>,
+    bootstraps: HashMap<QueryId, Reply<()>>,
     bootstrapped: bool,
     _stop: tokio::sync::watch::Sender<()>,
 }
@@ -406,6 +409,14 @@ impl SwarmTask {
                     tracing::debug!("control response dropped: the requester went away");
                 }
             }
+            Command::Bootstrap(reply) => match kad.bootstrap() {
+                Ok(q) => {
+                    self.bootstraps.insert(q, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(NetError::Query(e.to_string())));
+                }
+            },
             Command::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
@@ -446,9 +457,9 @@ impl SwarmTask {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
-            } if num_established == 0 => {
+            } => {
                 self.emit(NetEvent::Disconnected(peer_id));
             }
             SwarmEvent::OutgoingConnectionError {
@@ -511,6 +522,11 @@ impl SwarmTask {
             kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             } => match result {
+                QueryResult::Bootstrap(_) if step.last => {
+                    if let Some(reply) = self.bootstraps.remove(&id) {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
                 QueryResult::StartProviding(r) => {
                     if let Some(reply) = self.provides.remove(&id) {
                         // Providing is stored locally first; a network with no other DHT
@@ -680,6 +696,12 @@ impl NetClient {
     /// DHT servers in the routing table (storage nodes this node knows of).
     pub async fn routing_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.ask(Command::RoutingPeers).await
+    }
+
+    /// Walks the DHT from the known peers so the routing table fills up; returns when the walk
+    /// is done.
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.call(Command::Bootstrap).await
     }
 
     /// Peers with an open connection.

@@ -242,6 +242,7 @@ impl Client {
                     _ => "does not have it".to_string(),
                 },
             };
+            tracing::debug!(%peer, %cid, %reason, "provider failed");
             self.emit(Progress::ProviderFailed {
                 peer,
                 cid: *cid,
@@ -266,6 +267,10 @@ impl Client {
 
     /// Resolves `root`: verified manifest record, pages, and where every shard is.
     pub async fn resolve(&self, root: &Cid) -> Result<Resolved, RetrievalError> {
+        // fill the routing table first: every storage node is a candidate holder
+        if let Err(e) = self.net.bootstrap().await {
+            tracing::debug!(error = %e, "DHT bootstrap failed; asking the peers already known");
+        }
         let rec = self.net.resolve_manifest(root).await?;
         let manifest_cid = rec.head.cid;
         let providers = self.net.providers(manifest_cid).await.unwrap_or_default();
@@ -299,6 +304,11 @@ impl Client {
             }
         }
         let holders = self.locate(&stripes, &peers).await;
+        tracing::debug!(
+            peers = peers.len(),
+            located = holders.len(),
+            "shards located"
+        );
         self.emit(Progress::Resolved {
             manifest: manifest_cid,
             stripes: stripes.len(),

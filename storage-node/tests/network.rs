@@ -329,7 +329,11 @@ async fn malformed_streams_and_forged_records_are_rejected_without_harm() {
     );
     let st = attacker
         .net()
-        .push(target, rep.manifest.parse().unwrap(), &[stray.clone()])
+        .push(
+            target,
+            rep.manifest.parse().unwrap(),
+            std::slice::from_ref(&stray),
+        )
         .await
         .unwrap();
     assert_eq!(st, vec![PutStatus::NotInDataset]);
