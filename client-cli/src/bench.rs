@@ -27,6 +27,19 @@ pub enum BenchCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Retrieval of a dataset from a 6-node devnet (all up, then 2 killed) vs iroh's `sendme`
+    /// moving the same file over loopback, plus the serving nodes' peak RSS.
+    Net {
+        /// File size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Scratch directory (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The sendme binary (default: `sendme` on PATH; scripts/bench-net.sh installs it).
+        #[arg(long, env = "SENDME")]
+        sendme: Option<PathBuf>,
+    },
     /// RS(4,2) encode: reed-solomon-erasure (ours) vs reed-solomon-simd.
     Rs {
         /// Data bytes encoded, in MiB.
@@ -58,7 +71,7 @@ pub enum BenchCmd {
 }
 
 /// Seeded pseudo-random bytes (xorshift64*): incompressible, reproducible.
-fn fill(seed: u64, buf: &mut [u8]) {
+pub(crate) fn fill(seed: u64, buf: &mut [u8]) {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     for c in buf.chunks_mut(8) {
         x ^= x >> 12;
@@ -82,7 +95,7 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T
     best.context("no runs")
 }
 
-fn report(json: bool, name: &str, fields: serde_json::Value, line: String) {
+pub(crate) fn report(json: bool, name: &str, fields: serde_json::Value, line: String) {
     if json {
         let mut v = fields;
         v["bench"] = json!(name);
@@ -110,6 +123,9 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
         BenchCmd::Import { mib } => import(*mib, json),
         BenchCmd::Ingest { mib, dir } => ingest(*mib, dir.as_deref(), json),
         BenchCmd::Rs { mib } => rs(*mib, json),
+        BenchCmd::Net { mib, dir, sendme } => {
+            crate::network::bench_net(*mib, dir.as_deref(), sendme.as_deref(), json)
+        }
         BenchCmd::SampleDataset {
             out,
             shards,

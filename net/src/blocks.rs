@@ -22,10 +22,10 @@ pub const MAX_INBOUND_STREAMS: usize = 64;
 /// idle peer cannot hold a stream permit forever.
 pub const SERVER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Fetches `cids` from `peer` on one stream. The bytes are *not* verified here: callers verify
-/// every block against its CID before use.
-pub async fn fetch(
-    control: &mut libp2p_stream::Control,
+/// Fetches `cids` on stream `s` (one request; the stream can carry more afterwards). The
+/// bytes are *not* verified here: callers verify every block against its CID before use.
+pub async fn fetch_on(
+    s: &mut libp2p::Stream,
     peer: PeerId,
     cids: &[Cid],
 ) -> Result<Vec<GetStatus>, NetError> {
@@ -36,13 +36,6 @@ pub async fn fetch(
         peer,
         reason: e.to_string(),
     };
-    let mut s = control
-        .open_stream(peer, BLOCKS_PROTOCOL)
-        .await
-        .map_err(|e| NetError::Stream {
-            peer,
-            reason: e.to_string(),
-        })?;
     s.write_all(&StreamRequest::Get(cids.to_vec()).encode())
         .await
         .map_err(err)?;
@@ -50,18 +43,17 @@ pub async fn fetch(
     let mut out = Vec::with_capacity(cids.len());
     for _ in cids {
         out.push(
-            read_get_status(&mut s)
+            read_get_status(s)
                 .await
                 .map_err(|source| NetError::Wire { peer, source })?,
         );
     }
-    let _ = s.close().await;
     Ok(out)
 }
 
-/// Stores `blocks` of the dataset `manifest` on `peer`; one status per block.
-pub async fn push(
-    control: &mut libp2p_stream::Control,
+/// Stores `blocks` of the dataset `manifest` over stream `s`; one status per block.
+pub async fn push_on(
+    s: &mut libp2p::Stream,
     peer: PeerId,
     manifest: Cid,
     blocks: &[Block],
@@ -73,13 +65,6 @@ pub async fn push(
         peer,
         reason: e.to_string(),
     };
-    let mut s = control
-        .open_stream(peer, BLOCKS_PROTOCOL)
-        .await
-        .map_err(|e| NetError::Stream {
-            peer,
-            reason: e.to_string(),
-        })?;
     let head = StreamRequest::Put {
         manifest,
         count: blocks.len(),
@@ -94,12 +79,11 @@ pub async fn push(
     s.flush().await.map_err(err)?;
     let mut out = Vec::with_capacity(blocks.len());
     for _ in blocks {
-        let b = wire::read_u8(&mut s)
+        let b = wire::read_u8(s)
             .await
             .map_err(|source| NetError::Wire { peer, source })?;
         out.push(PutStatus::from_u8(b).map_err(|source| NetError::Wire { peer, source })?);
     }
-    let _ = s.close().await;
     Ok(out)
 }
 
@@ -147,7 +131,29 @@ async fn serve_one(
     service: Arc<dyn Service>,
 ) -> Result<(), WireError> {
     let io = |e: std::io::Error| WireError::Io(e.to_string());
-    match timed(StreamRequest::read(&mut s)).await? {
+    loop {
+        // a stream carries requests one after another; a clean end between requests is normal
+        let first = match tokio::time::timeout(SERVER_READ_TIMEOUT, wire::read_u8(&mut s)).await {
+            Err(_) | Ok(Err(WireError::Truncated)) => break,
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(b)) => b,
+        };
+        let req = timed(StreamRequest::read_after_op(first, &mut s)).await?;
+        serve_request(peer, &mut s, &service, req).await?;
+        s.flush().await.map_err(io)?;
+    }
+    let _ = s.close().await;
+    Ok(())
+}
+
+async fn serve_request(
+    peer: PeerId,
+    s: &mut libp2p::Stream,
+    service: &Arc<dyn Service>,
+    req: StreamRequest,
+) -> Result<(), WireError> {
+    let io = |e: std::io::Error| WireError::Io(e.to_string());
+    match req {
         StreamRequest::Get(cids) => {
             for cid in cids {
                 let svc = service.clone();
@@ -169,7 +175,7 @@ async fn serve_one(
             let mut statuses = Vec::with_capacity(count);
             let mut stored = Vec::new();
             for _ in 0..count {
-                let (cid, data) = timed(read_block(&mut s)).await?;
+                let (cid, data) = timed(read_block(s)).await?;
                 let block = Block { cid, data };
                 let status = if Block::verify(&block.cid, &block.data).is_err() {
                     PutStatus::BadBlock
@@ -195,7 +201,5 @@ async fn serve_one(
             s.write_all(&statuses).await.map_err(io)?;
         }
     }
-    s.flush().await.map_err(io)?;
-    let _ = s.close().await;
     Ok(())
 }

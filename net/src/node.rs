@@ -173,7 +173,16 @@ pub struct NetClient {
     cmd: mpsc::Sender<Command>,
     control: libp2p_stream::Control,
     peer_id: PeerId,
+    /// Idle block streams per peer, reused by later exchanges.
+    pool: Arc<std::sync::Mutex<HashMap<PeerId, Vec<libp2p::Stream>>>>,
 }
+
+/// Idle block streams kept per peer. Reusing streams avoids a protocol negotiation per block
+/// and the burst of new inbound streams a peer may shed under load.
+const POOL_PER_PEER: usize = 16;
+/// Attempts per block exchange: a pooled stream may have been closed by the peer, and a new
+/// one may be shed when the peer is busy; exchanges are idempotent, so they are retried.
+const STREAM_ATTEMPTS: usize = 4;
 
 /// Builds the swarm, starts listening, dials the bootstrap peers and spawns the swarm task.
 /// Returns once every listen address is bound.
@@ -264,6 +273,7 @@ pub async fn start(
         cmd: cmd_tx.clone(),
         control,
         peer_id,
+        pool: Arc::default(),
     };
     for addr in &config.bootstrap {
         if let Some(libp2p::multiaddr::Protocol::P2p(p)) = addr.iter().last() {
@@ -737,13 +747,52 @@ impl NetClient {
         self.call(|r| Command::Ctrl(peer, req, r)).await
     }
 
+    async fn stream(&self, peer: PeerId, reuse: bool) -> Result<libp2p::Stream, NetError> {
+        if reuse {
+            if let Some(s) = self
+                .pool
+                .lock()
+                .ok()
+                .and_then(|mut p| p.get_mut(&peer).and_then(Vec::pop))
+            {
+                return Ok(s);
+            }
+        }
+        let mut c = self.control.clone();
+        c.open_stream(peer, blocks::BLOCKS_PROTOCOL)
+            .await
+            .map_err(|e| NetError::Stream {
+                peer,
+                reason: e.to_string(),
+            })
+    }
+
+    fn give_back(&self, peer: PeerId, s: libp2p::Stream) {
+        if let Ok(mut p) = self.pool.lock() {
+            let v = p.entry(peer).or_default();
+            if v.len() < POOL_PER_PEER {
+                v.push(s);
+            }
+        }
+    }
+
     /// Fetches up to [`crate::wire::MAX_BATCH`] blocks from `peer` (unverified: verify before
     /// use).
     pub async fn fetch(&self, peer: PeerId, cids: &[Cid]) -> Result<Vec<GetStatus>, NetError> {
-        let mut c = self.control.clone();
-        tokio::time::timeout(STREAM_TIMEOUT, blocks::fetch(&mut c, peer, cids))
-            .await
-            .map_err(|_| NetError::Timeout(STREAM_TIMEOUT))?
+        let mut last = NetError::Shutdown;
+        for attempt in 0..STREAM_ATTEMPTS {
+            let mut s = self.stream(peer, attempt == 0).await?;
+            match tokio::time::timeout(STREAM_TIMEOUT, blocks::fetch_on(&mut s, peer, cids)).await {
+                Ok(Ok(v)) => {
+                    self.give_back(peer, s);
+                    return Ok(v);
+                }
+                Ok(Err(e)) => last = e,
+                Err(_) => return Err(NetError::Timeout(STREAM_TIMEOUT)),
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(last)
     }
 
     /// Fetches one block and verifies it; `Ok(None)` if the peer does not have it.
@@ -767,10 +816,25 @@ impl NetClient {
         manifest: Cid,
         blocks: &[Block],
     ) -> Result<Vec<PutStatus>, NetError> {
-        let mut c = self.control.clone();
-        tokio::time::timeout(STREAM_TIMEOUT, blocks::push(&mut c, peer, manifest, blocks))
+        let mut last = NetError::Shutdown;
+        for attempt in 0..STREAM_ATTEMPTS {
+            let mut s = self.stream(peer, attempt == 0).await?;
+            match tokio::time::timeout(
+                STREAM_TIMEOUT,
+                blocks::push_on(&mut s, peer, manifest, blocks),
+            )
             .await
-            .map_err(|_| NetError::Timeout(STREAM_TIMEOUT))?
+            {
+                Ok(Ok(v)) => {
+                    self.give_back(peer, s);
+                    return Ok(v);
+                }
+                Ok(Err(e)) => last = e,
+                Err(_) => return Err(NetError::Timeout(STREAM_TIMEOUT)),
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(last)
     }
 
     /// Opens a raw `/cairn/blocks/1` stream (for tests that play a misbehaving peer).

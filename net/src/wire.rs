@@ -376,7 +376,13 @@ impl StreamRequest {
 
     /// Reads a request header from a stream.
     pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Self, WireError> {
-        match read_u8(r).await? {
+        let op = read_u8(r).await?;
+        Self::read_after_op(op, r).await
+    }
+
+    /// Reads the rest of a request header whose opcode byte `op` was already read.
+    pub async fn read_after_op<R: AsyncRead + Unpin>(op: u8, r: &mut R) -> Result<Self, WireError> {
+        match op {
             OP_GET => {
                 let n = read_varint(r, "GET count", MAX_BATCH as u64).await? as usize;
                 let mut cids = Vec::with_capacity(n);

@@ -1,7 +1,8 @@
 //! The retrieval client: resolve, locate, fetch (verified, parallel, with parity fallback).
 
 use crate::cache::BlockCache;
-use crate::export::{export, ExportError};
+use crate::export::ExportError;
+use crate::layout;
 use bytes::Bytes;
 use cairn_core::dag::{DagError, Node};
 use cairn_core::erasure::{Coder, ErasureError, Stripe};
@@ -374,14 +375,14 @@ impl Client {
         holders
     }
 
-    /// Makes sure the data shards of stripe `index` are in `cache`, fetching them (verified)
-    /// and decoding from parity when holders are missing, slow or lying.
-    pub async fn fetch_stripe(
+    /// The data shards `wanted` (indices into the stripe) of stripe `index`, verified: fetched
+    /// from their holders, or decoded from parity when holders are missing, slow or lying.
+    pub async fn obtain(
         &self,
         r: &Resolved,
         index: usize,
-        cache: &BlockCache,
-    ) -> Result<(), RetrievalError> {
+        wanted: &[usize],
+    ) -> Result<Vec<(Cid, Vec<u8>)>, RetrievalError> {
         let stripe = r.stripes.get(index).ok_or(RetrievalError::Stripe {
             index,
             reason: "no such stripe".into(),
@@ -390,51 +391,73 @@ impl Client {
         let cids: Vec<Cid> = stripe.shards().copied().collect();
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; cids.len()];
         let mut tried = vec![false; cids.len()];
-        // data shards first, all at once
-        let wanted: Vec<usize> = (0..n_data).collect();
-        self.fill(r, cache, &cids, &wanted, &mut shards, &mut tried)
-            .await;
-        if shards[..n_data].iter().all(Option::is_some) {
-            return Ok(());
+        let wanted: Vec<usize> = wanted.iter().copied().filter(|&i| i < n_data).collect();
+        self.fill(r, &cids, &wanted, &mut shards, &mut tried).await;
+        if wanted.iter().all(|&i| shards[i].is_some()) {
+            return Ok(wanted
+                .iter()
+                .map(|&i| (cids[i], shards[i].take().unwrap_or_default()))
+                .collect());
         }
-        // parity, then anything not yet tried, until k shards are here
+        // decode: other shards, parity first, until k are here
         let k = r.manifest.k as usize;
-        let need = |s: &[Option<Vec<u8>>]| s.iter().filter(|x| x.is_some()).count() + (k - n_data);
-        let rest: Vec<usize> = (0..cids.len()).filter(|&i| !tried[i]).collect();
-        for i in rest {
-            if need(&shards) >= k {
-                break;
-            }
-            self.fill(r, cache, &cids, &[i], &mut shards, &mut tried)
-                .await;
+        let have = |s: &[Option<Vec<u8>>]| s.iter().filter(|x| x.is_some()).count() + (k - n_data);
+        let mut rest: Vec<usize> = (n_data..cids.len())
+            .chain(0..n_data)
+            .filter(|&i| !tried[i])
+            .collect();
+        while have(&shards) < k && !rest.is_empty() {
+            let need = k - have(&shards);
+            let batch: Vec<usize> = rest.drain(..need.min(rest.len())).collect();
+            self.fill(r, &cids, &batch, &mut shards, &mut tried).await;
         }
-        let missing: Vec<usize> = (0..n_data).filter(|&i| shards[i].is_none()).collect();
+        let rebuilt = wanted.iter().filter(|&&i| shards[i].is_none()).count();
         let coder = Coder::new(k, r.manifest.m as usize).map_err(|e| stripe_err(index, e))?;
         coder
             .reconstruct(stripe, &mut shards)
             .map_err(|e| stripe_err(index, e))?;
-        for &i in &missing {
-            if let Some(b) = &shards[i] {
-                cache
-                    .put(&cids[i], b)
-                    .map_err(|source| RetrievalError::Io {
-                        path: cache.dir().to_path_buf(),
-                        source,
-                    })?;
-            }
-        }
         self.emit(Progress::Reconstructed {
             stripe: index,
-            shards: missing.len(),
+            shards: rebuilt,
         })
         .await;
+        Ok(wanted
+            .iter()
+            .map(|&i| (cids[i], shards[i].take().unwrap_or_default()))
+            .collect())
+    }
+
+    /// Makes sure every data shard of stripe `index` is in `cache`.
+    pub async fn fetch_stripe(
+        &self,
+        r: &Resolved,
+        index: usize,
+        cache: &BlockCache,
+    ) -> Result<(), RetrievalError> {
+        let Some(stripe) = r.stripes.get(index) else {
+            return Err(RetrievalError::Stripe {
+                index,
+                reason: "no such stripe".into(),
+            });
+        };
+        let wanted: Vec<usize> = (0..stripe.data.len())
+            .filter(|&i| !cache.has(&stripe.data[i]))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        for (cid, b) in self.obtain(r, index, &wanted).await? {
+            cache.put(&cid, &b).map_err(|source| RetrievalError::Io {
+                path: cache.dir().to_path_buf(),
+                source,
+            })?;
+        }
         Ok(())
     }
 
     async fn fill(
         &self,
         r: &Resolved,
-        cache: &BlockCache,
         cids: &[Cid],
         wanted: &[usize],
         shards: &mut [Option<Vec<u8>>],
@@ -443,36 +466,17 @@ impl Client {
         let got: Vec<(usize, Option<Vec<u8>>)> =
             futures::future::join_all(wanted.iter().map(|&i| async move {
                 let cid = cids[i];
-                if let Some(b) = cache.get(&cid) {
-                    self.emit(Progress::Cached { cid }).await;
-                    return (i, Some(b));
-                }
                 let peers = r.holders.get(&cid).cloned().unwrap_or_default();
-                match self.fetch_from(&cid, &peers).await {
-                    Some((b, _)) => {
-                        if cache.put(&cid, &b).is_err() {
-                            tracing::warn!(%cid, "could not write the download cache");
-                        }
-                        (i, Some(b.to_vec()))
-                    }
-                    None => (i, None),
-                }
+                (
+                    i,
+                    self.fetch_from(&cid, &peers).await.map(|(b, _)| b.to_vec()),
+                )
             }))
             .await;
         for (i, b) in got {
             tried[i] = true;
             shards[i] = b;
         }
-    }
-
-    /// Fetches every stripe of the dataset into `cache`.
-    pub async fn fetch_all(&self, r: &Resolved, cache: &BlockCache) -> Result<(), RetrievalError> {
-        let results: Vec<Result<(), RetrievalError>> = stream::iter(0..r.stripes.len())
-            .map(|i| self.fetch_stripe(r, i, cache))
-            .buffer_unordered(self.opts.parallel_stripes.max(1))
-            .collect()
-            .await;
-        results.into_iter().collect()
     }
 
     /// Makes sure every block of the DAG under `cid` is in `cache`, level by level, fetching
@@ -522,39 +526,101 @@ impl Client {
         Ok(())
     }
 
-    /// Downloads the dataset `root` into `out` (which must not exist). Blocks are kept in
-    /// `out.cairn-blocks/` until the output is complete, so running the same command again
-    /// after a crash or kill resumes where it stopped. Returns the file bytes written.
+    /// Downloads the dataset `root` into `out` (which must not exist); returns the file bytes
+    /// written.
+    ///
+    /// Internal DAG nodes (a few per GiB) are fetched first into `out.cairn-blocks/`; from
+    /// them the layout of every file is known, and each leaf is then written once, straight
+    /// to its offsets under `out.cairn-partial`, and recorded in `out.cairn-blocks/done`.
+    /// Running the same command after a crash or kill resumes from that record. The tree is
+    /// renamed to `out` when complete.
     pub async fn get(&self, root: &Cid, out: &Path) -> Result<u64, RetrievalError> {
         if out.symlink_metadata().is_ok() {
             return Err(RetrievalError::Exists(out.to_path_buf()));
         }
         let cache_dir = with_suffix(out, ".cairn-blocks");
         let partial = with_suffix(out, ".cairn-partial");
-        let ioe = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| RetrievalError::Io { path, source }
-        };
         let cache = BlockCache::open(&cache_dir).map_err(ioe(&cache_dir))?;
         let r = self.resolve(root).await?;
-        self.fetch_all(&r, &cache).await?;
-        if partial.symlink_metadata().is_ok() {
-            std::fs::remove_dir_all(&partial)
-                .or_else(|_| std::fs::remove_file(&partial))
-                .map_err(ioe(&partial))?;
+        // 1. internal nodes
+        let mut internal: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (si, s) in r.stripes.iter().enumerate() {
+            let w: Vec<usize> = (0..s.data.len())
+                .filter(|&i| s.data[i].codec() != cairn_core::block::RAW && !cache.has(&s.data[i]))
+                .collect();
+            if !w.is_empty() {
+                internal.push((si, w));
+            }
         }
-        let (cache2, partial2, root) = (cache.clone(), partial.clone(), *root);
-        let n = tokio::task::spawn_blocking(move || export(&mut cache2.reader(), &root, &partial2))
-            .await
-            .map_err(|e| RetrievalError::Io {
-                path: partial.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let got: Vec<Result<Blocks, RetrievalError>> = stream::iter(internal)
+            .map(|(si, w)| {
+                let r = &r;
+                async move { self.obtain(r, si, &w).await }
+            })
+            .buffer_unordered(self.opts.parallel_stripes.max(1))
+            .collect()
+            .await;
+        for g in got {
+            for (cid, b) in g? {
+                cache.put(&cid, &b).map_err(ioe(&cache_dir))?;
+            }
+        }
+        // 2. the layout, and the files created at their full size
+        let (c2, p2, root2) = (cache.clone(), partial.clone(), *root);
+        let layout = blocking(move || layout::plan(&c2, &root2, &p2)).await??;
+        let done_path = cache_dir.join("done");
+        let done = layout::Journal::open(&done_path).map_err(ioe(&done_path))?;
+        // 3. leaves, written in place
+        let targets = Arc::new(layout.leaves);
+        let mut jobs: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (si, s) in r.stripes.iter().enumerate() {
+            let w: Vec<usize> = (0..s.data.len())
+                .filter(|&i| targets.contains_key(&s.data[i]) && !done.contains(&s.data[i]))
+                .collect();
+            if !w.is_empty() {
+                jobs.push((si, w));
+            }
+        }
+        let done = Arc::new(done);
+        let results: Vec<Result<(), RetrievalError>> = stream::iter(jobs)
+            .map(|(si, w)| {
+                let (targets, done, r) = (targets.clone(), done.clone(), &r);
+                async move {
+                    let blocks = self.obtain(r, si, &w).await?;
+                    blocking(move || layout::write_leaves(&targets, &done, blocks)).await?
+                }
+            })
+            .buffer_unordered(self.opts.parallel_stripes.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
         std::fs::rename(&partial, out).map_err(ioe(out))?;
         let _ = cache.remove();
-        self.emit(Progress::Done { bytes: n }).await;
-        Ok(n)
+        self.emit(Progress::Done {
+            bytes: layout.bytes,
+        })
+        .await;
+        Ok(layout.bytes)
     }
+}
+
+/// Verified blocks with their CIDs.
+type Blocks = Vec<(Cid, Vec<u8>)>;
+
+fn ioe(path: &Path) -> impl FnOnce(std::io::Error) -> RetrievalError {
+    let path = path.to_path_buf();
+    move |source| RetrievalError::Io { path, source }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RetrievalError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RetrievalError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })
 }
 
 fn stripe_err(index: usize, e: ErasureError) -> RetrievalError {
