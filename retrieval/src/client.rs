@@ -111,6 +111,13 @@ pub enum Progress {
         /// Shards rebuilt.
         shards: usize,
     },
+    /// Leaves of a stripe were written to the output and recorded for resuming.
+    Written {
+        /// Stripe index.
+        stripe: usize,
+        /// Leaves written.
+        blocks: usize,
+    },
     /// Every block is here; the output is complete.
     Done {
         /// File bytes written.
@@ -587,7 +594,14 @@ impl Client {
                 let (targets, done, r) = (targets.clone(), done.clone(), &r);
                 async move {
                     let blocks = self.obtain(r, si, &w).await?;
-                    blocking(move || layout::write_leaves(&targets, &done, blocks)).await?
+                    let n = blocks.len();
+                    blocking(move || layout::write_leaves(&targets, &done, blocks)).await??;
+                    self.emit(Progress::Written {
+                        stripe: si,
+                        blocks: n,
+                    })
+                    .await;
+                    Ok(())
                 }
             })
             .buffer_unordered(self.opts.parallel_stripes.max(1))

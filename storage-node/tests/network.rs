@@ -422,3 +422,100 @@ async fn corrupt_shard_is_found_by_scrub_and_rebuilt() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_download_resumes_without_refetching() {
+    let dir = tempfile::tempdir().unwrap();
+    // 12 MiB: 12 leaves over 4 stripes
+    let (path, data) = dataset(dir.path(), 12 << 20, 16);
+    let nodes = network(6).await;
+    let rep = nodes[0].put(&path).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    let out = dir.path().join("out");
+    // first attempt: killed (dropped) once the leaves of one stripe are written
+    let (client, cnet) = client_for(&nodes[1]).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let c2 = client.clone().with_progress(tx);
+    let out2 = out.clone();
+    let task = tokio::spawn(async move { c2.get(&root, &out2).await });
+    while let Some(e) = rx.recv().await {
+        if matches!(e, Progress::Written { .. }) {
+            task.abort();
+            break;
+        }
+    }
+    drop(rx);
+    assert!(task.await.is_err(), "the download was not interrupted");
+    assert!(!out.exists());
+    // second attempt resumes: only what was not written is fetched again
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let again = client.clone().with_progress(tx);
+    let n = again.get(&root, &out).await.unwrap();
+    drop(again);
+    let mut refetched = 0;
+    while let Some(e) = rx.recv().await {
+        if let Progress::Fetched { cid, .. } = e {
+            if cid.codec() == cairn_core::block::RAW {
+                refetched += 1;
+            }
+        }
+    }
+    assert_eq!(n as usize, data.len());
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert!(
+        refetched < 12,
+        "resumed download fetched all {refetched} leaves again"
+    );
+    assert!(!dir.path().join("out.cairn-blocks").exists());
+    cnet.shutdown().await;
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_streams_files_in_order_and_in_a_seeded_shuffle() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ds");
+    std::fs::create_dir_all(src.join("train")).unwrap();
+    let mut want = Vec::new();
+    for i in 0..7u64 {
+        let name = format!("train/shard-{i:03}.tar");
+        let bytes = Gen::bytes(100 + i, 300_000 + i as usize * 70_000);
+        std::fs::write(src.join(&name), &bytes).unwrap();
+        want.push((name, bytes));
+    }
+    let nodes = network(6).await;
+    let rep = nodes[0].put(&src).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    let (client, cnet) = client_for(&nodes[2]).await;
+    let ds = cairn_retrieval::dataset::Dataset::open(client, &root, &dir.path().join("cache"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = ds.files().iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(names, want.iter().map(|w| w.0.as_str()).collect::<Vec<_>>());
+    use futures::StreamExt;
+    let seq: Vec<_> = ds
+        .stream(cairn_retrieval::dataset::Order::Sequential, 2)
+        .collect()
+        .await;
+    for (got, w) in seq.into_iter().zip(&want) {
+        let (f, b) = got.unwrap();
+        assert_eq!(f.path, w.0);
+        assert_eq!(&b[..], &w.1[..]);
+    }
+    let order = cairn_retrieval::dataset::shuffle_order(7, 42);
+    let shuffled: Vec<_> = ds
+        .stream(cairn_retrieval::dataset::Order::Shuffled { seed: 42 }, 3)
+        .collect()
+        .await;
+    for (got, &i) in shuffled.into_iter().zip(&order) {
+        let (f, b) = got.unwrap();
+        assert_eq!(f.path, want[i].0);
+        assert_eq!(&b[..], &want[i].1[..]);
+    }
+    cnet.shutdown().await;
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
