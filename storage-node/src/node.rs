@@ -171,8 +171,8 @@ const MAX_INDEXED_DATASETS: usize = 64;
 const ANNOUNCE_QUEUE: usize = 256;
 /// DHT announcements in flight at once.
 const ANNOUNCE_PARALLEL: usize = 16;
-/// Blocks per push stream.
-const PUSH_BATCH: usize = 32;
+/// Blocks per push exchange: 8 MiB in flight per receiving peer bounds the publisher's memory.
+const PUSH_BATCH: usize = 8;
 /// How long a peer may take to answer `Info` before it counts as down.
 const INFO_TIMEOUT: Duration = Duration::from_secs(3);
 
