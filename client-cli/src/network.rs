@@ -112,6 +112,15 @@ fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
 /// `cairn put --api`: uploads a file (or a tar of a directory) to the node, which imports and
 /// places it. Returns the node's report.
 pub fn put(api: &str, token: Option<&str>, path: &Path) -> Result<Value> {
+    // check the token before uploading: the node refuses a bad one without reading the body
+    let mut check = agent().get(url(api, "/api/v0/auth"));
+    if let Some(t) = token {
+        check = check.header("Authorization", &format!("Bearer {t}"));
+    }
+    let r = check
+        .call()
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, "put").context("set --token or CAIRN_API_TOKEN to the node repo's api.token")?;
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     let mut body = if meta.is_dir() {
         let mut f = tempfile::tempfile().context("creating a temporary tar file")?;

@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | GET | `/api/v0/id` | – | peer id and listen addresses |
 //! | GET | `/api/v0/status` | – | capacity, use, peers, last repair and scrub |
+//! | GET | `/api/v0/auth` | token | checks the token (clients call it before an upload) |
 //! | POST | `/api/v0/put?tar=true` | token | body: a file, or a tar of a directory; imports, places, announces |
 //! | GET | `/api/v0/placement/{root}` | – | which live nodes hold each shard |
 //! | POST | `/api/v0/repair` | token | one repair round now |
@@ -90,6 +91,14 @@ async fn id(State(s): State<ApiState>) -> Json<Id> {
         peer_id: st.peer_id,
         addrs: st.addrs,
     })
+}
+
+async fn auth(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&s, &headers)?;
+    Ok(Json(serde_json::json!({ "ok": true })))
 }
 
 async fn status(State(s): State<ApiState>) -> Json<crate::node::NodeStatus> {
@@ -199,6 +208,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
     Router::new()
         .route("/api/v0/id", get(id))
         .route("/api/v0/status", get(status))
+        .route("/api/v0/auth", get(auth))
         .route("/api/v0/put", post(put))
         .route("/api/v0/placement/{root}", get(placement))
         .route("/api/v0/repair", post(repair))

@@ -1,0 +1,173 @@
+//! End-to-end through separate `cairn-node` processes: `cairn demo` (devnet of 6, publish,
+//! kill 2, fetch and compare), and `cairn devnet up/down` with `put`/`stat`/`get --api`.
+//! Needs the `cairn-node` binary beside `cairn` (built by `cargo test --workspace`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cairn(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.args(args)
+        .env_remove("CAIRN_API")
+        .env_remove("CAIRN_API_TOKEN");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Stops the devnet when the test ends, even on failure.
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if self.0.join("devnet.json").exists() {
+            let _ = cairn(
+                &[
+                    "devnet",
+                    "down",
+                    "--dir",
+                    self.0.to_str().unwrap_or_default(),
+                ],
+                &[],
+            );
+        }
+    }
+}
+
+fn node_binary_present() -> bool {
+    Path::new(env!("CARGO_BIN_EXE_cairn"))
+        .with_file_name("cairn-node")
+        .exists()
+}
+
+#[test]
+fn demo_fetches_every_byte_with_two_of_six_nodes_killed() {
+    assert!(
+        node_binary_present(),
+        "build cairn-node first (cargo test --workspace does)"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("demo");
+    let o = cairn(&["demo", "--dir", dir.to_str().unwrap()], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("spread over 6 nodes"), "{out}");
+    assert!(out.contains("every byte of 9 files matches"), "{out}");
+    assert!(!dir.exists(), "demo did not clean up");
+}
+
+#[test]
+fn devnet_put_stat_get_through_the_api() {
+    assert!(
+        node_binary_present(),
+        "build cairn-node first (cargo test --workspace does)"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let dn = d.path().join("dn");
+    let _down = Down(dn.clone());
+    let up = cairn(
+        &[
+            "--json",
+            "devnet",
+            "up",
+            "--nodes",
+            "6",
+            "--dir",
+            dn.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let net: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let nodes = net["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 6);
+    for n in nodes {
+        for k in ["pid", "api", "peer_id", "repo"] {
+            assert!(!n[k].is_null(), "devnet.json lacks {k}");
+        }
+    }
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dn.join("devnet.json")).unwrap()).unwrap();
+    assert_eq!(written["nodes"].as_array().unwrap().len(), 6);
+    let api = nodes[0]["api"].as_str().unwrap().to_string();
+    let token = std::fs::read_to_string(dn.join("node-0/api.token")).unwrap();
+    let data = d.path().join("data.bin");
+    std::fs::write(&data, cairn_core::testgen::Gen::bytes(5, 5 << 20)).unwrap();
+
+    // writes need the token
+    let denied = cairn(&["--api", &api, "put", data.to_str().unwrap()], &[]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("401"));
+
+    let env = [
+        ("CAIRN_API", api.as_str()),
+        ("CAIRN_API_TOKEN", token.trim()),
+    ];
+    let put = cairn(&["--json", "put", data.to_str().unwrap()], &env);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&put.stdout).unwrap();
+    assert_eq!(rep["distributed"], true);
+    assert_eq!(rep["nodes"], 6);
+    let root = rep["root"].as_str().unwrap().to_string();
+    // the CID is the one the embedded repo computes for the same bytes
+    let local = cairn(&["put", "--only-hash", data.to_str().unwrap()], &[]);
+    assert_eq!(String::from_utf8_lossy(&local.stdout).trim(), root);
+
+    let stat = cairn(&["--json", "stat", &root], &env);
+    assert!(
+        stat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
+    let pl: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
+    for stripe in pl.as_array().unwrap() {
+        for shard in stripe.as_array().unwrap() {
+            assert_eq!(shard["holders"].as_array().unwrap().len(), 1, "{shard}");
+        }
+    }
+    let out = d.path().join("out.bin");
+    let get = cairn(&["get", &root, "-o", out.to_str().unwrap()], &env);
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&data).unwrap());
+
+    // a bad CID is one clear line, exit 1
+    let bad = cairn(&["get", "not-a-cid", "-o", "x"], &env);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+
+    let down = cairn(&["devnet", "down", "--dir", dn.to_str().unwrap()], &[]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(!dn.join("devnet.json").exists());
+    for n in nodes {
+        let pid = n["pid"].as_u64().unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists() || {
+                // a zombie until its parent (the exited `devnet up`) is reaped by init
+                std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .map(|s| s.contains("State:\tZ"))
+                    .unwrap_or(true)
+            }
+        );
+    }
+}
