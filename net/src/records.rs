@@ -84,6 +84,9 @@ pub fn validate_manifest_record(key: &[u8], value: &[u8]) -> Result<ManifestReco
         return Err(RecordError::TooLarge(value.len()));
     }
     let (n, used) = varint::read(value).map_err(|_| RecordError::Malformed)?;
+    if used != varint::len(n) {
+        return Err(RecordError::Malformed);
+    }
     let rest = &value[used..];
     let n = usize::try_from(n).map_err(|_| RecordError::Malformed)?;
     if n > rest.len() {

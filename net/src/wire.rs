@@ -56,6 +56,9 @@ pub enum WireError {
     /// A CID that does not parse.
     #[error("invalid CID on the wire")]
     Cid,
+    /// A varint with redundant bytes (every message has exactly one encoding).
+    #[error("non-minimal varint")]
+    NonMinimal,
     /// Error text that is not UTF-8.
     #[error("error text is not UTF-8")]
     Utf8,
@@ -168,6 +171,9 @@ impl<'a> Reader<'a> {
     }
     fn varint(&mut self, what: &'static str, limit: u64) -> Result<u64, WireError> {
         let (v, n) = varint::read(self.buf).map_err(|_| WireError::Truncated)?;
+        if n != varint::len(v) {
+            return Err(WireError::NonMinimal);
+        }
         self.buf = &self.buf[n..];
         if v > limit {
             return Err(WireError::TooLarge {
@@ -476,6 +482,9 @@ async fn read_varint<R: AsyncRead + Unpin>(
         buf[i] = read_u8(r).await?;
         if buf[i] & 0x80 == 0 {
             let (v, _) = varint::read(&buf[..=i]).map_err(|_| WireError::Truncated)?;
+            if i + 1 != varint::len(v) {
+                return Err(WireError::NonMinimal);
+            }
             if v > limit {
                 return Err(WireError::TooLarge {
                     what,
