@@ -24,7 +24,7 @@ pub enum PlacementCmd {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "static-hash,static-top,lru,fifo,lfu,arc,sieve,s3fifo,belady"
+            default_value = "static-hash,static-top,lru,fifo,lfu,arc,sieve,s3fifo,lhd,engine,belady"
         )]
         policies: Vec<String>,
         /// Leading share of the trace that trains every policy without being counted.

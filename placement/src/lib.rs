@@ -16,7 +16,11 @@
 #![warn(missing_docs)]
 
 pub mod arc;
+pub mod engine;
+pub mod gbdt;
+pub mod lhd;
 pub mod policy;
 pub mod policy2;
+pub mod sampled;
 pub mod sim;
 pub mod trace;

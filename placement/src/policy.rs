@@ -254,18 +254,22 @@ pub fn by_name(name: &str, setup: Setup) -> Option<Box<dyn Policy>> {
         "lfu" => Box::new(LfuDecay::new(cap, LFU_HALF_LIFE)),
         "static-hash" => Box::new(StaticHash::new(cap, cap as f64 / wss.max(1) as f64)),
         "static-top" => Box::new(StaticTop::new(cap, warmup)),
+        "lhd" => Box::new(crate::lhd::Lhd::new(cap)),
+        "engine" => Box::new(crate::engine::Engine::new(cap)),
         _ => return None,
     })
 }
 
 /// Every policy name [`by_name`] knows.
-pub const POLICIES: [&str; 7] = [
+pub const POLICIES: [&str; 9] = [
     "static-hash",
     "lru",
     "fifo",
     "lfu",
     "sieve",
     "s3fifo",
+    "lhd",
+    "engine",
     "belady",
 ];
 
@@ -339,7 +343,7 @@ mod tests {
         fn belady_never_misses_more_on_unit_sizes(ids in proptest::collection::vec(0u64..20, 1..300), cap in 1u64..10) {
             let t = unit(&ids);
             let opt = simulate(t.iter().copied(), &mut Belady::new(cap, true), 0).misses;
-            for name in ["static-hash", "static-top", "lru", "fifo", "lfu", "arc", "sieve", "s3fifo", "belady-admit-all"] {
+            for name in ["static-hash", "static-top", "lru", "fifo", "lfu", "arc", "sieve", "s3fifo", "lhd", "engine", "belady-admit-all"] {
                 let mut p = by_name(name, Setup { cap, wss: 20, warmup: 50 }).unwrap();
                 let m = simulate(t.iter().copied(), p.as_mut(), 0).misses;
                 prop_assert!(opt <= m, "{name}: belady {opt} > {m}");

@@ -1,0 +1,410 @@
+//! The placement engine: a learned fast-tier policy in the style of LRB (Song et al., NSDI'20).
+//!
+//! For every object it keeps a little history: its last four inter-access gaps, four
+//! exponentially decayed access counters (half-lives 2^9 to 2^18 requests), its size and the
+//! time since its last access. From that it predicts `ln(1 + requests until the next access)`
+//! with gradient-boosted trees ([`crate::gbdt`]) trained online, without look-ahead: a sampled
+//! access becomes a training example only when the object is next seen (the label is then
+//! known) or when it has not been seen for the memory window (the label is censored at twice
+//! the window).
+//!
+//! Eviction samples 64 residents and evicts the one predicted to be needed last. A missed
+//! object whose own prediction is later than every sampled resident's is not promoted at all
+//! (that is what keeps its promoted bytes below LRU's). Until the first model is trained the
+//! engine evicts the least recently used of the sample.
+//!
+//! A training job may register its access plan ([`Engine::register_plan`]): the exact order
+//! in which it will read objects. Planned objects then get their true time to next access
+//! instead of a prediction, which makes the engine Belady-like for that job.
+
+use crate::gbdt::{Model, Params};
+use crate::policy::Policy;
+use crate::sampled::{Rng, Sampled};
+use crate::trace::Request;
+use std::collections::{HashMap, VecDeque};
+
+const NFEAT: usize = 10;
+const GAPS: usize = 4;
+const HALF_LIVES: [f64; 4] = [512.0, 4096.0, 32768.0, 262_144.0];
+/// Residents sampled per eviction.
+const SAMPLES: usize = 64;
+/// Labelled examples kept for training (the most recent).
+const TRAIN_KEEP: usize = 16_384;
+/// New labelled examples between retrainings: 4,096 at first (short traces need a model
+/// early), doubling after each training up to 65,536 (the cost per request stays small).
+const RETRAIN_EVERY: usize = 4_096;
+const RETRAIN_MAX: usize = 65_536;
+/// Fewest examples for the first model.
+const FIRST_TRAIN: usize = 2_048;
+/// Share of accesses that become training examples.
+const SAMPLE_RATE: f64 = 1.0;
+const BYPASS: bool = false;
+
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    last: u64,
+    gaps: [u64; GAPS],
+    edc: [f64; 4],
+    size: u32,
+}
+
+/// An access plan position: where each planned object is read next.
+#[derive(Debug, Default)]
+struct Plan {
+    order: Vec<u64>,
+    pos: usize,
+    next: HashMap<u64, VecDeque<usize>>,
+}
+
+/// The engine, usable as a [`Policy`].
+pub struct Engine {
+    store: Sampled,
+    meta: HashMap<u64, Meta>,
+    touches: VecDeque<(u64, u64)>,
+    now: u64,
+    model: Model,
+    pending: HashMap<u64, (u64, [f32; NFEAT])>,
+    pending_q: VecDeque<(u64, u64)>,
+    train_x: VecDeque<[f32; NFEAT]>,
+    train_y: VecDeque<f32>,
+    new_labels: usize,
+    window: u64,
+    evict_age: f64,
+    rng: Rng,
+    plan: Option<Plan>,
+    /// Models trained so far.
+    pub trainings: u64,
+}
+
+impl Engine {
+    /// An empty fast tier of `cap` bytes.
+    pub fn new(cap: u64) -> Self {
+        Engine {
+            store: Sampled::new(cap),
+            meta: HashMap::new(),
+            touches: VecDeque::new(),
+            now: 0,
+            model: Model::default(),
+            pending: HashMap::new(),
+            pending_q: VecDeque::new(),
+            train_x: VecDeque::new(),
+            train_y: VecDeque::new(),
+            new_labels: 0,
+            window: 1 << 20,
+            evict_age: 0.0,
+            rng: Rng::new(0xCA1B),
+            plan: None,
+            trainings: 0,
+        }
+    }
+
+    /// Registers a job's access plan: the ids it will read, in order (for example an epoch's
+    /// seeded shuffle). Replaces an earlier plan.
+    pub fn register_plan(&mut self, order: Vec<u64>) {
+        let mut next: HashMap<u64, VecDeque<usize>> = HashMap::new();
+        for (i, &id) in order.iter().enumerate() {
+            next.entry(id).or_default().push_back(i);
+        }
+        self.plan = Some(Plan {
+            order,
+            pos: 0,
+            next,
+        });
+    }
+
+    /// Bytes of metadata per tracked object (history plus index overhead), for reports.
+    pub fn bytes_per_tracked_object() -> usize {
+        std::mem::size_of::<Meta>() + std::mem::size_of::<u64>() + 16
+    }
+
+    /// Objects whose history is tracked now.
+    pub fn tracked(&self) -> usize {
+        self.meta.len()
+    }
+
+    fn features(&self, m: &Meta) -> [f32; NFEAT] {
+        let missing = ((self.window * 4) as f64).ln_1p() as f32;
+        let mut f = [0f32; NFEAT];
+        f[0] = f64::from(m.size).ln_1p() as f32;
+        f[1] = ((self.now - m.last) as f64).ln_1p() as f32;
+        for i in 0..GAPS {
+            f[2 + i] = if m.gaps[i] == 0 {
+                missing
+            } else {
+                (m.gaps[i] as f64).ln_1p() as f32
+            };
+        }
+        let dt = (self.now - m.last) as f64;
+        for i in 0..4 {
+            f[6 + i] = (m.edc[i] * (-dt / HALF_LIVES[i] * std::f64::consts::LN_2).exp()) as f32;
+        }
+        f
+    }
+
+    /// Predicted ln(1 + requests to next access) of a known object.
+    fn score(&self, id: u64, m: &Meta) -> f32 {
+        if let Some(p) = &self.plan {
+            if let Some(q) = p.next.get(&id) {
+                if let Some(&j) = q.front() {
+                    return ((j.saturating_sub(p.pos)) as f64).ln_1p() as f32;
+                }
+            }
+            // planned job traffic only: an object the plan does not read again is not needed
+            if !self.model.is_trained() {
+                return f32::INFINITY;
+            }
+        }
+        if self.model.is_trained() {
+            self.model.predict(&self.features(m))
+        } else {
+            // least recently used first
+            ((self.now - m.last) as f64).ln_1p() as f32
+        }
+    }
+
+    fn label(&mut self, x: [f32; NFEAT], y: f32) {
+        self.train_x.push_back(x);
+        self.train_y.push_back(y);
+        if self.train_x.len() > TRAIN_KEEP {
+            self.train_x.pop_front();
+            self.train_y.pop_front();
+        }
+        self.new_labels += 1;
+        let due = if self.model.is_trained() {
+            (RETRAIN_EVERY << self.trainings.min(8)).min(RETRAIN_MAX)
+        } else {
+            FIRST_TRAIN
+        };
+        if self.new_labels >= due {
+            self.new_labels = 0;
+            let flat: Vec<f32> = self.train_x.iter().flatten().copied().collect();
+            let ys: Vec<f32> = self.train_y.iter().copied().collect();
+            self.model = Model::fit(&flat, NFEAT, &ys, Params::default());
+            self.trainings += 1;
+        }
+    }
+
+    /// Labels pending examples older than the window (censored) and forgets objects not seen
+    /// for four windows that are not resident.
+    fn expire(&mut self) {
+        let censored = ((2 * self.window) as f64).ln_1p() as f32;
+        while let Some(&(t0, id)) = self.pending_q.front() {
+            if self.now - t0 <= self.window {
+                break;
+            }
+            self.pending_q.pop_front();
+            if let Some(&(t, x)) = self.pending.get(&id) {
+                if t == t0 {
+                    self.pending.remove(&id);
+                    self.label(x, censored);
+                }
+            }
+        }
+        while let Some(&(t, id)) = self.touches.front() {
+            if self.now - t <= 4 * self.window {
+                break;
+            }
+            self.touches.pop_front();
+            if self.meta.get(&id).is_some_and(|m| m.last == t) && !self.store.contains(id) {
+                self.meta.remove(&id);
+            }
+        }
+    }
+
+    fn touch(&mut self, r: &Request) {
+        self.now += 1;
+        if let Some(p) = &mut self.plan {
+            if p.order.get(p.pos) == Some(&r.id) {
+                if let Some(q) = p.next.get_mut(&r.id) {
+                    q.pop_front();
+                }
+                p.pos += 1;
+            }
+        }
+        // a pending example of this object is now labelled
+        if let Some((t0, x)) = self.pending.remove(&r.id) {
+            let y = ((self.now - t0) as f64).ln_1p() as f32;
+            self.label(x, y);
+        }
+        let now = self.now;
+        let m = self.meta.entry(r.id).or_insert(Meta {
+            last: now,
+            gaps: [0; GAPS],
+            edc: [0.0; 4],
+            size: r.size,
+        });
+        let m0 = *m;
+        let seen_before = m0.last != now || m0.edc[0] > 0.0;
+        // features as of just before this access, for a training example
+        let x = self.features(&m0);
+        if self.rng.unit() < SAMPLE_RATE {
+            self.pending.insert(r.id, (now, x));
+            self.pending_q.push_back((now, r.id));
+        }
+        let Some(m) = self.meta.get_mut(&r.id) else {
+            return;
+        };
+        if seen_before {
+            let gap = now - m0.last;
+            m.gaps.rotate_right(1);
+            m.gaps[0] = gap;
+            let dt = gap as f64;
+            for (e, h) in m.edc.iter_mut().zip(HALF_LIVES) {
+                *e *= (-dt / h * std::f64::consts::LN_2).exp();
+            }
+        }
+        for e in &mut m.edc {
+            *e += 1.0;
+        }
+        m.last = now;
+        m.size = r.size;
+        self.touches.push_back((now, r.id));
+        if self.now.is_multiple_of(1024) {
+            self.expire();
+        }
+    }
+}
+
+impl Policy for Engine {
+    fn name(&self) -> &'static str {
+        "engine"
+    }
+
+    fn access(&mut self, r: &Request) -> bool {
+        let hit = self.store.contains(r.id);
+        self.touch(r);
+        if hit {
+            return true;
+        }
+        if u64::from(r.size) > self.store.cap {
+            return false;
+        }
+        if !self.store.fits(r.size) {
+            // its history now includes this access: the prediction is from now on
+            let newcomer = match self.meta.get(&r.id) {
+                Some(m) => self.score(r.id, m),
+                None => f32::INFINITY,
+            };
+            let mut first = true;
+            while !self.store.fits(r.size) {
+                let mut victim: Option<(f32, u64)> = None;
+                for _ in 0..SAMPLES {
+                    let Some((id, _)) = self.store.sample(&mut self.rng) else {
+                        break;
+                    };
+                    let Some(m) = self.meta.get(&id) else {
+                        victim = Some((f32::INFINITY, id));
+                        break;
+                    };
+                    let s = self.score(id, m);
+                    if victim.is_none_or(|(v, _)| s > v) {
+                        victim = Some((s, id));
+                    }
+                }
+                let Some((vs, vid)) = victim else { break };
+                // bypass: the newcomer would be the first to go
+                if BYPASS
+                    && first
+                    && (self.model.is_trained() || self.plan.is_some())
+                    && newcomer >= vs
+                {
+                    return false;
+                }
+                first = false;
+                if let Some(m) = self.meta.get(&vid) {
+                    let age = (self.now - m.last) as f64;
+                    self.evict_age = if self.evict_age == 0.0 {
+                        age
+                    } else {
+                        0.99 * self.evict_age + 0.01 * age
+                    };
+                    self.window = ((2.0 * self.evict_age) as u64).clamp(1024, 1 << 24);
+                }
+                self.store.remove(vid);
+            }
+        }
+        self.store.insert(r.id, r.size);
+        false
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.store.contains(id)
+    }
+
+    fn used(&self) -> u64 {
+        self.store.used
+    }
+
+    fn capacity(&self) -> u64 {
+        self.store.cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Belady, Lru};
+    use crate::sim::{annotate_next, simulate};
+
+    /// `epochs` passes over `n` unit-size shards, each pass in its own seeded shuffle: what a
+    /// training job reading a dataset epoch by epoch asks of the fast tier.
+    fn epoch_workload(n: u64, epochs: u64, seed: u64) -> Vec<Request> {
+        let mut rng = Rng::new(seed);
+        let mut v = Vec::new();
+        for _ in 0..epochs {
+            let mut order: Vec<u64> = (0..n).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.below(i + 1));
+            }
+            v.extend(order.into_iter().map(|id| Request {
+                time: 0,
+                id,
+                size: 1,
+                next: -1,
+            }));
+        }
+        annotate_next(&mut v);
+        v
+    }
+
+    #[test]
+    fn registered_epoch_plan_reaches_the_plan_aware_optimum() {
+        let reqs = epoch_workload(5_000, 4, 7);
+        let cap = 500; // 10 % of the dataset
+        let opt = simulate(reqs.iter().copied(), &mut Belady::new(cap, true), 0);
+        let lru = simulate(reqs.iter().copied(), &mut Lru::new(cap), 0);
+        let mut e = Engine::new(cap);
+        e.register_plan(reqs.iter().map(|r| r.id).collect());
+        let got = simulate(reqs.iter().copied(), &mut e, 0);
+        let hr = |m: &crate::sim::Metrics| 1.0 - m.miss_ratio();
+        eprintln!(
+            "epoch shuffle, 10 %: hit ratio belady {:.4}, engine with plan {:.4}, lru {:.4}",
+            hr(&opt),
+            hr(&got),
+            hr(&lru)
+        );
+        assert!(
+            hr(&got) >= 0.95 * hr(&opt),
+            "{} < 0.95 x {}",
+            hr(&got),
+            hr(&opt)
+        );
+        assert!(hr(&got) > 2.0 * hr(&lru));
+    }
+
+    #[test]
+    fn capacity_holds_and_oversized_objects_are_not_admitted() {
+        let mut e = Engine::new(100);
+        for i in 0..20_000u64 {
+            let r = Request {
+                time: 0,
+                id: i % 977,
+                size: if i % 13 == 0 { 500 } else { 1 + (i % 7) as u32 },
+                next: -1,
+            };
+            e.access(&r);
+            assert!(e.used() <= e.capacity());
+        }
+        assert!(!e.contains(0)); // size 500 > capacity
+    }
+}
