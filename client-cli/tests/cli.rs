@@ -273,7 +273,8 @@ fn placement_eval_reports_every_policy_and_size() {
         &["--json", "placement", "eval", "--trace", s(&trace)],
     );
     let rows: Vec<Value> = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(rows.len(), 27);
+    assert_eq!(rows.len(), 33); // 11 policies x 3 sizes
+    assert!(rows.iter().any(|r| r["policy"] == "engine"));
     for r in &rows {
         for k in [
             "policy",
