@@ -39,6 +39,12 @@ const FIRST_TRAIN: usize = 2_048;
 /// Share of accesses that become training examples.
 const SAMPLE_RATE: f64 = 1.0;
 const BYPASS: bool = false;
+/// Memory window as a multiple of the mean eviction age: labels beyond it are censored.
+const WINDOW_X: f64 = 32.0;
+/// Learn "not reused before the boundary" (a multiple of the mean eviction age) instead of the
+/// censored time to next access.
+const CLASSIFY: bool = true;
+const BOUNDARY_X: f64 = 4.0;
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
@@ -155,7 +161,13 @@ impl Engine {
             }
         }
         if self.model.is_trained() {
-            self.model.predict(&self.features(m))
+            if CLASSIFY {
+                // probability of no reuse before the boundary, ties broken towards the older
+                let age = ((self.now - m.last) as f64).ln_1p() as f32;
+                self.model.predict(&self.features(m)) + 0.02 * age
+            } else {
+                self.model.predict(&self.features(m))
+            }
         } else {
             // least recently used first
             ((self.now - m.last) as f64).ln_1p() as f32
@@ -187,7 +199,11 @@ impl Engine {
     /// Labels pending examples older than the window (censored) and forgets objects not seen
     /// for four windows that are not resident.
     fn expire(&mut self) {
-        let censored = ((2 * self.window) as f64).ln_1p() as f32;
+        let censored = if CLASSIFY {
+            1.0
+        } else {
+            ((2 * self.window) as f64).ln_1p() as f32
+        };
         while let Some(&(t0, id)) = self.pending_q.front() {
             if self.now - t0 <= self.window {
                 break;
@@ -223,7 +239,12 @@ impl Engine {
         }
         // a pending example of this object is now labelled
         if let Some((t0, x)) = self.pending.remove(&r.id) {
-            let y = ((self.now - t0) as f64).ln_1p() as f32;
+            let gap = (self.now - t0) as f64;
+            let y = if CLASSIFY {
+                f32::from(u8::from(gap > self.evict_age.max(1.0) * BOUNDARY_X))
+            } else {
+                gap.ln_1p() as f32
+            };
             self.label(x, y);
         }
         let now = self.now;
@@ -318,7 +339,7 @@ impl Policy for Engine {
                     } else {
                         0.99 * self.evict_age + 0.01 * age
                     };
-                    self.window = ((2.0 * self.evict_age) as u64).clamp(1024, 1 << 24);
+                    self.window = ((WINDOW_X * self.evict_age) as u64).clamp(1024, 1 << 24);
                 }
                 self.store.remove(vid);
             }
