@@ -2,16 +2,16 @@
 //!
 //! For every object it keeps a little history: its last four inter-access gaps, four
 //! exponentially decayed access counters (half-lives 2^9 to 2^18 requests), its size and the
-//! time since its last access. From that it predicts `ln(1 + requests until the next access)`
-//! with gradient-boosted trees ([`crate::gbdt`]) trained online, without look-ahead: a sampled
-//! access becomes a training example only when the object is next seen (the label is then
-//! known) or when it has not been seen for the memory window (the label is censored at twice
-//! the window).
+//! time since its last access. From that, gradient-boosted trees ([`crate::gbdt`]) trained
+//! online predict whether the object will *not* be read again before a boundary of four times
+//! the running mean eviction age (LRB's "relaxed Belady" goal). Nothing looks ahead: an access
+//! becomes a training example only when the object is next seen (the label is then known) or
+//! when it has not been seen for the memory window (32 x the eviction age; then "not reused").
 //!
-//! Eviction samples 64 residents and evicts the one predicted to be needed last. A missed
-//! object whose own prediction is later than every sampled resident's is not promoted at all
-//! (that is what keeps its promoted bytes below LRU's). Until the first model is trained the
-//! engine evicts the least recently used of the sample.
+//! Eviction samples 64 residents and evicts the one most likely not needed before the boundary,
+//! ties broken towards the older. Until the first model is trained it evicts the least recently
+//! used of the sample. Every miss is admitted (`BYPASS` off: refusing predicted-cold newcomers
+//! cut promoted bytes but raised the miss ratio; see `docs/placement.md`).
 //!
 //! A training job may register its access plan ([`Engine::register_plan`]): the exact order
 //! in which it will read objects. Planned objects then get their true time to next access
