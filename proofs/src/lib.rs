@@ -1,0 +1,27 @@
+//! # cairn-proofs
+//!
+//! Proofs of storage for Cairn (design §3), pure compute on BN254 with arkworks. This first
+//! part holds the primitives every statement is built from, each natively and as an R1CS
+//! gadget, with tests that both agree and that pin their constraint counts:
+//!
+//! - [`poseidon`]: the Poseidon permutation and a domain-separated, length-padded hash
+//!   (243 constraints per permutation);
+//! - [`merkle`]: binary Poseidon Merkle trees whose openings are bound to their index.
+//!
+//! ```
+//! use cairn_proofs::merkle::{verify, MerkleTree};
+//! use ark_bn254::Fr;
+//!
+//! let leaves: Vec<Fr> = (0..8u64).map(Fr::from).collect();
+//! let tree = MerkleTree::new(&leaves).unwrap();
+//! let path = tree.path(5).unwrap();
+//! assert!(verify(tree.root(), leaves[5], 5, &path));
+//! assert!(!verify(tree.root(), leaves[5], 4, &path));
+//! ```
+//!
+//! SDR-lite PoRep, windowed PoSt, Groth16 keys and the audit protocol come next (issue 4).
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod merkle;
+pub mod poseidon;
