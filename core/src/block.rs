@@ -99,6 +99,13 @@ pub fn cid_from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
         input: format!("{} bytes", bytes.len()),
         reason: e.to_string(),
     })?;
+    // the cid crate stops at the end of the digest; anything after it is not part of a CID
+    if cid.encoded_len() != bytes.len() {
+        return Err(CidError::Invalid {
+            input: format!("{} bytes", bytes.len()),
+            reason: format!("{} bytes after the CID", bytes.len() - cid.encoded_len()),
+        });
+    }
     check_cid(cid)
 }
 
@@ -108,6 +115,21 @@ fn check_cid(cid: Cid) -> Result<Cid, CidError> {
         return Err(CidError::UnsupportedHash(cid, code));
     }
     Ok(cid)
+}
+
+#[cfg(test)]
+mod cid_bytes_tests {
+    use super::*;
+
+    #[test]
+    fn trailing_bytes_after_a_binary_cid_are_rejected() {
+        // regression (fuzz wire_decode): 16 extra bytes were silently ignored
+        let c = HashAlg::Blake3.cid(RAW, b"x");
+        let mut b = c.to_bytes();
+        assert_eq!(cid_from_bytes(&b).unwrap(), c);
+        b.extend_from_slice(&[0xe5; 16]);
+        assert!(cid_from_bytes(&b).is_err());
+    }
 }
 
 /// A block: bytes and the CID that names them.
