@@ -6,7 +6,10 @@
 //!
 //! - [`poseidon`]: the Poseidon permutation and a domain-separated, length-padded hash
 //!   (243 constraints per permutation);
-//! - [`merkle`]: binary Poseidon Merkle trees whose openings are bound to their index.
+//! - [`merkle`]: binary Poseidon Merkle trees whose openings are bound to their index;
+//! - [`sdr`]: SDR-lite sealing natively (replica id, layered labelling on a seeded
+//!   depth-robust + expander graph, replica encoding and unsealing, commitments) and PoSt
+//!   challenge derivation.
 //!
 //! ```
 //! use cairn_proofs::merkle::{verify, MerkleTree};
@@ -19,9 +22,10 @@
 //! assert!(!verify(tree.root(), leaves[5], 4, &path));
 //! ```
 //!
-//! SDR-lite PoRep, windowed PoSt, Groth16 keys and the audit protocol come next (issue 4).
+//! The seal and PoSt circuits, Groth16 keys and the audit protocol come next (issue 4).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod merkle;
 pub mod poseidon;
+pub mod sdr;
