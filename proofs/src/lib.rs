@@ -9,7 +9,11 @@
 //! - [`merkle`]: binary Poseidon Merkle trees whose openings are bound to their index;
 //! - [`sdr`]: SDR-lite sealing natively (replica id, layered labelling on a seeded
 //!   depth-robust + expander graph, replica encoding and unsealing, commitments) and PoSt
-//!   challenge derivation.
+//!   challenge derivation;
+//! - [`post`]: the windowed PoSt circuit over a batch of sectors (openings of `c` challenged
+//!   replica leaves against `comm_r_last`, and `comm_r = H(comm_c, comm_r_last)`), with the
+//!   challenge indices as public inputs the verifier recomputes from the auditor's nonce and
+//!   the window.
 //!
 //! ```
 //! use cairn_proofs::merkle::{verify, MerkleTree};
@@ -22,10 +26,12 @@
 //! assert!(!verify(tree.root(), leaves[5], 4, &path));
 //! ```
 //!
-//! The seal and PoSt circuits, Groth16 keys and the audit protocol come next (issue 4).
+//! Still to come (issue 4): the seal (PoRep) circuit, key files referenced by digest, proof
+//! fixtures, the `cairn proofs` commands, and audits in the network.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod merkle;
 pub mod poseidon;
+pub mod post;
 pub mod sdr;

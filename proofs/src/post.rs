@@ -1,0 +1,209 @@
+//! Windowed proof of spacetime: for a batch of sectors, `c` leaves per sector, challenged by
+//! `H_Challenge(seed, sector, i) mod n` with `seed = H_Challenge(nonce, window)`, are opened
+//! against `comm_r_last`, and `comm_r = H_CommR(comm_c, comm_r_last)` is checked.
+//!
+//! Public inputs, in order: for each sector, `comm_r`, then its `c` challenge indices. The
+//! verifier recomputes the indices from the auditor's nonce, the window and the sector ids
+//! ([`public_inputs`]); they are inputs, never part of the circuit's shape, so one key serves
+//! every window. Witness: `comm_c`, `comm_r_last`, and per challenge the replica leaf and its
+//! path.
+
+use crate::merkle::{index_bits, root_from_path_var, MerkleTree};
+use crate::poseidon::{hash_var, Domain};
+use crate::sdr::{challenge, post_seed, Sealed};
+use ark_bn254::Fr;
+use ark_r1cs_std::alloc::AllocVar;
+use ark_r1cs_std::eq::EqGadget;
+use ark_r1cs_std::fields::fp::FpVar;
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
+use thiserror::Error;
+
+/// Default challenges per sector.
+pub const DEFAULT_CHALLENGES: usize = 10;
+
+/// Proving failures.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PostError {
+    /// The batch does not match the circuit's shape.
+    #[error("expected {want} sectors of depth {depth}, got {got}")]
+    Shape {
+        /// Sectors in the circuit.
+        want: usize,
+        /// Depth of each tree.
+        depth: usize,
+        /// Sectors given.
+        got: usize,
+    },
+}
+
+/// The shape a key is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Sectors per proof.
+    pub sectors: usize,
+    /// Leaves per sector = 2^depth.
+    pub depth: usize,
+    /// Challenges per sector.
+    pub challenges: usize,
+}
+
+/// One sector's witness.
+#[derive(Debug, Clone)]
+pub struct SectorWitness {
+    /// `comm_c`.
+    pub comm_c: Fr,
+    /// `comm_r_last`.
+    pub comm_r_last: Fr,
+    /// Per challenge: the replica leaf and its path.
+    pub openings: Vec<(Fr, Vec<Fr>)>,
+}
+
+/// The PoSt circuit (values `None` for key generation).
+#[derive(Debug, Clone)]
+pub struct PostCircuit {
+    shape: Shape,
+    /// Per sector: comm_r and challenge indices (public).
+    public: Vec<Option<(Fr, Vec<u64>)>>,
+    witness: Vec<Option<SectorWitness>>,
+}
+
+impl PostCircuit {
+    /// A circuit with no values, for key generation.
+    pub fn blank(shape: Shape) -> Self {
+        PostCircuit {
+            shape,
+            public: vec![None; shape.sectors],
+            witness: vec![None; shape.sectors],
+        }
+    }
+
+    /// The circuit for proving window `window` against `nonce` for `sectors` (id, sealed
+    /// sector), the prover holding `replicas` (each sector's replica leaves).
+    pub fn prove_for(
+        shape: Shape,
+        nonce: &[u8; 32],
+        window: u64,
+        sectors: &[(u64, &Sealed)],
+    ) -> Result<Self, PostError> {
+        if sectors.len() != shape.sectors
+            || sectors
+                .iter()
+                .any(|(_, s)| s.replica.len() != 1 << shape.depth)
+        {
+            return Err(PostError::Shape {
+                want: shape.sectors,
+                depth: shape.depth,
+                got: sectors.len(),
+            });
+        }
+        let seed = post_seed(nonce, window);
+        let mut public = Vec::new();
+        let mut witness = Vec::new();
+        for (id, s) in sectors {
+            let tree = MerkleTree::new(&s.replica).map_err(|_| PostError::Shape {
+                want: shape.sectors,
+                depth: shape.depth,
+                got: sectors.len(),
+            })?;
+            let idx: Vec<u64> = (0..shape.challenges as u64)
+                .map(|i| challenge(seed, *id, i, 1 << shape.depth) as u64)
+                .collect();
+            let openings = idx
+                .iter()
+                .map(|&i| {
+                    (
+                        s.replica[i as usize],
+                        tree.path(i as usize).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            public.push(Some((s.comm_r, idx)));
+            witness.push(Some(SectorWitness {
+                comm_c: s.comm_c,
+                comm_r_last: s.comm_r_last,
+                openings,
+            }));
+        }
+        Ok(PostCircuit {
+            shape,
+            public,
+            witness,
+        })
+    }
+
+    /// Replaces a sector's witness (tests use this to play a cheating prover).
+    pub fn with_witness(mut self, sector: usize, w: SectorWitness) -> Self {
+        if let Some(slot) = self.witness.get_mut(sector) {
+            *slot = Some(w);
+        }
+        self
+    }
+
+    /// The witness of a sector, if set.
+    pub fn witness(&self, sector: usize) -> Option<&SectorWitness> {
+        self.witness.get(sector).and_then(Option::as_ref)
+    }
+}
+
+/// The public inputs a verifier computes for window `window`, nonce `nonce` and the sectors'
+/// `(id, comm_r)`.
+pub fn public_inputs(
+    shape: Shape,
+    nonce: &[u8; 32],
+    window: u64,
+    sectors: &[(u64, Fr)],
+) -> Vec<Fr> {
+    let seed = post_seed(nonce, window);
+    let mut v = Vec::new();
+    for (id, comm_r) in sectors {
+        v.push(*comm_r);
+        for i in 0..shape.challenges as u64 {
+            v.push(Fr::from(challenge(seed, *id, i, 1 << shape.depth) as u64));
+        }
+    }
+    v
+}
+
+impl ConstraintSynthesizer<Fr> for PostCircuit {
+    fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+        let miss = || SynthesisError::AssignmentMissing;
+        for s in 0..self.shape.sectors {
+            let public = self.public.get(s).cloned().flatten();
+            let witness = self.witness.get(s).cloned().flatten();
+            let comm_r =
+                FpVar::new_input(cs.clone(), || public.as_ref().map(|p| p.0).ok_or(miss()))?;
+            let idx_vars = (0..self.shape.challenges)
+                .map(|i| {
+                    FpVar::new_input(cs.clone(), || {
+                        public
+                            .as_ref()
+                            .and_then(|p| p.1.get(i))
+                            .map(|&x| Fr::from(x))
+                            .ok_or(miss())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let comm_c = FpVar::new_witness(cs.clone(), || {
+                witness.as_ref().map(|w| w.comm_c).ok_or(miss())
+            })?;
+            let comm_r_last = FpVar::new_witness(cs.clone(), || {
+                witness.as_ref().map(|w| w.comm_r_last).ok_or(miss())
+            })?;
+            hash_var(Domain::CommR, &[comm_c, comm_r_last.clone()])?.enforce_equal(&comm_r)?;
+            for (i, index) in idx_vars.iter().enumerate() {
+                let opening = witness.as_ref().and_then(|w| w.openings.get(i));
+                let leaf = FpVar::new_witness(cs.clone(), || opening.map(|o| o.0).ok_or(miss()))?;
+                let path = (0..self.shape.depth)
+                    .map(|l| {
+                        FpVar::new_witness(cs.clone(), || {
+                            opening.and_then(|o| o.1.get(l).copied()).ok_or(miss())
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let bits = index_bits(index, self.shape.depth)?;
+                root_from_path_var(&leaf, &bits, &path)?.enforce_equal(&comm_r_last)?;
+            }
+        }
+        Ok(())
+    }
+}
