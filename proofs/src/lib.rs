@@ -26,12 +26,16 @@
 //! assert!(!verify(tree.root(), leaves[5], 4, &path));
 //! ```
 //!
-//! Still to come (issue 4): the seal (PoRep) circuit, key files referenced by digest, proof
-//! fixtures, the `cairn proofs` commands, and audits in the network.
+//! - [`porep`]: the seal circuit: challenged nodes (derived from `replica_id` and `comm_r`)
+//!   were labelled from their parents' columns and encoded into the replica.
+//!
+//! Still to come (issue 4): key files referenced by digest, proof fixtures, the `cairn
+//! proofs` commands, fuzz targets for proof and key decoding, and audits in the network.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod merkle;
+pub mod porep;
 pub mod poseidon;
 pub mod post;
 pub mod sdr;
