@@ -3,6 +3,7 @@
 mod bench;
 mod network;
 mod placement;
+mod proofs;
 
 use anyhow::{bail, Context, Result};
 use cairn_core::block::parse_cid;
@@ -102,6 +103,12 @@ enum Cmd {
     Placement {
         #[command(subcommand)]
         cmd: placement::PlacementCmd,
+    },
+    /// Proofs of storage: seal a sector, prove a window, verify (exit 0 valid, 1 invalid,
+    /// 2 malformed input).
+    Proofs {
+        #[command(subcommand)]
+        cmd: proofs::ProofsCmd,
     },
     /// A local network of storage nodes, one process each.
     Devnet {
@@ -628,6 +635,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Cmd::Demo { dir } => network::demo(dir)?,
+        Cmd::Proofs { cmd } => return proofs::run(cmd),
         Cmd::Bench { cmd } => bench::run(cmd, json)?,
         Cmd::Placement { cmd } => placement::run_cmd(cmd, json)?,
     }

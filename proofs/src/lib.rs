@@ -34,6 +34,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod keys;
 pub mod merkle;
 pub mod porep;
 pub mod poseidon;

@@ -1,0 +1,370 @@
+//! `cairn proofs`: seal a file into a sector, prove a PoSt window, and verify proofs, for tests
+//! and auditors. Keys come from the deterministic development setup, cached by digest in
+//! `$CAIRN_KEYS` (default `~/.cache/cairn/keys`); production needs ceremony keys.
+
+use anyhow::{bail, Context, Result};
+use ark_bn254::{Bn254, Fr};
+use ark_ff::{BigInteger, PrimeField};
+use ark_groth16::{Groth16, Proof};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use ark_snark::SNARK;
+use cairn_proofs::keys::{load_or_setup, Keys};
+use cairn_proofs::porep::{self, SealCircuit};
+use cairn_proofs::post::{self, PostCircuit, Shape, DEFAULT_CHALLENGES};
+use cairn_proofs::sdr::{self, Sealed, SectorParams};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Labelling layers of CLI sectors.
+const LAYERS: usize = 2;
+/// Seal challenges per proof.
+const SEAL_CHALLENGES: usize = 2;
+/// Seed of the development key setup (never for production).
+const DEV_SETUP_SEED: u64 = 0xCA12_0001;
+
+/// Proof commands.
+#[derive(Subcommand)]
+pub enum ProofsCmd {
+    /// Seal a file into a sector: writes DIR/replica.bin, DIR/commitments.json, DIR/seal.proof.
+    Seal {
+        /// Input file (at most 31/32 of the sector size).
+        #[arg(long)]
+        input: PathBuf,
+        /// Sector size in bytes (a power of two, at least 64).
+        #[arg(long)]
+        sector_size: usize,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sector number.
+        #[arg(long, default_value_t = 0)]
+        sector: u64,
+    },
+    /// Prove window N of a sealed sector against an auditor's nonce.
+    Post {
+        /// Directory written by `seal`.
+        #[arg(long)]
+        sealed: PathBuf,
+        /// Auditor nonce, 64 hex digits.
+        #[arg(long)]
+        nonce: String,
+        /// Window number.
+        #[arg(long)]
+        window: u64,
+        /// Proof output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a PoSt proof: exit 0 valid, 1 invalid, 2 malformed input.
+    Verify {
+        /// commitments.json of the sector.
+        #[arg(long)]
+        commitments: PathBuf,
+        /// Auditor nonce, 64 hex digits.
+        #[arg(long)]
+        nonce: String,
+        /// Window number.
+        #[arg(long)]
+        window: u64,
+        /// Proof file.
+        #[arg(long)]
+        proof: PathBuf,
+    },
+    /// Verify a seal proof: exit 0 valid, 1 invalid, 2 malformed input.
+    VerifySeal {
+        /// commitments.json of the sector.
+        #[arg(long)]
+        commitments: PathBuf,
+        /// Proof file.
+        #[arg(long)]
+        proof: PathBuf,
+    },
+}
+
+/// `commitments.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Commitments {
+    version: u64,
+    sector_size: usize,
+    layers: usize,
+    graph_seed: String,
+    sector: u64,
+    data_len: usize,
+    replica_id: String,
+    comm_d: String,
+    comm_c: String,
+    comm_r_last: String,
+    comm_r: String,
+}
+
+fn fr_hex(x: &Fr) -> String {
+    x.into_bigint()
+        .to_bytes_le()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn hex32(s: &str, what: &str) -> Result<[u8; 32]> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{what} must be 64 hex digits");
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(out)
+}
+
+fn fr_from_hex(s: &str, what: &str) -> Result<Fr> {
+    let b = hex32(s, what)?;
+    let x = Fr::from_le_bytes_mod_order(&b);
+    if fr_hex(&x) != s.to_ascii_lowercase() {
+        bail!("{what} is not a canonical field element");
+    }
+    Ok(x)
+}
+
+fn graph_seed() -> [u8; 32] {
+    *blake3::hash(b"cairn sdr-lite graph v1").as_bytes()
+}
+
+fn params(sector_size: usize) -> Result<SectorParams> {
+    if sector_size < 64 || !sector_size.is_power_of_two() || sector_size > 1 << 30 {
+        bail!("--sector-size must be a power of two between 64 bytes and 1 GiB");
+    }
+    Ok(SectorParams {
+        nodes: sector_size / 32,
+        layers: LAYERS,
+        graph_seed: graph_seed(),
+    })
+}
+
+fn key_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_KEYS") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".cache/cairn/keys")
+}
+
+fn seal_keys(p: &SectorParams) -> Result<Keys> {
+    let shape = format!("seal-n{}-l{}-c{}", p.nodes, p.layers, SEAL_CHALLENGES);
+    let p2 = p.clone();
+    Ok(load_or_setup(
+        &key_dir(),
+        &shape,
+        DEV_SETUP_SEED,
+        move || SealCircuit::blank(p2, SEAL_CHALLENGES),
+    )?)
+}
+
+fn post_shape(p: &SectorParams) -> Shape {
+    Shape {
+        sectors: 1,
+        depth: p.nodes.trailing_zeros() as usize,
+        challenges: DEFAULT_CHALLENGES,
+    }
+}
+
+fn post_keys(shape: Shape) -> Result<Keys> {
+    let name = format!(
+        "post-s{}-d{}-c{}",
+        shape.sectors, shape.depth, shape.challenges
+    );
+    Ok(load_or_setup(
+        &key_dir(),
+        &name,
+        DEV_SETUP_SEED,
+        move || PostCircuit::blank(shape),
+    )?)
+}
+
+fn write_proof(proof: &Proof<Bn254>, out: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    proof.serialize_compressed(&mut bytes)?;
+    std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
+}
+
+/// Reads commitments; every error is "malformed input".
+fn read_commitments(path: &Path) -> Result<(Commitments, SectorParams, [Fr; 5])> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if text.len() > 64 << 10 {
+        bail!("{} is too large for a commitments file", path.display());
+    }
+    let c: Commitments = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a commitments file", path.display()))?;
+    if c.version != sdr::VERSION {
+        bail!("commitments version {} is not supported", c.version);
+    }
+    let p = params(c.sector_size)?;
+    if c.layers != p.layers || hex32(&c.graph_seed, "graph_seed")? != p.graph_seed {
+        bail!("commitments use other sector parameters than this build");
+    }
+    let f = [
+        fr_from_hex(&c.replica_id, "replica_id")?,
+        fr_from_hex(&c.comm_d, "comm_d")?,
+        fr_from_hex(&c.comm_c, "comm_c")?,
+        fr_from_hex(&c.comm_r_last, "comm_r_last")?,
+        fr_from_hex(&c.comm_r, "comm_r")?,
+    ];
+    Ok((c, p, f))
+}
+
+fn read_proof(path: &Path) -> Result<Proof<Bn254>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() > 1024 {
+        bail!("{} is too large for a proof", path.display());
+    }
+    Proof::<Bn254>::deserialize_compressed(&bytes[..])
+        .map_err(|e| anyhow::anyhow!("{} is not a Groth16 proof: {e}", path.display()))
+}
+
+fn malformed(e: anyhow::Error) -> ExitCode {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    eprintln!("malformed: {}", chain.join(": "));
+    ExitCode::from(2)
+}
+
+/// Runs a proofs command.
+pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
+    match cmd {
+        ProofsCmd::Seal {
+            input,
+            sector_size,
+            out,
+            sector,
+        } => {
+            let p = params(*sector_size)?;
+            let data =
+                std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+            let node = [0u8; 32];
+            let ticket = *blake3::hash(&data).as_bytes();
+            let s = sdr::seal(&p, &data, &node, *sector, &ticket)?;
+            std::fs::create_dir_all(out)?;
+            let mut rep = Vec::with_capacity(p.nodes * 32);
+            for x in &s.replica {
+                let mut b = x.into_bigint().to_bytes_le();
+                b.resize(32, 0);
+                rep.extend_from_slice(&b);
+            }
+            std::fs::write(out.join("replica.bin"), rep)?;
+            let c = Commitments {
+                version: sdr::VERSION,
+                sector_size: *sector_size,
+                layers: p.layers,
+                graph_seed: p.graph_seed.iter().map(|b| format!("{b:02x}")).collect(),
+                sector: *sector,
+                data_len: data.len(),
+                replica_id: fr_hex(&s.replica_id),
+                comm_d: fr_hex(&s.comm_d),
+                comm_c: fr_hex(&s.comm_c),
+                comm_r_last: fr_hex(&s.comm_r_last),
+                comm_r: fr_hex(&s.comm_r),
+            };
+            std::fs::write(out.join("commitments.json"), serde_json::to_vec_pretty(&c)?)?;
+            let keys = seal_keys(&p)?;
+            let circuit = SealCircuit::prove_for(&p, SEAL_CHALLENGES, &data, &s)?;
+            let proof = Groth16::<Bn254>::prove(&keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+                .map_err(|e| anyhow::anyhow!("proving: {e}"))?;
+            write_proof(&proof, &out.join("seal.proof"))?;
+            println!("{}", c.comm_r);
+            Ok(ExitCode::SUCCESS)
+        }
+        ProofsCmd::Post {
+            sealed,
+            nonce,
+            window,
+            out,
+        } => {
+            let (c, p, f) = read_commitments(&sealed.join("commitments.json"))?;
+            let nonce = hex32(nonce, "--nonce")?;
+            let bytes = std::fs::read(sealed.join("replica.bin"))
+                .with_context(|| format!("reading {}", sealed.join("replica.bin").display()))?;
+            if bytes.len() != p.nodes * 32 {
+                bail!(
+                    "replica.bin has {} bytes, the sector {}",
+                    bytes.len(),
+                    p.nodes * 32
+                );
+            }
+            let replica: Vec<Fr> = bytes.chunks(32).map(Fr::from_le_bytes_mod_order).collect();
+            let s = Sealed {
+                replica,
+                replica_id: f[0],
+                comm_d: f[1],
+                comm_c: f[2],
+                comm_r_last: f[3],
+                comm_r: f[4],
+            };
+            let shape = post_shape(&p);
+            let keys = post_keys(shape)?;
+            let circuit = PostCircuit::prove_for(shape, &nonce, *window, &[(c.sector, &s)])?;
+            let proof = Groth16::<Bn254>::prove(&keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+                .map_err(|e| anyhow::anyhow!("proving: {e}"))?;
+            write_proof(&proof, out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ProofsCmd::Verify {
+            commitments,
+            nonce,
+            window,
+            proof,
+        } => {
+            let parsed = (|| {
+                let (c, p, f) = read_commitments(commitments)?;
+                let nonce = hex32(nonce, "--nonce")?;
+                let proof = read_proof(proof)?;
+                Ok::<_, anyhow::Error>((c, p, f, nonce, proof))
+            })();
+            let (c, p, f, nonce, proof) = match parsed {
+                Ok(x) => x,
+                Err(e) => return Ok(malformed(e)),
+            };
+            let shape = post_shape(&p);
+            let keys = post_keys(shape)?;
+            let inputs = post::public_inputs(shape, &nonce, *window, &[(c.sector, f[4])]);
+            verdict(Groth16::<Bn254>::verify_with_processed_vk(
+                &keys.pvk, &inputs, &proof,
+            ))
+        }
+        ProofsCmd::VerifySeal { commitments, proof } => {
+            let parsed = (|| {
+                let (_, p, f) = read_commitments(commitments)?;
+                let proof = read_proof(proof)?;
+                Ok::<_, anyhow::Error>((p, f, proof))
+            })();
+            let (p, f, proof) = match parsed {
+                Ok(x) => x,
+                Err(e) => return Ok(malformed(e)),
+            };
+            let keys = seal_keys(&p)?;
+            let inputs = porep::public_inputs(&p, SEAL_CHALLENGES, f[0], f[1], f[4]);
+            verdict(Groth16::<Bn254>::verify_with_processed_vk(
+                &keys.pvk, &inputs, &proof,
+            ))
+        }
+    }
+}
+
+fn verdict<E: std::fmt::Display>(r: Result<bool, E>) -> Result<ExitCode> {
+    match r {
+        Ok(true) => {
+            println!("valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(false) => {
+            eprintln!("invalid: the proof does not verify against these public values");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("malformed: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
