@@ -531,3 +531,83 @@ async fn dataset_streams_files_in_order_and_in_a_seeded_shuffle() {
         n.shutdown().await;
     }
 }
+
+/// Claims every block and answers only after a long delay.
+struct Slow;
+
+impl Service for Slow {
+    fn info(&self) -> NodeInfo {
+        NodeInfo::default()
+    }
+    fn have(&self, cids: &[Cid]) -> Vec<bool> {
+        vec![true; cids.len()]
+    }
+    fn get_block(&self, _: &Cid) -> Option<Bytes> {
+        std::thread::sleep(Duration::from_secs(3));
+        None
+    }
+    fn put_block(&self, _: PeerId, _: &Cid, _: Block) -> PutStatus {
+        PutStatus::NoSpace
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_provider_is_abandoned_for_parity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = dataset(dir.path(), 3 << 20 | 1 << 19, 17);
+    let nodes = network(6).await;
+    let rep = nodes[0].put(&path).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    let (slow, _ev) = cairn_net::start(
+        Keypair::generate_ed25519(),
+        net_config(vec![]),
+        Arc::new(Slow),
+    )
+    .await
+    .unwrap();
+    // one honest holder leaves: the slow peer is then the only one claiming its shard
+    let victim = rep.placement[0][1].holders[0].clone();
+    let mut alive = Vec::new();
+    for n in &nodes {
+        if n.peer_id().to_string() == victim {
+            n.shutdown().await;
+        } else {
+            alive.push(n.clone());
+        }
+    }
+    let (_, cnet) = client_for(&alive[0]).await;
+    cnet.dial(slow.listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let client = Client::new(
+        cnet.clone(),
+        Options {
+            block_timeout: Duration::from_millis(300),
+            ..Options::default()
+        },
+    )
+    .with_progress(tx);
+    let out = dir.path().join("out");
+    client.get(&root, &out).await.unwrap();
+    drop(client);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let mut timed_out = 0;
+    let mut rebuilt = 0;
+    while let Some(e) = rx.recv().await {
+        match e {
+            Progress::ProviderFailed { peer, reason, .. } if peer == slow.peer_id() => {
+                assert!(reason.contains("no answer within"), "{reason}");
+                timed_out += 1;
+            }
+            Progress::Reconstructed { shards, .. } => rebuilt += shards,
+            _ => {}
+        }
+    }
+    assert!(timed_out >= 1);
+    assert!(rebuilt >= 1);
+    cnet.shutdown().await;
+    for n in &alive {
+        n.shutdown().await;
+    }
+}
