@@ -20,7 +20,7 @@ echo "==== part 2: the embedded repo"
 
 echo "== 1. generate a sample AI dataset: 8 WebDataset tar shards of ~3 MiB (seeded)"
 "$CAIRN" bench sample-dataset --out "$WORK/dataset" --shards 8 --shard-mib 3
-tar -tf "$WORK/dataset/train/shard-000000.tar" | head -4
+tar -tf "$WORK/dataset/train/shard-000000.tar" | sed -n 1,4p  # sed reads all: no SIGPIPE under pipefail
 
 echo "== 2. cairn put: one CID for the whole dataset"
 "$CAIRN" --json put "$WORK/dataset" | tee "$WORK/put.json"

@@ -478,6 +478,9 @@ fn demo_inner(dir: &Path) -> Result<()> {
     let t = std::time::Instant::now();
     let bytes = get(&survivor.api, &root, &out, false)?;
     println!("   {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
+    if Some(bytes) != rep["bytes"].as_u64() {
+        bail!("fetched {bytes} file bytes, the put reported {}", rep["bytes"]);
+    }
     let mut a = Vec::new();
     files_under(&data, &data, &mut a)?;
     a.sort();
@@ -514,7 +517,7 @@ fn demo_inner(dir: &Path) -> Result<()> {
                     .filter_map(|p| p.as_str().and_then(|p| names.get(p).cloned()))
                     .collect();
                 if h.is_empty() {
-                    "LOST".into()
+                    "down".into()
                 } else {
                     h.join("+")
                 }

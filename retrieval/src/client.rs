@@ -608,13 +608,15 @@ impl Client {
             .collect()
             .await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let bytes = if layout.raw_root {
+            std::fs::metadata(&partial).map_err(ioe(&partial))?.len()
+        } else {
+            layout.bytes
+        };
         std::fs::rename(&partial, out).map_err(ioe(out))?;
         let _ = cache.remove();
-        self.emit(Progress::Done {
-            bytes: layout.bytes,
-        })
-        .await;
-        Ok(layout.bytes)
+        self.emit(Progress::Done { bytes }).await;
+        Ok(bytes)
     }
 }
 

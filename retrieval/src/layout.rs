@@ -23,6 +23,8 @@ pub struct Layout {
     pub bytes: u64,
     /// Leaf destinations.
     pub leaves: Targets,
+    /// The dataset is a single raw block, whose size is only known once it is fetched.
+    pub raw_root: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RetrievalError + '_ {
@@ -37,7 +39,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RetrievalError + '_ {
 pub fn plan(cache: &BlockCache, root: &Cid, out: &Path) -> Result<Layout, RetrievalError> {
     let mut l = Layout::default();
     let mut reader = cache.reader();
-    place(&mut reader, root, out, &mut l, 0)?;
+    place(&mut reader, root, out, &mut l, 0, None)?;
     Ok(l)
 }
 
@@ -55,6 +57,7 @@ fn place<F>(
     out: &Path,
     l: &mut Layout,
     depth: usize,
+    size_hint: Option<u64>,
 ) -> Result<(), RetrievalError>
 where
     F: FnMut(&Cid) -> Result<Vec<u8>, cairn_core::dag::FetchError>,
@@ -63,8 +66,13 @@ where
         return Err(DagError::TooDeep.into());
     }
     if cid.codec() == RAW {
-        // a file of one raw block; its size is the block's
-        open_file(out, None)?;
+        // a file of one raw block; its size is the block's, which the directory entry that
+        // links it records (a raw root has none: it is counted when written)
+        open_file(out, size_hint)?;
+        l.bytes += size_hint.unwrap_or(0);
+        if size_hint.is_none() {
+            l.raw_root = true;
+        }
         l.leaves
             .entry(*cid)
             .or_default()
@@ -88,7 +96,7 @@ where
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && out.is_dir() => {}
                 Err(e) => return Err(io(out)(e)),
             }
-            for (name, child, _) in reader.list(cid)? {
+            for (name, child, tsize) in reader.list(cid)? {
                 if name.is_empty()
                     || name == "."
                     || name == ".."
@@ -97,7 +105,8 @@ where
                 {
                     return Err(unsafe_name(cid));
                 }
-                place(reader, &child, &out.join(&name), l, depth + 1)?;
+                let hint = (child.codec() == RAW).then_some(tsize);
+                place(reader, &child, &out.join(&name), l, depth + 1, hint)?;
             }
         }
         Kind::Symlink => {
