@@ -479,7 +479,10 @@ fn demo_inner(dir: &Path) -> Result<()> {
     let bytes = get(&survivor.api, &root, &out, false)?;
     println!("   {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
     if Some(bytes) != rep["bytes"].as_u64() {
-        bail!("fetched {bytes} file bytes, the put reported {}", rep["bytes"]);
+        bail!(
+            "fetched {bytes} file bytes, the put reported {}",
+            rep["bytes"]
+        );
     }
     let mut a = Vec::new();
     files_under(&data, &data, &mut a)?;

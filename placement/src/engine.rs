@@ -8,7 +8,7 @@
 //! becomes a training example only when the object is next seen (the label is then known) or
 //! when it has not been seen for the memory window (32 x the eviction age; then "not reused").
 //!
-//! Eviction samples 64 residents and evicts the one most likely not needed before the boundary,
+//! Eviction samples 32 residents and evicts the one most likely not needed before the boundary,
 //! ties broken towards the older. Until the first model is trained it evicts the least recently
 //! used of the sample. Every miss is admitted (`BYPASS` off: refusing predicted-cold newcomers
 //! cut promoted bytes but raised the miss ratio; see `docs/placement.md`).
@@ -27,7 +27,7 @@ const NFEAT: usize = 10;
 const GAPS: usize = 4;
 const HALF_LIVES: [f64; 4] = [512.0, 4096.0, 32768.0, 262_144.0];
 /// Residents sampled per eviction.
-const SAMPLES: usize = 64;
+const SAMPLES: usize = 32;
 /// Labelled examples kept for training (the most recent).
 const TRAIN_KEEP: usize = 16_384;
 /// New labelled examples between retrainings: 4,096 at first (short traces need a model
