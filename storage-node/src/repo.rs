@@ -64,6 +64,9 @@ pub enum RepoError {
     /// Ingest failed.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// Writing a tree out failed.
+    #[error(transparent)]
+    Export(#[from] cairn_retrieval::export::ExportError),
 }
 
 /// One directory entry, for `ls`.
@@ -254,7 +257,9 @@ impl Repo {
         if tmp.symlink_metadata().is_ok() {
             return Err(RepoError::Exists(tmp));
         }
-        match self.export(cid, &tmp, 0) {
+        match cairn_retrieval::export::export(&mut self.reader(), cid, &tmp)
+            .map_err(RepoError::from)
+        {
             Ok(n) => {
                 std::fs::rename(&tmp, out).map_err(io(out))?;
                 Ok(n)
@@ -262,53 +267,6 @@ impl Repo {
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
                 Err(e)
-            }
-        }
-    }
-
-    fn export(&self, cid: &Cid, out: &Path, depth: usize) -> Result<u64, RepoError> {
-        if depth > cairn_core::dag::MAX_DEPTH {
-            return Err(DagError::TooDeep.into());
-        }
-        let node = self.reader().node(cid)?;
-        match node.kind() {
-            Kind::File => {
-                let f = std::fs::File::create(out).map_err(io(out))?;
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-                let n = self.reader().read_file(cid, &mut w)?;
-                w.flush().map_err(io(out))?;
-                Ok(n)
-            }
-            Kind::Directory => {
-                std::fs::create_dir(out).map_err(io(out))?;
-                let mut n = 0;
-                for e in self.ls(cid)? {
-                    // names come from the DAG: refuse anything that would escape `out`
-                    if e.name.is_empty()
-                        || e.name == "."
-                        || e.name == ".."
-                        || e.name.contains('/')
-                        || e.name.contains('\0')
-                    {
-                        return Err(DagError::Decode {
-                            cid: *cid,
-                            source: cairn_core::dagpb::DagPbError::Malformed("unsafe entry name"),
-                        }
-                        .into());
-                    }
-                    n += self.export(&e.cid, &out.join(&e.name), depth + 1)?;
-                }
-                Ok(n)
-            }
-            Kind::Symlink => {
-                let Node::Symlink(target) = node else {
-                    return Ok(0);
-                };
-                #[cfg(unix)]
-                std::os::unix::fs::symlink(&target, out).map_err(io(out))?;
-                #[cfg(not(unix))]
-                let _ = target;
-                Ok(0)
             }
         }
     }
