@@ -228,14 +228,7 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
                 bail!("get through the network takes a root CID without a path");
             }
             let n = network::get(api, &c, output, cli.json)?;
-            if cli.json {
-                println!(
-                    "{}",
-                    json!({"cid": c.to_string(), "output": output.display().to_string(), "bytes": n})
-                );
-            } else {
-                eprintln!("wrote {} ({n} bytes)", output.display());
-            }
+            report_get(cli.json, &c, output, n);
         }
         Cmd::Stat { target: t } => {
             let (c, _) = target(t)?;
@@ -271,6 +264,18 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
         _ => return Ok(None),
     }
     Ok(Some(ExitCode::SUCCESS))
+}
+
+/// What `get` prints: a JSON line, or one line on stderr.
+fn report_get(json: bool, c: &Cid, output: &Path, n: u64) {
+    if json {
+        println!(
+            "{}",
+            json!({"cid": c.to_string(), "output": output.display().to_string(), "bytes": n})
+        );
+    } else {
+        eprintln!("wrote {} ({n} bytes)", output.display());
+    }
 }
 
 fn repo_path(cli: &Cli) -> Result<PathBuf> {
@@ -396,14 +401,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (c, path) = target(t)?;
             let c = repo.resolve(&c, &path)?;
             let n = repo.get(&c, output)?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"cid": c.to_string(), "output": output.display().to_string(), "bytes": n})
-                );
-            } else {
-                eprintln!("wrote {} ({n} bytes)", output.display());
-            }
+            report_get(json, &c, output, n);
         }
         Cmd::Cat { target: t } => {
             let repo = open(&cli)?;

@@ -53,31 +53,8 @@ impl Model {
 
     /// Predicts one row.
     pub fn predict(&self, x: &[f32]) -> f32 {
-        let mut y = self.base;
-        for t in &self.trees {
-            let mut i = 0usize;
-            loop {
-                match t[i] {
-                    TNode::Leaf(v) => {
-                        y += v;
-                        break;
-                    }
-                    TNode::Split {
-                        feat,
-                        thr,
-                        left,
-                        right,
-                    } => {
-                        i = if x[feat as usize] <= thr {
-                            left as usize
-                        } else {
-                            right as usize
-                        };
-                    }
-                }
-            }
-        }
-        y
+        // added in the same order as before, so results are bit-identical
+        self.trees.iter().fold(self.base, |y, t| y + eval(t, x))
     }
 
     /// Fits a model to rows `x` (each `nfeat` long, row-major) and targets `y`.

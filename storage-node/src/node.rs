@@ -808,35 +808,48 @@ impl Node {
         let _one = self.inner.repair_lock.lock().await;
         let mut round = RepairRound::default();
         let repo = self.inner.repo.clone();
-        let datasets = block_on_pool(move || {
-            let mut v = Vec::new();
-            for (_, mcid) in repo.datasets()? {
+        let (datasets, unreadable) = block_on_pool(move || {
+            let load = |mcid: Cid| -> Result<_, RepoError> {
                 let m = repo.manifest(&mcid)?;
                 let s = repo.stripes(&m)?;
-                let head = Block {
+                let mut blocks = vec![Block {
                     cid: mcid,
                     data: repo.block(&mcid)?.into(),
-                };
-                let mut blocks = vec![head];
+                }];
                 for p in &m.pages {
                     blocks.push(Block {
                         cid: *p,
                         data: repo.block(p)?.into(),
                     });
                 }
-                v.push((m, s, blocks));
+                Ok((m, s, blocks))
+            };
+            // one unreadable manifest (a peer may have pushed a bad one) must not stop the
+            // repair of every other dataset
+            let (mut ok, mut bad) = (Vec::new(), Vec::new());
+            for (root, mcid) in repo.datasets()? {
+                match load(mcid) {
+                    Ok(d) => ok.push(d),
+                    Err(e) => bad.push(format!("dataset {root}: {e}")),
+                }
             }
-            Ok::<_, RepoError>(v)
+            Ok::<_, RepoError>((ok, bad))
         })
         .await??;
+        round.failed.extend(unreadable);
         let nodes = self.live_nodes().await;
         let ids: Vec<PeerId> = nodes.iter().map(|x| x.0).collect();
         let me = self.peer_id();
         for (m, stripes, manifest_blocks) in datasets {
             let cids: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
             let holders = self.holders(&cids, &ids).await;
-            let coder = Coder::new(m.k as usize, m.m as usize)
-                .map_err(|e| NodeError::Config(e.to_string()))?;
+            let coder = match Coder::new(m.k as usize, m.m as usize) {
+                Ok(c) => c,
+                Err(e) => {
+                    round.failed.push(format!("dataset {}: {e}", m.root));
+                    continue;
+                }
+            };
             for (si, s) in stripes.iter().enumerate() {
                 round.stripes += 1;
                 let mut stripe_holders: HashSet<PeerId> = HashSet::new();

@@ -168,23 +168,27 @@ impl Service for Liar {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provider_serving_wrong_bytes_is_detected_skipped_and_penalised() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = dataset(dir.path(), 3 << 20 | 1 << 19, 12);
+/// A 6-node network holding a 3.5 MiB dataset, plus a misbehaving peer serving `rogue`; the
+/// honest holder of shard `shard` of stripe 0 leaves, so the rogue is the only peer claiming
+/// that shard. Returns the data, its root, the surviving nodes, a client network connected to
+/// a survivor and the rogue, and the rogue's handle.
+struct Rogue {
+    data: Vec<u8>,
+    root: Cid,
+    alive: Vec<Node>,
+    cnet: cairn_net::NetClient,
+    rogue: cairn_net::NetClient,
+}
+
+async fn rogue_scenario(dir: &Path, seed: u32, shard: usize, rogue: Arc<dyn Service>) -> Rogue {
+    let (path, data) = dataset(dir, 3 << 20 | 1 << 19, seed);
     let nodes = network(6).await;
     let rep = nodes[0].put(&path).await.unwrap();
     let root: Cid = rep.root.parse().unwrap();
-    // the liar joins; one honest holder of stripe 0 leaves, so the liar is the only one
-    // claiming that shard
-    let (liar, _ev) = cairn_net::start(
-        Keypair::generate_ed25519(),
-        net_config(vec![]),
-        Arc::new(Liar),
-    )
-    .await
-    .unwrap();
-    let victim = rep.placement[0][0].holders[0].clone();
+    let (rogue, _ev) = cairn_net::start(Keypair::generate_ed25519(), net_config(vec![]), rogue)
+        .await
+        .unwrap();
+    let victim = rep.placement[0][shard].holders[0].clone();
     let mut alive = Vec::new();
     for n in &nodes {
         if n.peer_id().to_string() == victim {
@@ -194,9 +198,28 @@ async fn provider_serving_wrong_bytes_is_detected_skipped_and_penalised() {
         }
     }
     let (_, cnet) = client_for(&alive[0]).await;
-    cnet.dial(liar.listen_addrs().await.unwrap()[0].clone())
+    cnet.dial(rogue.listen_addrs().await.unwrap()[0].clone())
         .await
         .unwrap();
+    Rogue {
+        data,
+        root,
+        alive,
+        cnet,
+        rogue,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_serving_wrong_bytes_is_detected_skipped_and_penalised() {
+    let dir = tempfile::tempdir().unwrap();
+    let Rogue {
+        data,
+        root,
+        alive,
+        cnet,
+        rogue: liar,
+    } = rogue_scenario(dir.path(), 12, 0, Arc::new(Liar)).await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
     let client_base = Client::new(cnet.clone(), Options::default());
     let client = client_base.clone().with_progress(tx);
@@ -554,31 +577,13 @@ impl Service for Slow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_provider_is_abandoned_for_parity() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, data) = dataset(dir.path(), 3 << 20 | 1 << 19, 17);
-    let nodes = network(6).await;
-    let rep = nodes[0].put(&path).await.unwrap();
-    let root: Cid = rep.root.parse().unwrap();
-    let (slow, _ev) = cairn_net::start(
-        Keypair::generate_ed25519(),
-        net_config(vec![]),
-        Arc::new(Slow),
-    )
-    .await
-    .unwrap();
-    // one honest holder leaves: the slow peer is then the only one claiming its shard
-    let victim = rep.placement[0][1].holders[0].clone();
-    let mut alive = Vec::new();
-    for n in &nodes {
-        if n.peer_id().to_string() == victim {
-            n.shutdown().await;
-        } else {
-            alive.push(n.clone());
-        }
-    }
-    let (_, cnet) = client_for(&alive[0]).await;
-    cnet.dial(slow.listen_addrs().await.unwrap()[0].clone())
-        .await
-        .unwrap();
+    let Rogue {
+        data,
+        root,
+        alive,
+        cnet,
+        rogue: slow,
+    } = rogue_scenario(dir.path(), 17, 1, Arc::new(Slow)).await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
     let client = Client::new(
         cnet.clone(),
