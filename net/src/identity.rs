@@ -58,6 +58,28 @@ pub fn load_or_create(path: &Path) -> Result<Keypair, IdentityError> {
     }
 }
 
+/// Signs `msg` with `key` (ed25519: 64 bytes).
+pub fn sign(key: &Keypair, msg: &[u8]) -> Vec<u8> {
+    key.sign(msg).unwrap_or_default()
+}
+
+/// Whether `sig` is `peer`'s signature over `msg`. `peer` is the peer id's bytes; only peer ids
+/// that embed their public key (ed25519 ones do) can be checked, others are rejected.
+pub fn verify_signature(peer: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let Ok(id) = libp2p::PeerId::from_bytes(peer) else {
+        return false;
+    };
+    let mh = id.as_ref();
+    // identity multihash (code 0x00): the digest is the protobuf-encoded public key
+    if mh.code() != 0 {
+        return false;
+    }
+    match libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()) {
+        Ok(pk) => pk.verify(msg, sig),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +93,19 @@ mod tests {
         assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
         std::fs::write(&p, b"garbage").unwrap();
         assert!(matches!(load_or_create(&p), Err(IdentityError::Invalid(_))));
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_signer_and_message() {
+        let a = Keypair::generate_ed25519();
+        let b = Keypair::generate_ed25519();
+        let pa = a.public().to_peer_id().to_bytes();
+        let pb = b.public().to_peer_id().to_bytes();
+        let sig = sign(&a, b"window 7");
+        assert!(verify_signature(&pa, b"window 7", &sig));
+        assert!(!verify_signature(&pa, b"window 8", &sig));
+        assert!(!verify_signature(&pb, b"window 7", &sig));
+        assert!(!verify_signature(b"not a peer id", b"window 7", &sig));
+        assert!(!verify_signature(&pa, b"window 7", &sig[..10]));
     }
 }

@@ -1,8 +1,8 @@
 //! # cairn-net
 //!
 //! The only Cairn crate that touches libp2p. One task owns the [`libp2p::Swarm`] (TCP + Noise +
-//! Yamux, Identify, Ping, Kademlia, the `/cairn/ctrl/1` request-response protocol and
-//! `/cairn/blocks/1` streams); everything else talks to it through a cloneable [`NetClient`].
+//! Yamux, Identify, Ping, Kademlia, Gossipsub, the `/cairn/ctrl/1` request-response protocol
+//! and `/cairn/blocks/1` streams); everything else talks to it through a cloneable [`NetClient`].
 //! What a node serves comes from a [`Service`] the caller provides.
 //!
 //! ```no_run
@@ -26,7 +26,7 @@ pub mod wire;
 
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::{start, NetClient, NetConfig, NetEvent, CTRL_PROTOCOL, KAD_PROTOCOL};
+pub use node::{start, NetClient, NetConfig, NetEvent, CTRL_PROTOCOL, KAD_PROTOCOL, MAX_GOSSIP};
 
 use bytes::Bytes;
 use cairn_core::{Block, Cid};
@@ -49,6 +49,12 @@ pub trait Service: Send + Sync + 'static {
     fn put_done(&self, from: PeerId, manifest: &Cid, stored: &[Cid]) -> bool {
         let _ = (from, manifest, stored);
         true
+    }
+    /// Answers an application message ([`wire::CtrlRequest::App`]; proof audits). The answer
+    /// must fit [`wire::MAX_APP`]; an error is sent back as text.
+    fn app(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {
+        let _ = (from, msg);
+        Err("not supported by this peer".into())
     }
 }
 

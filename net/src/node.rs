@@ -5,7 +5,7 @@ use crate::records::{
     self, encode_manifest_record, manifest_key, validate_manifest_record, ManifestRecord,
 };
 use crate::wire::{
-    CtrlRequest, CtrlResponse, GetStatus, PutStatus, MAX_CTRL_REQUEST, MAX_CTRL_RESPONSE,
+    CtrlRequest, CtrlResponse, GetStatus, PutStatus, MAX_APP, MAX_CTRL_REQUEST, MAX_CTRL_RESPONSE,
 };
 use crate::{NetError, Service};
 use bytes::Bytes;
@@ -18,7 +18,9 @@ use libp2p::kad::{self, QueryId, QueryResult};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{
+    gossipsub, identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,11 @@ const MAX_PROVIDED_KEYS: usize = 1 << 20;
 const KAD_MAX_PACKET: usize = records::MAX_RECORD_VALUE + (16 << 10);
 /// Timeout of control requests and DHT queries.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of a control request: application requests (a window proof) may take seconds to
+/// answer; callers put shorter timeouts on quick requests.
+const CTRL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest gossip message.
+pub const MAX_GOSSIP: usize = 8 << 10;
 /// Timeout of one block-stream exchange (a batch of up to 256 blocks).
 const STREAM_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -76,6 +83,16 @@ pub enum NetEvent {
     Connected(PeerId),
     /// Last connection to a peer closed.
     Disconnected(PeerId),
+    /// A gossip message on a subscribed topic (authenticated by its author's libp2p signature,
+    /// at most [`MAX_GOSSIP`] bytes; the payload itself is unvalidated).
+    Gossip {
+        /// The author.
+        source: PeerId,
+        /// The topic.
+        topic: String,
+        /// The payload.
+        data: Vec<u8>,
+    },
 }
 
 /// Codec of `/cairn/ctrl/1`: one message per stream, read to the end with a size cap.
@@ -147,6 +164,7 @@ struct Behaviour {
     kad: kad::Behaviour<MemoryStore>,
     ctrl: request_response::Behaviour<CtrlCodec>,
     stream: libp2p_stream::Behaviour,
+    gossip: gossipsub::Behaviour,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NetError>>;
@@ -164,6 +182,8 @@ enum Command {
     Respond(ResponseChannel<CtrlResponse>, CtrlResponse),
     Disconnect(PeerId),
     Bootstrap(Reply<()>),
+    Subscribe(String, Reply<()>),
+    Publish(String, Vec<u8>, Reply<()>),
     Shutdown(Option<oneshot::Sender<()>>),
 }
 
@@ -173,6 +193,7 @@ pub struct NetClient {
     cmd: mpsc::Sender<Command>,
     control: libp2p_stream::Control,
     peer_id: PeerId,
+    key: Keypair,
     /// Idle block streams per peer, reused by later exchanges.
     pool: Arc<std::sync::Mutex<HashMap<PeerId, Vec<libp2p::Stream>>>>,
 }
@@ -192,6 +213,7 @@ pub async fn start(
     service: Arc<dyn Service>,
 ) -> Result<(NetClient, mpsc::Receiver<NetEvent>), NetError> {
     let peer_id = key.public().to_peer_id();
+    let signing_key = key.clone();
     let t = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let server = config.server;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -222,7 +244,7 @@ pub async fn start(
             } else {
                 kad::Mode::Client
             }));
-            Behaviour {
+            Ok(Behaviour {
                 identify: identify::Behaviour::new(
                     identify::Config::new("/cairn/id/1.0.0".into(), key.public())
                         .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
@@ -232,10 +254,19 @@ pub async fn start(
                 ctrl: request_response::Behaviour::with_codec(
                     CtrlCodec,
                     [(CTRL_PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+                    request_response::Config::default().with_request_timeout(CTRL_TIMEOUT),
                 ),
                 stream: libp2p_stream::Behaviour::new(),
-            }
+                gossip: gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    gossipsub::ConfigBuilder::default()
+                        .max_transmit_size(MAX_GOSSIP)
+                        .validation_mode(gossipsub::ValidationMode::Strict)
+                        .build()
+                        .map_err(|e| std::io::Error::other(e.to_string()))?,
+                )
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            })
         })
         .map_err(|e| t(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
@@ -273,6 +304,7 @@ pub async fn start(
         cmd: cmd_tx.clone(),
         control,
         peer_id,
+        key: signing_key,
         pool: Arc::default(),
     };
     for addr in &config.bootstrap {
@@ -430,6 +462,26 @@ impl SwarmTask {
             Command::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::Subscribe(topic, reply) => {
+                let r = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .subscribe(&gossipsub::IdentTopic::new(topic))
+                    .map(|_| ())
+                    .map_err(|e| NetError::Query(e.to_string()));
+                let _ = reply.send(r);
+            }
+            Command::Publish(topic, data, reply) => {
+                let r = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .publish(gossipsub::IdentTopic::new(topic), data)
+                    .map(|_| ())
+                    .map_err(|e| NetError::Query(e.to_string()));
+                let _ = reply.send(r);
+            }
             Command::Shutdown(_) => {}
         }
     }
@@ -495,6 +547,18 @@ impl SwarmTask {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ctrl(ev)) => self.on_ctrl(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                message,
+                ..
+            })) => {
+                if let Some(source) = message.source {
+                    self.emit(NetEvent::Gossip {
+                        source,
+                        topic: message.topic.into_string(),
+                        data: message.data,
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -620,6 +684,11 @@ impl SwarmTask {
                     let resp = tokio::task::spawn_blocking(move || match request {
                         CtrlRequest::Info => CtrlResponse::Info(svc.info()),
                         CtrlRequest::Have(cids) => CtrlResponse::Have(svc.have(&cids)),
+                        CtrlRequest::App(msg) => match svc.app(peer, &msg) {
+                            Ok(r) if r.len() <= MAX_APP => CtrlResponse::App(r),
+                            Ok(_) => CtrlResponse::Error("answer above the protocol limit".into()),
+                            Err(e) => CtrlResponse::Error(e),
+                        },
                     })
                     .await
                     .unwrap_or_else(|e| CtrlResponse::Error(e.to_string()));
@@ -665,6 +734,26 @@ impl NetClient {
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Signs `msg` with this node's identity key (check with [`crate::identity::verify_signature`]).
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        crate::identity::sign(&self.key, msg)
+    }
+
+    /// Subscribes to a gossip topic; its messages arrive as [`NetEvent::Gossip`].
+    pub async fn subscribe(&self, topic: &str) -> Result<(), NetError> {
+        self.call(|r| Command::Subscribe(topic.to_string(), r))
+            .await
+    }
+
+    /// Publishes `data` (at most [`MAX_GOSSIP`] bytes) on a gossip topic.
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
+        if data.len() > MAX_GOSSIP {
+            return Err(NetError::Limit("gossip message"));
+        }
+        self.call(|r| Command::Publish(topic.to_string(), data, r))
+            .await
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NetError> {

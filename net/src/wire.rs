@@ -30,6 +30,8 @@ pub const MAX_CID_LEN: usize = 128;
 pub const MAX_BATCH: usize = 256;
 /// Longest error text carried in a response.
 pub const MAX_ERROR_TEXT: usize = 1024;
+/// Longest application message ([`CtrlRequest::App`], [`CtrlResponse::App`]).
+pub const MAX_APP: usize = 12 << 10;
 
 /// A malformed or oversized message.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -90,6 +92,9 @@ pub enum CtrlRequest {
     Info,
     /// Which of these blocks do you hold (verified, not quarantined)?
     Have(Vec<Cid>),
+    /// An application message (proof audits), opaque to this crate, at most [`MAX_APP`]
+    /// bytes; answered by [`CtrlResponse::App`] or [`CtrlResponse::Error`].
+    App(Vec<u8>),
 }
 
 /// A control response.
@@ -101,6 +106,8 @@ pub enum CtrlResponse {
     Have(Vec<bool>),
     /// The request was understood but refused.
     Error(String),
+    /// Answer to [`CtrlRequest::App`], at most [`MAX_APP`] bytes.
+    App(Vec<u8>),
 }
 
 /// Status of one CID of a `GET`.
@@ -144,6 +151,8 @@ impl PutStatus {
 
 const T_INFO: u8 = 0x01;
 const T_HAVE: u8 = 0x02;
+const T_APP: u8 = 0x03;
+const T_APP_R: u8 = 0x83;
 const T_INFO_R: u8 = 0x81;
 const T_HAVE_R: u8 = 0x82;
 const T_ERROR_R: u8 = 0xff;
@@ -224,6 +233,11 @@ impl CtrlRequest {
                     put_cid(&mut out, c);
                 }
             }
+            CtrlRequest::App(b) => {
+                out.push(T_APP);
+                varint::write(&mut out, b.len() as u64);
+                out.extend_from_slice(b);
+            }
         }
         out
     }
@@ -243,6 +257,10 @@ impl CtrlRequest {
                     cids.push(r.cid()?);
                 }
                 CtrlRequest::Have(cids)
+            }
+            T_APP => {
+                let n = r.varint("app message", MAX_APP as u64)? as usize;
+                CtrlRequest::App(r.take(n)?.to_vec())
             }
             t => return Err(WireError::Tag(t)),
         };
@@ -289,6 +307,11 @@ impl CtrlResponse {
                 varint::write(&mut out, end as u64);
                 out.extend_from_slice(&msg.as_bytes()[..end]);
             }
+            CtrlResponse::App(b) => {
+                out.push(T_APP_R);
+                varint::write(&mut out, b.len() as u64);
+                out.extend_from_slice(b);
+            }
         }
         out
     }
@@ -313,6 +336,10 @@ impl CtrlResponse {
                 let n = r.varint("error text", MAX_ERROR_TEXT as u64)? as usize;
                 let s = std::str::from_utf8(r.take(n)?).map_err(|_| WireError::Utf8)?;
                 CtrlResponse::Error(s.to_string())
+            }
+            T_APP_R => {
+                let n = r.varint("app message", MAX_APP as u64)? as usize;
+                CtrlResponse::App(r.take(n)?.to_vec())
             }
             t => return Err(WireError::Tag(t)),
         };
@@ -521,6 +548,8 @@ mod tests {
             CtrlRequest::Info,
             CtrlRequest::Have(vec![]),
             CtrlRequest::Have((0..MAX_HAVE as u32).map(cid).collect()),
+            CtrlRequest::App(vec![]),
+            CtrlRequest::App(vec![1; MAX_APP]),
         ];
         for r in reqs {
             let e = r.encode();
@@ -537,6 +566,7 @@ mod tests {
             ]),
             CtrlResponse::Have(vec![true; MAX_HAVE]),
             CtrlResponse::Error("no".into()),
+            CtrlResponse::App(vec![7; MAX_APP]),
         ];
         for r in resps {
             let e = r.encode();

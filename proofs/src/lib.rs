@@ -29,11 +29,14 @@
 //! - [`porep`]: the seal circuit: challenged nodes (derived from `replica_id` and `comm_r`)
 //!   were labelled from their parents' columns and encoded into the replica.
 //!
-//! Still to come (issue 4): key files referenced by digest, proof fixtures, the `cairn
-//! proofs` commands, fuzz targets for proof and key decoding, and audits in the network.
+//! - [`keys`]: development keys from a deterministic setup, stored uncompressed and referenced
+//!   by digest;
+//! - [`audit`]: what nodes exchange and log about proofs (sector records, signed audit
+//!   records, the hash-chained audit log) and its end-to-end verification.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod keys;
 pub mod merkle;
 pub mod porep;

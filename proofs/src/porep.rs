@@ -112,9 +112,21 @@ impl SealCircuit {
         data: &[u8],
         sealed: &Sealed,
     ) -> Result<Self, sdr::SealError> {
-        let d = sdr::leaves_from_bytes(data, params)?;
         let labels = sdr::labels(params, sealed.replica_id)?;
-        let cols: Vec<Fr> = (0..params.nodes).map(|i| sdr::column(&labels, i)).collect();
+        Self::prove_with_labels(params, challenges, data, sealed, &labels)
+    }
+
+    /// [`SealCircuit::prove_for`] with the labels sealing already computed (`labels[layer][node]`),
+    /// so a node labels each sector once.
+    pub fn prove_with_labels(
+        params: &SectorParams,
+        challenges: usize,
+        data: &[u8],
+        sealed: &Sealed,
+        labels: &[Vec<Fr>],
+    ) -> Result<Self, sdr::SealError> {
+        let d = sdr::leaves_from_bytes(data, params)?;
+        let cols: Vec<Fr> = (0..params.nodes).map(|i| sdr::column(labels, i)).collect();
         let col_tree = MerkleTree::new(&cols)?;
         let d_tree = MerkleTree::new(&d)?;
         let r_tree = MerkleTree::new(&sealed.replica)?;

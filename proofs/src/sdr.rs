@@ -222,6 +222,17 @@ pub fn seal(
     sector: u64,
     ticket: &[u8; 32],
 ) -> Result<Sealed, SealError> {
+    seal_keeping_labels(p, data, node, sector, ticket).map(|(s, _)| s)
+}
+
+/// [`seal`], also returning the labels (`labels[layer][node]`) for the seal proof.
+pub fn seal_keeping_labels(
+    p: &SectorParams,
+    data: &[u8],
+    node: &[u8; 32],
+    sector: u64,
+    ticket: &[u8; 32],
+) -> Result<(Sealed, Vec<Vec<Fr>>), SealError> {
     let d = leaves_from_bytes(data, p)?;
     let comm_d = MerkleTree::new(&d)?.root();
     let rid = replica_id(node, sector, ticket, comm_d);
@@ -231,14 +242,15 @@ pub fn seal(
     let cols: Vec<Fr> = (0..p.nodes).map(|i| column(&labels, i)).collect();
     let comm_c = MerkleTree::new(&cols)?.root();
     let comm_r_last = MerkleTree::new(&replica)?.root();
-    Ok(Sealed {
+    let sealed = Sealed {
         comm_r: hash(Domain::CommR, &[comm_c, comm_r_last]),
         replica,
         replica_id: rid,
         comm_d,
         comm_c,
         comm_r_last,
-    })
+    };
+    Ok((sealed, labels))
 }
 
 /// Recovers `len` data bytes from a replica.

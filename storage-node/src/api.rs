@@ -9,6 +9,9 @@
 //! | GET | `/api/v0/placement/{root}` | – | which live nodes hold each shard |
 //! | POST | `/api/v0/repair` | token | one repair round now |
 //! | POST | `/api/v0/scrub` | token | verify every local block now |
+//! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
+//! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
+//! | POST | `/api/v0/audit` | token | seal pending blocks, then audit this window's peer now |
 //!
 //! Writes need `Authorization: Bearer <token>`, the token being the repo's `api.token` file.
 
@@ -203,6 +206,50 @@ async fn scrub(
     Ok(Json(serde_json::json!({ "corrupt": corrupt })))
 }
 
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    from: u64,
+}
+
+async fn audit_log(
+    State(s): State<ApiState>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let entries = s.node.audit_log(q.from).await?;
+    Ok(Json(serde_json::json!({
+        "entries": entries.iter().map(crate::proving::describe).collect::<Vec<_>>(),
+    })))
+}
+
+async fn proofs(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match s.node.proof_status() {
+        Some(p) => Ok(Json(serde_json::to_value(p).unwrap_or_default())),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "proofs are off on this node ([proofs] enabled = false)".into(),
+        )),
+    }
+}
+
+async fn audit_now(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&s, &headers)?;
+    let sealed = s.node.seal_now().await?;
+    let a = s.node.audit_once().await?;
+    Ok(Json(serde_json::json!({
+        "sealed": sealed,
+        "audit": a.map(|a| serde_json::json!({
+            "prover": cairn_net::PeerId::from_bytes(&a.prover).map(|p| p.to_string()).unwrap_or_default(),
+            "window": a.window,
+            "verdict": a.verdict.name(),
+            "reason": a.reason,
+        })),
+    })))
+}
+
 /// The API router for `node`.
 pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
     Router::new()
@@ -213,6 +260,9 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
         .route("/api/v0/placement/{root}", get(placement))
         .route("/api/v0/repair", post(repair))
         .route("/api/v0/scrub", post(scrub))
+        .route("/api/v0/audit/log", get(audit_log))
+        .route("/api/v0/audit", post(audit_now))
+        .route("/api/v0/proofs", get(proofs))
         .layer(DefaultBodyLimit::disable())
         .with_state(ApiState {
             node,
@@ -307,7 +357,13 @@ pub async fn run(
         m: config.m,
         repair_interval: Duration::from_secs(config.repair_interval_secs),
         scrub_interval: Duration::from_secs(config.scrub_interval_secs),
+        proofs: config.proofs.options(),
     };
+    if let Some(p) = &opts.proofs {
+        p.params
+            .check()
+            .map_err(|e| DaemonError::Config(format!("[proofs]: {e}")))?;
+    }
     let node = Node::start(repo, key, net, opts).await?;
     let api_addr = api.local_addr()?;
     let app = router(node.clone(), token, config.repo.join("tmp"));

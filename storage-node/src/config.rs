@@ -50,6 +50,87 @@ pub struct NodeConfig {
     pub repair_interval_secs: u64,
     /// Seconds between scrubs of the local store (0 turns scrubbing off).
     pub scrub_interval_secs: u64,
+    /// Proofs of storage.
+    pub proofs: ProofsConfig,
+}
+
+/// `[proofs]`: sealing, window proofs and audits. Every node of a network must use the same
+/// sector size, layers, challenges and batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProofsConfig {
+    /// Seal stored data, answer audits and audit peers.
+    pub enabled: bool,
+    /// Sector size in bytes (a power of two; 31/32 of it holds data).
+    pub sector_size: usize,
+    /// Labelling layers.
+    pub layers: usize,
+    /// PoSt challenges per sector.
+    pub challenges: usize,
+    /// Sectors per window proof.
+    pub batch: usize,
+    /// Seconds per proving window.
+    pub window_secs: u64,
+    /// Seconds between looks for unsealed blocks.
+    pub seal_interval_secs: u64,
+    /// Where development keys are cached (empty: `$CAIRN_KEYS`, else `~/.cache/cairn/keys`).
+    pub keys_dir: PathBuf,
+}
+
+impl Default for ProofsConfig {
+    fn default() -> Self {
+        ProofsConfig {
+            enabled: true,
+            sector_size: 256 << 10,
+            layers: 2,
+            challenges: 10,
+            batch: 2,
+            window_secs: 60,
+            seal_interval_secs: 10,
+            keys_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// `$CAIRN_KEYS`, else `~/.cache/cairn/keys`.
+pub fn default_keys_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_KEYS") {
+        return PathBuf::from(d);
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cache/cairn/keys")
+}
+
+impl ProofsConfig {
+    /// The network parameters.
+    pub fn params(&self) -> cairn_proofs::audit::NetParams {
+        cairn_proofs::audit::NetParams {
+            sector_size: self.sector_size,
+            layers: self.layers,
+            challenges: self.challenges,
+            batch: self.batch,
+            seal_challenges: 2,
+        }
+    }
+
+    /// The node options, or `None` when proofs are off.
+    pub fn options(&self) -> Option<crate::proving::ProofOptions> {
+        if !self.enabled {
+            return None;
+        }
+        Some(crate::proving::ProofOptions {
+            params: self.params(),
+            window: std::time::Duration::from_secs(self.window_secs.max(5)),
+            keys_dir: if self.keys_dir.as_os_str().is_empty() {
+                default_keys_dir()
+            } else {
+                self.keys_dir.clone()
+            },
+            seal_interval: std::time::Duration::from_secs(self.seal_interval_secs.max(1)),
+        })
+    }
 }
 
 impl Default for NodeConfig {
@@ -65,6 +146,7 @@ impl Default for NodeConfig {
             m: 2,
             repair_interval_secs: 60,
             scrub_interval_secs: 3600,
+            proofs: ProofsConfig::default(),
         }
     }
 }

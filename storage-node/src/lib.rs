@@ -2,7 +2,9 @@
 //!
 //! A Cairn storage node's storage half: the [`store`] (RocksDB behind the [`store::BlockStore`]
 //! trait, with an in-memory twin), [`ingest`] (streaming import into erasure-coded stripes) and
-//! the embedded [`repo::Repo`] that `cairn` drives without a daemon.
+//! the embedded [`repo::Repo`] that `cairn` drives without a daemon; and its network half: the
+//! [`node::Node`] daemon, its HTTP [`api`], and [`proving`] (sealing, window proofs, audits and
+//! the audit log).
 //!
 //! ```
 //! use cairn_core::profile::Profile;
@@ -23,5 +25,6 @@ pub mod api;
 pub mod config;
 pub mod ingest;
 pub mod node;
+pub mod proving;
 pub mod repo;
 pub mod store;

@@ -48,6 +48,28 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Proof audits.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Print the hash-chained audit log: from the running node's API, or from the repo when
+    /// the node is stopped.
+    Log {
+        /// Config file (default: <repo>/config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// First position.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// One JSON object per entry.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,6 +91,66 @@ fn load(config: Option<PathBuf>) -> Result<NodeConfig> {
         );
     }
     Ok(NodeConfig::load(&p)?)
+}
+
+fn short(p: Option<&str>) -> String {
+    let p = p.unwrap_or("?");
+    if p.len() > 12 {
+        format!("..{}", &p[p.len() - 8..])
+    } else {
+        p.to_string()
+    }
+}
+
+/// The audit log entries as the API describes them: from the running node, else from the repo.
+fn audit_entries(c: &NodeConfig, from: u64) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    let mut next = from;
+    loop {
+        let url = format!("http://{}/api/v0/audit/log?from={next}", c.api);
+        let mut resp = match ureq::get(&url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Io(_) | ureq::Error::ConnectionFailed) if out.is_empty() => {
+                return audit_entries_offline(c, from)
+            }
+            Err(e) => anyhow::bail!("reading the audit log from {url}: {e}"),
+        };
+        let v: serde_json::Value = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_json()
+            .context("the node's answer is not JSON")?;
+        let page: Vec<serde_json::Value> = v["entries"].as_array().cloned().unwrap_or_default();
+        let n = page.len();
+        out.extend(page);
+        if n < cairn_storage_node::proving::LOG_PAGE {
+            return Ok(out);
+        }
+        next += n as u64;
+    }
+}
+
+fn audit_entries_offline(c: &NodeConfig, from: u64) -> Result<Vec<serde_json::Value>> {
+    use cairn_storage_node::store::Table;
+    let repo = cairn_storage_node::repo::Repo::open(&c.repo).with_context(|| {
+        format!(
+            "the node's API at {} does not answer; opening the repo",
+            c.api
+        )
+    })?;
+    let mut out = Vec::new();
+    for (_, v) in repo
+        .store()
+        .table_scan(Table::AuditLog)?
+        .into_iter()
+        .skip(from as usize)
+    {
+        let e =
+            cairn_proofs::audit::LogEntry::decode(&v).context("a stored log entry is malformed")?;
+        out.push(cairn_storage_node::proving::describe(&e));
+    }
+    Ok(out)
 }
 
 async fn shutdown_signal() {
@@ -138,6 +220,45 @@ fn real_main() -> Result<()> {
             api::load_or_create_token(&c.repo)?;
             c.save(&cfg)?;
             println!("{}", key.public().to_peer_id());
+            Ok(())
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::Log { config, from, json },
+        } => {
+            let c = load(config)?;
+            let entries = audit_entries(&c, from)?;
+            for e in &entries {
+                if json {
+                    println!("{e}");
+                    continue;
+                }
+                let s = &e["summary"];
+                let hash = e["hash"].as_str().unwrap_or_default();
+                let what = match s["kind"].as_str() {
+                    Some("sector") => format!(
+                        "sector  {} sealed sector {} ({} bytes)",
+                        short(s["prover"].as_str()),
+                        s["sector"],
+                        s["data_len"]
+                    ),
+                    Some("audit") => format!(
+                        "audit   window {} {} -> {}: {}{}",
+                        s["window"],
+                        short(s["auditor"].as_str()),
+                        short(s["prover"].as_str()),
+                        s["verdict"].as_str().unwrap_or("?").to_uppercase(),
+                        match s["reason"].as_str() {
+                            Some(r) if !r.is_empty() => format!(" ({r})"),
+                            _ => String::new(),
+                        }
+                    ),
+                    _ => format!("unreadable entry: {}", s["error"]),
+                };
+                println!("{:>5}  {}  {what}", e["seq"], &hash[..hash.len().min(12)]);
+            }
+            if !json {
+                println!("{} entries", entries.len());
+            }
             Ok(())
         }
         Cmd::Config {

@@ -2,6 +2,7 @@
 //! nodes by weighted rendezvous hashing, announces them in the DHT, and runs scrub and repair
 //! workers that restore `k + m` holders per stripe.
 
+use crate::proving::{GossipMsg, ProofOptions, ProofStatus, Proofs, GOSSIP_QUEUE};
 use crate::repo::{Repo, RepoError};
 use crate::store::{Batch, Durability, StoreError, Table};
 use bytes::Bytes;
@@ -52,6 +53,9 @@ pub enum NodeError {
     /// A background job panicked or was cancelled.
     #[error("background job failed: {0}")]
     Join(String),
+    /// Sealing, proving or the audit log failed.
+    #[error("proofs: {0}")]
+    Proofs(String),
 }
 
 /// Node settings beyond the network's.
@@ -69,6 +73,8 @@ pub struct NodeOptions {
     pub repair_interval: Duration,
     /// Seconds between scrubs of the local store (0: only on demand).
     pub scrub_interval: Duration,
+    /// Proofs of storage (sealing, window proofs, audits); `None` turns them off.
+    pub proofs: Option<ProofOptions>,
 }
 
 impl Default for NodeOptions {
@@ -80,6 +86,7 @@ impl Default for NodeOptions {
             m: 2,
             repair_interval: Duration::from_secs(60),
             scrub_interval: Duration::from_secs(3600),
+            proofs: None,
         }
     }
 }
@@ -147,6 +154,8 @@ pub struct NodeStatus {
     pub last_repair: Option<RepairRound>,
     /// Corrupt blocks found by the last scrub.
     pub last_scrub_corrupt: Option<usize>,
+    /// Proofs of storage, when on.
+    pub proofs: Option<ProofStatus>,
 }
 
 /// What the node knows of a dataset it holds shards of.
@@ -163,6 +172,7 @@ struct NodeService {
     capacity: u64,
     index: Mutex<HashMap<Cid, Arc<DatasetIndex>>>,
     announce: mpsc::Sender<Vec<Cid>>,
+    proofs: Option<Arc<Proofs>>,
 }
 
 /// Datasets indexed in memory at once; the index is rebuilt from the store when evicted.
@@ -275,6 +285,13 @@ impl Service for NodeService {
         }
     }
 
+    fn app(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {
+        match &self.proofs {
+            Some(p) => p.answer(from, msg),
+            None => Err("this node does not prove storage".into()),
+        }
+    }
+
     fn put_done(&self, from: PeerId, manifest: &Cid, stored: &[Cid]) -> bool {
         if stored.is_empty() {
             return true;
@@ -283,6 +300,7 @@ impl Service for NodeService {
             tracing::error!(%from, error = %e, "persisting pushed blocks failed");
             return false;
         }
+
         if let Some(d) = self.dataset(manifest) {
             let mut b = Batch::new();
             b.put(Table::Datasets, d.root.to_bytes(), manifest.to_bytes())
@@ -308,22 +326,26 @@ impl Service for NodeService {
 /// A running storage node. Cheap to clone.
 #[derive(Clone)]
 pub struct Node {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     repo: Arc<Repo>,
-    net: NetClient,
+    pub(crate) net: NetClient,
     svc: Arc<NodeService>,
     opts: NodeOptions,
-    stop: watch::Sender<bool>,
+    pub(crate) stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     last_repair: Mutex<Option<RepairRound>>,
     last_scrub: Mutex<Option<usize>>,
     repair_lock: tokio::sync::Mutex<()>,
+    pub(crate) proofs: Option<Arc<Proofs>>,
+    pub(crate) repair_now: tokio::sync::Notify,
+    pub(crate) seal_lock: tokio::sync::Mutex<()>,
+    gossip: mpsc::Sender<GossipMsg>,
 }
 
-fn block_on_pool<T: Send + 'static>(
+pub(crate) fn block_on_pool<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> impl std::future::Future<Output = Result<T, NodeError>> {
     let h = tokio::task::spawn_blocking(f);
@@ -358,13 +380,26 @@ impl Node {
         })
         .await??;
         let (ann_tx, ann_rx) = mpsc::channel(ANNOUNCE_QUEUE);
+        let proofs = match opts.proofs.clone() {
+            None => None,
+            Some(po) => {
+                let (r3, me) = (repo.clone(), key.public().to_peer_id());
+                Some(Arc::new(
+                    block_on_pool(move || Proofs::open(r3, me, po))
+                        .await?
+                        .map_err(|e| NodeError::Proofs(e.to_string()))?,
+                ))
+            }
+        };
         let svc = Arc::new(NodeService {
             repo: repo.clone(),
             used: AtomicU64::new(used),
             capacity: opts.capacity,
             index: Mutex::new(HashMap::new()),
             announce: ann_tx,
+            proofs: proofs.clone(),
         });
+        let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
         let (net, events) = cairn_net::start(key, net_config, svc.clone()).await?;
         let (stop, _) = watch::channel(false);
         let node = Node {
@@ -378,6 +413,10 @@ impl Node {
                 last_repair: Mutex::new(None),
                 last_scrub: Mutex::new(None),
                 repair_lock: tokio::sync::Mutex::new(()),
+                proofs,
+                repair_now: tokio::sync::Notify::new(),
+                seal_lock: tokio::sync::Mutex::new(()),
+                gossip: gossip_tx,
             }),
         };
         let tasks = vec![
@@ -385,6 +424,9 @@ impl Node {
             tokio::spawn(node.clone().reprovide()),
             tokio::spawn(node.clone().repair_worker(events)),
             tokio::spawn(node.clone().scrub_worker()),
+            tokio::spawn(node.clone().seal_worker()),
+            tokio::spawn(node.clone().audit_worker()),
+            tokio::spawn(node.clone().gossip_worker(gossip_rx)),
         ];
         if let Ok(mut t) = node.inner.tasks.lock() {
             t.extend(tasks);
@@ -482,12 +524,21 @@ impl Node {
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = tick.tick() => {}
+                _ = self.inner.repair_now.notified() => {
+                    tracing::info!("a prover became faulty; checking stripes");
+                }
                 ev = events.recv() => match ev {
                     None => return,
                     Some(NetEvent::Disconnected(p)) => {
                         tracing::info!(peer = %p, "peer disconnected; checking stripes");
                     }
                     Some(NetEvent::Connected(_)) => continue,
+                    Some(NetEvent::Gossip { source, topic, data }) => {
+                        if self.inner.gossip.try_send((source, topic, data)).is_err() {
+                            tracing::debug!("gossip queue full; message dropped");
+                        }
+                        continue;
+                    }
                 },
             }
             match self.repair_round().await {
@@ -557,6 +608,10 @@ impl Node {
             .collect()
             .await;
         out.push((self.peer_id(), self.inner.svc.info()));
+        if let Some(p) = &self.inner.proofs {
+            // a faulty prover's shards count as lost until it passes a window again
+            out.retain(|(peer, _)| !p.is_faulty(peer));
+        }
         out.sort_by_key(|(p, _)| *p);
         out
     }
@@ -1020,6 +1075,7 @@ impl Node {
             peers: net.connected_peers().await.map(|p| p.len()).unwrap_or(0),
             last_repair: self.inner.last_repair.lock().ok().and_then(|l| l.clone()),
             last_scrub_corrupt: self.inner.last_scrub.lock().ok().and_then(|l| *l),
+            proofs: self.proof_status(),
         }
     }
 }

@@ -31,15 +31,27 @@ pub enum Table {
     /// Second copies of manifest head and page blocks: CID bytes -> block bytes. Manifests are
     /// what lets repair rebuild everything else, so they are not left to the erasure code.
     Manifests,
+    /// This node's sealed sectors: sector number (u64 big-endian) -> sector metadata (JSON).
+    Sectors,
+    /// Replicas of the sealed sectors: sector number (u64 big-endian) -> 32 bytes per leaf.
+    Replicas,
+    /// Blocks already sealed into a sector: CID bytes -> sector number (u64 big-endian).
+    Sealed,
+    /// The hash-chained audit log: position (u64 big-endian) -> encoded log entry.
+    AuditLog,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 8] = [
         Table::Pins,
         Table::Datasets,
         Table::Quarantine,
         Table::Manifests,
+        Table::Sectors,
+        Table::Replicas,
+        Table::Sealed,
+        Table::AuditLog,
     ];
 
     /// Column family / map name.
@@ -49,6 +61,10 @@ impl Table {
             Table::Datasets => "datasets",
             Table::Quarantine => "quarantine",
             Table::Manifests => "manifests",
+            Table::Sectors => "sectors",
+            Table::Replicas => "replicas",
+            Table::Sealed => "sealed",
+            Table::AuditLog => "audit_log",
         }
     }
 }
