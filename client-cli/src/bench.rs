@@ -62,6 +62,20 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Proofs: constraints, setup, prove and verify times and proof size of the PoSt (10
+    /// challenges on a 2^20-leaf sector) and of the seal proof (32 KiB sector), and native
+    /// labelling throughput vs the same labels through arkworks' reference Poseidon sponge.
+    Proofs {
+        /// log2 of the PoSt sector's leaves.
+        #[arg(long, default_value_t = 20)]
+        post_depth: u32,
+        /// Seal benchmark sector size in bytes.
+        #[arg(long, default_value_t = 32 << 10)]
+        seal_sector: usize,
+        /// Labelling benchmark sector size in bytes.
+        #[arg(long, default_value_t = 256 << 10)]
+        label_sector: usize,
+    },
     /// Every benchmark at its default size.
     All {
         /// Scratch directory for the ingest benchmark.
@@ -105,7 +119,7 @@ pub(crate) fn report(json: bool, name: &str, fields: serde_json::Value, line: St
     }
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok {
         "PASS"
     } else {
@@ -123,6 +137,11 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
         BenchCmd::Import { mib } => import(*mib, json),
         BenchCmd::Ingest { mib, dir } => ingest(*mib, dir.as_deref(), json),
         BenchCmd::Rs { mib } => rs(*mib, json),
+        BenchCmd::Proofs {
+            post_depth,
+            seal_sector,
+            label_sector,
+        } => crate::bench_proofs::run(*post_depth, *seal_sector, *label_sector, json),
         BenchCmd::Net { mib, dir, sendme } => {
             crate::network::bench_net(*mib, dir.as_deref(), sendme.as_deref(), json)
         }
@@ -131,7 +150,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             shards,
             shard_mib,
             seed,
-        } => sample_dataset(out, *shards, *shard_mib, *seed),
+        } => sample_dataset(out, *shards, *shard_mib << 20, *seed),
         BenchCmd::All { dir } => {
             // ingest first: a child's peak RSS includes this process's RSS at the moment it is
             // spawned (Linux counts the pre-exec memory), so it must run while we are small
@@ -402,14 +421,14 @@ fn tar_entry(out: &mut Vec<u8>, name: &str, body: &[u8]) {
     out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
-pub(crate) fn sample_dataset(out: &Path, shards: u32, shard_mib: u64, seed: u64) -> Result<()> {
+pub(crate) fn sample_dataset(out: &Path, shards: u32, shard_bytes: u64, seed: u64) -> Result<()> {
     anyhow::ensure!(!out.exists(), "{} already exists", out.display());
     std::fs::create_dir_all(out.join("train"))
         .with_context(|| format!("creating {}", out.display()))?;
     let sample = 96 * 1024;
-    let per_shard = ((shard_mib << 20) / sample as u64).max(1);
+    let per_shard = (shard_bytes / sample as u64).max(1);
     for s in 0..shards {
-        let mut tar = Vec::with_capacity((shard_mib << 20) as usize + 4096);
+        let mut tar = Vec::with_capacity(shard_bytes as usize + 4096);
         for i in 0..per_shard {
             let key = format!("sample{:06}", u64::from(s) * per_shard + i);
             let mut img = vec![0u8; sample - 1024 + (i as usize * 37) % 2048];

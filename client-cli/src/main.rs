@@ -1,6 +1,7 @@
 //! `cairn`: publish, fetch, verify and repair datasets in a local Cairn repo.
 
 mod bench;
+mod bench_proofs;
 mod network;
 mod placement;
 mod proofs;
@@ -38,6 +39,15 @@ struct Cli {
     token: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// `cairn audit`.
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Fetch the node's (`--api`) hash-chained audit log and re-verify it end to end: the chain,
+    /// every auditor signature, every sector's seal proof and every window proof. Exit 0 when
+    /// it verifies, 1 when it does not.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +124,11 @@ enum Cmd {
     Devnet {
         #[command(subcommand)]
         cmd: network::DevnetCmd,
+    },
+    /// Proof audits.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
     },
     /// The walk-through: 6-node devnet, publish a sample dataset, kill 2 nodes, fetch and
     /// check every byte, show where shards live, clean up.
@@ -616,8 +631,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Devnet { cmd } => match cmd {
-            network::DevnetCmd::Up { nodes, dir } => {
-                let d = network::devnet_up(*nodes, dir)?;
+            network::DevnetCmd::Up {
+                nodes,
+                dir,
+                no_proofs,
+            } => {
+                let d = network::devnet_up(*nodes, dir, !*no_proofs)?;
                 if json {
                     println!("{}", serde_json::to_string(&d)?);
                 } else {
@@ -633,6 +652,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Cmd::Demo { dir } => network::demo(dir)?,
+        Cmd::Audit {
+            cmd: AuditCmd::Verify,
+        } => {
+            let api = cli
+                .api
+                .clone()
+                .context("give the node's API address with --api or CAIRN_API")?;
+            return network::audit_verify(&api, json);
+        }
         Cmd::Proofs { cmd } => return proofs::run(cmd),
         Cmd::Bench { cmd } => bench::run(cmd, json)?,
         Cmd::Placement { cmd } => placement::run_cmd(cmd, json)?,

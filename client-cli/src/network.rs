@@ -25,6 +25,9 @@ pub enum DevnetCmd {
         /// Directory for the nodes' repos and devnet.json.
         #[arg(long, default_value = "devnet")]
         dir: PathBuf,
+        /// Run the nodes without proofs of storage (no sealing, proving or audits).
+        #[arg(long)]
+        no_proofs: bool,
     },
     /// Stop the nodes listed in DIR/devnet.json.
     Down {
@@ -107,6 +110,102 @@ fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
         .send_empty()
         .with_context(|| format!("cannot reach the node API at {api}"))?;
     read_json(r, path)
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `cairn audit verify`: fetches a node's whole audit log and re-verifies it end to end with
+/// this machine's keys (chain, signatures, seal proofs, window proofs). Exit 0 when it
+/// verifies, 1 when it does not.
+pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
+    use cairn_proofs::audit::{verify_log, LogEntry, NetParams};
+    let st = api_get_json(api, "/api/v0/proofs")?;
+    let p = &st["params"];
+    let num = |i: usize| {
+        p[i].as_u64()
+            .map(|x| x as usize)
+            .context("the node's proof parameters are malformed")
+    };
+    let params = NetParams {
+        sector_size: num(0)?,
+        layers: num(1)?,
+        challenges: num(2)?,
+        batch: num(3)?,
+        seal_challenges: cairn_storage_node::config::ProofsConfig::default()
+            .params()
+            .seal_challenges,
+    };
+    params
+        .check()
+        .map_err(|e| anyhow::anyhow!("the node's proof parameters: {e}"))?;
+    let mut entries = Vec::new();
+    loop {
+        let page = api_get_json(api, &format!("/api/v0/audit/log?from={}", entries.len()))?;
+        let list = page["entries"].as_array().cloned().unwrap_or_default();
+        let n = list.len();
+        for e in list {
+            let bytes = e["entry"]
+                .as_str()
+                .and_then(unhex)
+                .context("a log entry is not hex")?;
+            entries.push(
+                LogEntry::decode(&bytes)
+                    .map_err(|err| anyhow::anyhow!("log entry {}: {err}", entries.len()))?,
+            );
+        }
+        if n < cairn_storage_node::proving::LOG_PAGE {
+            break;
+        }
+    }
+    let keys = cairn_storage_node::config::default_keys_dir();
+    let seal = params.seal_keys(&keys)?;
+    let post = params.post_keys(&keys)?;
+    let r = verify_log(
+        &entries,
+        &params,
+        &seal,
+        &post,
+        &cairn_net::identity::verify_signature,
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "entries": r.entries, "sectors": r.sectors, "passes": r.passes,
+                "fails_rechecked": r.fails_rechecked, "unverifiable_claims": r.claims,
+                "problems": r.problems, "ok": r.problems.is_empty(),
+            })
+        );
+    } else {
+        println!(
+            "{} entries: {} sector seal proofs verified, {} passing window proofs verified, {} failed proofs re-checked invalid, {} signed fail/miss claims (no proof to re-check)",
+            r.entries, r.sectors, r.passes, r.fails_rechecked, r.claims
+        );
+        for prob in &r.problems {
+            println!("problem: {prob}");
+        }
+        println!(
+            "{}",
+            if r.problems.is_empty() {
+                "the audit log verifies"
+            } else {
+                "the audit log does NOT verify"
+            }
+        );
+    }
+    Ok(if r.problems.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }
 
 /// `cairn put --api`: uploads a file (or a tar of a directory) to the node, which imports and
@@ -233,7 +332,15 @@ fn node_binary() -> Result<PathBuf> {
     Ok(p)
 }
 
-fn start_node(bin: &Path, repo: &Path, bootstrap: Option<&str>) -> Result<DevnetNode> {
+/// Proof settings of devnet nodes: short windows so a demo sees several.
+pub const DEVNET_WINDOW_SECS: u64 = 20;
+
+fn start_node(
+    bin: &Path,
+    repo: &Path,
+    bootstrap: Option<&str>,
+    proofs: bool,
+) -> Result<DevnetNode> {
     let mut init = Command::new(bin);
     init.arg("init")
         .arg("--repo")
@@ -255,7 +362,22 @@ fn start_node(bin: &Path, repo: &Path, bootstrap: Option<&str>) -> Result<Devnet
             String::from_utf8_lossy(&o.stderr).trim()
         );
     }
-    let log = std::fs::File::create(repo.join("node.log"))?;
+    let cfg_path = repo.join("config.toml");
+    let mut cfg = cairn_storage_node::config::NodeConfig::load(&cfg_path)?;
+    cfg.proofs.enabled = proofs;
+    cfg.proofs.window_secs = DEVNET_WINDOW_SECS;
+    cfg.proofs.seal_interval_secs = 2;
+    cfg.proofs.keys_dir = cairn_storage_node::config::default_keys_dir();
+    cfg.save(&cfg_path)?;
+    run_node(bin, repo)
+}
+
+/// Starts `cairn-node run` on an initialised repo and waits for its ready line.
+pub fn run_node(bin: &Path, repo: &Path) -> Result<DevnetNode> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(repo.join("node.log"))?;
     let mut cmd = Command::new(bin);
     cmd.arg("run")
         .arg("--config")
@@ -304,7 +426,7 @@ fn start_node(bin: &Path, repo: &Path, bootstrap: Option<&str>) -> Result<Devnet
 }
 
 /// Starts `n` nodes under `dir` and writes `dir/devnet.json`.
-pub fn devnet_up(n: usize, dir: &Path) -> Result<Devnet> {
+pub fn devnet_up(n: usize, dir: &Path, proofs: bool) -> Result<Devnet> {
     if n == 0 {
         bail!("a devnet needs at least one node");
     }
@@ -318,6 +440,14 @@ pub fn devnet_up(n: usize, dir: &Path) -> Result<Devnet> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let bin = node_binary()?;
+    if proofs {
+        // one deterministic development setup, shared by every node (the first run takes a
+        // while; the keys are cached by digest)
+        let keys = cairn_storage_node::config::default_keys_dir();
+        let params = cairn_storage_node::config::ProofsConfig::default().params();
+        params.seal_keys(&keys)?;
+        params.post_keys(&keys)?;
+    }
     let mut nodes: Vec<DevnetNode> = Vec::new();
     let write = |nodes: &[DevnetNode]| -> Result<()> {
         let d = Devnet {
@@ -329,7 +459,7 @@ pub fn devnet_up(n: usize, dir: &Path) -> Result<Devnet> {
     for i in 0..n {
         let repo = dir.join(format!("node-{i}"));
         let boot = nodes.first().and_then(|f| f.addrs.first().cloned());
-        match start_node(&bin, &repo, boot.as_deref()) {
+        match start_node(&bin, &repo, boot.as_deref(), proofs) {
             Ok(node) => {
                 nodes.push(node);
                 write(&nodes)?;
@@ -365,7 +495,7 @@ fn alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
-/// Stops one process with SIGTERM and waits (up to 30 s) for it to exit.
+/// Stops one process with SIGTERM, waits (up to 30 s) for it to exit, then kills it.
 pub fn stop(pid: u32) {
     // SAFETY: sends SIGTERM to a pid we started
     unsafe {
@@ -379,6 +509,9 @@ pub fn stop(pid: u32) {
             libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG);
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        kill(pid);
     }
 }
 
@@ -452,13 +585,13 @@ pub fn demo(dir: &Path) -> Result<()> {
 
 fn demo_inner(dir: &Path) -> Result<()> {
     println!("== starting a 6-node devnet (separate processes on loopback)");
-    let net = devnet_up(6, &dir.join("devnet"))?;
+    let net = devnet_up(6, &dir.join("devnet"), true)?;
     for (i, n) in net.nodes.iter().enumerate() {
         println!("   node-{i}  api {}  peer {}", n.api, n.peer_id);
     }
-    println!("== generating a sample AI dataset: 8 WebDataset tar shards");
+    println!("== generating a sample AI dataset: 4 WebDataset tar shards of 192 KiB (small: every node seals what it stores)");
     let data = dir.join("dataset");
-    crate::bench::sample_dataset(&data, 8, 4, 7)?;
+    crate::bench::sample_dataset(&data, 4, 192 << 10, 7)?;
     let entry = &net.nodes[0];
     println!("== publishing through node-0 (RS 4+2 over 6 distinct nodes)");
     let rep = put(&entry.api, Some(&token_of(entry)?), &data)?;
@@ -478,6 +611,7 @@ fn demo_inner(dir: &Path) -> Result<()> {
     let t = std::time::Instant::now();
     let bytes = get(&survivor.api, &root, &out, false)?;
     println!("   {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
+
     if Some(bytes) != rep["bytes"].as_u64() {
         bail!(
             "fetched {bytes} file bytes, the put reported {}",
@@ -528,7 +662,169 @@ fn demo_inner(dir: &Path) -> Result<()> {
             .collect();
         println!("   stripe {si}: {}", cells.join("  "));
     }
+    proofs_demo(dir, &net, &names)?;
     println!("== stopping the devnet");
+    Ok(())
+}
+
+/// The proofs part of the demo: every live node has sealed what it stores and passes an audit;
+/// a node whose data is deleted fails its next window, is marked faulty and repaired around;
+/// the audit log re-verifies end to end.
+fn proofs_demo(
+    dir: &Path,
+    net: &Devnet,
+    names: &std::collections::HashMap<String, String>,
+) -> Result<()> {
+    let live: Vec<&DevnetNode> = net
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2 && *i != 4)
+        .map(|(_, n)| n)
+        .collect();
+    let name = |p: &str| names.get(p).cloned().unwrap_or_else(|| p.to_string());
+    println!("== proofs of storage: each node seals what it stores (SDR-lite, Groth16 seal proof)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    for n in &live {
+        loop {
+            let st = api_get_json(&n.api, "/api/v0/proofs")?;
+            let used = api_get_json(&n.api, "/api/v0/status")?["used"]
+                .as_u64()
+                .unwrap_or(0);
+            let sealed = st["sealed_bytes"].as_u64().unwrap_or(0);
+            // `used` counts shards; sealed bytes also count manifest copies
+            if st["sectors"].as_u64().unwrap_or(0) > 0 && sealed >= used {
+                println!(
+                    "   {}: {} sectors, {} bytes sealed",
+                    name(&n.peer_id),
+                    st["sectors"],
+                    sealed
+                );
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("{} did not seal its {used} bytes in time", name(&n.peer_id));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let audit = |auditor: &DevnetNode, prover: &DevnetNode| -> Result<Value> {
+        let path = format!("/api/v0/audit?peer={}", prover.peer_id);
+        let v = api_post_json(&auditor.api, Some(&token_of(auditor)?), &path)?;
+        let a = &v["audit"];
+        println!(
+            "   {} audits {}: window {}, fresh nonce, {}{}",
+            name(&auditor.peer_id),
+            name(&prover.peer_id),
+            a["window"],
+            a["verdict"].as_str().unwrap_or("none").to_uppercase(),
+            match a["reason"].as_str() {
+                Some(r) if !r.is_empty() => format!(" ({r})"),
+                _ => String::new(),
+            }
+        );
+        Ok(a.clone())
+    };
+    println!("== window proofs (PoSt, 10 challenges per sector, one Groth16 proof per batch), audited by peers");
+    for (i, n) in live.iter().enumerate() {
+        let auditor = live[(i + 1) % live.len()];
+        let a = audit(auditor, n)?;
+        if a["verdict"] != "pass" {
+            bail!("{} failed an audit with its data intact", name(&n.peer_id));
+        }
+    }
+    let victim = live[live.len() - 1];
+    println!(
+        "== deleting {}'s data (stop it, wipe its store, restart it with the same identity)",
+        name(&victim.peer_id)
+    );
+    stop(victim.pid);
+    std::fs::remove_dir_all(victim.repo.join("blocks"))
+        .with_context(|| format!("wiping {}", victim.repo.display()))?;
+    let restarted = run_node(&node_binary()?, &victim.repo)?;
+    // record the new process, so `devnet down` (and the demo's cleanup) stops it
+    let mut d = net.clone();
+    for n in d.nodes.iter_mut() {
+        if n.peer_id == restarted.peer_id {
+            *n = restarted.clone();
+        }
+    }
+    std::fs::write(
+        dir.join("devnet/devnet.json"),
+        serde_json::to_vec_pretty(&d)?,
+    )?;
+    let auditor = live[0];
+    // the restarted node listens on a new port; it joins through its bootstrap peer
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while api_get_json(&auditor.api, "/api/v0/status")?["peers"]
+        .as_u64()
+        .unwrap_or(0)
+        < live.len() as u64 - 1
+        || api_get_json(&restarted.api, "/api/v0/status")?["peers"]
+            .as_u64()
+            .unwrap_or(0)
+            == 0
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("the restarted node did not rejoin within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let a = audit(auditor, &restarted)?;
+    if a["verdict"] == "pass" {
+        bail!("a node without its data passed an audit");
+    }
+    let st = api_get_json(&auditor.api, "/api/v0/proofs")?;
+    let faulty: Vec<String> = st["faulty"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f[0].as_str().map(&name))
+        .collect();
+    println!(
+        "   {} now counts as faulty: {}",
+        name(&auditor.peer_id),
+        faulty.join(", ")
+    );
+    let r = api_post_json(&auditor.api, Some(&token_of(auditor)?), "/api/v0/repair")?;
+    println!(
+        "   repair round on {}: {} stripes checked, {} shards rebuilt (a faulty node's shards no longer count){}",
+        name(&auditor.peer_id),
+        r["stripes"],
+        r["rebuilt"],
+        match r["failed"].as_array().map(Vec::len) {
+            Some(n) if n > 0 => format!("; {n} stripes lack spare nodes (3 of 6 nodes are down or faulty)"),
+            _ => String::new(),
+        }
+    );
+    println!(
+        "== {}'s hash-chained audit log (cairn-node audit log), last entries",
+        name(&auditor.peer_id)
+    );
+    let log = Command::new(node_binary()?)
+        .args(["audit", "log", "--config"])
+        .arg(auditor.repo.join("config.toml"))
+        .output()
+        .context("running cairn-node audit log")?;
+    if !log.status.success() {
+        bail!(
+            "cairn-node audit log failed: {}",
+            String::from_utf8_lossy(&log.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&log.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    for l in &lines[lines.len().saturating_sub(4)..] {
+        println!("   {l}");
+    }
+    println!(
+        "== re-verifying {}'s audit log end to end (cairn audit verify)",
+        name(&auditor.peer_id)
+    );
+    let code = audit_verify(&auditor.api, false)?;
+    if code != std::process::ExitCode::SUCCESS {
+        bail!("the audit log does not verify");
+    }
     Ok(())
 }
 
@@ -686,7 +982,8 @@ pub fn bench_net(mib: u64, dir: Option<&Path>, sendme: Option<&Path>, json: bool
         .context("no sendme runs")?;
     eprintln!("starting a 6-node devnet");
     let dn = work.join("devnet");
-    let net = devnet_up(6, &dn)?;
+    // proofs off: sealing a GiB would compete with the transfer being measured
+    let net = devnet_up(6, &dn, false)?;
     let result = (|| -> Result<()> {
         let entry = &net.nodes[0];
         let rep = put(&entry.api, Some(&token_of(entry)?), &file)?;

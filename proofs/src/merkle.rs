@@ -43,16 +43,24 @@ impl MerkleTree {
         if leaves.is_empty() || !leaves.len().is_power_of_two() {
             return Err(MerkleError::Shape(leaves.len()));
         }
-        let mut levels = vec![leaves
-            .iter()
-            .map(|l| hash(Domain::Leaf, &[*l]))
-            .collect::<Vec<_>>()];
+        use rayon::prelude::*;
+        // large levels are hashed on the current rayon pool (a node's sealing pool has one
+        // low-priority thread); the result does not depend on the split
+        const PAR: usize = 1 << 12;
+        let leaf = |l: &Fr| hash(Domain::Leaf, &[*l]);
+        let mut levels = vec![if leaves.len() >= PAR {
+            leaves.par_iter().map(leaf).collect::<Vec<_>>()
+        } else {
+            leaves.iter().map(leaf).collect()
+        }];
         while levels.last().is_some_and(|l| l.len() > 1) {
             let prev = levels.last().map(Vec::as_slice).unwrap_or_default();
-            let next = prev
-                .chunks(2)
-                .map(|p| hash(Domain::Node, &[p[0], p[1]]))
-                .collect();
+            let node = |p: &[Fr]| hash(Domain::Node, &[p[0], p[1]]);
+            let next = if prev.len() >= PAR {
+                prev.par_chunks(2).map(node).collect()
+            } else {
+                prev.chunks(2).map(node).collect()
+            };
             levels.push(next);
         }
         Ok(MerkleTree { levels })

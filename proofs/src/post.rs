@@ -22,7 +22,7 @@ use thiserror::Error;
 pub const DEFAULT_CHALLENGES: usize = 10;
 
 /// Proving failures.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum PostError {
     /// The batch does not match the circuit's shape.
     #[error("expected {want} sectors of depth {depth}, got {got}")]
@@ -78,45 +78,66 @@ impl PostCircuit {
     }
 
     /// The circuit for proving window `window` against `nonce` for `sectors` (id, sealed
-    /// sector), the prover holding `replicas` (each sector's replica leaves).
+    /// sector); builds each replica's Merkle tree (see [`PostCircuit::prove_with_trees`]).
     pub fn prove_for(
         shape: Shape,
         nonce: &[u8; 32],
         window: u64,
         sectors: &[(u64, &Sealed)],
     ) -> Result<Self, PostError> {
+        let bad = PostError::Shape {
+            want: shape.sectors,
+            depth: shape.depth,
+            got: sectors.len(),
+        };
+        let trees = sectors
+            .iter()
+            .map(|(_, s)| MerkleTree::new(&s.replica).map_err(|_| bad.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let with: Vec<(u64, &Sealed, &MerkleTree)> = sectors
+            .iter()
+            .zip(&trees)
+            .map(|((id, s), t)| (*id, *s, t))
+            .collect();
+        Self::prove_with_trees(shape, nonce, window, &with)
+    }
+
+    /// [`PostCircuit::prove_for`] with each replica's tree already built (a prover keeps them
+    /// from sealing): only the challenged paths are read.
+    pub fn prove_with_trees(
+        shape: Shape,
+        nonce: &[u8; 32],
+        window: u64,
+        sectors: &[(u64, &Sealed, &MerkleTree)],
+    ) -> Result<Self, PostError> {
+        let bad = PostError::Shape {
+            want: shape.sectors,
+            depth: shape.depth,
+            got: sectors.len(),
+        };
         if sectors.len() != shape.sectors
             || sectors
                 .iter()
-                .any(|(_, s)| s.replica.len() != 1 << shape.depth)
+                .any(|(_, s, t)| s.replica.len() != 1 << shape.depth || t.depth() != shape.depth)
         {
-            return Err(PostError::Shape {
-                want: shape.sectors,
-                depth: shape.depth,
-                got: sectors.len(),
-            });
+            return Err(bad);
         }
         let seed = post_seed(nonce, window);
         let mut public = Vec::new();
         let mut witness = Vec::new();
-        for (id, s) in sectors {
-            let tree = MerkleTree::new(&s.replica).map_err(|_| PostError::Shape {
-                want: shape.sectors,
-                depth: shape.depth,
-                got: sectors.len(),
-            })?;
+        for (id, s, tree) in sectors {
             let idx: Vec<u64> = (0..shape.challenges as u64)
                 .map(|i| challenge(seed, *id, i, 1 << shape.depth) as u64)
                 .collect();
             let openings = idx
                 .iter()
                 .map(|&i| {
-                    (
+                    Ok((
                         s.replica[i as usize],
-                        tree.path(i as usize).unwrap_or_default(),
-                    )
+                        tree.path(i as usize).map_err(|_| bad.clone())?,
+                    ))
                 })
-                .collect();
+                .collect::<Result<Vec<_>, PostError>>()?;
             public.push(Some((s.comm_r, idx)));
             witness.push(Some(SectorWitness {
                 comm_c: s.comm_c,

@@ -170,6 +170,17 @@ pub fn parents(
 
 /// All labels, `labels[layer][node]`.
 pub fn labels(p: &SectorParams, replica_id: Fr) -> Result<Vec<Vec<Fr>>, SealError> {
+    labels_with(p, replica_id, &mut |x: &[Fr]| hash(Domain::Label, x))
+}
+
+/// [`labels`] with `label_hash` computing `H_Label` over a label's inputs (`replica_id`, layer,
+/// node, the 14 parent labels): benchmarks run the same labelling with another Poseidon
+/// implementation.
+pub fn labels_with(
+    p: &SectorParams,
+    replica_id: Fr,
+    label_hash: &mut dyn FnMut(&[Fr]) -> Fr,
+) -> Result<Vec<Vec<Fr>>, SealError> {
     p.check()?;
     let mut labels: Vec<Vec<Fr>> = Vec::with_capacity(p.layers);
     for l in 0..p.layers {
@@ -184,7 +195,7 @@ pub fn labels(p: &SectorParams, replica_id: Fr) -> Result<Vec<Vec<Fr>>, SealErro
                     Some((pl, pi)) => labels[pl][pi],
                 });
             }
-            layer.push(hash(Domain::Label, &inputs));
+            layer.push(label_hash(&inputs));
         }
         labels.push(layer);
     }

@@ -11,7 +11,7 @@
 //! | POST | `/api/v0/scrub` | token | verify every local block now |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
 //! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
-//! | POST | `/api/v0/audit` | token | seal pending blocks, then audit this window's peer now |
+//! | POST | `/api/v0/audit?peer=ID` | token | seal pending blocks, then audit this window's peer (or `peer`) now |
 //!
 //! Writes need `Authorization: Bearer <token>`, the token being the repo's `api.token` file.
 
@@ -35,6 +35,8 @@ use tokio::io::AsyncWriteExt;
 
 /// File in the repo holding the API token.
 pub const TOKEN_FILE: &str = "api.token";
+/// File in the repo holding the running node's bound API address (removed at shutdown).
+pub const API_ADDR_FILE: &str = "api.addr";
 /// File in the repo holding the node's ed25519 key.
 pub const IDENTITY_FILE: &str = "identity.key";
 
@@ -232,13 +234,27 @@ async fn proofs(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, Ap
     }
 }
 
+#[derive(Deserialize)]
+struct AuditQuery {
+    peer: Option<String>,
+}
+
 async fn audit_now(
     State(s): State<ApiState>,
+    Query(q): Query<AuditQuery>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&s, &headers)?;
     let sealed = s.node.seal_now().await?;
-    let a = s.node.audit_once().await?;
+    let a = match q.peer {
+        None => s.node.audit_once().await?,
+        Some(p) => {
+            let peer: cairn_net::PeerId = p
+                .parse()
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("peer {p:?}: {e}")))?;
+            s.node.audit_once_for(peer).await?
+        }
+    };
     Ok(Json(serde_json::json!({
         "sealed": sealed,
         "audit": a.map(|a| serde_json::json!({
@@ -366,6 +382,8 @@ pub async fn run(
     }
     let node = Node::start(repo, key, net, opts).await?;
     let api_addr = api.local_addr()?;
+    // the bound address (the config may say port 0), for local tools like `cairn-node audit log`
+    std::fs::write(config.repo.join(API_ADDR_FILE), api_addr.to_string())?;
     let app = router(node.clone(), token, config.repo.join("tmp"));
     let st = node.status().await;
     ready(Ready {
@@ -378,6 +396,7 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("shutting down");
+    let _ = std::fs::remove_file(config.repo.join(API_ADDR_FILE));
     node.shutdown().await;
     Ok(())
 }

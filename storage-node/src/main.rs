@@ -107,7 +107,10 @@ fn audit_entries(c: &NodeConfig, from: u64) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     let mut next = from;
     loop {
-        let url = format!("http://{}/api/v0/audit/log?from={next}", c.api);
+        let api = std::fs::read_to_string(c.repo.join(api::API_ADDR_FILE))
+            .map(|a| a.trim().to_string())
+            .unwrap_or_else(|_| c.api.clone());
+        let url = format!("http://{api}/api/v0/audit/log?from={next}");
         let mut resp = match ureq::get(&url).call() {
             Ok(r) => r,
             Err(ureq::Error::Io(_) | ureq::Error::ConnectionFailed) if out.is_empty() => {
@@ -179,10 +182,18 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,libp2p=warn".into()),
-        )
+        .with_env_filter({
+            let mut f = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,libp2p=warn".into());
+            // arkworks opens a span per gadget call: recorded by a subscriber, a seal proof
+            // allocates gigabytes of span text. They are never wanted in a node's log.
+            for d in ["gr1cs=off", "r1cs=off"] {
+                if let Ok(d) = d.parse() {
+                    f = f.add_directive(d);
+                }
+            }
+            f
+        })
         .init();
     match cli.cmd {
         Cmd::Init {
@@ -270,7 +281,7 @@ fn real_main() -> Result<()> {
         Cmd::Run { config } => {
             let c = load(config)?;
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async move {
+            let r = rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&c.api)
                     .await
                     .with_context(|| format!("binding the API to {}", c.api))?;
@@ -287,8 +298,12 @@ fn real_main() -> Result<()> {
                     shutdown_signal(),
                 )
                 .await?;
-                Ok(())
-            })
+                Ok::<(), anyhow::Error>(())
+            });
+            // a seal in progress on the blocking pool is background work: its result is
+            // written atomically at the end, so exiting mid-seal loses nothing but the work
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            r
         }
     }
 }

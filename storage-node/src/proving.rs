@@ -140,6 +140,9 @@ pub(crate) struct Proofs {
     seal_keys: Keys,
     post_keys: Keys,
     prove_lock: Mutex<()>,
+    /// Sealing runs here: one thread at the lowest CPU priority, so that window proofs (which
+    /// have a deadline) and serving are never starved by background sealing.
+    seal_pool: rayon::ThreadPool,
     /// (next position, hash of the last entry).
     head: Mutex<(u64, [u8; 32])>,
     /// prover -> sector -> comm_r, from verified sector records.
@@ -148,6 +151,16 @@ pub(crate) struct Proofs {
     /// Bumped whenever the faulty set changes.
     faulty_seq: tokio::sync::watch::Sender<u64>,
     status: Mutex<ProofStatus>,
+}
+
+/// Drops the calling thread to the lowest scheduling priority (nice 19).
+fn lowest_priority() {
+    // SAFETY: setpriority on this thread's id (Linux: per-thread nice); no memory is touched
+    #[allow(unsafe_code)]
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
 }
 
 fn be(n: u64) -> Vec<u8> {
@@ -171,6 +184,12 @@ impl Proofs {
             seal_keys,
             post_keys,
             prove_lock: Mutex::new(()),
+            seal_pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "cairn-seal".into())
+                .start_handler(|_| lowest_priority())
+                .build()
+                .map_err(|e| StoreError::Backend(format!("sealing thread: {e}")))?,
             head: Mutex::new((0, [0; 32])),
             registry: Mutex::new(HashMap::new()),
             faulty: Mutex::new(HashMap::new()),
@@ -275,8 +294,13 @@ impl Proofs {
         now.as_secs() / self.opts.window.as_secs().max(1)
     }
 
-    /// Seals every stored block not yet in a sector. Returns the new sector records.
+    /// Seals every stored block not yet in a sector, on the low-priority sealing thread.
+    /// Returns the new sector records.
     pub(crate) fn seal_pending(&self) -> Result<Vec<SectorRecord>, ProofsError> {
+        self.seal_pool.install(|| self.seal_pending_here())
+    }
+
+    fn seal_pending_here(&self) -> Result<Vec<SectorRecord>, ProofsError> {
         let store = self.repo.store();
         let mut pending = Vec::new();
         store.for_each_cid(&mut |c| {
@@ -769,12 +793,14 @@ impl Node {
         let _ = self.inner.net.subscribe(SECTOR_TOPIC).await;
         let secs = p.opts.window.as_secs().max(1);
         loop {
-            // start each audit shortly after a window opens
+            // audit at a random point of the next window's first half: auditors spread out,
+            // so provers do not all prove at once, and every proof has half a window or more
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
             let into = now.as_millis() as u64 % (secs * 1000);
-            let wait = Duration::from_millis(secs * 1000 - into + 500);
+            let jitter = rand::rngs::OsRng.next_u64() % (secs * 500).max(1);
+            let wait = Duration::from_millis(secs * 1000 - into + 200 + jitter);
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -849,7 +875,7 @@ impl Node {
             nonce,
             sectors: batch.iter().map(|s| s.0).collect(),
         };
-        let deadline = p.opts.window.mul_f64(0.8).max(Duration::from_secs(5));
+        let deadline = p.opts.window.mul_f64(0.45).max(Duration::from_secs(5));
         let answer = tokio::time::timeout(
             deadline,
             self.inner.net.ctrl(target, CtrlRequest::App(req.encode())),
