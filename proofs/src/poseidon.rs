@@ -83,6 +83,7 @@ pub fn params() -> &'static Params {
     })
 }
 
+#[inline(always)]
 fn sbox(x: Fr) -> Fr {
     let x2 = x.square();
     x2.square() * x
@@ -162,6 +163,7 @@ fn fast() -> &'static Fast {
     })
 }
 
+#[inline(always)]
 fn full_round(state: &mut [Fr; WIDTH], ark: &[Fr], mds: &[Vec<Fr>]) {
     for (s, c) in state.iter_mut().zip(ark) {
         *s += c;
@@ -175,6 +177,11 @@ fn full_round(state: &mut [Fr; WIDTH], ark: &[Fr], mds: &[Vec<Fr>]) {
 
 /// The permutation, natively (the optimised form of [`permute_reference`]).
 pub fn permute(state: &mut [Fr; WIDTH]) {
+    permute_portable(state);
+}
+
+#[inline(always)]
+fn permute_portable(state: &mut [Fr; WIDTH]) {
     let p = params();
     let f = fast();
     let half = FULL_ROUNDS / 2;
@@ -248,6 +255,49 @@ pub fn hash(domain: Domain, inputs: &[Fr]) -> Fr {
         permute(&mut state);
     }
     state[1]
+}
+
+/// The sponge state after absorbing the first two inputs of hashes that share them (every label
+/// of a layer starts with `replica_id` and the layer): [`Prefix::hash`] then skips one
+/// permutation per hash. The result is exactly [`hash`] of the whole input.
+#[derive(Debug, Clone, Copy)]
+pub struct Prefix {
+    domain: Domain,
+    len: usize,
+    first: [Fr; 2],
+    state: [Fr; WIDTH],
+}
+
+impl Prefix {
+    /// Absorbs `first` for hashes of `len` inputs (`len >= 2`) under `domain`.
+    pub fn new(domain: Domain, len: usize, first: [Fr; 2]) -> Self {
+        let mut state = [initial(domain, len), first[0], first[1]];
+        permute(&mut state);
+        Prefix {
+            domain,
+            len,
+            first,
+            state,
+        }
+    }
+
+    /// `hash(domain, first ++ rest)`.
+    pub fn hash(&self, rest: &[Fr]) -> Fr {
+        if rest.len() + 2 != self.len || self.len < 2 {
+            let mut all = self.first.to_vec();
+            all.extend_from_slice(rest);
+            return hash(self.domain, &all);
+        }
+        let mut state = self.state;
+        for pair in rest.chunks(2) {
+            state[1] += pair[0];
+            if let Some(b) = pair.get(1) {
+                state[2] += b;
+            }
+            permute(&mut state);
+        }
+        state[1]
+    }
 }
 
 fn sbox_var(x: &FpVar<Fr>) -> Result<FpVar<Fr>, SynthesisError> {
@@ -361,6 +411,15 @@ mod tests {
             assert_eq!(a, b);
             x = [a[0] + a[2], a[1] * a[0], a[2] - Fr::from(7u64)];
         }
+    }
+
+    #[test]
+    fn prefix_hash_is_the_hash() {
+        let v: Vec<Fr> = (1..=17u64).map(Fr::from).collect();
+        let p = Prefix::new(Domain::Label, 17, [v[0], v[1]]);
+        assert_eq!(p.hash(&v[2..]), hash(Domain::Label, &v));
+        // a wrong length falls back to the full hash
+        assert_eq!(p.hash(&v[2..5]), hash(Domain::Label, &v[..5]));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //!   `comm_r = H_CommR(comm_c, comm_r_last)`.
 
 use crate::merkle::{MerkleError, MerkleTree};
-use crate::poseidon::{hash, Domain};
+use crate::poseidon::{hash, Domain, Prefix};
 use ark_bn254::Fr;
 use ark_ff::{AdditiveGroup, BigInteger, PrimeField};
 use thiserror::Error;
@@ -170,7 +170,26 @@ pub fn parents(
 
 /// All labels, `labels[layer][node]`.
 pub fn labels(p: &SectorParams, replica_id: Fr) -> Result<Vec<Vec<Fr>>, SealError> {
-    labels_with(p, replica_id, &mut |x: &[Fr]| hash(Domain::Label, x))
+    // every label of a layer starts with (replica_id, layer): absorb that pair once per layer
+    let n_inputs = 3 + BASE_PARENTS + EXP_PARENTS;
+    let mut prefix: Option<(Fr, Prefix)> = None;
+    labels_with(p, replica_id, &mut |x: &[Fr]| {
+        if x.len() != n_inputs {
+            return hash(Domain::Label, x);
+        }
+        let pre = match prefix {
+            Some((layer, pre)) if layer == x[1] => pre,
+            _ => {
+                let pre = Prefix::new(Domain::Label, n_inputs, [x[0], x[1]]);
+                prefix = Some((x[1], pre));
+                pre
+            }
+        };
+        if x[0] != replica_id {
+            return hash(Domain::Label, x);
+        }
+        pre.hash(&x[2..])
+    })
 }
 
 /// [`labels`] with `label_hash` computing `H_Label` over a label's inputs (`replica_id`, layer,
