@@ -112,16 +112,6 @@ fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
     read_json(r, path)
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// `cairn audit verify`: fetches a node's whole audit log and re-verifies it end to end with
 /// this machine's keys (chain, signatures, seal proofs, window proofs). Exit 0 when it
 /// verifies, 1 when it does not.
@@ -154,7 +144,7 @@ pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
         for e in list {
             let bytes = e["entry"]
                 .as_str()
-                .and_then(unhex)
+                .and_then(cairn_proofs::audit::from_hex)
                 .context("a log entry is not hex")?;
             entries.push(
                 LogEntry::decode(&bytes)

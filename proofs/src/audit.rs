@@ -199,6 +199,22 @@ pub fn node_id(peer: &[u8]) -> [u8; 32] {
     *blake3::hash(peer).as_bytes()
 }
 
+/// Lower-case hex of bytes (how records appear in JSON).
+pub fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Bytes from hex, `None` if it is not an even number of hex digits.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// A field element as 32 little-endian bytes.
 pub fn fr_bytes(x: &Fr) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -239,6 +255,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader past the leading format version, which must be [`RECORD_VERSION`].
+    fn versioned(buf: &'a [u8]) -> Result<Self, AuditError> {
+        let mut r = Reader { buf };
+        let v = r.u8()?;
+        if v != RECORD_VERSION {
+            return Err(AuditError::Version(v));
+        }
+        Ok(r)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], AuditError> {
         if self.buf.len() < n {
             return Err(AuditError::Truncated);
@@ -341,11 +367,7 @@ impl SectorRecord {
 
     /// Decodes untrusted bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
-        let mut r = Reader { buf };
-        let v = r.u8()?;
-        if v != RECORD_VERSION {
-            return Err(AuditError::Version(v));
-        }
+        let mut r = Reader::versioned(buf)?;
         let prover = r.bytes(MAX_PEER_ID, "prover id length")?.to_vec();
         let sector = r.u64()?;
         let sector_size = r.u64()?;
@@ -475,11 +497,7 @@ impl AuditRecord {
 
     /// Decodes untrusted bytes (the signature is not checked here).
     pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
-        let mut r = Reader { buf };
-        let v = r.u8()?;
-        if v != RECORD_VERSION {
-            return Err(AuditError::Version(v));
-        }
+        let mut r = Reader::versioned(buf)?;
         let auditor = r.bytes(MAX_PEER_ID, "auditor id length")?.to_vec();
         let prover = r.bytes(MAX_PEER_ID, "prover id length")?.to_vec();
         let window = r.u64()?;
@@ -594,11 +612,7 @@ impl AuditRequest {
 
     /// Decodes untrusted bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
-        let mut r = Reader { buf };
-        let v = r.u8()?;
-        if v != RECORD_VERSION {
-            return Err(AuditError::Version(v));
-        }
+        let mut r = Reader::versioned(buf)?;
         let req = match r.u8()? {
             1 => {
                 let window = r.u64()?;
@@ -644,11 +658,7 @@ impl AuditResponse {
 
     /// Decodes untrusted bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
-        let mut r = Reader { buf };
-        let v = r.u8()?;
-        if v != RECORD_VERSION {
-            return Err(AuditError::Version(v));
-        }
+        let mut r = Reader::versioned(buf)?;
         let resp = match r.u8()? {
             1 => {
                 let mut p = [0u8; PROOF_LEN];
@@ -714,11 +724,7 @@ impl LogEntry {
 
     /// Decodes untrusted bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
-        let mut r = Reader { buf };
-        let v = r.u8()?;
-        if v != RECORD_VERSION {
-            return Err(AuditError::Version(v));
-        }
+        let mut r = Reader::versioned(buf)?;
         let seq = r.u64()?;
         let prev = r.b32()?;
         let kind = match r.u8()? {

@@ -247,6 +247,11 @@ pub fn hash(domain: Domain, inputs: &[Fr]) -> Fr {
     if inputs.is_empty() {
         permute(&mut state);
     }
+    absorb(state, inputs)
+}
+
+/// Absorbs `inputs` two at a time (zero-padded), a permutation after each pair; the output.
+fn absorb(mut state: [Fr; WIDTH], inputs: &[Fr]) -> Fr {
     for pair in inputs.chunks(2) {
         state[1] += pair[0];
         if let Some(b) = pair.get(1) {
@@ -288,15 +293,7 @@ impl Prefix {
             all.extend_from_slice(rest);
             return hash(self.domain, &all);
         }
-        let mut state = self.state;
-        for pair in rest.chunks(2) {
-            state[1] += pair[0];
-            if let Some(b) = pair.get(1) {
-                state[2] += b;
-            }
-            permute(&mut state);
-        }
-        state[1]
+        absorb(self.state, rest)
     }
 }
 

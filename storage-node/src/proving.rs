@@ -88,19 +88,7 @@ struct SectorMeta {
     pieces: Vec<(String, u64, u64)>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+use cairn_proofs::audit::{from_hex as unhex, to_hex as hex};
 
 fn fr_of_hex(s: &str) -> Option<Fr> {
     let b: [u8; 32] = unhex(s)?.try_into().ok()?;
