@@ -185,6 +185,25 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
         assert!(!s.holders.is_empty(), "shard {} has no live holder", s.cid);
         assert!(!s.holders.contains(&victim.peer_id().to_string()));
     }
+    // a prover that is gone misses its window: a signed "missed" verdict, and it is faulty
+    let gone = nodes
+        .iter()
+        .find(|n| n.peer_id().to_string() == holders[0])
+        .unwrap()
+        .clone();
+    gone.shutdown().await;
+    let other = nodes
+        .iter()
+        .find(|n| n.peer_id() != gone.peer_id() && n.peer_id() != victim.peer_id())
+        .unwrap();
+    let a = other
+        .audit_once_for(gone.peer_id())
+        .await
+        .unwrap()
+        .expect("the gone node has committed sectors");
+    assert_eq!(a.verdict, Verdict::Missed, "{a:?}");
+    assert!(a.proof.is_empty());
+    assert!(other.faulty_peers().contains(&gone.peer_id()));
     for n in &nodes {
         n.shutdown().await;
     }
