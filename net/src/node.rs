@@ -62,6 +62,8 @@ pub struct NetConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Whether this peer answers DHT queries and stores records (nodes: yes; clients: no).
     pub server: bool,
+    /// How often each connected peer is pinged; every answer is a [`NetEvent::Rtt`].
+    pub ping_interval: Duration,
 }
 
 impl Default for NetConfig {
@@ -72,6 +74,7 @@ impl Default for NetConfig {
                 .expect("static address parses")],
             bootstrap: Vec::new(),
             server: true,
+            ping_interval: Duration::from_secs(15),
         }
     }
 }
@@ -83,6 +86,8 @@ pub enum NetEvent {
     Connected(PeerId),
     /// Last connection to a peer closed.
     Disconnected(PeerId),
+    /// A ping to a peer came back after this round-trip time.
+    Rtt(PeerId, Duration),
     /// A gossip message on a subscribed topic (authenticated by its author's libp2p signature,
     /// at most [`MAX_GOSSIP`] bytes; the payload itself is unvalidated).
     Gossip {
@@ -216,6 +221,7 @@ pub async fn start(
     let signing_key = key.clone();
     let t = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let server = config.server;
+    let ping_interval = config.ping_interval;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -249,7 +255,7 @@ pub async fn start(
                     identify::Config::new("/cairn/id/1.0.0".into(), key.public())
                         .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
                 ),
-                ping: ping::Behaviour::default(),
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
                 kad,
                 ctrl: request_response::Behaviour::with_codec(
                     CtrlCodec,
@@ -547,6 +553,11 @@ impl SwarmTask {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ctrl(ev)) => self.on_ctrl(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => self.emit(NetEvent::Rtt(peer, rtt)),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 message,
                 ..

@@ -7,6 +7,7 @@
 //! | GET | `/api/v0/auth` | token | checks the token (clients call it before an upload) |
 //! | POST | `/api/v0/put?tar=true` | token | body: a file, or a tar of a directory; imports, places, announces |
 //! | GET | `/api/v0/placement/{root}` | – | which live nodes hold each shard |
+//! | GET | `/api/v0/placement/status?n=20` | – | the shards read most here lately (decayed read counts) and peers' measured RTTs |
 //! | POST | `/api/v0/repair` | token | one repair round now |
 //! | POST | `/api/v0/scrub` | token | verify every local block now |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
@@ -209,6 +210,48 @@ async fn scrub(
 }
 
 #[derive(Deserialize)]
+struct HotQuery {
+    #[serde(default = "default_hot")]
+    n: usize,
+}
+
+fn default_hot() -> usize {
+    20
+}
+
+async fn placement_status(
+    State(s): State<ApiState>,
+    Query(q): Query<HotQuery>,
+) -> Json<serde_json::Value> {
+    let now = crate::heat::now_ms();
+    let hot: Vec<serde_json::Value> = s
+        .node
+        .hot_shards(q.n.min(1000))
+        .into_iter()
+        .map(|(cid, h, score)| {
+            serde_json::json!({
+                "cid": cid.to_string(),
+                "reads": h.reads,
+                "score": score,
+                "size": h.size,
+                "last_read_s_ago": now.saturating_sub(h.last_ms) as f64 / 1e3,
+            })
+        })
+        .collect();
+    let peers: Vec<serde_json::Value> = s
+        .node
+        .peer_speeds()
+        .into_iter()
+        .map(|(p, sp)| serde_json::json!({ "peer": p.to_string(), "rtt_ms": sp.rtt_ms, "last_rtt_ms": sp.last_rtt_ms, "samples": sp.samples }))
+        .collect();
+    Json(serde_json::json!({
+        "tracked": s.node.tracked_shards(),
+        "hot": hot,
+        "peers": peers,
+    }))
+}
+
+#[derive(Deserialize)]
 struct LogQuery {
     #[serde(default)]
     from: u64,
@@ -273,6 +316,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
         .route("/api/v0/status", get(status))
         .route("/api/v0/auth", get(auth))
         .route("/api/v0/put", post(put))
+        .route("/api/v0/placement/status", get(placement_status))
         .route("/api/v0/placement/{root}", get(placement))
         .route("/api/v0/repair", post(repair))
         .route("/api/v0/scrub", post(scrub))
@@ -361,6 +405,7 @@ pub async fn run(
         listen: parse(&config.listen)?,
         bootstrap: parse(&config.bootstrap)?,
         server: true,
+        ..NetConfig::default()
     };
     std::fs::create_dir_all(&config.repo)?;
     let key = cairn_net::identity::load_or_create(&config.repo.join(IDENTITY_FILE))?;

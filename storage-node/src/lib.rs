@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod config;
+pub mod heat;
 pub mod ingest;
 pub mod node;
 pub mod proving;

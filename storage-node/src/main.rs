@@ -53,6 +53,28 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// Placement.
+    Placement {
+        #[command(subcommand)]
+        cmd: PlacementCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlacementCmd {
+    /// The running node's hot shards (the ones read most here lately) and its peers' measured
+    /// round-trip times.
+    Status {
+        /// Config file (default: <repo>/config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Shards to list.
+        #[arg(short, default_value_t = 20)]
+        n: usize,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,14 +124,19 @@ fn short(p: Option<&str>) -> String {
     }
 }
 
+/// The running node's API address: the bound one it recorded, else the configured one.
+fn node_api(c: &NodeConfig) -> String {
+    std::fs::read_to_string(c.repo.join(api::API_ADDR_FILE))
+        .map(|a| a.trim().to_string())
+        .unwrap_or_else(|_| c.api.clone())
+}
+
 /// The audit log entries as the API describes them: from the running node, else from the repo.
 fn audit_entries(c: &NodeConfig, from: u64) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     let mut next = from;
     loop {
-        let api = std::fs::read_to_string(c.repo.join(api::API_ADDR_FILE))
-            .map(|a| a.trim().to_string())
-            .unwrap_or_else(|_| c.api.clone());
+        let api = node_api(c);
         let url = format!("http://{api}/api/v0/audit/log?from={next}");
         let mut resp = match ureq::get(&url).call() {
             Ok(r) => r,
@@ -269,6 +296,45 @@ fn real_main() -> Result<()> {
             }
             if !json {
                 println!("{} entries", entries.len());
+            }
+            Ok(())
+        }
+        Cmd::Placement {
+            cmd: PlacementCmd::Status { config, n, json },
+        } => {
+            let c = load(config)?;
+            let url = format!("http://{}/api/v0/placement/status?n={n}", node_api(&c));
+            let mut resp = ureq::get(&url)
+                .call()
+                .with_context(|| format!("the node is not running (no answer at {url})"))?;
+            let v: serde_json::Value = resp
+                .body_mut()
+                .read_json()
+                .context("the node's answer is not JSON")?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            println!("{} shards with reads here; hottest:", v["tracked"]);
+            for h in v["hot"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}  reads {:>6}  decayed {:>8.2}  {:>8} bytes  last {:.0} s ago",
+                    h["cid"].as_str().unwrap_or("?"),
+                    h["reads"],
+                    h["score"].as_f64().unwrap_or(0.0),
+                    h["size"],
+                    h["last_read_s_ago"].as_f64().unwrap_or(0.0)
+                );
+            }
+            println!("peers by measured RTT (libp2p ping):");
+            for p in v["peers"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}  {:.2} ms (last {:.2} ms, {} samples)",
+                    p["peer"].as_str().unwrap_or("?"),
+                    p["rtt_ms"].as_f64().unwrap_or(0.0),
+                    p["last_rtt_ms"].as_f64().unwrap_or(0.0),
+                    p["samples"]
+                );
             }
             Ok(())
         }

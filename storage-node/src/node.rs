@@ -2,6 +2,7 @@
 //! nodes by weighted rendezvous hashing, announces them in the DHT, and runs scrub and repair
 //! workers that restore `k + m` holders per stripe.
 
+use crate::heat::{now_ms, AccessLog, Heat, PeerSpeeds, Speed};
 use crate::proving::{GossipMsg, ProofOptions, ProofStatus, Proofs, GOSSIP_QUEUE};
 use crate::repo::{Repo, RepoError};
 use crate::store::{Batch, Durability, StoreError, Table};
@@ -173,6 +174,7 @@ struct NodeService {
     index: Mutex<HashMap<Cid, Arc<DatasetIndex>>>,
     announce: mpsc::Sender<Vec<Cid>>,
     proofs: Option<Arc<Proofs>>,
+    reads: Arc<AccessLog>,
 }
 
 /// Datasets indexed in memory at once; the index is rebuilt from the store when evicted.
@@ -259,7 +261,9 @@ impl Service for NodeService {
 
     fn get_block(&self, cid: &Cid) -> Option<Bytes> {
         // `Repo::block` verifies, and quarantines a block that does not match
-        self.repo.block(cid).ok().map(Bytes::from)
+        let b = self.repo.block(cid).ok().map(Bytes::from)?;
+        self.reads.record(*cid, b.len() as u64, now_ms());
+        Some(b)
     }
 
     fn put_block(&self, from: PeerId, manifest: &Cid, block: Block) -> PutStatus {
@@ -343,6 +347,7 @@ pub(crate) struct Inner {
     pub(crate) repair_now: tokio::sync::Notify,
     pub(crate) seal_lock: tokio::sync::Mutex<()>,
     gossip: mpsc::Sender<GossipMsg>,
+    speeds: PeerSpeeds,
 }
 
 pub(crate) fn block_on_pool<T: Send + 'static>(
@@ -398,6 +403,7 @@ impl Node {
             index: Mutex::new(HashMap::new()),
             announce: ann_tx,
             proofs: proofs.clone(),
+            reads: Arc::new(AccessLog::default()),
         });
         let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
         let (net, events) = cairn_net::start(key, net_config, svc.clone()).await?;
@@ -417,6 +423,7 @@ impl Node {
                 repair_now: tokio::sync::Notify::new(),
                 seal_lock: tokio::sync::Mutex::new(()),
                 gossip: gossip_tx,
+                speeds: PeerSpeeds::default(),
             }),
         };
         let tasks = vec![
@@ -442,6 +449,21 @@ impl Node {
     /// The repo.
     pub fn repo(&self) -> &Repo {
         &self.inner.repo
+    }
+
+    /// The `n` shards read most from this node lately (decayed read counts), hottest first.
+    pub fn hot_shards(&self, n: usize) -> Vec<(Cid, Heat, f64)> {
+        self.inner.svc.reads.hottest(n, now_ms())
+    }
+
+    /// Shards with a read history here.
+    pub fn tracked_shards(&self) -> usize {
+        self.inner.svc.reads.tracked()
+    }
+
+    /// Connected peers' measured round-trip times, fastest first.
+    pub fn peer_speeds(&self) -> Vec<(PeerId, Speed)> {
+        self.inner.speeds.all()
     }
 
     /// This node's peer id.
@@ -530,7 +552,12 @@ impl Node {
                 ev = events.recv() => match ev {
                     None => return,
                     Some(NetEvent::Disconnected(p)) => {
+                        self.inner.speeds.forget(&p);
                         tracing::info!(peer = %p, "peer disconnected; checking stripes");
+                    }
+                    Some(NetEvent::Rtt(p, rtt)) => {
+                        self.inner.speeds.sample(p, rtt);
+                        continue;
                     }
                     Some(NetEvent::Connected(_)) => continue,
                     Some(NetEvent::Gossip { source, topic, data }) => {

@@ -616,3 +616,64 @@ async fn slow_provider_is_abandoned_for_parity() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_served_are_logged_per_shard_and_pings_measure_rtt() {
+    let nodes = network(6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = dataset(dir.path(), 2 << 20, 17);
+    let rep = nodes[0].put(&path).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    let (client, _net) = client_for(&nodes[1]).await;
+    for i in 0..3 {
+        let out = dir.path().join(format!("out{i}"));
+        client.get(&root, &out).await.unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+    }
+    // every data shard the client read was served by its holder, three times
+    let mut served = 0;
+    for stripe in &rep.placement {
+        for shard in stripe {
+            let holder = nodes
+                .iter()
+                .find(|n| n.peer_id().to_string() == shard.holders[0])
+                .unwrap();
+            if let Some((_, h, score)) = holder
+                .hot_shards(100)
+                .into_iter()
+                .find(|(c, _, _)| c.to_string() == shard.cid)
+            {
+                assert!(h.reads >= 1 && score > 0.0);
+                served += h.reads;
+            }
+        }
+    }
+    assert!(served >= 3, "reads logged: {served}");
+    // pings: a peer with a short ping interval reports round-trip times as events
+    let cfg = NetConfig {
+        ping_interval: Duration::from_millis(100),
+        ..NetConfig::default()
+    };
+    let (net, mut events) = cairn_net::start(Keypair::generate_ed25519(), cfg, Arc::new(NoService))
+        .await
+        .unwrap();
+    net.dial(nodes[2].net().listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    let rtt = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.recv().await {
+                Some(cairn_net::NetEvent::Rtt(p, rtt)) => break (p, rtt),
+                Some(_) => continue,
+                None => panic!("network stopped"),
+            }
+        }
+    })
+    .await
+    .expect("no ping answer");
+    assert_eq!(rtt.0, nodes[2].peer_id());
+    assert!(rtt.1 < Duration::from_secs(5));
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
