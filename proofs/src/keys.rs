@@ -57,6 +57,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     }
 }
 
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
 /// Hex blake3 of bytes.
 pub fn digest(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
@@ -116,13 +122,14 @@ pub fn load_or_setup<C: ConstraintSynthesizer<Fr>>(
     let mut vk_bytes = Vec::new();
     vk.serialize_uncompressed(&mut vk_bytes)
         .map_err(|e| KeyError::Setup(e.to_string()))?;
-    std::fs::write(&pk_path, &pk_bytes).map_err(io(&pk_path))?;
-    std::fs::write(&vk_path, &vk_bytes).map_err(io(&vk_path))?;
-    std::fs::write(
+    // each file appears whole (written aside, then renamed), and the digest file last: another
+    // process setting up the same keys at once never reads a half-written key
+    write_atomic(&pk_path, &pk_bytes)?;
+    write_atomic(&vk_path, &vk_bytes)?;
+    write_atomic(
         &dg_path,
-        format!("{}\n{}\n", digest(&pk_bytes), digest(&vk_bytes)),
-    )
-    .map_err(io(&dg_path))?;
+        format!("{}\n{}\n", digest(&pk_bytes), digest(&vk_bytes)).as_bytes(),
+    )?;
     let pvk = Groth16::<Bn254>::process_vk(&vk).map_err(|e| KeyError::Setup(e.to_string()))?;
     Ok(Keys {
         pk,
