@@ -94,7 +94,7 @@ fn sbox(x: Fr) -> Fr {
 /// (dense first row and column, identity elsewhere), and each `diag(1, B_i)` is pushed into the
 /// round before (it commutes with an S-box that only touches lane 0), transforming that round's
 /// constants along the way. A partial round then costs 5 multiplications for its matrix instead
-/// of 9; the result is bit-identical to [`permute_reference`] (tested).
+/// of 9; the result is bit-identical to the round-by-round permutation (tested).
 struct Fast {
     /// Per partial round: the constants in the transformed basis.
     consts: Vec<[Fr; WIDTH]>,
@@ -175,7 +175,8 @@ fn full_round(state: &mut [Fr; WIDTH], ark: &[Fr], mds: &[Vec<Fr>]) {
     }
 }
 
-/// The permutation, natively (the optimised form of [`permute_reference`]).
+/// The permutation, natively (partial rounds with sparse matrices; bit-identical to the
+/// round-by-round definition, tested).
 pub fn permute(state: &mut [Fr; WIDTH]) {
     permute_portable(state);
 }
@@ -208,32 +209,6 @@ fn permute_portable(state: &mut [Fr; WIDTH]) {
     }
     for r in half + PARTIAL_ROUNDS..FULL_ROUNDS + PARTIAL_ROUNDS {
         full_round(state, &p.ark[r], &p.mds);
-    }
-}
-
-/// The permutation exactly as specified (round by round, dense matrices): the reference
-/// [`permute`] is checked against.
-pub fn permute_reference(state: &mut [Fr; WIDTH]) {
-    let p = params();
-    let half = FULL_ROUNDS / 2;
-    for r in 0..FULL_ROUNDS + PARTIAL_ROUNDS {
-        for (s, c) in state.iter_mut().zip(&p.ark[r]) {
-            *s += c;
-        }
-        if r < half || r >= half + PARTIAL_ROUNDS {
-            for s in state.iter_mut() {
-                *s = sbox(*s);
-            }
-        } else {
-            state[0] = sbox(state[0]);
-        }
-        let old = *state;
-        for (i, s) in state.iter_mut().enumerate() {
-            *s = Fr::ZERO;
-            for (j, o) in old.iter().enumerate() {
-                *s += p.mds[i][j] * o;
-            }
-        }
     }
 }
 
@@ -395,6 +370,32 @@ mod tests {
             assert_eq!(a.value().unwrap(), b);
         }
         assert!(cs.is_satisfied().unwrap());
+    }
+
+    /// The permutation exactly as specified (round by round, dense matrices): the reference
+    /// [`permute`] is checked against.
+    fn permute_reference(state: &mut [Fr; WIDTH]) {
+        let p = params();
+        let half = FULL_ROUNDS / 2;
+        for r in 0..FULL_ROUNDS + PARTIAL_ROUNDS {
+            for (s, c) in state.iter_mut().zip(&p.ark[r]) {
+                *s += c;
+            }
+            if r < half || r >= half + PARTIAL_ROUNDS {
+                for s in state.iter_mut() {
+                    *s = sbox(*s);
+                }
+            } else {
+                state[0] = sbox(state[0]);
+            }
+            let old = *state;
+            for (i, s) in state.iter_mut().enumerate() {
+                *s = Fr::ZERO;
+                for (j, o) in old.iter().enumerate() {
+                    *s += p.mds[i][j] * o;
+                }
+            }
+        }
     }
 
     #[test]

@@ -758,9 +758,10 @@ impl Node {
                 .max()
                 .map(|m| m.saturating_add(1));
             let p2 = p.clone();
-            let me = peer.to_bytes();
+            let owner = peer.to_bytes();
             let _ = block_on_pool(move || {
-                for r in recs.iter().filter(|r| r.prover == me) {
+                // a peer may only vouch for its own sectors
+                for r in recs.iter().filter(|r| r.prover == owner) {
                     if let Err(e) = p2.register(r) {
                         tracing::info!(%peer, sector = r.sector, error = %e, "sector record rejected");
                     }
