@@ -58,16 +58,37 @@ pub async fn push_on(
     manifest: Cid,
     blocks: &[Block],
 ) -> Result<Vec<PutStatus>, NetError> {
+    let head = StreamRequest::Put {
+        manifest,
+        count: blocks.len(),
+    };
+    send_blocks(s, peer, head, blocks).await
+}
+
+/// Stores `blocks` as promoted copies over stream `s`; one status per block.
+pub async fn push_cached_on(
+    s: &mut libp2p::Stream,
+    peer: PeerId,
+    blocks: &[Block],
+) -> Result<Vec<PutStatus>, NetError> {
+    let head = StreamRequest::Cache {
+        count: blocks.len(),
+    };
+    send_blocks(s, peer, head, blocks).await
+}
+
+async fn send_blocks(
+    s: &mut libp2p::Stream,
+    peer: PeerId,
+    head: StreamRequest,
+    blocks: &[Block],
+) -> Result<Vec<PutStatus>, NetError> {
     if blocks.len() > wire::MAX_BATCH {
         return Err(NetError::Limit("PUT batch"));
     }
     let err = |e: std::io::Error| NetError::Stream {
         peer,
         reason: e.to_string(),
-    };
-    let head = StreamRequest::Put {
-        manifest,
-        count: blocks.len(),
     };
     s.write_all(&head.encode()).await.map_err(err)?;
     for b in blocks {
@@ -93,6 +114,7 @@ pub(crate) async fn serve(
     mut incoming: libp2p_stream::IncomingStreams,
     service: Arc<dyn Service>,
     local: PeerId,
+    delay: Duration,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
@@ -109,7 +131,7 @@ pub(crate) async fn serve(
         };
         let service = service.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_one(peer, stream, service).await {
+            if let Err(e) = serve_one(peer, stream, service, delay).await {
                 tracing::debug!(%local, %peer, error = %e, "block stream ended with an error");
             }
             drop(permit);
@@ -129,6 +151,7 @@ async fn serve_one(
     peer: PeerId,
     mut s: libp2p::Stream,
     service: Arc<dyn Service>,
+    delay: Duration,
 ) -> Result<(), WireError> {
     let io = |e: std::io::Error| WireError::Io(e.to_string());
     loop {
@@ -139,7 +162,7 @@ async fn serve_one(
             Ok(Ok(b)) => b,
         };
         let req = timed(StreamRequest::read_after_op(first, &mut s)).await?;
-        serve_request(peer, &mut s, &service, req).await?;
+        serve_request(peer, &mut s, &service, req, delay).await?;
         s.flush().await.map_err(io)?;
     }
     let _ = s.close().await;
@@ -151,13 +174,17 @@ async fn serve_request(
     s: &mut libp2p::Stream,
     service: &Arc<dyn Service>,
     req: StreamRequest,
+    delay: Duration,
 ) -> Result<(), WireError> {
     let io = |e: std::io::Error| WireError::Io(e.to_string());
     match req {
         StreamRequest::Get(cids) => {
             for cid in cids {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 let svc = service.clone();
-                let data = tokio::task::spawn_blocking(move || svc.get_block(&cid))
+                let data = tokio::task::spawn_blocking(move || svc.get_block(peer, &cid))
                     .await
                     .map_err(|e| WireError::Io(e.to_string()))?;
                 match data {
@@ -172,34 +199,65 @@ async fn serve_request(
             }
         }
         StreamRequest::Put { manifest, count } => {
-            let mut statuses = Vec::with_capacity(count);
-            let mut stored = Vec::new();
-            for _ in 0..count {
-                let (cid, data) = timed(read_block(s)).await?;
-                let block = Block { cid, data };
-                let status = if Block::verify(&block.cid, &block.data).is_err() {
-                    PutStatus::BadBlock
-                } else {
-                    let svc = service.clone();
-                    tokio::task::spawn_blocking(move || svc.put_block(peer, &manifest, block))
-                        .await
-                        .map_err(|e| WireError::Io(e.to_string()))?
-                };
-                if status == PutStatus::Stored {
-                    stored.push(cid);
-                }
-                statuses.push(status as u8);
-            }
-            let svc = service.clone();
-            let durable =
-                tokio::task::spawn_blocking(move || svc.put_done(peer, &manifest, &stored))
-                    .await
-                    .map_err(|e| WireError::Io(e.to_string()))?;
-            if !durable {
-                statuses.fill(PutStatus::Failed as u8);
-            }
-            s.write_all(&statuses).await.map_err(io)?;
+            receive(
+                s,
+                service,
+                count,
+                move |svc, b| svc.put_block(peer, &manifest, b),
+                move |svc, stored| svc.put_done(peer, &manifest, stored),
+            )
+            .await?
+        }
+        StreamRequest::Cache { count } => {
+            receive(
+                s,
+                service,
+                count,
+                move |svc, b| svc.put_cached(peer, b),
+                move |svc, stored| svc.cache_done(peer, stored),
+            )
+            .await?
         }
     }
     Ok(())
+}
+
+/// Reads `count` block frames, verifies each against its CID, hands the good ones to `store`
+/// on the blocking pool, calls `done` with those stored, and answers one status per block.
+async fn receive(
+    s: &mut libp2p::Stream,
+    service: &Arc<dyn Service>,
+    count: usize,
+    store: impl Fn(&dyn Service, Block) -> PutStatus + Send + Sync + Copy + 'static,
+    done: impl FnOnce(&dyn Service, &[Cid]) -> bool + Send + 'static,
+) -> Result<(), WireError> {
+    let join = |e: tokio::task::JoinError| WireError::Io(e.to_string());
+    let mut statuses = Vec::with_capacity(count);
+    let mut stored = Vec::new();
+    for _ in 0..count {
+        let (cid, data) = timed(read_block(s)).await?;
+        let block = Block { cid, data };
+        let status = if Block::verify(&block.cid, &block.data).is_err() {
+            PutStatus::BadBlock
+        } else {
+            let svc = service.clone();
+            tokio::task::spawn_blocking(move || store(svc.as_ref(), block))
+                .await
+                .map_err(join)?
+        };
+        if status == PutStatus::Stored {
+            stored.push(cid);
+        }
+        statuses.push(status as u8);
+    }
+    let svc = service.clone();
+    let durable = tokio::task::spawn_blocking(move || done(svc.as_ref(), &stored))
+        .await
+        .map_err(join)?;
+    if !durable {
+        statuses.fill(PutStatus::Failed as u8);
+    }
+    s.write_all(&statuses)
+        .await
+        .map_err(|e| WireError::Io(e.to_string()))
 }

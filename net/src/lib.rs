@@ -39,8 +39,9 @@ pub trait Service: Send + Sync + 'static {
     fn info(&self) -> NodeInfo;
     /// For each CID: is a verified, non-quarantined copy held here?
     fn have(&self, cids: &[Cid]) -> Vec<bool>;
-    /// A block's bytes, verified against its CID (never serve a block that does not match).
-    fn get_block(&self, cid: &Cid) -> Option<Bytes>;
+    /// A block's bytes for peer `from`, verified against its CID (never serve a block that
+    /// does not match).
+    fn get_block(&self, from: PeerId, cid: &Cid) -> Option<Bytes>;
     /// Stores one block a peer pushed as part of dataset `manifest`. The bytes were already
     /// verified against the CID.
     fn put_block(&self, from: PeerId, manifest: &Cid, block: Block) -> PutStatus;
@@ -49,6 +50,29 @@ pub trait Service: Send + Sync + 'static {
     fn put_done(&self, from: PeerId, manifest: &Cid, stored: &[Cid]) -> bool {
         let _ = (from, manifest, stored);
         true
+    }
+    /// For each CID asked by `from`: `None` if no promoted copy (fast tier) is held here, else
+    /// the reads it served. Such copies are served by [`Service::get_block`] but are not
+    /// counted by [`Service::have`].
+    fn cached(&self, from: PeerId, cids: &[Cid]) -> Vec<Option<u32>> {
+        let _ = from;
+        vec![None; cids.len()]
+    }
+    /// Keeps one block `from` promoted here (verified against its CID already).
+    fn put_cached(&self, from: PeerId, block: Block) -> PutStatus {
+        let _ = (from, block);
+        PutStatus::NoSpace
+    }
+    /// Called after every block of a `CACHE` exchange was read, with those kept: makes them
+    /// durable and announces them. Returning false reports every block as failed.
+    fn cache_done(&self, from: PeerId, stored: &[Cid]) -> bool {
+        let _ = (from, stored);
+        true
+    }
+    /// Drops the promoted copies of `cids` that `from` pushed here; true for each dropped.
+    fn uncache(&self, from: PeerId, cids: &[Cid]) -> Vec<bool> {
+        let _ = from;
+        vec![false; cids.len()]
     }
     /// Answers an application message ([`wire::CtrlRequest::App`]; proof audits). The answer
     /// must fit [`wire::MAX_APP`]; an error is sent back as text.
@@ -68,7 +92,7 @@ impl Service for NoService {
     fn have(&self, cids: &[Cid]) -> Vec<bool> {
         vec![false; cids.len()]
     }
-    fn get_block(&self, _: &Cid) -> Option<Bytes> {
+    fn get_block(&self, _: PeerId, _: &Cid) -> Option<Bytes> {
         None
     }
     fn put_block(&self, _: PeerId, _: &Cid, _: Block) -> PutStatus {

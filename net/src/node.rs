@@ -64,6 +64,9 @@ pub struct NetConfig {
     pub server: bool,
     /// How often each connected peer is pinged; every answer is a [`NetEvent::Rtt`].
     pub ping_interval: Duration,
+    /// Delay before serving each fetched block: emulates slow media in a local devnet, so that
+    /// peers measure a slow node (zero in production).
+    pub serve_delay: Duration,
 }
 
 impl Default for NetConfig {
@@ -75,6 +78,7 @@ impl Default for NetConfig {
             bootstrap: Vec::new(),
             server: true,
             ping_interval: Duration::from_secs(15),
+            serve_delay: Duration::ZERO,
         }
     }
 }
@@ -302,7 +306,13 @@ pub async fn start(
         .map_err(|e| t(&format!("{e:?}")))?;
     // the serve loop ends when the swarm task drops `stop_tx`
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    tokio::spawn(blocks::serve(incoming, service.clone(), peer_id, stop_rx));
+    tokio::spawn(blocks::serve(
+        incoming,
+        service.clone(),
+        peer_id,
+        config.serve_delay,
+        stop_rx,
+    ));
 
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
@@ -695,6 +705,8 @@ impl SwarmTask {
                     let resp = tokio::task::spawn_blocking(move || match request {
                         CtrlRequest::Info => CtrlResponse::Info(svc.info()),
                         CtrlRequest::Have(cids) => CtrlResponse::Have(svc.have(&cids)),
+                        CtrlRequest::Cached(cids) => CtrlResponse::Reads(svc.cached(peer, &cids)),
+                        CtrlRequest::Uncache(cids) => CtrlResponse::Have(svc.uncache(peer, &cids)),
                         CtrlRequest::App(msg) => match svc.app(peer, &msg) {
                             Ok(r) if r.len() <= MAX_APP => CtrlResponse::App(r),
                             Ok(_) => CtrlResponse::Error("answer above the protocol limit".into()),
@@ -924,6 +936,31 @@ impl NetClient {
                 blocks::push_on(&mut s, peer, manifest, blocks),
             )
             .await
+            {
+                Ok(Ok(v)) => {
+                    self.give_back(peer, s);
+                    return Ok(v);
+                }
+                Ok(Err(e)) => last = e,
+                Err(_) => return Err(NetError::Timeout(STREAM_TIMEOUT)),
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(last)
+    }
+
+    /// Pushes up to [`crate::wire::MAX_BATCH`] blocks to `peer` as promoted copies (the fast
+    /// tier); one status per block.
+    pub async fn push_cached(
+        &self,
+        peer: PeerId,
+        blocks: &[Block],
+    ) -> Result<Vec<PutStatus>, NetError> {
+        let mut last = NetError::Shutdown;
+        for attempt in 0..STREAM_ATTEMPTS {
+            let mut s = self.stream(peer, attempt == 0).await?;
+            match tokio::time::timeout(STREAM_TIMEOUT, blocks::push_cached_on(&mut s, peer, blocks))
+                .await
             {
                 Ok(Ok(v)) => {
                     self.give_back(peer, s);

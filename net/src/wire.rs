@@ -8,7 +8,8 @@
 //! - **blocks** (`/cairn/blocks/1`, one libp2p stream per exchange): bulk transfer. A stream
 //!   carries one [`StreamRequest`]: either `GET` of up to [`MAX_BATCH`] CIDs, answered by one
 //!   [`GetStatus`] frame per CID in order, or `PUT` of up to [`MAX_BATCH`] blocks of one dataset,
-//!   answered by one [`PutStatus`] byte per block once all were read.
+//!   answered by one [`PutStatus`] byte per block once all were read, or `CACHE` of up to
+//!   [`MAX_BATCH`] blocks to keep as promoted copies (the fast tier), answered the same way.
 //!
 //! Every decoder rejects trailing bytes, oversized counts and lengths with a [`WireError`].
 
@@ -30,6 +31,9 @@ pub const MAX_CID_LEN: usize = 128;
 pub const MAX_BATCH: usize = 256;
 /// Longest error text carried in a response.
 pub const MAX_ERROR_TEXT: usize = 1024;
+/// Most CIDs in one `Cached` or `Uncache` request (the `Reads` answer stays under
+/// [`MAX_CTRL_RESPONSE`]: at most 5 bytes per entry).
+pub const MAX_CACHED: usize = 1024;
 /// Longest application message ([`CtrlRequest::App`], [`CtrlResponse::App`]).
 pub const MAX_APP: usize = 12 << 10;
 
@@ -95,6 +99,12 @@ pub enum CtrlRequest {
     /// An application message (proof audits), opaque to this crate, at most [`MAX_APP`]
     /// bytes; answered by [`CtrlResponse::App`] or [`CtrlResponse::Error`].
     App(Vec<u8>),
+    /// Which of these blocks do you hold as promoted copies (the fast tier, not counted as
+    /// holders by repair), and how often was each read? Answered by [`CtrlResponse::Reads`].
+    Cached(Vec<Cid>),
+    /// Drop the promoted copies of these blocks that I pushed to you (demotion). Answered by
+    /// [`CtrlResponse::Have`]: true for each copy dropped.
+    Uncache(Vec<Cid>),
 }
 
 /// A control response.
@@ -108,6 +118,9 @@ pub enum CtrlResponse {
     Error(String),
     /// Answer to [`CtrlRequest::App`], at most [`MAX_APP`] bytes.
     App(Vec<u8>),
+    /// Answer to [`CtrlRequest::Cached`]: per CID, in order, `None` if no promoted copy is
+    /// held, else the reads that copy has served.
+    Reads(Vec<Option<u32>>),
 }
 
 /// Status of one CID of a `GET`.
@@ -152,14 +165,19 @@ impl PutStatus {
 const T_INFO: u8 = 0x01;
 const T_HAVE: u8 = 0x02;
 const T_APP: u8 = 0x03;
+const T_CACHED: u8 = 0x04;
+const T_UNCACHE: u8 = 0x05;
 const T_APP_R: u8 = 0x83;
 const T_INFO_R: u8 = 0x81;
 const T_HAVE_R: u8 = 0x82;
+const T_READS_R: u8 = 0x84;
 const T_ERROR_R: u8 = 0xff;
 /// Stream opcode: fetch blocks.
 pub const OP_GET: u8 = 0x01;
 /// Stream opcode: store blocks.
 pub const OP_PUT: u8 = 0x02;
+/// Stream opcode: store blocks as promoted copies (the fast tier).
+pub const OP_CACHE: u8 = 0x03;
 
 /// A cursor over a message being decoded.
 struct Reader<'a> {
@@ -226,8 +244,13 @@ impl CtrlRequest {
         let mut out = Vec::new();
         match self {
             CtrlRequest::Info => out.push(T_INFO),
-            CtrlRequest::Have(cids) => {
-                out.push(T_HAVE);
+            CtrlRequest::Have(cids) | CtrlRequest::Cached(cids) | CtrlRequest::Uncache(cids) => {
+                // Have: up to MAX_HAVE; Cached and Uncache: up to MAX_CACHED
+                out.push(match self {
+                    CtrlRequest::Have(_) => T_HAVE,
+                    CtrlRequest::Cached(_) => T_CACHED,
+                    _ => T_UNCACHE,
+                });
                 varint::write(&mut out, cids.len() as u64);
                 for c in cids {
                     put_cid(&mut out, c);
@@ -250,13 +273,21 @@ impl CtrlRequest {
         let mut r = Reader { buf };
         let req = match r.u8()? {
             T_INFO => CtrlRequest::Info,
-            T_HAVE => {
-                let n = r.varint("Have count", MAX_HAVE as u64)? as usize;
+            t @ (T_HAVE | T_CACHED | T_UNCACHE) => {
+                let n = if t == T_HAVE {
+                    r.varint("Have count", MAX_HAVE as u64)?
+                } else {
+                    r.varint("Cached count", MAX_CACHED as u64)?
+                } as usize;
                 let mut cids = Vec::with_capacity(n.min(64));
                 for _ in 0..n {
                     cids.push(r.cid()?);
                 }
-                CtrlRequest::Have(cids)
+                match t {
+                    T_HAVE => CtrlRequest::Have(cids),
+                    T_CACHED => CtrlRequest::Cached(cids),
+                    _ => CtrlRequest::Uncache(cids),
+                }
             }
             T_APP => {
                 let n = r.varint("app message", MAX_APP as u64)? as usize;
@@ -312,6 +343,13 @@ impl CtrlResponse {
                 varint::write(&mut out, b.len() as u64);
                 out.extend_from_slice(b);
             }
+            CtrlResponse::Reads(v) => {
+                out.push(T_READS_R);
+                varint::write(&mut out, v.len() as u64);
+                for r in v {
+                    varint::write(&mut out, r.map_or(0, |n| u64::from(n) + 1));
+                }
+            }
         }
         out
     }
@@ -341,6 +379,15 @@ impl CtrlResponse {
                 let n = r.varint("app message", MAX_APP as u64)? as usize;
                 CtrlResponse::App(r.take(n)?.to_vec())
             }
+            T_READS_R => {
+                let n = r.varint("Reads count", MAX_CACHED as u64)? as usize;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let x = r.varint("read count", u64::from(u32::MAX) + 1)?;
+                    v.push(x.checked_sub(1).map(|x| x as u32));
+                }
+                CtrlResponse::Reads(v)
+            }
             t => return Err(WireError::Tag(t)),
         };
         r.end()?;
@@ -361,6 +408,12 @@ pub enum StreamRequest {
         /// Number of block frames that follow.
         count: usize,
     },
+    /// Store `count` blocks as promoted copies (a hot shard copied to a fast node); the blocks
+    /// follow as block frames.
+    Cache {
+        /// Number of block frames that follow.
+        count: usize,
+    },
 }
 
 impl StreamRequest {
@@ -378,6 +431,10 @@ impl StreamRequest {
             StreamRequest::Put { manifest, count } => {
                 out.push(OP_PUT);
                 put_cid(&mut out, manifest);
+                varint::write(&mut out, *count as u64);
+            }
+            StreamRequest::Cache { count } => {
+                out.push(OP_CACHE);
                 varint::write(&mut out, *count as u64);
             }
         }
@@ -401,6 +458,9 @@ impl StreamRequest {
                 let count = r.varint("PUT count", MAX_BATCH as u64)? as usize;
                 StreamRequest::Put { manifest, count }
             }
+            OP_CACHE => StreamRequest::Cache {
+                count: r.varint("CACHE count", MAX_BATCH as u64)? as usize,
+            },
             t => return Err(WireError::Tag(t)),
         };
         r.end()?;
@@ -429,6 +489,9 @@ impl StreamRequest {
                 let count = read_varint(r, "PUT count", MAX_BATCH as u64).await? as usize;
                 Ok(StreamRequest::Put { manifest, count })
             }
+            OP_CACHE => Ok(StreamRequest::Cache {
+                count: read_varint(r, "CACHE count", MAX_BATCH as u64).await? as usize,
+            }),
             t => Err(WireError::Tag(t)),
         }
     }
@@ -550,6 +613,8 @@ mod tests {
             CtrlRequest::Have((0..MAX_HAVE as u32).map(cid).collect()),
             CtrlRequest::App(vec![]),
             CtrlRequest::App(vec![1; MAX_APP]),
+            CtrlRequest::Cached(vec![cid(1), cid(2)]),
+            CtrlRequest::Uncache((0..MAX_CACHED as u32).map(cid).collect()),
         ];
         for r in reqs {
             let e = r.encode();
@@ -567,6 +632,8 @@ mod tests {
             CtrlResponse::Have(vec![true; MAX_HAVE]),
             CtrlResponse::Error("no".into()),
             CtrlResponse::App(vec![7; MAX_APP]),
+            CtrlResponse::Reads(vec![None, Some(0), Some(u32::MAX)]),
+            CtrlResponse::Reads(vec![Some(u32::MAX); MAX_CACHED]),
         ];
         for r in resps {
             let e = r.encode();
@@ -605,6 +672,24 @@ mod tests {
             StreamRequest::decode(&get),
             Err(WireError::TooLarge { .. })
         ));
+        let mut cached = vec![T_CACHED];
+        varint::write(&mut cached, MAX_CACHED as u64 + 1);
+        assert!(matches!(
+            CtrlRequest::decode(&cached),
+            Err(WireError::TooLarge { .. })
+        ));
+        let mut reads = vec![T_READS_R, 1];
+        varint::write(&mut reads, u64::from(u32::MAX) + 2);
+        assert!(matches!(
+            CtrlResponse::decode(&reads),
+            Err(WireError::TooLarge { .. })
+        ));
+        let mut cache = vec![OP_CACHE];
+        varint::write(&mut cache, MAX_BATCH as u64 + 1);
+        assert!(matches!(
+            StreamRequest::decode(&cache),
+            Err(WireError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -627,11 +712,11 @@ mod tests {
         }
 
         #[test]
-        fn stream_request_round_trips(n in 0usize..MAX_BATCH, put in any::<bool>()) {
-            let r = if put {
-                StreamRequest::Put { manifest: cid(9), count: n }
-            } else {
-                StreamRequest::Get((0..n as u32).map(cid).collect())
+        fn stream_request_round_trips(n in 0usize..MAX_BATCH, kind in 0u8..3) {
+            let r = match kind {
+                0 => StreamRequest::Put { manifest: cid(9), count: n },
+                1 => StreamRequest::Cache { count: n },
+                _ => StreamRequest::Get((0..n as u32).map(cid).collect()),
             };
             let e = r.encode();
             prop_assert_eq!(StreamRequest::decode(&e).unwrap(), r.clone());

@@ -8,7 +8,7 @@ use cairn_core::dag::{DagError, Node};
 use cairn_core::erasure::{Coder, ErasureError, Stripe};
 use cairn_core::manifest::{self, Manifest};
 use cairn_core::{Block, Cid};
-use cairn_net::wire::{CtrlRequest, CtrlResponse, MAX_HAVE};
+use cairn_net::wire::{CtrlRequest, CtrlResponse, MAX_CACHED, MAX_HAVE};
 use cairn_net::{NetClient, NetError, PeerId};
 use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
@@ -157,6 +157,9 @@ pub struct Resolved {
     pub stripes: Vec<Stripe>,
     /// For each shard: the peers that said they hold it.
     pub holders: HashMap<Cid, Vec<PeerId>>,
+    /// For each promoted shard: the fast peers holding a promoted copy. Reads try these
+    /// first (the fast tier; design §4).
+    pub fast: HashMap<Cid, Vec<PeerId>>,
     /// For each shard: (stripe index, position in the stripe).
     pub position: HashMap<Cid, (usize, usize)>,
 }
@@ -311,7 +314,7 @@ impl Client {
                 position.insert(*c, (i, j));
             }
         }
-        let holders = self.locate(&stripes, &peers).await;
+        let (holders, fast) = self.locate(&stripes, &peers).await;
         tracing::debug!(
             peers = peers.len(),
             located = holders.len(),
@@ -330,14 +333,20 @@ impl Client {
             manifest: m,
             stripes,
             holders,
+            fast,
             position,
         })
     }
 
-    /// Asks every peer which shards it holds; shards nobody claims are looked up in the DHT.
-    async fn locate(&self, stripes: &[Stripe], peers: &[PeerId]) -> HashMap<Cid, Vec<PeerId>> {
+    /// Asks every peer which shards it holds (base copies, and promoted copies of the fast
+    /// tier); shards nobody claims are looked up in the DHT.
+    async fn locate(
+        &self,
+        stripes: &[Stripe],
+        peers: &[PeerId],
+    ) -> (HashMap<Cid, Vec<PeerId>>, HashMap<Cid, Vec<PeerId>>) {
         let all: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
-        let answers: Vec<(PeerId, Vec<Cid>)> = stream::iter(peers.iter().copied())
+        let answers: Vec<(PeerId, Vec<Cid>, Vec<Cid>)> = stream::iter(peers.iter().copied())
             .map(|peer| {
                 let all = &all;
                 async move {
@@ -351,16 +360,38 @@ impl Client {
                             Ok(_) | Err(_) => break,
                         }
                     }
-                    (peer, held)
+                    let mut fast = Vec::new();
+                    for chunk in all.chunks(MAX_CACHED) {
+                        match self
+                            .net
+                            .ctrl(peer, CtrlRequest::Cached(chunk.to_vec()))
+                            .await
+                        {
+                            Ok(CtrlResponse::Reads(r)) if r.len() == chunk.len() => fast.extend(
+                                chunk
+                                    .iter()
+                                    .zip(r)
+                                    .filter(|(_, r)| r.is_some())
+                                    .map(|(c, _)| *c),
+                            ),
+                            // a peer without a fast tier answers with an error
+                            Ok(_) | Err(_) => break,
+                        }
+                    }
+                    (peer, held, fast)
                 }
             })
             .buffer_unordered(HAVE_FANOUT)
             .collect()
             .await;
         let mut holders: HashMap<Cid, Vec<PeerId>> = HashMap::new();
-        for (peer, held) in answers {
+        let mut fast: HashMap<Cid, Vec<PeerId>> = HashMap::new();
+        for (peer, held, cached) in answers {
             for c in held {
                 holders.entry(c).or_default().push(peer);
+            }
+            for c in cached {
+                fast.entry(c).or_default().push(peer);
             }
         }
         let unclaimed: Vec<Cid> = all
@@ -379,7 +410,7 @@ impl Client {
                 holders.insert(c, p);
             }
         }
-        holders
+        (holders, fast)
     }
 
     /// The data shards `wanted` (indices into the stripe) of stripe `index`, verified: fetched
@@ -473,7 +504,13 @@ impl Client {
         let got: Vec<(usize, Option<Vec<u8>>)> =
             futures::future::join_all(wanted.iter().map(|&i| async move {
                 let cid = cids[i];
-                let peers = r.holders.get(&cid).cloned().unwrap_or_default();
+                // promoted copies on fast peers first, then the base holders
+                let mut peers = r.fast.get(&cid).cloned().unwrap_or_default();
+                for p in r.holders.get(&cid).into_iter().flatten() {
+                    if !peers.contains(p) {
+                        peers.push(*p);
+                    }
+                }
                 (
                     i,
                     self.fetch_from(&cid, &peers).await.map(|(b, _)| b.to_vec()),

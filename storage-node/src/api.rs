@@ -7,7 +7,8 @@
 //! | GET | `/api/v0/auth` | token | checks the token (clients call it before an upload) |
 //! | POST | `/api/v0/put?tar=true` | token | body: a file, or a tar of a directory; imports, places, announces |
 //! | GET | `/api/v0/placement/{root}` | – | which live nodes hold each shard |
-//! | GET | `/api/v0/placement/status?n=20` | – | the shards read most here lately (decayed read counts) and peers' measured RTTs |
+//! | GET | `/api/v0/placement/status?n=20` | – | the shards read most here lately (decayed read counts), peers' measured speeds, promoted shards, copies kept for peers, the last window's plan and the latest moves |
+//! | POST | `/api/v0/placement/run` | token | run one placement window now; returns its plan and outcome |
 //! | POST | `/api/v0/repair` | token | one repair round now |
 //! | POST | `/api/v0/scrub` | token | verify every local block now |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
@@ -238,17 +239,29 @@ async fn placement_status(
             })
         })
         .collect();
-    let peers: Vec<serde_json::Value> = s
-        .node
-        .peer_speeds()
-        .into_iter()
-        .map(|(p, sp)| serde_json::json!({ "peer": p.to_string(), "rtt_ms": sp.rtt_ms, "last_rtt_ms": sp.last_rtt_ms, "samples": sp.samples }))
-        .collect();
+    let tier = s.node.tier_status().await;
     Json(serde_json::json!({
         "tracked": s.node.tracked_shards(),
         "hot": hot,
-        "peers": peers,
+        "peers": tier.peers,
+        "windows": tier.windows,
+        "window_secs": tier.window_secs,
+        "auto": tier.auto,
+        "promoted": tier.promoted,
+        "cached": tier.cached,
+        "cache_used": tier.cache_used,
+        "cache_capacity": tier.cache_capacity,
+        "last_window": tier.last_window,
+        "moves": tier.moves,
     }))
+}
+
+async fn placement_run(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<crate::tier::WindowReport>, ApiError> {
+    authorize(&s, &headers)?;
+    Ok(Json(s.node.placement_window().await?))
 }
 
 #[derive(Deserialize)]
@@ -317,6 +330,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
         .route("/api/v0/auth", get(auth))
         .route("/api/v0/put", post(put))
         .route("/api/v0/placement/status", get(placement_status))
+        .route("/api/v0/placement/run", post(placement_run))
         .route("/api/v0/placement/{root}", get(placement))
         .route("/api/v0/repair", post(repair))
         .route("/api/v0/scrub", post(scrub))
@@ -405,6 +419,7 @@ pub async fn run(
         listen: parse(&config.listen)?,
         bootstrap: parse(&config.bootstrap)?,
         server: true,
+        serve_delay: Duration::from_millis(config.placement.emulated_read_delay_ms),
         ..NetConfig::default()
     };
     std::fs::create_dir_all(&config.repo)?;
@@ -419,6 +434,7 @@ pub async fn run(
         repair_interval: Duration::from_secs(config.repair_interval_secs),
         scrub_interval: Duration::from_secs(config.scrub_interval_secs),
         proofs: config.proofs.options(),
+        tier: config.placement.options(),
     };
     if let Some(p) = &opts.proofs {
         p.params

@@ -52,6 +52,64 @@ pub struct NodeConfig {
     pub scrub_interval_secs: u64,
     /// Proofs of storage.
     pub proofs: ProofsConfig,
+    /// The fast tier: promoting hot shards to fast peers.
+    pub placement: PlacementConfig,
+}
+
+/// `[placement]`: the fast tier (design §4). Each window a node runs the placement engine on the
+/// reads it served, copies the shards it predicts hot to the fastest peers it measured, and
+/// drops copies that went cold. The erasure-coded base placement never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// Run placement windows (probes, engine, promotions and demotions).
+    pub enabled: bool,
+    /// Seconds per placement window.
+    pub window_secs: u64,
+    /// Bytes of this node's shards that may be promoted at once (the engine's capacity).
+    pub promote_bytes: u64,
+    /// Bytes promoted per window at most (the migration budget).
+    pub budget_bytes: u64,
+    /// Bytes of promoted copies this node keeps for its peers (0: it offers no fast tier).
+    pub cache_bytes: u64,
+    /// Reads a shard needs before it may be promoted.
+    pub min_reads: u64,
+    /// Windows without a read after which a promoted shard is demoted.
+    pub idle_windows: u64,
+    /// Delay before serving each block, in milliseconds: emulates slow media in a local
+    /// devnet, so that peers measure this node as slow. Keep 0 in production.
+    pub emulated_read_delay_ms: u64,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig {
+            enabled: true,
+            window_secs: 60,
+            promote_bytes: 1 << 30,
+            budget_bytes: 256 << 20,
+            cache_bytes: 1 << 30,
+            min_reads: 2,
+            idle_windows: 3,
+            emulated_read_delay_ms: 0,
+        }
+    }
+}
+
+impl PlacementConfig {
+    /// The node options (windows run on a timer only when enabled; they can always be run
+    /// through the API).
+    pub fn options(&self) -> crate::tier::TierOptions {
+        crate::tier::TierOptions {
+            auto: self.enabled,
+            window: std::time::Duration::from_secs(self.window_secs.max(1)),
+            promote_bytes: self.promote_bytes,
+            budget_bytes: self.budget_bytes,
+            cache_bytes: self.cache_bytes,
+            min_reads: self.min_reads.max(1),
+            idle_windows: self.idle_windows.max(1),
+        }
+    }
 }
 
 /// `[proofs]`: sealing, window proofs and audits. Every node of a network must use the same
@@ -147,6 +205,7 @@ impl Default for NodeConfig {
             repair_interval_secs: 60,
             scrub_interval_secs: 3600,
             proofs: ProofsConfig::default(),
+            placement: PlacementConfig::default(),
         }
     }
 }

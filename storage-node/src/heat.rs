@@ -1,12 +1,13 @@
-//! What a node observes for placement (design §4; issue 5's network part starts here): every
-//! shard read it serves, and its peers' round-trip times from the network's pings.
+//! What a node observes for placement (design §4): every shard read it serves, and its peers'
+//! round-trip times (from the network's pings) and throughput (from timed block fetches).
 //!
 //! - [`AccessLog`]: per shard, reads served, bytes, first and last access and an exponentially
 //!   decayed read rate (half-life [`HALF_LIFE_SECS`]), plus a ring of the latest reads for the
 //!   placement engine. Both are bounded: at most [`MAX_TRACKED`] shards (the coldest tenth is
 //!   dropped when full) and [`RECENT`] recent reads.
 //! - [`PeerSpeeds`]: per peer, a smoothed RTT (EWMA, weight 1/4 for a new sample) and its last
-//!   sample, measured by libp2p pings, never declared by the peer.
+//!   sample, measured by libp2p pings, and a smoothed throughput from probes (timed, verified
+//!   block fetches); measured, never declared by the peer.
 
 use cairn_core::Cid;
 use cairn_net::PeerId;
@@ -67,7 +68,12 @@ fn cid_str<S: serde::Serializer>(c: &Cid, s: S) -> Result<S::Ok, S::Error> {
 struct Log {
     shards: HashMap<Cid, Heat>,
     recent: VecDeque<Read>,
+    /// Reads pushed to `recent` so far (the sequence number of the next one).
+    seq: u64,
 }
+
+/// Reads of one shard pushed to the recent ring at most per [`AccessLog::record_many`] call.
+const MAX_RING_PER_CALL: u64 = 64;
 
 /// Reads served by this node, bounded.
 #[derive(Default)]
@@ -86,6 +92,15 @@ pub fn now_ms() -> u64 {
 impl AccessLog {
     /// Records a read of `cid` (`size` bytes) at `at_ms`.
     pub fn record(&self, cid: Cid, size: u64, at_ms: u64) {
+        self.record_many(cid, size, 1, at_ms);
+    }
+
+    /// Records `n` reads of `cid` at `at_ms` (reads served elsewhere on this node's behalf,
+    /// such as by a promoted copy). At most 64 of them enter the recent ring.
+    pub fn record_many(&self, cid: Cid, size: u64, n: u64, at_ms: u64) {
+        if n == 0 {
+            return;
+        }
         let Ok(mut log) = self.inner.lock() else {
             return;
         };
@@ -108,14 +123,33 @@ impl AccessLog {
             last_ms: at_ms,
             score: 0.0,
         });
-        h.score = h.score_at(at_ms.max(h.last_ms)) + 1.0;
-        h.reads += 1;
+        h.score = h.score_at(at_ms.max(h.last_ms)) + n as f64;
+        h.reads += n;
         h.size = size;
         h.last_ms = h.last_ms.max(at_ms);
-        if log.recent.len() == RECENT {
-            log.recent.pop_front();
+        for _ in 0..n.min(MAX_RING_PER_CALL) {
+            if log.recent.len() == RECENT {
+                log.recent.pop_front();
+            }
+            log.recent.push_back(Read { cid, at_ms, size });
+            log.seq += 1;
         }
-        log.recent.push_back(Read { cid, at_ms, size });
+    }
+
+    /// The reads recorded since sequence number `seq` (those still in the ring), oldest first,
+    /// and the sequence number to ask from next time.
+    pub fn since(&self, seq: u64) -> (Vec<Read>, u64) {
+        let Ok(log) = self.inner.lock() else {
+            return (Vec::new(), seq);
+        };
+        let first = log.seq - log.recent.len() as u64;
+        let skip = seq.saturating_sub(first) as usize;
+        (log.recent.iter().skip(skip).copied().collect(), log.seq)
+    }
+
+    /// One shard's history.
+    pub fn get(&self, cid: &Cid) -> Option<Heat> {
+        self.inner.lock().ok()?.shards.get(cid).copied()
     }
 
     /// The `n` hottest shards as of `now_ms`, hottest first.
@@ -159,6 +193,20 @@ pub struct Speed {
     pub last_rtt_ms: f64,
     /// Samples taken.
     pub samples: u64,
+    /// Smoothed throughput of block fetches from the peer in bytes per second (EWMA, 1/4
+    /// weight per probe), 0 until probed.
+    pub throughput_bps: f64,
+    /// Throughput probes taken.
+    pub probes: u64,
+}
+
+impl Speed {
+    /// Estimated time to fetch 1 MiB from the peer: RTT plus transfer at the measured
+    /// throughput; `None` until probed.
+    pub fn mib_ms(&self) -> Option<f64> {
+        (self.probes > 0 && self.throughput_bps > 0.0)
+            .then(|| self.rtt_ms + (1u64 << 20) as f64 / self.throughput_bps * 1e3)
+    }
 }
 
 /// Peers' round-trip times, bounded.
@@ -181,6 +229,8 @@ impl PeerSpeeds {
             rtt_ms: ms,
             last_rtt_ms: ms,
             samples: 0,
+            throughput_bps: 0.0,
+            probes: 0,
         });
         s.rtt_ms = if s.samples == 0 {
             ms
@@ -189,6 +239,30 @@ impl PeerSpeeds {
         };
         s.last_rtt_ms = ms;
         s.samples += 1;
+    }
+
+    /// Records one throughput probe: `bytes` fetched in `elapsed` (a verified block fetch).
+    pub fn probe(&self, peer: PeerId, bytes: u64, elapsed: Duration) {
+        let Ok(mut m) = self.inner.lock() else {
+            return;
+        };
+        if m.len() >= MAX_PEERS && !m.contains_key(&peer) {
+            return;
+        }
+        let bps = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+        let s = m.entry(peer).or_insert(Speed {
+            rtt_ms: 0.0,
+            last_rtt_ms: 0.0,
+            samples: 0,
+            throughput_bps: bps,
+            probes: 0,
+        });
+        s.throughput_bps = if s.probes == 0 {
+            bps
+        } else {
+            0.75 * s.throughput_bps + 0.25 * bps
+        };
+        s.probes += 1;
     }
 
     /// Forgets a peer (it disconnected).
@@ -248,6 +322,14 @@ mod tests {
         }
         assert!(log.tracked() <= MAX_TRACKED);
         assert_eq!(log.recent().len(), RECENT);
+        let (tail, seq) = log.since(0);
+        assert_eq!(tail.len(), RECENT);
+        log.record_many(cid(3), 10, 1000, later + 2);
+        let (new, seq2) = log.since(seq);
+        assert_eq!(new.len(), 64);
+        assert_eq!(seq2, seq + 64);
+        assert_eq!(log.get(&cid(3)).map(|h| h.reads), Some(1000));
+        assert!(log.since(seq2).0.is_empty());
     }
 
     #[test]
@@ -262,6 +344,11 @@ mod tests {
         assert_eq!(all[0].0, b);
         assert!((all[1].1.rtt_ms - 15.0).abs() < 1e-9);
         assert_eq!(all[1].1.samples, 2);
+        assert_eq!(all[0].1.mib_ms(), None);
+        s.probe(b, 1 << 20, Duration::from_millis(100));
+        s.probe(b, 1 << 20, Duration::from_millis(100));
+        let mib = s.all()[0].1.mib_ms().unwrap();
+        assert!((mib - 101.0).abs() < 1e-6, "{mib}");
         s.forget(&a);
         assert_eq!(s.all().len(), 1);
     }

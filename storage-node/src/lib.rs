@@ -29,3 +29,4 @@ pub mod node;
 pub mod proving;
 pub mod repo;
 pub mod store;
+pub mod tier;

@@ -62,8 +62,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum PlacementCmd {
-    /// The running node's hot shards (the ones read most here lately) and its peers' measured
-    /// round-trip times.
+    /// The running node's fast tier: hot shards (read most here lately), peers' measured speeds,
+    /// shards promoted to fast peers, copies kept here for peers, and planned and done moves.
     Status {
         /// Config file (default: <repo>/config.toml).
         #[arg(long)]
@@ -326,16 +326,7 @@ fn real_main() -> Result<()> {
                     h["last_read_s_ago"].as_f64().unwrap_or(0.0)
                 );
             }
-            println!("peers by measured RTT (libp2p ping):");
-            for p in v["peers"].as_array().into_iter().flatten() {
-                println!(
-                    "  {}  {:.2} ms (last {:.2} ms, {} samples)",
-                    p["peer"].as_str().unwrap_or("?"),
-                    p["rtt_ms"].as_f64().unwrap_or(0.0),
-                    p["last_rtt_ms"].as_f64().unwrap_or(0.0),
-                    p["samples"]
-                );
-            }
+            print_tier(&v);
             Ok(())
         }
         Cmd::Config {
@@ -371,5 +362,90 @@ fn real_main() -> Result<()> {
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
             r
         }
+    }
+}
+
+/// The fast-tier part of `placement status`.
+fn print_tier(v: &serde_json::Value) {
+    let f = |x: &serde_json::Value| x.as_f64().unwrap_or(0.0);
+    let list = |x: &serde_json::Value| x.as_array().cloned().unwrap_or_default();
+    println!("peers by measured speed (RTT from pings, throughput from timed block fetches):");
+    for p in list(&v["peers"]) {
+        println!(
+            "  {}  rtt {:.2} ms  {:.1} MB/s  1 MiB in {}{}",
+            p["peer"].as_str().unwrap_or("?"),
+            f(&p["rtt_ms"]),
+            f(&p["throughput_mbps"]),
+            p["mib_ms"]
+                .as_f64()
+                .map_or("? (not probed)".to_string(), |m| format!("{m:.1} ms")),
+            if p["fast"] == true { "  FAST" } else { "" }
+        );
+    }
+    let promoted = list(&v["promoted"]);
+    println!("promoted to fast peers ({}):", promoted.len());
+    for p in promoted {
+        println!(
+            "  {}  -> {}  {} bytes, {} reads there",
+            p["cid"].as_str().unwrap_or("?"),
+            p["peer"].as_str().unwrap_or("?"),
+            p["bytes"],
+            p["reads_there"]
+        );
+    }
+    let cached = list(&v["cached"]);
+    println!(
+        "copies kept here for peers ({}; {} of {} bytes):",
+        cached.len(),
+        v["cache_used"],
+        v["cache_capacity"]
+    );
+    for c in cached {
+        println!(
+            "  {}  from {}  {} bytes, {} reads",
+            c["cid"].as_str().unwrap_or("?"),
+            c["promoter"].as_str().unwrap_or("?"),
+            c["bytes"],
+            c["reads"]
+        );
+    }
+    let w = &v["last_window"];
+    if w.is_null() {
+        println!("no placement window has run yet");
+    } else {
+        println!(
+            "last window {}: {} client reads, {} reads on fast copies, {} peers probed, {} fast; planned {} promotions and {} demotions; done {} and {}{}",
+            w["window"],
+            w["reads"],
+            w["fast_reads"],
+            w["probed"],
+            list(&w["fast_peers"]).len(),
+            list(&w["planned_promotions"]).len(),
+            list(&w["planned_demotions"]).len(),
+            w["promoted"],
+            w["demoted"],
+            w["note"].as_str().map(|n| format!(" ({n})")).unwrap_or_default()
+        );
+        for e in list(&w["failed"]) {
+            println!("  failed: {}", e.as_str().unwrap_or("?"));
+        }
+    }
+    let moves = list(&v["moves"]);
+    println!("moves ({} latest):", moves.len());
+    for m in moves.iter().rev().take(10).rev() {
+        println!(
+            "  window {:>3}  {:<7} {}  {} bytes  {}  {}{}",
+            m["window"],
+            m["kind"].as_str().unwrap_or("?"),
+            m["cid"].as_str().unwrap_or("?"),
+            m["bytes"],
+            m["peer"].as_str().unwrap_or(""),
+            if m["ok"] == true { "done" } else { "FAILED" },
+            m["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
     }
 }

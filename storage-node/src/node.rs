@@ -6,6 +6,7 @@ use crate::heat::{now_ms, AccessLog, Heat, PeerSpeeds, Speed};
 use crate::proving::{GossipMsg, ProofOptions, ProofStatus, Proofs, GOSSIP_QUEUE};
 use crate::repo::{Repo, RepoError};
 use crate::store::{Batch, Durability, StoreError, Table};
+use crate::tier::{Cache, Tier, TierOptions};
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
 use cairn_core::erasure::{Coder, Stripe};
@@ -76,6 +77,8 @@ pub struct NodeOptions {
     pub scrub_interval: Duration,
     /// Proofs of storage (sealing, window proofs, audits); `None` turns them off.
     pub proofs: Option<ProofOptions>,
+    /// The fast tier (promoting hot shards to fast peers, keeping peers' promoted copies).
+    pub tier: TierOptions,
 }
 
 impl Default for NodeOptions {
@@ -88,6 +91,7 @@ impl Default for NodeOptions {
             repair_interval: Duration::from_secs(60),
             scrub_interval: Duration::from_secs(3600),
             proofs: None,
+            tier: TierOptions::default(),
         }
     }
 }
@@ -175,7 +179,14 @@ struct NodeService {
     announce: mpsc::Sender<Vec<Cid>>,
     proofs: Option<Arc<Proofs>>,
     reads: Arc<AccessLog>,
+    cache: Arc<Cache>,
+    /// Storage nodes seen answering `Info`: their block fetches (repair, probes) are not
+    /// client reads.
+    storage_peers: Mutex<HashSet<PeerId>>,
 }
+
+/// Storage peers remembered at most (their reads are not counted as client reads).
+const MAX_STORAGE_PEERS: usize = 4096;
 
 /// Datasets indexed in memory at once; the index is rebuilt from the store when evicted.
 const MAX_INDEXED_DATASETS: usize = 64;
@@ -259,11 +270,51 @@ impl Service for NodeService {
             .collect()
     }
 
-    fn get_block(&self, cid: &Cid) -> Option<Bytes> {
+    fn get_block(&self, from: PeerId, cid: &Cid) -> Option<Bytes> {
         // `Repo::block` verifies, and quarantines a block that does not match
-        let b = self.repo.block(cid).ok().map(Bytes::from)?;
-        self.reads.record(*cid, b.len() as u64, now_ms());
+        let Some(b) = self.repo.block(cid).ok().map(Bytes::from) else {
+            // a promoted copy kept here for a peer (counted by the cache)
+            return self.cache.get(cid);
+        };
+        let peer_node = self
+            .storage_peers
+            .lock()
+            .map(|s| s.contains(&from))
+            .unwrap_or(false);
+        if !peer_node {
+            self.reads.record(*cid, b.len() as u64, now_ms());
+        }
         Some(b)
+    }
+
+    fn cached(&self, from: PeerId, cids: &[Cid]) -> Vec<Option<u32>> {
+        self.cache.cached(from, cids)
+    }
+
+    fn put_cached(&self, from: PeerId, block: Block) -> PutStatus {
+        if self.repo.store().has(&block.cid).unwrap_or(false) {
+            // held here already (base placement): nothing to copy
+            return PutStatus::Stored;
+        }
+        self.cache.put(from, block)
+    }
+
+    fn cache_done(&self, from: PeerId, stored: &[Cid]) -> bool {
+        if stored.is_empty() {
+            return true;
+        }
+        if let Err(e) = self.repo.store().persist() {
+            tracing::error!(%from, error = %e, "persisting promoted copies failed");
+            return false;
+        }
+        if self.announce.try_send(stored.to_vec()).is_err() {
+            tracing::warn!("announcement queue full; promoted copies not announced");
+        }
+        true
+    }
+
+    fn uncache(&self, from: PeerId, cids: &[Cid]) -> Vec<bool> {
+        self.cache.uncache(from, cids)
     }
 
     fn put_block(&self, from: PeerId, manifest: &Cid, block: Block) -> PutStatus {
@@ -348,6 +399,7 @@ pub(crate) struct Inner {
     pub(crate) seal_lock: tokio::sync::Mutex<()>,
     gossip: mpsc::Sender<GossipMsg>,
     speeds: PeerSpeeds,
+    tier: Tier,
 }
 
 pub(crate) fn block_on_pool<T: Send + 'static>(
@@ -396,7 +448,11 @@ impl Node {
                 ))
             }
         };
+        let (r4, cache_bytes) = (repo.clone(), opts.tier.cache_bytes);
+        let cache = Arc::new(block_on_pool(move || Cache::open(r4, cache_bytes)).await??);
         let svc = Arc::new(NodeService {
+            cache,
+            storage_peers: Mutex::new(HashSet::new()),
             repo: repo.clone(),
             used: AtomicU64::new(used),
             capacity: opts.capacity,
@@ -406,6 +462,7 @@ impl Node {
             reads: Arc::new(AccessLog::default()),
         });
         let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
+        let tier = Tier::new(opts.tier.clone());
         let (net, events) = cairn_net::start(key, net_config, svc.clone()).await?;
         let (stop, _) = watch::channel(false);
         let node = Node {
@@ -424,6 +481,7 @@ impl Node {
                 seal_lock: tokio::sync::Mutex::new(()),
                 gossip: gossip_tx,
                 speeds: PeerSpeeds::default(),
+                tier,
             }),
         };
         let tasks = vec![
@@ -434,6 +492,7 @@ impl Node {
             tokio::spawn(node.clone().seal_worker()),
             tokio::spawn(node.clone().audit_worker()),
             tokio::spawn(node.clone().gossip_worker(gossip_rx)),
+            tokio::spawn(node.clone().placement_worker()),
         ];
         if let Ok(mut t) = node.inner.tasks.lock() {
             t.extend(tasks);
@@ -464,6 +523,42 @@ impl Node {
     /// Connected peers' measured round-trip times, fastest first.
     pub fn peer_speeds(&self) -> Vec<(PeerId, Speed)> {
         self.inner.speeds.all()
+    }
+
+    pub(crate) fn inner_repo(&self) -> Arc<Repo> {
+        self.inner.repo.clone()
+    }
+
+    pub(crate) fn tier(&self) -> &Tier {
+        &self.inner.tier
+    }
+
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.inner.svc.cache
+    }
+
+    pub(crate) fn cache_arc(&self) -> Arc<Cache> {
+        self.inner.svc.cache.clone()
+    }
+
+    pub(crate) fn record_probe(&self, peer: PeerId, bytes: u64, dt: Duration) {
+        self.inner.speeds.probe(peer, bytes, dt);
+    }
+
+    pub(crate) fn record_reads(&self, cid: Cid, size: u64, n: u64, at_ms: u64) {
+        self.inner.svc.reads.record_many(cid, size, n, at_ms);
+    }
+
+    pub(crate) fn reads_since(&self, seq: u64) -> (Vec<crate::heat::Read>, u64) {
+        self.inner.svc.reads.since(seq)
+    }
+
+    pub(crate) fn tier_seq(&self) -> u64 {
+        self.inner.tier.seq()
+    }
+
+    pub(crate) fn shard_reads(&self, cid: &Cid) -> u64 {
+        self.inner.svc.reads.get(cid).map_or(0, |h| h.reads)
     }
 
     /// This node's peer id.
@@ -634,6 +729,12 @@ impl Node {
             .filter_map(|x| async move { x })
             .collect()
             .await;
+        if let Ok(mut s) = self.inner.svc.storage_peers.lock() {
+            if s.len() >= MAX_STORAGE_PEERS {
+                s.clear();
+            }
+            s.extend(out.iter().map(|x| x.0));
+        }
         out.push((self.peer_id(), self.inner.svc.info()));
         if let Some(p) = &self.inner.proofs {
             // a faulty prover's shards count as lost until it passes a window again

@@ -160,7 +160,7 @@ impl Service for Liar {
     fn have(&self, cids: &[Cid]) -> Vec<bool> {
         vec![true; cids.len()]
     }
-    fn get_block(&self, _: &Cid) -> Option<Bytes> {
+    fn get_block(&self, _: PeerId, _: &Cid) -> Option<Bytes> {
         Some(Bytes::from_static(b"definitely not your block"))
     }
     fn put_block(&self, _: PeerId, _: &Cid, _: Block) -> PutStatus {
@@ -565,7 +565,7 @@ impl Service for Slow {
     fn have(&self, cids: &[Cid]) -> Vec<bool> {
         vec![true; cids.len()]
     }
-    fn get_block(&self, _: &Cid) -> Option<Bytes> {
+    fn get_block(&self, _: PeerId, _: &Cid) -> Option<Bytes> {
         std::thread::sleep(Duration::from_secs(3));
         None
     }
@@ -673,6 +673,166 @@ async fn reads_served_are_logged_per_shard_and_pings_measure_rtt() {
     .expect("no ping answer");
     assert_eq!(rtt.0, nodes[2].peer_id());
     assert!(rtt.1 < Duration::from_secs(5));
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Six nodes, four of them slow (each block served after 300 ms, as from slow media): a shard
+/// read often on a slow node is promoted to a fast node it measured, clients then read it
+/// from there, and it is demoted when the engine prefers another shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_shards_move_to_measured_fast_peers_and_back() {
+    use cairn_storage_node::tier::TierOptions;
+    let mut nodes = Vec::new();
+    for i in 0..6 {
+        let cfg = NetConfig {
+            serve_delay: if i < 4 {
+                Duration::from_millis(300)
+            } else {
+                Duration::ZERO
+            },
+            ..NetConfig::default()
+        };
+        let o = NodeOptions {
+            tier: TierOptions {
+                // room for one 1 MiB shard: a newly hot shard displaces the old one
+                promote_bytes: 1 << 20,
+                ..TierOptions::default()
+            },
+            ..opts()
+        };
+        nodes.push(
+            Node::start(Repo::in_memory(), Keypair::generate_ed25519(), cfg, o)
+                .await
+                .unwrap(),
+        );
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    mesh(&refs).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 8 MiB: 8 leaves of 1 MiB + a root = 3 stripes, so each node holds about 3 shards
+    let (path, _) = dataset(dir.path(), 8 << 20, 23);
+    let rep = nodes[0].put(&path).await.unwrap();
+    let root: Cid = rep.root.parse().unwrap();
+    let fast: HashSet<String> = nodes[4..].iter().map(|n| n.peer_id().to_string()).collect();
+    // a slow node holding two 1 MiB data shards
+    let mut pick = None;
+    for (i, n) in nodes[..4].iter().enumerate() {
+        let me = n.peer_id().to_string();
+        let mine: Vec<Cid> = rep
+            .placement
+            .iter()
+            // data shards: a stripe lists its data shards, then its 2 parity shards
+            .flat_map(|s| s.iter().take(s.len() - 2))
+            .filter(|s| s.holders[0] == me)
+            .map(|s| s.cid.parse().unwrap())
+            .filter(|c: &Cid| c.codec() == cairn_core::block::RAW)
+            .collect();
+        if mine.len() >= 2 {
+            pick = Some((i, mine[0], mine[1]));
+            break;
+        }
+    }
+    let (s, a, b) = pick.expect("a slow node holds two raw data shards");
+    let slow = &nodes[s];
+    let (client, cnet) = client_for(slow).await;
+    let read = |cid: Cid| {
+        let cnet = cnet.clone();
+        let peer = slow.peer_id();
+        async move {
+            for _ in 0..3 {
+                let got = cnet.fetch_verified(peer, &cid).await.unwrap();
+                assert!(got.is_some());
+            }
+        }
+    };
+
+    // window 1: A is hot; the fast peers are measured; A is copied to one of them
+    read(a).await;
+    let w1 = slow.placement_window().await.unwrap();
+    assert_eq!(w1.reads, 3, "{w1:?}");
+    let measured: HashSet<String> = w1.fast_peers.iter().cloned().collect();
+    assert_eq!(measured, fast, "fast peers measured: {w1:?}");
+    assert_eq!(w1.planned_promotions, vec![a.to_string()], "{w1:?}");
+    assert_eq!((w1.promoted, w1.demoted), (1, 0), "{w1:?}");
+    let st = slow.tier_status().await;
+    assert_eq!(st.promoted.len(), 1);
+    let f1 = st.promoted[0]["peer"].as_str().unwrap().to_string();
+    assert!(fast.contains(&f1));
+    let holder_a = nodes
+        .iter()
+        .find(|n| n.peer_id().to_string() == f1)
+        .unwrap();
+    let cached = holder_a.tier_status().await.cached;
+    assert_eq!(cached[0]["cid"], a.to_string());
+    assert_eq!(cached[0]["promoter"], slow.peer_id().to_string());
+    // the promoted copy is not a holder for repair: the base placement is unchanged
+    let pl = nodes[0].placement(&root).await.unwrap();
+    let a_holders: Vec<&Vec<String>> = pl
+        .iter()
+        .flatten()
+        .filter(|x| x.cid == a.to_string())
+        .map(|x| &x.holders)
+        .collect();
+    assert_eq!(a_holders, vec![&vec![slow.peer_id().to_string()]]);
+
+    // window 2: B gets hot and displaces A (the engine has room for one shard): A is dropped
+    // from the fast peer, B is copied to one
+    read(b).await;
+    let w2 = slow.placement_window().await.unwrap();
+    assert_eq!(w2.planned_demotions, vec![a.to_string()], "{w2:?}");
+    assert_eq!(w2.planned_promotions, vec![b.to_string()], "{w2:?}");
+    assert_eq!((w2.promoted, w2.demoted), (1, 1), "{w2:?}");
+    assert!(holder_a
+        .tier_status()
+        .await
+        .cached
+        .iter()
+        .all(|c| c["cid"] != a.to_string()));
+    let st = slow.tier_status().await;
+    assert_eq!(st.promoted.len(), 1);
+    assert_eq!(st.promoted[0]["cid"], b.to_string());
+    let f2 = st.promoted[0]["peer"].as_str().unwrap().to_string();
+    let kinds: Vec<(&str, String)> = st.moves.iter().map(|m| (m.kind, m.cid.clone())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("promote", a.to_string()),
+            ("demote", a.to_string()),
+            ("promote", b.to_string())
+        ]
+    );
+
+    // clients find the fast copy of B (and none of A) and read B from there
+    let r = client.resolve(&root).await.unwrap();
+    let peers_of = |c: &Cid| {
+        r.fast
+            .get(c)
+            .map(|v| v.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+    };
+    assert_eq!(peers_of(&b), Some(vec![f2.clone()]));
+    assert_eq!(peers_of(&a), None);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let client = client.with_progress(tx);
+    let &(si, pos) = r.position.get(&b).unwrap();
+    let got = client.obtain(&r, si, &[pos]).await.unwrap();
+    assert_eq!(got[0].0, b);
+    let mut served_by = None;
+    while let Ok(p) = rx.try_recv() {
+        if let Progress::Fetched { cid, peer, .. } = p {
+            if cid == b {
+                served_by = Some(peer.to_string());
+            }
+        }
+    }
+    assert_eq!(served_by, Some(f2.clone()));
+
+    // window 3: the read served by the fast copy counts as the promoter's, and B stays
+    let w3 = slow.placement_window().await.unwrap();
+    assert_eq!(w3.fast_reads, 1, "{w3:?}");
+    assert_eq!((w3.promoted, w3.demoted), (0, 0), "{w3:?}");
+    assert_eq!(slow.hot_shards(1)[0].1.reads, 4);
     for n in &nodes {
         n.shutdown().await;
     }

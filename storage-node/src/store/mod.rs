@@ -39,11 +39,19 @@ pub enum Table {
     Sealed,
     /// The hash-chained audit log: position (u64 big-endian) -> encoded log entry.
     AuditLog,
+    /// This node's shards it promoted to fast peers: CID bytes -> promotion record
+    /// (`docs/formats.md`).
+    Promoted,
+    /// Promoted copies held here for peers (the fast tier): CID bytes -> block bytes.
+    Cache,
+    /// What is known of each promoted copy held here: CID bytes -> cache record
+    /// (`docs/formats.md`).
+    CacheIndex,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 11] = [
         Table::Pins,
         Table::Datasets,
         Table::Quarantine,
@@ -52,6 +60,9 @@ impl Table {
         Table::Replicas,
         Table::Sealed,
         Table::AuditLog,
+        Table::Promoted,
+        Table::Cache,
+        Table::CacheIndex,
     ];
 
     /// Column family / map name.
@@ -65,6 +76,9 @@ impl Table {
             Table::Replicas => "replicas",
             Table::Sealed => "sealed",
             Table::AuditLog => "audit_log",
+            Table::Promoted => "promoted",
+            Table::Cache => "cache",
+            Table::CacheIndex => "cache_index",
         }
     }
 }

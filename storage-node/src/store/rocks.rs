@@ -60,11 +60,17 @@ impl RocksStore {
         small.set_write_buffer_size(8 << 20);
 
         let mut cfs = vec![
-            ColumnFamilyDescriptor::new(BLOCKS, blocks),
+            ColumnFamilyDescriptor::new(BLOCKS, blocks.clone()),
             ColumnFamilyDescriptor::new(INDEX, small.clone()),
         ];
         for t in Table::ALL {
-            cfs.push(ColumnFamilyDescriptor::new(t.name(), small.clone()));
+            // promoted copies are block-sized: they go to blob files like blocks
+            let o = if t == Table::Cache {
+                blocks.clone()
+            } else {
+                small.clone()
+            };
+            cfs.push(ColumnFamilyDescriptor::new(t.name(), o));
         }
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
