@@ -5,6 +5,7 @@ mod bench_proofs;
 mod network;
 mod placement;
 mod proofs;
+mod tier_demo;
 
 use anyhow::{bail, Context, Result};
 use cairn_core::block::parse_cid;
@@ -635,8 +636,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 nodes,
                 dir,
                 no_proofs,
+                slow,
             } => {
-                let d = network::devnet_up(*nodes, dir, !*no_proofs)?;
+                let d = network::devnet_up(*nodes, dir, !*no_proofs, slow)?;
                 if json {
                     println!("{}", serde_json::to_string(&d)?);
                 } else {

@@ -28,6 +28,10 @@ pub enum DevnetCmd {
         /// Run the nodes without proofs of storage (no sealing, proving or audits).
         #[arg(long)]
         no_proofs: bool,
+        /// Nodes (by index, comma-separated) that emulate slow media: each block they serve
+        /// is delayed by 40 ms, and their peers measure them as slow.
+        #[arg(long, value_delimiter = ',')]
+        slow: Vec<usize>,
     },
     /// Stop the nodes listed in DIR/devnet.json.
     Down {
@@ -93,7 +97,7 @@ fn read_json(mut resp: ureq::http::Response<ureq::Body>, what: &str) -> Result<V
     Ok(v)
 }
 
-fn api_get_json(api: &str, path: &str) -> Result<Value> {
+pub(crate) fn api_get_json(api: &str, path: &str) -> Result<Value> {
     let r = agent()
         .get(url(api, path))
         .call()
@@ -101,7 +105,7 @@ fn api_get_json(api: &str, path: &str) -> Result<Value> {
     read_json(r, path)
 }
 
-fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
+pub(crate) fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
     let mut req = agent().post(url(api, path));
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));
@@ -248,7 +252,7 @@ pub fn repair(api: &str, token: Option<&str>) -> Result<Value> {
 }
 
 /// Bootstrap addresses of the node behind `api`.
-fn bootstrap_of(api: &str) -> Result<Vec<Multiaddr>> {
+pub(crate) fn bootstrap_of(api: &str) -> Result<Vec<Multiaddr>> {
     let id = api_get_json(api, "/api/v0/id")?;
     let addrs = id["addrs"]
         .as_array()
@@ -263,24 +267,30 @@ fn bootstrap_of(api: &str) -> Result<Vec<Multiaddr>> {
         .collect()
 }
 
+/// A client's network handle (it stores nothing), connected to `bootstrap`.
+pub(crate) async fn client_net(bootstrap: &[Multiaddr]) -> Result<cairn_net::NetClient> {
+    let key = cairn_net::Keypair::generate_ed25519();
+    let cfg = NetConfig {
+        bootstrap: bootstrap.to_vec(),
+        server: false,
+        ..NetConfig::default()
+    };
+    let (net, _events) = cairn_net::start(key, cfg, Arc::new(NoService)).await?;
+    for a in bootstrap {
+        net.dial(a.clone())
+            .await
+            .with_context(|| format!("dialing {a}"))?;
+    }
+    Ok(net)
+}
+
 /// `cairn get --api`: fetches `root` from the network (bootstrapping from the node behind
 /// `api`) into `out`, with a progress bar. Returns the bytes written.
 pub fn get(api: &str, root: &Cid, out: &Path, json: bool) -> Result<u64> {
     let bootstrap = bootstrap_of(api)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let key = cairn_net::Keypair::generate_ed25519();
-        let cfg = NetConfig {
-            bootstrap: bootstrap.clone(),
-            server: false,
-            ..NetConfig::default()
-        };
-        let (net, _events) = cairn_net::start(key, cfg, Arc::new(NoService)).await?;
-        for a in &bootstrap {
-            net.dial(a.clone())
-                .await
-                .with_context(|| format!("dialing {a}"))?;
-        }
+        let net = client_net(&bootstrap).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let client = Client::new(net.clone(), Options::default()).with_progress(tx);
         let pb = crate::bar(0, "fetching");
@@ -310,7 +320,7 @@ pub fn get(api: &str, root: &Cid, out: &Path, json: bool) -> Result<u64> {
     })
 }
 
-fn node_binary() -> Result<PathBuf> {
+pub(crate) fn node_binary() -> Result<PathBuf> {
     let me = std::env::current_exe()?;
     let p = me.with_file_name("cairn-node");
     if !p.exists() {
@@ -324,12 +334,18 @@ fn node_binary() -> Result<PathBuf> {
 
 /// Proof settings of devnet nodes: short windows so a demo sees several.
 pub const DEVNET_WINDOW_SECS: u64 = 20;
+/// Placement windows of devnet nodes, in seconds (a promoted shard unread for one window is
+/// demoted).
+pub const DEVNET_PLACEMENT_SECS: u64 = 5;
+/// Delay per block served by a devnet node that emulates slow media.
+pub const DEVNET_SLOW_MS: u64 = 40;
 
 fn start_node(
     bin: &Path,
     repo: &Path,
     bootstrap: Option<&str>,
     proofs: bool,
+    slow: bool,
 ) -> Result<DevnetNode> {
     let mut init = Command::new(bin);
     init.arg("init")
@@ -358,6 +374,9 @@ fn start_node(
     cfg.proofs.window_secs = DEVNET_WINDOW_SECS;
     cfg.proofs.seal_interval_secs = 2;
     cfg.proofs.keys_dir = cairn_storage_node::config::default_keys_dir();
+    cfg.placement.window_secs = DEVNET_PLACEMENT_SECS;
+    cfg.placement.idle_windows = 1;
+    cfg.placement.emulated_read_delay_ms = if slow { DEVNET_SLOW_MS } else { 0 };
     cfg.save(&cfg_path)?;
     run_node(bin, repo)
 }
@@ -415,10 +434,14 @@ pub fn run_node(bin: &Path, repo: &Path) -> Result<DevnetNode> {
     })
 }
 
-/// Starts `n` nodes under `dir` and writes `dir/devnet.json`.
-pub fn devnet_up(n: usize, dir: &Path, proofs: bool) -> Result<Devnet> {
+/// Starts `n` nodes under `dir` and writes `dir/devnet.json`; the nodes listed in `slow`
+/// emulate slow media.
+pub fn devnet_up(n: usize, dir: &Path, proofs: bool, slow: &[usize]) -> Result<Devnet> {
     if n == 0 {
         bail!("a devnet needs at least one node");
+    }
+    if let Some(i) = slow.iter().find(|i| **i >= n) {
+        bail!("--slow {i}: the devnet has nodes 0 to {}", n - 1);
     }
     if dir.join("devnet.json").exists() {
         bail!(
@@ -449,7 +472,7 @@ pub fn devnet_up(n: usize, dir: &Path, proofs: bool) -> Result<Devnet> {
     for i in 0..n {
         let repo = dir.join(format!("node-{i}"));
         let boot = nodes.first().and_then(|f| f.addrs.first().cloned());
-        match start_node(&bin, &repo, boot.as_deref(), proofs) {
+        match start_node(&bin, &repo, boot.as_deref(), proofs, slow.contains(&i)) {
             Ok(node) => {
                 nodes.push(node);
                 write(&nodes)?;
@@ -532,13 +555,13 @@ pub fn devnet_down(dir: &Path) -> Result<usize> {
     Ok(n)
 }
 
-fn token_of(node: &DevnetNode) -> Result<String> {
+pub(crate) fn token_of(node: &DevnetNode) -> Result<String> {
     Ok(std::fs::read_to_string(node.repo.join("api.token"))?
         .trim()
         .to_string())
 }
 
-fn files_under(p: &Path, base: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn files_under(p: &Path, base: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for e in std::fs::read_dir(p)? {
         let e = e?;
         let path = e.path();
@@ -575,7 +598,7 @@ pub fn demo(dir: &Path) -> Result<()> {
 
 fn demo_inner(dir: &Path) -> Result<()> {
     println!("== starting a 6-node devnet (separate processes on loopback)");
-    let net = devnet_up(6, &dir.join("devnet"), true)?;
+    let net = devnet_up(6, &dir.join("devnet"), true, &crate::tier_demo::SLOW)?;
     for (i, n) in net.nodes.iter().enumerate() {
         println!("   node-{i}  api {}  peer {}", n.api, n.peer_id);
     }
@@ -590,6 +613,13 @@ fn demo_inner(dir: &Path) -> Result<()> {
         "   root {root}\n   {} bytes, {} blocks, {} stripes, spread over {} nodes",
         rep["bytes"], rep["blocks"], rep["stripes"], rep["nodes"]
     );
+    let names: std::collections::HashMap<String, String> = net
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.peer_id.clone(), format!("node-{i}")))
+        .collect();
+    crate::tier_demo::run(&net, &root, &data, &rep, &names)?;
     let killed = [&net.nodes[2], &net.nodes[4]];
     println!("== killing node-2 and node-4 (SIGKILL)");
     for n in killed {
@@ -625,12 +655,6 @@ fn demo_inner(dir: &Path) -> Result<()> {
     println!("== every byte of {} files matches", a.len());
     println!("== where the shards live now (asked node-1; down = holder killed, decoded from parity on read)");
     let pl = placement(&survivor.api, &root)?;
-    let names: std::collections::HashMap<String, String> = net
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.peer_id.clone(), format!("node-{i}")))
-        .collect();
     for (si, stripe) in pl.as_array().into_iter().flatten().enumerate().take(4) {
         let cells: Vec<String> = stripe
             .as_array()
@@ -986,7 +1010,7 @@ pub fn bench_net(mib: u64, dir: Option<&Path>, sendme: Option<&Path>, json: bool
     eprintln!("starting a 6-node devnet");
     let dn = work.join("devnet");
     // proofs off: sealing a GiB would compete with the transfer being measured
-    let net = devnet_up(6, &dn, false)?;
+    let net = devnet_up(6, &dn, false, &[])?;
     let result = (|| -> Result<()> {
         let entry = &net.nodes[0];
         let rep = put(&entry.api, Some(&token_of(entry)?), &file)?;

@@ -58,6 +58,12 @@ fn demo_fetches_every_byte_with_two_of_six_nodes_killed() {
     );
     assert!(out.contains("spread over 6 nodes"), "{out}");
     assert!(out.contains("every byte of 5 files matches"), "{out}");
+    // fast tier: the hot shard moves to a measured-fast node, reads follow it, it moves back
+    assert!(out.contains("FAST"), "{out}");
+    assert!(out.contains("it finds the promoted copy on node-"), "{out}");
+    assert!(out.contains(": promote "), "{out}");
+    assert!(out.contains(": demote "), "{out}");
+    assert!(out.contains("no longer keeps a copy"), "{out}");
     // proofs: every live node passes, the wiped node fails, the log re-verifies
     assert!(out.matches(", PASS").count() >= 4, "{out}");
     assert!(out.contains("is not held here"), "{out}");

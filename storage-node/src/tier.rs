@@ -801,7 +801,7 @@ impl Node {
         let (reads, seq) = self.reads_since(self.tier_seq());
         report.reads = reads.len();
         let hot = self.hot_shards(crate::heat::MAX_TRACKED);
-        let (candidates, window_no, trainings, tracked) = {
+        let (candidates, why, window_no, trainings, tracked) = {
             let mut st = tier
                 .state
                 .lock()
@@ -829,12 +829,36 @@ impl Node {
                 })
                 .map(|(c, h, _)| (*c, h.size))
                 .collect();
+            // why a promoted shard would be demoted
+            let heat: HashMap<Cid, crate::heat::Heat> = hot.iter().map(|x| (x.0, x.1)).collect();
+            let why: HashMap<Cid, String> = promoted
+                .keys()
+                .map(|c| {
+                    let r = match heat.get(c) {
+                        None => "cold: no longer among the shards read here".to_string(),
+                        Some(_) if !st.engine.contains(engine_id(c)) => {
+                            "the engine evicted it for hotter shards".to_string()
+                        }
+                        Some(h)
+                            if now.saturating_sub(h.last_ms) > opts.idle_windows * window_ms =>
+                        {
+                            format!(
+                                "cold: no reads for {:.0} s",
+                                now.saturating_sub(h.last_ms) as f64 / 1e3
+                            )
+                        }
+                        Some(_) => "over the promotable bytes, or no longer held here".to_string(),
+                    };
+                    (*c, r)
+                })
+                .collect();
             if st.ids.len() > crate::heat::MAX_TRACKED {
                 let tracked: HashSet<Cid> = hot.iter().map(|x| x.0).collect();
                 st.ids.retain(|_, c| tracked.contains(c));
             }
             (
                 candidates,
+                why,
                 st.window,
                 st.engine.trainings,
                 st.engine.tracked(),
@@ -892,12 +916,13 @@ impl Node {
             for chunk in list.chunks(MAX_CACHED) {
                 let cids: Vec<Cid> = chunk.iter().map(|x| x.0).collect();
                 let r = self.net().ctrl(peer, CtrlRequest::Uncache(cids)).await;
-                let reason = match &r {
-                    Ok(CtrlResponse::Have(_)) => "cold: the engine no longer keeps it".to_string(),
-                    Ok(other) => format!("unexpected answer {other:?}"),
-                    Err(e) => format!("{e} (forgotten; the peer drops it as an orphan)"),
+                let note = match &r {
+                    Ok(CtrlResponse::Have(_)) => String::new(),
+                    Ok(other) => format!("; unexpected answer {other:?}"),
+                    Err(e) => format!("; {e} (forgotten: the peer drops it as an orphan)"),
                 };
                 for (c, p) in chunk {
+                    let reason = format!("{}{note}", why.get(c).map_or("cold", String::as_str));
                     updates.delete(Table::Promoted, c.to_bytes());
                     report.demoted += 1;
                     moves.push(Move {
@@ -908,7 +933,7 @@ impl Node {
                         peer: peer.to_string(),
                         bytes: p.size,
                         ok: true,
-                        reason: reason.clone(),
+                        reason,
                     });
                 }
             }
