@@ -378,6 +378,20 @@ impl Service for NodeService {
     }
 }
 
+/// Bytes of every block in the store.
+fn stored_bytes(repo: &Repo) -> Result<u64, StoreError> {
+    let mut cids = Vec::new();
+    repo.store().for_each_cid(&mut |c| {
+        cids.push(c);
+        true
+    })?;
+    let mut used = 0u64;
+    for c in cids {
+        used += repo.store().size(&c)?.unwrap_or(0);
+    }
+    Ok(used)
+}
+
 /// A running storage node. Cheap to clone.
 #[derive(Clone)]
 pub struct Node {
@@ -423,19 +437,7 @@ impl Node {
             .map_err(|e| NodeError::Config(e.to_string()))?;
         let repo = Arc::new(repo);
         let r2 = repo.clone();
-        let used = block_on_pool(move || {
-            let mut used = 0u64;
-            let mut cids = Vec::new();
-            r2.store().for_each_cid(&mut |c| {
-                cids.push(c);
-                true
-            })?;
-            for c in cids {
-                used += r2.store().size(&c)?.unwrap_or(0);
-            }
-            Ok::<_, StoreError>(used)
-        })
-        .await??;
+        let used = block_on_pool(move || stored_bytes(&r2)).await??;
         let (ann_tx, ann_rx) = mpsc::channel(ANNOUNCE_QUEUE);
         let proofs = match opts.proofs.clone() {
             None => None,
@@ -877,21 +879,14 @@ impl Node {
                 .flat_map(|s| s.shards().copied())
                 .filter(|c| !mine.contains(c))
                 .collect();
-            let freed = block_on_pool(move || {
-                let mut freed = 0;
+            block_on_pool(move || {
                 let mut b = Batch::new();
                 for c in &drop_list {
-                    freed += repo.store().size(c)?.unwrap_or(0);
                     b.delete_block(*c);
                 }
-                repo.store().write(b, Durability::Sync)?;
-                Ok::<_, StoreError>(freed)
+                repo.store().write(b, Durability::Sync)
             })
             .await??;
-            self.inner.svc.used.fetch_sub(
-                freed.min(self.inner.svc.used.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
             report.distributed = true;
             report.nodes = plan.len();
         } else {
@@ -915,6 +910,10 @@ impl Node {
                 stripes.iter().flat_map(|s| s.shards().copied()).collect(),
             );
         }
+        // what this node keeps of the dataset (its shards, or all of it, and the manifest)
+        let repo = self.inner.repo.clone();
+        let used = block_on_pool(move || stored_bytes(&repo)).await??;
+        self.inner.svc.used.store(used, Ordering::Relaxed);
         let mut ann = plan.remove(&me).unwrap_or_default();
         ann.push(mcid);
         let _ = self.inner.svc.announce.send(ann).await;

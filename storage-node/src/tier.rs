@@ -158,7 +158,12 @@ impl<'a> Cursor<'a> {
             return Err(RecordError(self.1));
         }
         let n = self.take(1)?[0] as usize;
-        PeerId::from_bytes(self.take(n)?).map_err(|_| RecordError(self.1))
+        let b = self.take(n)?;
+        match PeerId::from_bytes(b) {
+            // one encoding per record
+            Ok(p) if p.to_bytes() == b => Ok(p),
+            _ => Err(RecordError(self.1)),
+        }
     }
     fn end(self) -> Result<(), RecordError> {
         if self.0.is_empty() {

@@ -803,7 +803,11 @@ async fn hot_shards_move_to_measured_fast_peers_and_back() {
             ("promote", b.to_string())
         ]
     );
-    assert!(st.moves[1].reason.contains("engine evicted"), "{:?}", st.moves);
+    assert!(
+        st.moves[1].reason.contains("engine evicted"),
+        "{:?}",
+        st.moves
+    );
 
     // clients find the fast copy of B (and none of A) and read B from there
     let r = client.resolve(&root).await.unwrap();
