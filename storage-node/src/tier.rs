@@ -41,6 +41,7 @@ use cairn_net::PeerId;
 use cairn_placement::engine::Engine;
 use cairn_placement::policy::Policy;
 use cairn_placement::trace::Request;
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +57,10 @@ pub const MOVE_HISTORY: usize = 256;
 pub const ORPHAN_WINDOWS: u64 = 10;
 /// Shard CIDs offered to a peer per probe (`Have`), to find one it holds.
 const PROBE_SAMPLE: usize = 256;
+/// Peers probed per window at most (the rest in later windows, round robin).
+const PROBES_PER_WINDOW: usize = 32;
+/// Probes in flight at once (few, so that they measure the peer, not each other).
+const PROBES_AT_ONCE: usize = 4;
 /// How long a probe fetch may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most reads one `Cached` answer may add to a shard per window (a lying fast peer cannot
@@ -304,6 +309,7 @@ struct State {
     window: u64,
     last: Option<WindowReport>,
     moves: VecDeque<Move>,
+    probe_turn: usize,
 }
 
 /// The promoter's side: engine and history.
@@ -323,6 +329,7 @@ impl Tier {
                 window: 0,
                 last: None,
                 moves: VecDeque::new(),
+                probe_turn: 0,
             }),
             opts,
             lock: tokio::sync::Mutex::new(()),
@@ -333,6 +340,16 @@ impl Tier {
 impl Tier {
     pub(crate) fn seq(&self) -> u64 {
         self.state.lock().map(|s| s.seq).unwrap_or(0)
+    }
+
+    fn next_probe_turn(&self) -> usize {
+        self.state
+            .lock()
+            .map(|mut s| {
+                s.probe_turn += 1;
+                s.probe_turn - 1
+            })
+            .unwrap_or(0)
     }
 }
 
@@ -349,6 +366,9 @@ pub(crate) struct Cache {
     repo: Arc<Repo>,
     capacity: u64,
     used: AtomicU64,
+    /// Bytes held per promoter: one may use at most half the capacity, so a single peer cannot
+    /// take the whole fast tier.
+    by_promoter: Mutex<HashMap<PeerId, u64>>,
     /// Per copy: reads served since this process started, and when a read or its promoter
     /// last touched it.
     touched: Mutex<HashMap<Cid, (u32, u64)>>,
@@ -359,11 +379,13 @@ impl Cache {
     pub(crate) fn open(repo: Arc<Repo>, capacity: u64) -> Result<Self, NodeError> {
         let mut used = 0;
         let mut touched = HashMap::new();
+        let mut by_promoter: HashMap<PeerId, u64> = HashMap::new();
         let now = now_ms();
         for (k, v) in repo.store().table_scan(Table::CacheIndex)? {
             match (cid_from_bytes(&k), CacheEntry::decode(&v)) {
                 (Ok(c), Ok(e)) => {
                     used += e.size;
+                    *by_promoter.entry(e.promoter).or_default() += e.size;
                     touched.insert(c, (0, now));
                 }
                 _ => tracing::warn!("skipping a malformed cache record"),
@@ -373,6 +395,7 @@ impl Cache {
             repo,
             capacity,
             used: AtomicU64::new(used),
+            by_promoter: Mutex::new(by_promoter),
             touched: Mutex::new(touched),
         })
     }
@@ -429,7 +452,14 @@ impl Cache {
             return PutStatus::Stored;
         }
         let len = block.data.len() as u64;
-        if self.used.load(Ordering::Relaxed) + len > self.capacity {
+        let theirs = self
+            .by_promoter
+            .lock()
+            .map(|m| m.get(&from).copied().unwrap_or(0))
+            .unwrap_or(u64::MAX);
+        if self.used.load(Ordering::Relaxed) + len > self.capacity
+            || theirs.saturating_add(len) > self.capacity / 2
+        {
             return PutStatus::NoSpace;
         }
         let key = block.cid.to_bytes();
@@ -447,6 +477,9 @@ impl Cache {
         match self.repo.store().write(b, Durability::Deferred) {
             Ok(()) => {
                 self.used.fetch_add(len, Ordering::Relaxed);
+                if let Ok(mut m) = self.by_promoter.lock() {
+                    *m.entry(from).or_default() += len;
+                }
                 if let Ok(mut t) = self.touched.lock() {
                     t.insert(block.cid, (0, e.at_ms));
                 }
@@ -483,10 +516,12 @@ impl Cache {
             return true;
         }
         let mut freed = 0;
+        let mut owners: Vec<(PeerId, u64)> = Vec::new();
         let mut b = Batch::new();
         for c in cids {
             if let Some(e) = self.entry(c) {
                 freed += e.size;
+                owners.push((e.promoter, e.size));
             }
             b.delete(Table::Cache, c.to_bytes())
                 .delete(Table::CacheIndex, c.to_bytes());
@@ -496,6 +531,16 @@ impl Cache {
                 let used = self.used.load(Ordering::Relaxed);
                 self.used
                     .store(used.saturating_sub(freed), Ordering::Relaxed);
+                if let Ok(mut m) = self.by_promoter.lock() {
+                    for (p, n) in owners {
+                        if let Some(x) = m.get_mut(&p) {
+                            *x = x.saturating_sub(n);
+                            if *x == 0 {
+                                m.remove(&p);
+                            }
+                        }
+                    }
+                }
                 if let Ok(mut t) = self.touched.lock() {
                     for c in cids {
                         t.remove(c);
@@ -675,8 +720,9 @@ impl Node {
             .collect()
     }
 
-    /// Measures every live storage peer's throughput: one timed, verified fetch of a shard
-    /// it holds. Returns the peers probed.
+    /// Measures live storage peers' throughput: one timed, verified fetch of a shard each
+    /// holds, for up to 32 peers per call (round robin over calls), 4 at a time. Returns the
+    /// peers probed.
     pub async fn probe_peers(&self) -> usize {
         let repo = self.inner_repo();
         let sample: Vec<Cid> = block_on_pool(move || probe_candidates(&repo, 16 * PROBE_SAMPLE))
@@ -696,8 +742,21 @@ impl Node {
             .map(|x| x.0)
             .filter(|p| *p != me)
             .collect();
+        let turn = self.tier().next_probe_turn();
+        let start = if peers.is_empty() {
+            0
+        } else {
+            (turn * PROBES_PER_WINDOW) % peers.len()
+        };
+        let round: Vec<PeerId> = peers
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(PROBES_PER_WINDOW.min(peers.len()))
+            .copied()
+            .collect();
         let net = self.net().clone();
-        let probes = futures::future::join_all(peers.iter().map(|&p| {
+        let probes: Vec<_> = futures::stream::iter(round.into_iter().map(|p| {
             let net = net.clone();
             // the largest shards first: the first one the peer holds is fetched
             let offer: Vec<Cid> = sample.iter().take(PROBE_SAMPLE).copied().collect();
@@ -714,6 +773,8 @@ impl Node {
                 }
             }
         }))
+        .buffer_unordered(PROBES_AT_ONCE)
+        .collect()
         .await;
         let mut n = 0;
         for (p, bytes, dt) in probes.into_iter().flatten() {
@@ -1173,10 +1234,13 @@ mod tests {
                 vec![i; n],
             )
         };
-        let (x, y, z) = (blk(1, 60), blk(2, 30), blk(3, 30));
+        let (x, y, z) = (blk(1, 50), blk(2, 40), blk(3, 30));
+        // one promoter may use half the capacity
+        assert_eq!(cache.put(a, blk(4, 51)), PutStatus::NoSpace);
         assert_eq!(cache.put(a, x.clone()), PutStatus::Stored);
         assert_eq!(cache.put(b, y.clone()), PutStatus::Stored);
         assert_eq!(cache.put(a, z.clone()), PutStatus::NoSpace);
+        assert_eq!(cache.put(b, z.clone()), PutStatus::NoSpace); // 120 > 100
         assert_eq!(cache.used(), 90);
         assert_eq!(cache.get(&x.cid).as_deref(), Some(&x.data[..]));
         assert_eq!(cache.get(&z.cid), None);
@@ -1186,11 +1250,14 @@ mod tests {
         );
         // a peer cannot drop another's copy
         assert_eq!(cache.uncache(b, &[x.cid, y.cid]), vec![false, true]);
-        assert_eq!(cache.used(), 60);
-        // reopening counts what is held
+        assert_eq!(cache.used(), 50);
+        assert_eq!(cache.put(b, z.clone()), PutStatus::Stored);
+        assert_eq!(cache.uncache(b, &[z.cid]), vec![true]);
+        // reopening counts what is held, per promoter too
         drop(cache);
         let cache = Cache::open(repo, 100).unwrap();
-        assert_eq!(cache.used(), 60);
+        assert_eq!(cache.used(), 50);
+        assert_eq!(cache.put(a, blk(5, 1)), PutStatus::NoSpace);
         assert_eq!(cache.list().len(), 1);
         assert_eq!(cache.expire(u64::MAX), 1);
         assert_eq!(cache.used(), 0);
