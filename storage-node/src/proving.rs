@@ -121,6 +121,12 @@ pub struct ProofStatus {
 }
 
 /// The proof state of a node.
+/// Window proofs one peer may ask for per window (an auditor asks once; retries after a miss
+/// fit).
+pub const PROOFS_PER_PEER_WINDOW: u32 = 4;
+/// Distinct peers that may ask for proofs per window.
+const MAX_PROVE_PEERS: usize = 1024;
+
 pub(crate) struct Proofs {
     repo: Arc<Repo>,
     me: Vec<u8>,
@@ -128,6 +134,9 @@ pub(crate) struct Proofs {
     seal_keys: Keys,
     post_keys: Keys,
     prove_lock: Mutex<()>,
+    /// Window proofs made for each peer in the current window (window, peer -> count): a peer
+    /// gets at most [`PROOFS_PER_PEER_WINDOW`], so nobody can keep the prover busy.
+    served: Mutex<(u64, HashMap<PeerId, u32>)>,
     /// Sealing runs here: one thread at the lowest CPU priority, so that window proofs (which
     /// have a deadline) and serving are never starved by background sealing.
     seal_pool: rayon::ThreadPool,
@@ -172,6 +181,7 @@ impl Proofs {
             seal_keys,
             post_keys,
             prove_lock: Mutex::new(()),
+            served: Mutex::new((0, HashMap::new())),
             seal_pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .thread_name(|_| "cairn-seal".into())
@@ -468,6 +478,7 @@ impl Proofs {
                         Err(e) => return Err(format!("sector {id}: {e}")),
                     }
                 }
+                self.admit_prove(from)?;
                 let _one = self.prove_lock.lock().map_err(|_| "prover lock poisoned")?;
                 let refs: Vec<(u64, &Sealed)> = loaded.iter().map(|(i, s)| (*i, s)).collect();
                 let t = std::time::Instant::now();
@@ -481,6 +492,27 @@ impl Proofs {
                 Ok(AuditResponse::Proof(proof).encode())
             }
         }
+    }
+
+    /// Counts a window proof for `from`, or refuses it when `from` already had
+    /// [`PROOFS_PER_PEER_WINDOW`] this window (or too many peers asked).
+    fn admit_prove(&self, from: PeerId) -> Result<(), String> {
+        let now = self.window_now();
+        let mut s = self.served.lock().map_err(|_| "rate limiter poisoned")?;
+        if s.0 != now {
+            *s = (now, HashMap::new());
+        }
+        if s.1.len() >= MAX_PROVE_PEERS && !s.1.contains_key(&from) {
+            return Err("too many auditors this window; try the next".into());
+        }
+        let n = s.1.entry(from).or_insert(0);
+        if *n >= PROOFS_PER_PEER_WINDOW {
+            return Err(format!(
+                "at most {PROOFS_PER_PEER_WINDOW} window proofs per peer per window"
+            ));
+        }
+        *n += 1;
+        Ok(())
     }
 
     /// Registers a sector record after checking its seal proof; logs it when new. Returns

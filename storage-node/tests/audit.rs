@@ -4,8 +4,9 @@
 //! around.
 
 use cairn_core::testgen::Gen;
+use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{Keypair, NetConfig};
-use cairn_proofs::audit::{verify_log, NetParams, Verdict};
+use cairn_proofs::audit::{verify_log, AuditRequest, AuditResponse, NetParams, Verdict};
 use cairn_storage_node::node::{Node, NodeOptions};
 use cairn_storage_node::proving::ProofOptions;
 use cairn_storage_node::repo::Repo;
@@ -107,6 +108,48 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
         assert!(status.sectors > 0, "holder {h} sealed nothing");
     }
 
+    // a peer that asks for more window proofs than an auditor needs is refused: at most 4 per
+    // peer per window, so nobody can keep a prover busy
+    let prover = nodes
+        .iter()
+        .find(|n| n.peer_id().to_string() == holders[0])
+        .unwrap();
+    let asker = nodes
+        .iter()
+        .find(|n| n.peer_id() != prover.peer_id())
+        .unwrap();
+    let ask = |req: AuditRequest| {
+        let net = asker.net().clone();
+        let to = prover.peer_id();
+        async move {
+            match net.ctrl(to, CtrlRequest::App(req.encode())).await.unwrap() {
+                CtrlResponse::App(b) => Ok(AuditResponse::decode(&b).unwrap()),
+                CtrlResponse::Error(e) => Err(e),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let Ok(AuditResponse::Sectors(records)) = ask(AuditRequest::Sectors { from: 0 }).await else {
+        panic!("no sector list");
+    };
+    let sectors: Vec<u64> = records.iter().map(|r| r.sector).cycle().take(2).collect();
+    let mut refused = None;
+    for i in 0..6 {
+        let r = ask(AuditRequest::Prove {
+            window: 1,
+            nonce: [i as u8; 32],
+            sectors: sectors.clone(),
+        })
+        .await;
+        if let Err(e) = r {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("six window proofs in a row were all served");
+    assert!(i <= 4, "refused only after {i} proofs");
+    assert!(e.contains("at most 4 window proofs per peer"), "{e}");
+
     // the log re-verifies end to end: chain, signatures, seal proofs, window proofs
     let log = nodes[0].audit_log(0).await.unwrap();
     let seal_keys = params().seal_keys(&keys_dir()).unwrap();
@@ -180,7 +223,15 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
         assert!(r.failed.is_empty(), "{r:?}");
     }
     let root = rep.root.parse().unwrap();
-    let after = auditor.placement(&root).await.unwrap();
+    // asked of a live node that holds part of the dataset (the auditor may hold none of it)
+    let mut after = None;
+    for n in nodes.iter().filter(|n| n.peer_id() != victim.peer_id()) {
+        if let Ok(p) = n.placement(&root).await {
+            after = Some(p);
+            break;
+        }
+    }
+    let after = after.expect("a live node knows the dataset");
     for s in &after[0] {
         assert!(!s.holders.is_empty(), "shard {} has no live holder", s.cid);
         assert!(!s.holders.contains(&victim.peer_id().to_string()));
