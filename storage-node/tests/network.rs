@@ -663,7 +663,10 @@ async fn reads_served_are_logged_per_shard_and_pings_measure_rtt() {
     let rtt = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             match events.recv().await {
-                Some(cairn_net::NetEvent::Rtt(p, rtt)) => break (p, rtt),
+                // the client may also connect to peers it learns of; wait for the one it dialed
+                Some(cairn_net::NetEvent::Rtt(p, rtt)) if p == nodes[2].peer_id() => {
+                    break (p, rtt)
+                }
                 Some(_) => continue,
                 None => panic!("network stopped"),
             }
