@@ -45,6 +45,9 @@ const WINDOW_X: f64 = 32.0;
 /// censored time to next access.
 const CLASSIFY: bool = true;
 const BOUNDARY_X: f64 = 4.0;
+/// Weight of `ln(1 + age)` added to the predicted probability, so ties go to the older
+/// (chosen on the cache2k traces: `docs/placement.md`).
+const AGE_WEIGHT: f32 = 0.05;
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
@@ -164,7 +167,7 @@ impl Engine {
             if CLASSIFY {
                 // probability of no reuse before the boundary, ties broken towards the older
                 let age = ((self.now - m.last) as f64).ln_1p() as f32;
-                self.model.predict(&self.features(m)) + 0.02 * age
+                self.model.predict(&self.features(m)) + AGE_WEIGHT * age
             } else {
                 self.model.predict(&self.features(m))
             }
