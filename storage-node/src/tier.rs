@@ -312,6 +312,38 @@ struct State {
     probe_turn: usize,
 }
 
+/// One window's bookkeeping: its report, its moves and the `promoted` table updates.
+struct Pass {
+    now: u64,
+    window: u64,
+    report: WindowReport,
+    moves: Vec<Move>,
+    updates: Batch,
+}
+
+impl Pass {
+    fn record(
+        &mut self,
+        kind: &'static str,
+        cid: &Cid,
+        peer: Option<PeerId>,
+        bytes: u64,
+        ok: bool,
+        reason: String,
+    ) {
+        self.moves.push(Move {
+            at_ms: self.now,
+            window: self.window,
+            kind,
+            cid: cid.to_string(),
+            peer: peer.map(|p| p.to_string()).unwrap_or_default(),
+            bytes,
+            ok,
+            reason,
+        });
+    }
+}
+
 /// The promoter's side: engine and history.
 pub(crate) struct Tier {
     pub(crate) opts: TierOptions,
@@ -791,26 +823,98 @@ impl Node {
         let opts = tier.opts.clone();
         let now = now_ms();
         let window_ms = opts.window.as_millis() as u64;
-        let mut report = WindowReport {
-            at_ms: now,
-            ..WindowReport::default()
+        let window = tier
+            .state
+            .lock()
+            .map(|mut st| {
+                st.window += 1;
+                st.window
+            })
+            .map_err(|_| NodeError::Config("placement state poisoned".into()))?;
+        let mut pass = Pass {
+            now,
+            window,
+            report: WindowReport {
+                window,
+                at_ms: now,
+                ..WindowReport::default()
+            },
+            moves: Vec::new(),
+            updates: Batch::new(),
         };
         // the fast node's part: drop copies whose promoter vanished
-        self.cache()
-            .expire(now.saturating_sub(ORPHAN_WINDOWS * window_ms));
-        report.probed = self.probe_peers().await;
+        let (cache, before) = (
+            self.cache_arc(),
+            now.saturating_sub(ORPHAN_WINDOWS * window_ms),
+        );
+        block_on_pool(move || cache.expire(before)).await?;
+        pass.report.probed = self.probe_peers().await;
         let fast = self.fast_peers();
-        report.fast_peers = fast.iter().map(|p| p.to_string()).collect();
-
-        // reads served by our promoted copies count as our reads
+        pass.report.fast_peers = fast.iter().map(|p| p.to_string()).collect();
         let repo = self.inner_repo();
         let mut promoted = block_on_pool(move || load_promotions(&repo)).await??;
-        let mut moves = Vec::new();
+        self.fold_fast_reads(&mut pass, &mut promoted).await;
+        let (keep, why) = self.plan(&mut pass, &opts, &promoted).await?;
+
+        let keep_set: HashSet<Cid> = keep.iter().map(|x| x.0).collect();
+        let demote: Vec<(Cid, Promotion)> = promoted
+            .iter()
+            .filter(|(c, _)| !keep_set.contains(c))
+            .map(|(c, p)| (*c, *p))
+            .collect();
+        let mut promote: Vec<(Cid, u64)> = Vec::new();
+        let mut budget = opts.budget_bytes;
+        for (c, size) in &keep {
+            if promoted.contains_key(c) {
+                continue;
+            }
+            if *size > budget {
+                break;
+            }
+            budget -= size;
+            promote.push((*c, *size));
+        }
+        pass.report.planned_promotions = promote.iter().map(|x| x.0.to_string()).collect();
+        pass.report.planned_demotions = demote.iter().map(|x| x.0.to_string()).collect();
+        self.demote(&mut pass, demote, &why).await;
+        self.promote(&mut pass, promote, &fast).await?;
+
+        let Pass {
+            report,
+            moves,
+            updates,
+            ..
+        } = pass;
+        let repo = self.inner_repo();
+        block_on_pool(move || repo.store().write(updates, Durability::Sync)).await??;
+        if report.promoted + report.demoted > 0 {
+            tracing::info!(
+                window,
+                promoted = report.promoted,
+                demoted = report.demoted,
+                bytes = report.bytes_promoted,
+                "placement window"
+            );
+        }
+        if let Ok(mut st) = tier.state.lock() {
+            for m in moves {
+                if st.moves.len() == MOVE_HISTORY {
+                    st.moves.pop_front();
+                }
+                st.moves.push_back(m);
+            }
+            st.last = Some(report.clone());
+        }
+        Ok(report)
+    }
+
+    /// Asks the fast peers how often the copies promoted there were read, and counts those
+    /// reads as this node's; copies a peer no longer holds are forgotten.
+    async fn fold_fast_reads(&self, pass: &mut Pass, promoted: &mut HashMap<Cid, Promotion>) {
         let mut by_peer: HashMap<PeerId, Vec<Cid>> = HashMap::new();
-        for (c, p) in &promoted {
+        for (c, p) in promoted.iter() {
             by_peer.entry(p.peer).or_default().push(*c);
         }
-        let mut updates = Batch::new();
         for (peer, cids) in by_peer {
             for chunk in cids.chunks(MAX_CACHED) {
                 let answer = self
@@ -833,69 +937,78 @@ impl Node {
                     };
                     match r {
                         None => {
-                            moves.push(Move {
-                                at_ms: now,
-                                window: 0,
-                                kind: "lost",
-                                cid: c.to_string(),
-                                peer: peer.to_string(),
-                                bytes: p.size,
-                                ok: true,
-                                reason: "the fast peer no longer holds the copy".into(),
-                            });
-                            updates.delete(Table::Promoted, c.to_bytes());
+                            let size = p.size;
+                            pass.record(
+                                "lost",
+                                c,
+                                Some(peer),
+                                size,
+                                true,
+                                "the fast peer no longer holds the copy".into(),
+                            );
+                            pass.updates.delete(Table::Promoted, c.to_bytes());
                             promoted.remove(c);
                         }
                         Some(n) => {
+                            // a count below the last one: the peer restarted and counts afresh
                             let delta = if n >= p.reads_seen {
                                 n - p.reads_seen
                             } else {
-                                n // the peer restarted and counts afresh
+                                n
                             };
                             let delta = u64::from(delta).min(MAX_REPORTED_READS);
-                            report.fast_reads += delta;
-                            self.record_reads(*c, p.size, delta, now);
+                            pass.report.fast_reads += delta;
+                            self.record_reads(*c, p.size, delta, pass.now);
                             p.reads_seen = n;
-                            updates.put(Table::Promoted, c.to_bytes(), p.encode());
+                            pass.updates.put(Table::Promoted, c.to_bytes(), p.encode());
                         }
                     }
                 }
             }
         }
+    }
 
-        // the engine learns from the reads since the last window
+    /// Feeds the client reads since the last window to the engine and plans: the shards to keep
+    /// promoted, hottest first (engine residents read at least `min_reads` times within
+    /// `idle_windows` windows, held here as base shards, up to `promote_bytes`), and why each
+    /// other promoted shard goes.
+    async fn plan(
+        &self,
+        pass: &mut Pass,
+        opts: &TierOptions,
+        promoted: &HashMap<Cid, Promotion>,
+    ) -> Result<(Vec<(Cid, u64)>, HashMap<Cid, String>), NodeError> {
+        let now = pass.now;
+        let idle_ms = opts.idle_windows * opts.window.as_millis() as u64;
         let (reads, seq) = self.reads_since(self.tier_seq());
-        report.reads = reads.len();
+        pass.report.reads = reads.len();
         let hot = self.hot_shards(crate::heat::MAX_TRACKED);
-        let (candidates, why, window_no, trainings, tracked) = {
-            let mut st = tier
+        let (candidates, why) = {
+            let mut st = self
+                .tier()
                 .state
                 .lock()
                 .map_err(|_| NodeError::Config("placement state poisoned".into()))?;
             st.seq = seq;
-            st.window += 1;
             for r in &reads {
                 let id = engine_id(&r.cid);
                 st.ids.insert(id, r.cid);
-                let req = Request {
+                st.engine.access(&Request {
                     time: (r.at_ms / 1000) as u32,
                     id,
                     size: r.size.min(u64::from(u32::MAX)) as u32,
                     next: -1,
-                };
-                st.engine.access(&req);
+                });
             }
-            // engine residents that were read enough, and lately, hottest first
             let candidates: Vec<(Cid, u64)> = hot
                 .iter()
                 .filter(|(cid, h, _)| {
                     st.engine.contains(engine_id(cid))
                         && h.reads >= opts.min_reads
-                        && now.saturating_sub(h.last_ms) <= opts.idle_windows * window_ms
+                        && now.saturating_sub(h.last_ms) <= idle_ms
                 })
                 .map(|(c, h, _)| (*c, h.size))
                 .collect();
-            // why a promoted shard would be demoted
             let heat: HashMap<Cid, crate::heat::Heat> = hot.iter().map(|x| (x.0, x.1)).collect();
             let why: HashMap<Cid, String> = promoted
                 .keys()
@@ -905,14 +1018,10 @@ impl Node {
                         Some(_) if !st.engine.contains(engine_id(c)) => {
                             "the engine evicted it for hotter shards".to_string()
                         }
-                        Some(h)
-                            if now.saturating_sub(h.last_ms) > opts.idle_windows * window_ms =>
-                        {
-                            format!(
-                                "cold: no reads for {:.0} s",
-                                now.saturating_sub(h.last_ms) as f64 / 1e3
-                            )
-                        }
+                        Some(h) if now.saturating_sub(h.last_ms) > idle_ms => format!(
+                            "cold: no reads for {:.0} s",
+                            now.saturating_sub(h.last_ms) as f64 / 1e3
+                        ),
                         Some(_) => "over the promotable bytes, or no longer held here".to_string(),
                     };
                     (*c, r)
@@ -922,15 +1031,10 @@ impl Node {
                 let tracked: HashSet<Cid> = hot.iter().map(|x| x.0).collect();
                 st.ids.retain(|_, c| tracked.contains(c));
             }
-            (
-                candidates,
-                why,
-                st.window,
-                st.engine.trainings,
-                st.engine.tracked(),
-            )
+            pass.report.engine_trainings = st.engine.trainings;
+            pass.report.engine_tracked = st.engine.tracked();
+            (candidates, why)
         };
-        // the plan: those that are shards held here, up to the promotable bytes
         let repo = self.inner_repo();
         let promote_bytes = opts.promote_bytes;
         let (keep, bytes) = block_on_pool(move || {
@@ -945,78 +1049,55 @@ impl Node {
             (keep, bytes)
         })
         .await?;
-        report.planned_bytes = bytes;
-        report.window = window_no;
-        report.engine_trainings = trainings;
-        report.engine_tracked = tracked;
-        for m in &mut moves {
-            m.window = window_no;
-        }
-        let keep_set: HashSet<Cid> = keep.iter().map(|x| x.0).collect();
-        let demote: Vec<(Cid, Promotion)> = promoted
-            .iter()
-            .filter(|(c, _)| !keep_set.contains(c))
-            .map(|(c, p)| (*c, *p))
-            .collect();
-        let mut promote: Vec<(Cid, u64)> = Vec::new();
-        let mut budget = opts.budget_bytes;
-        for (c, size) in &keep {
-            if promoted.contains_key(c) {
-                continue;
-            }
-            if *size > budget {
-                break;
-            }
-            budget -= size;
-            promote.push((*c, *size));
-        }
-        report.planned_promotions = promote.iter().map(|x| x.0.to_string()).collect();
-        report.planned_demotions = demote.iter().map(|x| x.0.to_string()).collect();
+        pass.report.planned_bytes = bytes;
+        Ok((keep, why))
+    }
 
-        // demotions: ask each peer to drop its copies, then forget them
-        let mut demote_by: HashMap<PeerId, Vec<(Cid, Promotion)>> = HashMap::new();
+    /// Asks each fast peer to drop the copies in `demote`, and forgets them.
+    async fn demote(
+        &self,
+        pass: &mut Pass,
+        demote: Vec<(Cid, Promotion)>,
+        why: &HashMap<Cid, String>,
+    ) {
+        let mut by_peer: HashMap<PeerId, Vec<(Cid, Promotion)>> = HashMap::new();
         for (c, p) in demote {
-            demote_by.entry(p.peer).or_default().push((c, p));
+            by_peer.entry(p.peer).or_default().push((c, p));
         }
-        for (peer, list) in demote_by {
+        for (peer, list) in by_peer {
             for chunk in list.chunks(MAX_CACHED) {
                 let cids: Vec<Cid> = chunk.iter().map(|x| x.0).collect();
-                let r = self.net().ctrl(peer, CtrlRequest::Uncache(cids)).await;
-                let note = match &r {
+                let note = match self.net().ctrl(peer, CtrlRequest::Uncache(cids)).await {
                     Ok(CtrlResponse::Have(_)) => String::new(),
                     Ok(other) => format!("; unexpected answer {other:?}"),
                     Err(e) => format!("; {e} (forgotten: the peer drops it as an orphan)"),
                 };
                 for (c, p) in chunk {
                     let reason = format!("{}{note}", why.get(c).map_or("cold", String::as_str));
-                    updates.delete(Table::Promoted, c.to_bytes());
-                    report.demoted += 1;
-                    moves.push(Move {
-                        at_ms: now,
-                        window: window_no,
-                        kind: "demote",
-                        cid: c.to_string(),
-                        peer: peer.to_string(),
-                        bytes: p.size,
-                        ok: true,
-                        reason,
-                    });
+                    pass.updates.delete(Table::Promoted, c.to_bytes());
+                    pass.report.demoted += 1;
+                    pass.record("demote", c, Some(peer), p.size, true, reason);
                 }
             }
         }
+    }
 
-        // promotions: copy to the fastest fast peer that accepts
+    /// Copies each shard in `promote` to the fastest of `fast` that accepts it.
+    async fn promote(
+        &self,
+        pass: &mut Pass,
+        promote: Vec<(Cid, u64)>,
+        fast: &[PeerId],
+    ) -> Result<(), NodeError> {
         if !promote.is_empty() && fast.is_empty() {
-            report.note = Some(
+            pass.report.note = Some(
                 "no fast peers measured (a fast peer fetches 1 MiB in at most half the median time)"
                     .into(),
             );
+            return Ok(());
         }
         let me = self.peer_id();
         for (cid, size) in promote {
-            if fast.is_empty() {
-                break;
-            }
             let repo = self.inner_repo();
             let block = match block_on_pool(move || repo.block(&cid)).await? {
                 Ok(b) => Block {
@@ -1024,12 +1105,12 @@ impl Node {
                     data: b.into(),
                 },
                 Err(e) => {
-                    report.failed.push(format!("{cid}: {e}"));
+                    pass.report.failed.push(format!("{cid}: {e}"));
                     continue;
                 }
             };
             let mut done = None;
-            let mut why = Vec::new();
+            let mut refused = Vec::new();
             for &peer in fast.iter().filter(|p| **p != me) {
                 match self
                     .net()
@@ -1040,70 +1121,40 @@ impl Node {
                         done = Some(peer);
                         break;
                     }
-                    Ok(st) => why.push(format!("{peer}: {st:?}")),
-                    Err(e) => why.push(format!("{peer}: {e}")),
+                    Ok(st) => refused.push(format!("{peer}: {st:?}")),
+                    Err(e) => refused.push(format!("{peer}: {e}")),
                 }
             }
             match done {
                 Some(peer) => {
                     let p = Promotion {
                         peer,
-                        at_ms: now,
+                        at_ms: pass.now,
                         size,
                         reads_seen: 0,
                     };
-                    updates.put(Table::Promoted, cid.to_bytes(), p.encode());
-                    report.promoted += 1;
-                    report.bytes_promoted += size;
+                    pass.updates
+                        .put(Table::Promoted, cid.to_bytes(), p.encode());
+                    pass.report.promoted += 1;
+                    pass.report.bytes_promoted += size;
                     let reads = self.shard_reads(&cid);
-                    moves.push(Move {
-                        at_ms: now,
-                        window: window_no,
-                        kind: "promote",
-                        cid: cid.to_string(),
-                        peer: peer.to_string(),
-                        bytes: size,
-                        ok: true,
-                        reason: format!("hot: {reads} reads"),
-                    });
+                    pass.record(
+                        "promote",
+                        &cid,
+                        Some(peer),
+                        size,
+                        true,
+                        format!("hot: {reads} reads"),
+                    );
                 }
                 None => {
-                    let r = why.join("; ");
-                    report.failed.push(format!("promote {cid}: {r}"));
-                    moves.push(Move {
-                        at_ms: now,
-                        window: window_no,
-                        kind: "promote",
-                        cid: cid.to_string(),
-                        peer: String::new(),
-                        bytes: size,
-                        ok: false,
-                        reason: r,
-                    });
+                    let r = refused.join("; ");
+                    pass.report.failed.push(format!("promote {cid}: {r}"));
+                    pass.record("promote", &cid, None, size, false, r);
                 }
             }
         }
-        let repo = self.inner_repo();
-        block_on_pool(move || repo.store().write(updates, Durability::Sync)).await??;
-        if report.promoted + report.demoted > 0 {
-            tracing::info!(
-                window = window_no,
-                promoted = report.promoted,
-                demoted = report.demoted,
-                bytes = report.bytes_promoted,
-                "placement window"
-            );
-        }
-        if let Ok(mut st) = tier.state.lock() {
-            for m in moves {
-                if st.moves.len() == MOVE_HISTORY {
-                    st.moves.pop_front();
-                }
-                st.moves.push_back(m);
-            }
-            st.last = Some(report.clone());
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// Runs placement windows on the timer when `auto` is set.
