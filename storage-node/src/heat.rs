@@ -6,8 +6,8 @@
 //!   placement engine. Both are bounded: at most [`MAX_TRACKED`] shards (the coldest tenth is
 //!   dropped when full) and [`RECENT`] recent reads.
 //! - [`PeerSpeeds`]: per peer, a smoothed RTT (EWMA, weight 1/4 for a new sample) and its last
-//!   sample, measured by libp2p pings, and a smoothed throughput from probes (timed, verified
-//!   block fetches); measured, never declared by the peer.
+//!   sample, measured by libp2p pings, and a throughput from probes (timed, verified block
+//!   fetches; the median of the last five); measured, never declared by the peer.
 
 use cairn_core::Cid;
 use cairn_net::PeerId;
@@ -24,6 +24,8 @@ pub const MAX_TRACKED: usize = 100_000;
 pub const RECENT: usize = 65_536;
 /// Peers tracked at most.
 pub const MAX_PEERS: usize = 4096;
+/// Throughput probes a peer's estimate is the median of.
+pub const PROBE_HISTORY: usize = 5;
 
 /// One shard's read history.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -193,9 +195,13 @@ pub struct Speed {
     pub last_rtt_ms: f64,
     /// Samples taken.
     pub samples: u64,
-    /// Smoothed throughput of block fetches from the peer in bytes per second (EWMA, 1/4
-    /// weight per probe), 0 until probed.
+    /// Throughput of block fetches from the peer in bytes per second: the median of the last
+    /// [`PROBE_HISTORY`] probes (one stalled probe does not make a fast peer slow), 0 until
+    /// probed.
     pub throughput_bps: f64,
+    /// The last probes' throughputs, oldest first (unused slots are 0).
+    #[serde(skip)]
+    pub recent_bps: [f64; PROBE_HISTORY],
     /// Throughput probes taken.
     pub probes: u64,
 }
@@ -230,6 +236,7 @@ impl PeerSpeeds {
             last_rtt_ms: ms,
             samples: 0,
             throughput_bps: 0.0,
+            recent_bps: [0.0; PROBE_HISTORY],
             probes: 0,
         });
         s.rtt_ms = if s.samples == 0 {
@@ -255,14 +262,16 @@ impl PeerSpeeds {
             last_rtt_ms: 0.0,
             samples: 0,
             throughput_bps: bps,
+            recent_bps: [0.0; PROBE_HISTORY],
             probes: 0,
         });
-        s.throughput_bps = if s.probes == 0 {
-            bps
-        } else {
-            0.75 * s.throughput_bps + 0.25 * bps
-        };
+        s.recent_bps.rotate_left(1);
+        s.recent_bps[PROBE_HISTORY - 1] = bps;
         s.probes += 1;
+        let mut v: Vec<f64> =
+            s.recent_bps[PROBE_HISTORY - (s.probes as usize).min(PROBE_HISTORY)..].to_vec();
+        v.sort_by(f64::total_cmp);
+        s.throughput_bps = v[v.len() / 2];
     }
 
     /// Forgets a peer (it disconnected).
@@ -347,6 +356,10 @@ mod tests {
         assert_eq!(all[0].1.mib_ms(), None);
         s.probe(b, 1 << 20, Duration::from_millis(100));
         s.probe(b, 1 << 20, Duration::from_millis(100));
+        let mib = s.all()[0].1.mib_ms().unwrap();
+        assert!((mib - 101.0).abs() < 1e-6, "{mib}");
+        // one stalled probe does not change the median of three
+        s.probe(b, 1 << 20, Duration::from_secs(10));
         let mib = s.all()[0].1.mib_ms().unwrap();
         assert!((mib - 101.0).abs() < 1e-6, "{mib}");
         s.forget(&a);
