@@ -51,36 +51,12 @@ pub async fn fetch_on(
     Ok(out)
 }
 
-/// Stores `blocks` of the dataset `manifest` over stream `s`; one status per block.
+/// Stores `blocks` over stream `s` with request `head` (a `PUT` of a dataset's blocks or a
+/// `CACHE` of promoted copies, whose count must be `blocks.len()`); one status per block.
 pub async fn push_on(
     s: &mut libp2p::Stream,
     peer: PeerId,
-    manifest: Cid,
-    blocks: &[Block],
-) -> Result<Vec<PutStatus>, NetError> {
-    let head = StreamRequest::Put {
-        manifest,
-        count: blocks.len(),
-    };
-    send_blocks(s, peer, head, blocks).await
-}
-
-/// Stores `blocks` as promoted copies over stream `s`; one status per block.
-pub async fn push_cached_on(
-    s: &mut libp2p::Stream,
-    peer: PeerId,
-    blocks: &[Block],
-) -> Result<Vec<PutStatus>, NetError> {
-    let head = StreamRequest::Cache {
-        count: blocks.len(),
-    };
-    send_blocks(s, peer, head, blocks).await
-}
-
-async fn send_blocks(
-    s: &mut libp2p::Stream,
-    peer: PeerId,
-    head: StreamRequest,
+    head: &StreamRequest,
     blocks: &[Block],
 ) -> Result<Vec<PutStatus>, NetError> {
     if blocks.len() > wire::MAX_BATCH {

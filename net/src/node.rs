@@ -5,7 +5,8 @@ use crate::records::{
     self, encode_manifest_record, manifest_key, validate_manifest_record, ManifestRecord,
 };
 use crate::wire::{
-    CtrlRequest, CtrlResponse, GetStatus, PutStatus, MAX_APP, MAX_CTRL_REQUEST, MAX_CTRL_RESPONSE,
+    CtrlRequest, CtrlResponse, GetStatus, PutStatus, StreamRequest, MAX_APP, MAX_CTRL_REQUEST,
+    MAX_CTRL_RESPONSE,
 };
 use crate::{NetError, Service};
 use bytes::Bytes;
@@ -928,25 +929,11 @@ impl NetClient {
         manifest: Cid,
         blocks: &[Block],
     ) -> Result<Vec<PutStatus>, NetError> {
-        let mut last = NetError::Shutdown;
-        for attempt in 0..STREAM_ATTEMPTS {
-            let mut s = self.stream(peer, attempt == 0).await?;
-            match tokio::time::timeout(
-                STREAM_TIMEOUT,
-                blocks::push_on(&mut s, peer, manifest, blocks),
-            )
-            .await
-            {
-                Ok(Ok(v)) => {
-                    self.give_back(peer, s);
-                    return Ok(v);
-                }
-                Ok(Err(e)) => last = e,
-                Err(_) => return Err(NetError::Timeout(STREAM_TIMEOUT)),
-            }
-            tokio::task::yield_now().await;
-        }
-        Err(last)
+        let head = StreamRequest::Put {
+            manifest,
+            count: blocks.len(),
+        };
+        self.send(peer, &head, blocks).await
     }
 
     /// Pushes up to [`crate::wire::MAX_BATCH`] blocks to `peer` as promoted copies (the fast
@@ -956,10 +943,22 @@ impl NetClient {
         peer: PeerId,
         blocks: &[Block],
     ) -> Result<Vec<PutStatus>, NetError> {
+        let head = StreamRequest::Cache {
+            count: blocks.len(),
+        };
+        self.send(peer, &head, blocks).await
+    }
+
+    async fn send(
+        &self,
+        peer: PeerId,
+        head: &StreamRequest,
+        blocks: &[Block],
+    ) -> Result<Vec<PutStatus>, NetError> {
         let mut last = NetError::Shutdown;
         for attempt in 0..STREAM_ATTEMPTS {
             let mut s = self.stream(peer, attempt == 0).await?;
-            match tokio::time::timeout(STREAM_TIMEOUT, blocks::push_cached_on(&mut s, peer, blocks))
+            match tokio::time::timeout(STREAM_TIMEOUT, blocks::push_on(&mut s, peer, head, blocks))
                 .await
             {
                 Ok(Ok(v)) => {
