@@ -239,21 +239,12 @@ async fn placement_status(
             })
         })
         .collect();
-    let tier = s.node.tier_status().await;
-    Json(serde_json::json!({
-        "tracked": s.node.tracked_shards(),
-        "hot": hot,
-        "peers": tier.peers,
-        "windows": tier.windows,
-        "window_secs": tier.window_secs,
-        "auto": tier.auto,
-        "promoted": tier.promoted,
-        "cached": tier.cached,
-        "cache_used": tier.cache_used,
-        "cache_capacity": tier.cache_capacity,
-        "last_window": tier.last_window,
-        "moves": tier.moves,
-    }))
+    let mut v = serde_json::to_value(s.node.tier_status().await).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("tracked".into(), s.node.tracked_shards().into());
+        m.insert("hot".into(), hot.into());
+    }
+    Json(v)
 }
 
 async fn placement_run(

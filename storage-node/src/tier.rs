@@ -687,7 +687,7 @@ fn base_shard(repo: &Repo, cid: &Cid) -> bool {
 pub struct TierStatus {
     /// Windows run.
     pub windows: u64,
-    /// Window length in seconds, and whether windows run on a timer.
+    /// Window length in seconds.
     pub window_secs: u64,
     /// Whether windows run on a timer.
     pub auto: bool,
