@@ -154,28 +154,62 @@ pub fn seal_sector(
     ticket: [u8; 32],
     data: &[u8],
 ) -> Result<(Sealed, SectorRecord), AuditError> {
+    let mut out = seal_sectors(params, seal_keys, prover, &[(sector, ticket, data)])?;
+    out.pop()
+        .ok_or_else(|| AuditError::Prove("no sector sealed".into()))
+}
+
+/// [`seal_sector`] for several sectors `(sector, ticket, data)` at once: they are labelled
+/// together ([`sdr::labels_many`], eight at a time where the CPU allows), then each seal is
+/// proved. The results are in order.
+pub fn seal_sectors(
+    params: &NetParams,
+    seal_keys: &Keys,
+    prover: &[u8],
+    sectors: &[(u64, [u8; 32], &[u8])],
+) -> Result<Vec<(Sealed, SectorRecord)>, AuditError> {
     params.check()?;
     let p = params.sector();
-    let (sealed, labels) = sdr::seal_keeping_labels(&p, data, &node_id(prover), sector, &ticket)
+    let node = node_id(prover);
+    let inputs: Vec<sdr::SealInput<'_>> = sectors
+        .iter()
+        .map(|(sector, ticket, data)| sdr::SealInput {
+            data,
+            node,
+            sector: *sector,
+            ticket: *ticket,
+        })
+        .collect();
+    let sealed =
+        sdr::seal_many_keeping_labels(&p, &inputs).map_err(|e| AuditError::Prove(e.to_string()))?;
+    let mut out = Vec::with_capacity(sealed.len());
+    for (input, (sealed, labels)) in inputs.iter().zip(sealed) {
+        let circuit = SealCircuit::prove_with_labels(
+            &p,
+            params.seal_challenges,
+            input.data,
+            &sealed,
+            &labels,
+        )
         .map_err(|e| AuditError::Prove(e.to_string()))?;
-    let circuit =
-        SealCircuit::prove_with_labels(&p, params.seal_challenges, data, &sealed, &labels)
-            .map_err(|e| AuditError::Prove(e.to_string()))?;
-    drop(labels);
-    let proof = Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
-        .map_err(|e| AuditError::Prove(e.to_string()))?;
-    let record = SectorRecord {
-        prover: prover.to_vec(),
-        sector,
-        sector_size: params.sector_size as u64,
-        layers: params.layers as u8,
-        data_len: data.len() as u64,
-        ticket,
-        comm_d: sealed.comm_d,
-        comm_r: sealed.comm_r,
-        seal_proof: encode_proof(&proof),
-    };
-    Ok((sealed, record))
+        drop(labels);
+        let proof =
+            Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+                .map_err(|e| AuditError::Prove(e.to_string()))?;
+        let record = SectorRecord {
+            prover: prover.to_vec(),
+            sector: input.sector,
+            sector_size: params.sector_size as u64,
+            layers: params.layers as u8,
+            data_len: input.data.len() as u64,
+            ticket: input.ticket,
+            comm_d: sealed.comm_d,
+            comm_r: sealed.comm_r,
+            seal_proof: encode_proof(&proof),
+        };
+        out.push((sealed, record));
+    }
+    Ok(out)
 }
 
 /// Proves window `window` for `nonce` over `sectors` (exactly `params.batch` of them, a sector

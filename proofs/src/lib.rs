@@ -37,8 +37,11 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+#[cfg(target_arch = "x86_64")]
+pub mod ifma;
 pub mod keys;
 pub mod merkle;
+mod mont;
 pub mod porep;
 pub mod poseidon;
 pub mod post;

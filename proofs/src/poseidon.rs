@@ -20,6 +20,7 @@
 //! after each pair, and the output is the first rate element. A leaf hash and an inner-node hash
 //! of the same values therefore differ, as do inputs of different lengths.
 
+use crate::mont::{Limbs, Mont};
 use ark_bn254::Fr;
 use ark_crypto_primitives::sponge::poseidon::find_poseidon_ark_and_mds;
 use ark_ff::{AdditiveGroup, Field};
@@ -95,14 +96,14 @@ fn sbox(x: Fr) -> Fr {
 /// round before (it commutes with an S-box that only touches lane 0), transforming that round's
 /// constants along the way. A partial round then costs 5 multiplications for its matrix instead
 /// of 9; the result is bit-identical to the round-by-round permutation (tested).
-struct Fast {
+pub(crate) struct Fast {
     /// Per partial round: the constants in the transformed basis.
-    consts: Vec<[Fr; WIDTH]>,
+    pub(crate) consts: Vec<[Fr; WIDTH]>,
     /// The first partial round's dense matrix.
-    first: [[Fr; WIDTH]; WIDTH],
+    pub(crate) first: [[Fr; WIDTH]; WIDTH],
     /// Per later partial round: the sparse matrix's first row and first column (below the
     /// diagonal).
-    sparse: Vec<([Fr; WIDTH], [Fr; WIDTH - 1])>,
+    pub(crate) sparse: Vec<([Fr; WIDTH], [Fr; WIDTH - 1])>,
 }
 
 fn mat_mul(a: &[[Fr; WIDTH]; WIDTH], b: &[[Fr; WIDTH]; WIDTH]) -> [[Fr; WIDTH]; WIDTH] {
@@ -117,7 +118,8 @@ fn mat_mul(a: &[[Fr; WIDTH]; WIDTH], b: &[[Fr; WIDTH]; WIDTH]) -> [[Fr; WIDTH]; 
     out
 }
 
-fn fast() -> &'static Fast {
+/// The partial rounds' sparse form (computed once).
+pub(crate) fn sparse_form() -> &'static Fast {
     static F: OnceLock<Fast> = OnceLock::new();
     F.get_or_init(|| {
         let p = params();
@@ -176,15 +178,126 @@ fn full_round(state: &mut [Fr; WIDTH], ark: &[Fr], mds: &[Vec<Fr>]) {
 }
 
 /// The permutation, natively (partial rounds with sparse matrices; bit-identical to the
-/// round-by-round definition, tested).
+/// round-by-round definition, tested). On CPUs with BMI2 and ADX it runs on raw Montgomery
+/// limbs with assembly multiplication ([`crate::mont`]), else on arkworks' `Fr`.
 pub fn permute(state: &mut [Fr; WIDTH]) {
-    permute_portable(state);
+    match Mont::detect() {
+        Some(m) => {
+            let mut s = state.map(|x| m.of_fr(&x));
+            permute_limbs(m, &mut s);
+            *state = s.map(|x| m.to_fr(&x));
+        }
+        None => permute_portable(state),
+    }
+}
+
+/// [`Fast`]'s permutation constants as Montgomery limbs.
+struct FastLimbs {
+    /// Round constants of the full rounds, `ark[round]` (partial rounds' entries unused).
+    ark: Vec<[Limbs; WIDTH]>,
+    mds: [[Limbs; WIDTH]; WIDTH],
+    consts: Vec<[Limbs; WIDTH]>,
+    first: [[Limbs; WIDTH]; WIDTH],
+    sparse: Vec<([Limbs; WIDTH], [Limbs; WIDTH - 1])>,
+}
+
+fn fast_limbs(m: Mont) -> &'static FastLimbs {
+    static F: OnceLock<FastLimbs> = OnceLock::new();
+    F.get_or_init(|| {
+        let p = params();
+        let f = sparse_form();
+        let l = |x: &Fr| m.of_fr(x);
+        let row3 = |r: &[Fr]| [l(&r[0]), l(&r[1]), l(&r[2])];
+        FastLimbs {
+            ark: p.ark.iter().map(|r| row3(r)).collect(),
+            mds: [row3(&p.mds[0]), row3(&p.mds[1]), row3(&p.mds[2])],
+            consts: f.consts.iter().map(|r| row3(r)).collect(),
+            first: [row3(&f.first[0]), row3(&f.first[1]), row3(&f.first[2])],
+            sparse: f
+                .sparse
+                .iter()
+                .map(|(row, col)| (row3(row), [l(&col[0]), l(&col[1])]))
+                .collect(),
+        }
+    })
+}
+
+#[inline(always)]
+fn dot_limbs(m: Mont, x: &[Limbs; WIDTH], row: &[Limbs; WIDTH]) -> Limbs {
+    let a = m.add(&m.mul(&x[0], &row[0]), &m.mul(&x[1], &row[1]));
+    m.add(&a, &m.mul(&x[2], &row[2]))
+}
+
+#[inline(always)]
+fn full_round_limbs(
+    m: Mont,
+    state: &mut [Limbs; WIDTH],
+    ark: &[Limbs; WIDTH],
+    mds: &[[Limbs; WIDTH]; WIDTH],
+) {
+    for (s, c) in state.iter_mut().zip(ark) {
+        *s = m.pow5(&m.add(s, c));
+    }
+    let old = *state;
+    for (s, row) in state.iter_mut().zip(mds) {
+        *s = dot_limbs(m, &old, row);
+    }
+}
+
+/// [`permute_portable`] on Montgomery limbs (the same rounds, constants and order).
+pub(crate) fn permute_limbs(m: Mont, state: &mut [Limbs; WIDTH]) {
+    let f = fast_limbs(m);
+    let half = FULL_ROUNDS / 2;
+    for ark in &f.ark[..half] {
+        full_round_limbs(m, state, ark, &f.mds);
+    }
+    for (s, c) in state.iter_mut().zip(&f.consts[0]) {
+        *s = m.add(s, c);
+    }
+    state[0] = m.pow5(&state[0]);
+    let old = *state;
+    for (s, row) in state.iter_mut().zip(&f.first) {
+        *s = dot_limbs(m, &old, row);
+    }
+    for (k, (row, col)) in f.consts[1..].iter().zip(&f.sparse) {
+        let x0 = m.pow5(&m.add(&state[0], &k[0]));
+        let s1 = m.add(&state[1], &k[1]);
+        let s2 = m.add(&state[2], &k[2]);
+        state[0] = dot_limbs(m, &[x0, s1, s2], row);
+        state[1] = m.add(&s1, &m.mul(&x0, &col[0]));
+        state[2] = m.add(&s2, &m.mul(&x0, &col[1]));
+    }
+    for ark in &f.ark[half + PARTIAL_ROUNDS..] {
+        full_round_limbs(m, state, ark, &f.mds);
+    }
+}
+
+/// [`Prefix`] on Montgomery limbs: the sponge state after absorbing `first` for hashes of
+/// `len` inputs under `domain`; [`absorb_limbs`] of the other `len - 2` inputs then gives
+/// `hash(domain, first ++ rest)`.
+pub(crate) fn prefix_limbs(m: Mont, domain: Domain, len: usize, first: [Fr; 2]) -> [Limbs; WIDTH] {
+    let mut state = [initial(domain, len), first[0], first[1]].map(|x| m.of_fr(&x));
+    permute_limbs(m, &mut state);
+    state
+}
+
+/// Absorbs `inputs` into `state` as [`hash`] does (pairs, a permutation after each), on
+/// Montgomery limbs; the output.
+pub(crate) fn absorb_limbs(m: Mont, mut state: [Limbs; WIDTH], inputs: &[Limbs]) -> Limbs {
+    for pair in inputs.chunks(2) {
+        state[1] = m.add(&state[1], &pair[0]);
+        if let Some(b) = pair.get(1) {
+            state[2] = m.add(&state[2], b);
+        }
+        permute_limbs(m, &mut state);
+    }
+    state[1]
 }
 
 #[inline(always)]
 fn permute_portable(state: &mut [Fr; WIDTH]) {
     let p = params();
-    let f = fast();
+    let f = sparse_form();
     let half = FULL_ROUNDS / 2;
     for r in 0..half {
         full_round(state, &p.ark[r], &p.mds);
@@ -212,7 +325,8 @@ fn permute_portable(state: &mut [Fr; WIDTH]) {
     }
 }
 
-fn initial(domain: Domain, len: usize) -> Fr {
+/// The sponge's initial capacity element: the domain tag and the input length.
+pub(crate) fn initial(domain: Domain, len: usize) -> Fr {
     Fr::from(domain as u64) + Fr::from(256u64) * Fr::from(len as u64)
 }
 

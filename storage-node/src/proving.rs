@@ -88,6 +88,22 @@ struct SectorMeta {
     pieces: Vec<(String, u64, u64)>,
 }
 
+/// A sector's worth of blocks waiting to be sealed.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The sector's data.
+    data: Vec<u8>,
+    /// The blocks (CID, offset in the block, length) in sector order.
+    pieces: Vec<(Cid, u64, u64)>,
+    /// The blocks whose last byte is in this sector.
+    done: Vec<Cid>,
+}
+
+/// Memory for one sealing batch's labels and replicas (about 80 bytes per node and layer plus
+/// 96 per node, per sector): up to eight 256 KiB sectors fit many times over; very large
+/// sectors are sealed one at a time.
+const SEAL_BATCH_BYTES: usize = 512 << 20;
+
 use cairn_proofs::audit::{from_hex as unhex, to_hex as hex};
 
 fn fr_of_hex(s: &str) -> Option<Fr> {
@@ -311,60 +327,84 @@ impl Proofs {
                 todo.push(c);
             }
         }
-        let cap = self.opts.params.sector().capacity();
+        let p = self.opts.params.sector();
+        let cap = p.capacity();
+        // full sectors are sealed in batches labelled together (eight lanes at once where the
+        // CPU has AVX-512 IFMA), within a memory budget for their labels and replicas
+        let batch_max = (SEAL_BATCH_BYTES / (p.nodes * (p.layers * 80 + 96)).max(1)).clamp(1, 8);
         let mut out = Vec::new();
-        let mut data = Vec::with_capacity(cap);
-        let mut pieces: Vec<(Cid, u64, u64)> = Vec::new();
-        let mut done: Vec<Cid> = Vec::new();
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut cur = Pending::default();
         for cid in todo {
             let Some(bytes) = store.get_raw(&cid)? else {
                 continue;
             };
             if bytes.is_empty() {
-                done.push(cid);
+                cur.done.push(cid);
             }
             let mut off = 0usize;
             while off < bytes.len() {
-                let n = (cap - data.len()).min(bytes.len() - off);
-                data.extend_from_slice(&bytes[off..off + n]);
-                pieces.push((cid, off as u64, n as u64));
+                let n = (cap - cur.data.len()).min(bytes.len() - off);
+                cur.data.extend_from_slice(&bytes[off..off + n]);
+                cur.pieces.push((cid, off as u64, n as u64));
                 off += n;
                 if off == bytes.len() {
-                    done.push(cid);
+                    cur.done.push(cid);
                 }
-                if data.len() == cap {
-                    out.push(self.seal_one(&data, &pieces, &done)?);
-                    data.clear();
-                    pieces.clear();
-                    done.clear();
+                if cur.data.len() == cap {
+                    batch.push(std::mem::take(&mut cur));
+                    if batch.len() == batch_max {
+                        out.extend(self.seal_batch(&batch)?);
+                        batch.clear();
+                    }
                 }
             }
         }
-        if !data.is_empty() {
-            out.push(self.seal_one(&data, &pieces, &done)?);
+        if !cur.data.is_empty() {
+            batch.push(cur);
+        }
+        if !batch.is_empty() {
+            out.extend(self.seal_batch(&batch)?);
         }
         Ok(out)
     }
 
-    fn seal_one(
-        &self,
-        data: &[u8],
-        pieces: &[(Cid, u64, u64)],
-        complete: &[Cid],
-    ) -> Result<SectorRecord, ProofsError> {
+    /// Seals `batch` (labelled together), stores each sealed sector and logs its record.
+    fn seal_batch(&self, batch: &[Pending]) -> Result<Vec<SectorRecord>, ProofsError> {
         let mut rng = rand::rngs::OsRng;
-        let sector = rng.next_u64() >> 1;
-        let mut ticket = [0u8; 32];
-        rng.fill_bytes(&mut ticket);
+        let mut inputs = Vec::with_capacity(batch.len());
+        for b in batch {
+            let sector = rng.next_u64() >> 1;
+            let mut ticket = [0u8; 32];
+            rng.fill_bytes(&mut ticket);
+            inputs.push((sector, ticket, b.data.as_slice()));
+        }
         let t = std::time::Instant::now();
-        let (sealed, record) = audit::seal_sector(
-            &self.opts.params,
-            &self.seal_keys,
-            &self.me,
-            sector,
-            ticket,
-            data,
-        )?;
+        let sealed = audit::seal_sectors(&self.opts.params, &self.seal_keys, &self.me, &inputs)?;
+        let secs = t.elapsed().as_secs_f64();
+        let mut out = Vec::with_capacity(sealed.len());
+        for (b, (sealed, record)) in batch.iter().zip(sealed) {
+            self.keep_sealed(b, &sealed, &record)?;
+            tracing::info!(
+                sector = record.sector,
+                bytes = b.data.len(),
+                batch = batch.len(),
+                batch_secs = secs,
+                "sector sealed"
+            );
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Stores a sealed sector (replica, metadata, which blocks it completes) and logs it.
+    fn keep_sealed(
+        &self,
+        b: &Pending,
+        sealed: &Sealed,
+        record: &SectorRecord,
+    ) -> Result<(), ProofsError> {
+        let sector = record.sector;
         let mut replica = Vec::with_capacity(sealed.replica.len() * 32);
         for x in &sealed.replica {
             replica.extend_from_slice(&fr_bytes(x));
@@ -373,35 +413,31 @@ impl Proofs {
             record: hex(&record.encode()),
             comm_c: hex(&fr_bytes(&sealed.comm_c)),
             comm_r_last: hex(&fr_bytes(&sealed.comm_r_last)),
-            pieces: pieces
+            pieces: b
+                .pieces
                 .iter()
                 .map(|(c, o, n)| (c.to_string(), *o, *n))
                 .collect(),
         };
-        let mut b = Batch::new();
-        b.put(
-            Table::Sectors,
-            be(sector),
-            serde_json::to_vec(&meta).unwrap_or_default(),
-        )
-        .put(Table::Replicas, be(sector), replica);
-        for c in complete {
-            b.put(Table::Sealed, c.to_bytes(), be(sector));
+        let mut batch = Batch::new();
+        batch
+            .put(
+                Table::Sectors,
+                be(sector),
+                serde_json::to_vec(&meta).unwrap_or_default(),
+            )
+            .put(Table::Replicas, be(sector), replica);
+        for c in &b.done {
+            batch.put(Table::Sealed, c.to_bytes(), be(sector));
         }
-        self.repo.store().write(b, Durability::Sync)?;
-        self.remember(&record);
+        self.repo.store().write(batch, Durability::Sync)?;
+        self.remember(record);
         self.append(EntryKind::Sector, record.encode())?;
         if let Ok(mut s) = self.status.lock() {
             s.sectors += 1;
-            s.sealed_bytes += data.len() as u64;
+            s.sealed_bytes += b.data.len() as u64;
         }
-        tracing::info!(
-            sector,
-            bytes = data.len(),
-            secs = t.elapsed().as_secs_f64(),
-            "sector sealed"
-        );
-        Ok(record)
+        Ok(())
     }
 
     fn load_sector(&self, id: u64) -> Result<Option<(SectorRecord, Sealed)>, ProofsError> {
