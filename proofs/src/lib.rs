@@ -26,6 +26,10 @@
 //! assert!(!verify(tree.root(), leaves[5], 4, &path));
 //! ```
 //!
+//! - [`ifma`] (x86-64): eight field elements per register with AVX-512 IFMA, so that eight
+//!   sectors are labelled at once ([`sdr::labels_many`]); the scalar permutation uses BMI2/ADX
+//!   assembly multiplication where the CPU has it (both chosen at run time, both tested
+//!   against arkworks' arithmetic).
 //! - [`porep`]: the seal circuit: challenged nodes (derived from `replica_id` and `comm_r`)
 //!   were labelled from their parents' columns and encoded into the replica.
 //!
