@@ -59,10 +59,54 @@ impl HashAlg {
 
     /// CIDv1 of `data` under `codec`.
     pub fn cid(self, codec: u64, data: &[u8]) -> Cid {
-        let digest = self.digest(data);
+        self.cid_of_digest(codec, &self.digest(data))
+    }
+
+    /// CIDv1 under `codec` of bytes whose digest is `digest`.
+    fn cid_of_digest(self, codec: u64, digest: &[u8; 32]) -> Cid {
         // A 32-byte digest always fits a 64-byte multihash.
-        let mh = Multihash::<64>::wrap(self.code(), &digest).unwrap_or_default();
+        let mh = Multihash::<64>::wrap(self.code(), digest).unwrap_or_default();
         Cid::new_v1(codec, mh)
+    }
+
+    /// An incremental hasher: bytes fed in pieces give the same CID as [`HashAlg::cid`] of all
+    /// of them.
+    pub fn hasher(self) -> Hasher {
+        match self {
+            HashAlg::Sha2_256 => Hasher::Sha2_256(sha2::Sha256::new()),
+            HashAlg::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+        }
+    }
+}
+
+/// An incremental [`HashAlg`] (see [`HashAlg::hasher`]). blake3 keeps its full SIMD speed
+/// when every piece but the last is a whole power-of-two number of 1 KiB chunks at an offset
+/// that is a multiple of it.
+#[derive(Clone)]
+pub enum Hasher {
+    /// sha2-256.
+    Sha2_256(sha2::Sha256),
+    /// blake3.
+    Blake3(Box<blake3::Hasher>),
+}
+
+impl Hasher {
+    /// Feeds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha2_256(h) => h.update(data),
+            Hasher::Blake3(h) => {
+                h.update(data);
+            }
+        }
+    }
+
+    /// The CIDv1 under `codec` of everything fed.
+    pub fn cid(self, codec: u64) -> Cid {
+        match self {
+            Hasher::Sha2_256(h) => HashAlg::Sha2_256.cid_of_digest(codec, &h.finalize().into()),
+            Hasher::Blake3(h) => HashAlg::Blake3.cid_of_digest(codec, h.finalize().as_bytes()),
+        }
     }
 }
 

@@ -5,10 +5,12 @@
 //! CID. Any `k` of a stripe's `k + m` shards rebuild the rest. A short last stripe (fewer than
 //! `k` blocks) is coded as if the missing data shards were all zeros.
 
-use crate::block::{Block, HashAlg, MAX_BLOCK_SIZE, RAW};
+use crate::block::{Block, HashAlg, Hasher, MAX_BLOCK_SIZE, RAW};
+use bytes::Bytes;
 use cid::Cid;
 use reed_solomon_erasure::galois_8::ReedSolomon;
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex, Weak};
 use thiserror::Error;
 
 /// One stripe as recorded in the manifest.
@@ -77,6 +79,10 @@ pub enum ErasureError {
 /// Column slice width for encoding (see [`Coder::encode_parity`]).
 pub const SEGMENT: usize = 32 << 10;
 
+/// Column slice width of [`Coder::hash_and_encode`]: a power of two of 1 KiB chunks (so blake3
+/// hashes every slice at full SIMD width), and `k + m` slices fit in L2.
+pub const FUSED_SLICE: usize = 64 << 10;
+
 /// An RS(k, m) coder.
 pub struct Coder {
     k: usize,
@@ -84,6 +90,57 @@ pub struct Coder {
     rs: ReedSolomon,
     /// GFNI matrices of the parity coefficients (`m` rows of `k`), when the CPU has GFNI.
     gfni: Option<Vec<Vec<u64>>>,
+    /// Parity buffers of dropped parity blocks, reused by the next [`Coder::encode`].
+    pool: Arc<BufferPool>,
+}
+
+/// Parity buffers given back when the last reference to a parity block's bytes is dropped, so
+/// that encoding a stripe neither zeroes nor page-faults fresh memory (which cost about a third
+/// of RS encoding on the import path). At most [`POOL_BUFFERS`] buffers are kept.
+#[derive(Debug, Default)]
+struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Most buffers a coder keeps for reuse.
+const POOL_BUFFERS: usize = 8;
+
+impl BufferPool {
+    /// A buffer of exactly `len` bytes (contents unspecified: the encoder overwrites them all).
+    fn take(&self, len: usize) -> Vec<u8> {
+        let reused = self.free.lock().ok().and_then(|mut f| f.pop());
+        let mut buf = reused.unwrap_or_default();
+        buf.resize(len, 0);
+        buf
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        if let Ok(mut f) = self.free.lock() {
+            if f.len() < POOL_BUFFERS {
+                f.push(buf);
+            }
+        }
+    }
+}
+
+/// A parity block's bytes, returned to the coder's pool when dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Weak<BufferPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.give(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 impl Coder {
@@ -110,7 +167,13 @@ impl Coder {
         } else {
             None
         };
-        Ok(Coder { k, m, rs, gfni })
+        Ok(Coder {
+            k,
+            m,
+            rs,
+            gfni,
+            pool: Arc::default(),
+        })
     }
 
     /// Data shards per stripe.
@@ -150,14 +213,16 @@ impl Coder {
                 })
                 .collect();
             let data: Vec<&[u8]> = shards.iter().map(|c| c.as_ref()).collect();
-            // one zeroed allocation each (calloc), not one zeroed vector cloned m times
-            let mut parity: Vec<Vec<u8>> = (0..self.m).map(|_| vec![0u8; len]).collect();
+            let mut parity: Vec<Vec<u8>> = (0..self.m).map(|_| self.pool.take(len)).collect();
             self.encode_parity(&data, &mut parity)?;
             parity
         };
         let parity: Vec<Block> = parity_bytes
             .into_iter()
-            .map(|p| Block::new(hash, RAW, p))
+            .map(|buf| {
+                let pool = Arc::downgrade(&self.pool);
+                Block::new(hash, RAW, Bytes::from_owner(Pooled { buf, pool }))
+            })
             .collect();
         let stripe = Stripe {
             data: blocks.iter().map(|b| b.cid).collect(),
@@ -181,7 +246,7 @@ impl Coder {
         parity: &mut [Vec<u8>],
     ) -> Result<(), ErasureError> {
         let len = data.first().map_or(0, |d| d.len());
-        if data.len() != self.k || parity.len() != self.m || data.iter().any(|d| d.len() != len) {
+        if parity.len() != self.m {
             return Err(ErasureError::BadStripe(
                 "encode needs k equal data shards and m parity buffers",
             ));
@@ -189,10 +254,25 @@ impl Coder {
         for p in parity.iter_mut() {
             p.resize(len, 0);
         }
+        let mut ps: Vec<&mut [u8]> = parity.iter_mut().map(|p| p.as_mut_slice()).collect();
+        self.encode_slices(data, &mut ps)
+    }
+
+    /// [`Coder::encode_parity`] into `m` parity slices as long as the data shards.
+    fn encode_slices(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), ErasureError> {
+        let len = data.first().map_or(0, |d| d.len());
+        if data.len() != self.k
+            || parity.len() != self.m
+            || data.iter().any(|d| d.len() != len)
+            || parity.iter().any(|p| p.len() != len)
+        {
+            return Err(ErasureError::BadStripe(
+                "encode needs k equal data shards and m parity buffers",
+            ));
+        }
         let mut off = 0;
         if let Some(mats) = &self.gfni {
-            let mut ps: Vec<&mut [u8]> = parity.iter_mut().map(|p| p.as_mut_slice()).collect();
-            off = crate::gfni::encode(data, &mut ps, mats, len);
+            off = crate::gfni::encode(data, parity, mats, len);
         }
         while off < len {
             let end = (off + SEGMENT).min(len);
@@ -204,6 +284,82 @@ impl Coder {
             off = end;
         }
         Ok(())
+    }
+
+    /// [`Coder::encode`] of a stripe whose first blocks, `prefix`, are hashed already and whose
+    /// other data shards are the raw chunks `chunks`, not yet hashed: also returns the chunks'
+    /// leaf blocks (raw codec). The result is exactly `chunks` made into blocks then
+    /// [`Coder::encode`]d, but every shard is hashed and encoded [`FUSED_SLICE`] bytes at a
+    /// time, while those bytes are in cache, instead of in three passes over memory. Shards of
+    /// unequal lengths take the three passes.
+    pub fn hash_and_encode(
+        &self,
+        hash: HashAlg,
+        prefix: &[Block],
+        chunks: Vec<Bytes>,
+    ) -> Result<(Vec<Block>, Stripe, Vec<Block>), ErasureError> {
+        let len = chunks.first().map_or(0, |c| c.len());
+        let n = prefix.len() + chunks.len();
+        let equal = prefix
+            .iter()
+            .map(|b| b.data.len())
+            .chain(chunks.iter().map(|c| c.len()))
+            .all(|l| l == len);
+        if n != self.k || len == 0 || !equal {
+            let leaves: Vec<Block> = chunks
+                .into_iter()
+                .map(|c| Block::new(hash, RAW, c))
+                .collect();
+            let refs: Vec<&Block> = prefix.iter().chain(&leaves).collect();
+            let (stripe, parity) = self.encode(hash, &refs)?;
+            return Ok((leaves, stripe, parity));
+        }
+        let mut parity: Vec<Vec<u8>> = (0..self.m).map(|_| self.pool.take(len)).collect();
+        let mut leaf_h: Vec<Hasher> = chunks.iter().map(|_| hash.hasher()).collect();
+        let mut parity_h: Vec<Hasher> = parity.iter().map(|_| hash.hasher()).collect();
+        let mut off = 0;
+        while off < len {
+            let end = (off + FUSED_SLICE).min(len);
+            for (h, c) in leaf_h.iter_mut().zip(&chunks) {
+                h.update(&c[off..end]);
+            }
+            let ds: Vec<&[u8]> = prefix
+                .iter()
+                .map(|b| &b.data[off..end])
+                .chain(chunks.iter().map(|c| &c[off..end]))
+                .collect();
+            let mut ps: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[off..end]).collect();
+            self.encode_slices(&ds, &mut ps)?;
+            for (h, p) in parity_h.iter_mut().zip(&parity) {
+                h.update(&p[off..end]);
+            }
+            off = end;
+        }
+        let leaves: Vec<Block> = leaf_h
+            .into_iter()
+            .zip(chunks)
+            .map(|(h, data)| Block {
+                cid: h.cid(RAW),
+                data,
+            })
+            .collect();
+        let parity: Vec<Block> = parity_h
+            .into_iter()
+            .zip(parity)
+            .map(|(h, buf)| {
+                let pool = Arc::downgrade(&self.pool);
+                Block {
+                    cid: h.cid(RAW),
+                    data: Bytes::from_owner(Pooled { buf, pool }),
+                }
+            })
+            .collect();
+        let stripe = Stripe {
+            data: prefix.iter().chain(&leaves).map(|b| b.cid).collect(),
+            lens: vec![len as u64; n],
+            parity: parity.iter().map(|b| b.cid).collect(),
+        };
+        Ok((leaves, stripe, parity))
     }
 
     /// Checks that a stripe record (possibly from an untrusted manifest) fits this coder.
@@ -320,6 +476,71 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn hashing_and_encoding_in_one_pass_equals_doing_them_apart() {
+        let coder = Coder::new(4, 2).unwrap();
+        // a multiple of the fused slice, an odd length (scalar tail after the 64-byte GFNI
+        // blocks), and a short one
+        for len in [2 * FUSED_SLICE, FUSED_SLICE + 1000 + 37, 100] {
+            for hash in [HashAlg::Blake3, HashAlg::Sha2_256] {
+                let all: Vec<Bytes> = (0..4u8)
+                    .map(|i| {
+                        (0..len)
+                            .map(|j| (j as u8).wrapping_mul(i + 3) ^ i)
+                            .collect::<Vec<u8>>()
+                            .into()
+                    })
+                    .collect();
+                for p in 0..4 {
+                    let prefix: Vec<Block> = all[..p]
+                        .iter()
+                        .map(|c| Block::new(hash, RAW, c.clone()))
+                        .collect();
+                    let (leaves, stripe, parity) = coder
+                        .hash_and_encode(hash, &prefix, all[p..].to_vec())
+                        .unwrap();
+                    let want: Vec<Block> = all[p..]
+                        .iter()
+                        .map(|c| Block::new(hash, RAW, c.clone()))
+                        .collect();
+                    assert_eq!(leaves, want);
+                    let refs: Vec<&Block> = prefix.iter().chain(&want).collect();
+                    let (s2, p2) = coder.encode(hash, &refs).unwrap();
+                    assert_eq!(stripe, s2);
+                    assert_eq!(parity, p2);
+                }
+            }
+        }
+        // unequal lengths and short stripes take the separate passes, with the same result
+        let b = blocks(&[5000, 4000]);
+        let (leaves, stripe, parity) = coder
+            .hash_and_encode(HashAlg::Blake3, &b[..1], vec![b[1].data.clone()])
+            .unwrap();
+        assert_eq!(leaves, vec![b[1].clone()]);
+        let (s2, p2) = coder.encode(HashAlg::Blake3, &[&b[0], &b[1]]).unwrap();
+        assert_eq!((stripe, parity), (s2, p2));
+    }
+
+    #[test]
+    fn parity_buffers_are_reused_and_stay_correct() {
+        let coder = Coder::new(4, 2).unwrap();
+        let b = blocks(&[3000; 4]);
+        let refs: Vec<&Block> = b.iter().collect();
+        let (_, first) = coder.encode(HashAlg::Blake3, &refs).unwrap();
+        let want: Vec<Vec<u8>> = first.iter().map(|p| p.data.to_vec()).collect();
+        drop(first);
+        // the dropped buffers come back (with stale bytes) and are fully overwritten
+        let c = blocks(&[2000; 4]);
+        let refs_c: Vec<&Block> = c.iter().collect();
+        let (_, other) = coder.encode(HashAlg::Blake3, &refs_c).unwrap();
+        assert!(other.iter().all(|p| p.data.len() == 2000));
+        drop(other);
+        let (_, again) = coder.encode(HashAlg::Blake3, &refs).unwrap();
+        let got: Vec<Vec<u8>> = again.iter().map(|p| p.data.to_vec()).collect();
+        assert_eq!(got, want);
+        assert!(coder.pool.free.lock().unwrap().len() <= POOL_BUFFERS);
     }
 
     #[test]

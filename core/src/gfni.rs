@@ -71,6 +71,36 @@ unsafe fn encode_avx512(
 ) -> usize {
     use std::arch::x86_64::*;
     let full = len - len % 64;
+    if data.len() == 4 && parity.len() == 2 {
+        // the default RS(4,2): every pointer and matrix in a register, each data vector loaded
+        // once for both parity rows (about a third of the general loop's instructions)
+        let m: [[__m512i; 4]; 2] = core::array::from_fn(|r| {
+            core::array::from_fn(|d| _mm512_set1_epi64(mats[r][d] as i64))
+        });
+        let src: [*const u8; 4] = core::array::from_fn(|d| data[d].as_ptr());
+        let (p0, p1) = match parity {
+            [a, b] => (a.as_mut_ptr(), b.as_mut_ptr()),
+            _ => return 0,
+        };
+        let mut off = 0;
+        while off < full {
+            let mut a0 = _mm512_setzero_si512();
+            let mut a1 = _mm512_setzero_si512();
+            for d in 0..4 {
+                // SAFETY: off + 64 <= full <= every data slice's length
+                let x = unsafe { _mm512_loadu_si512(src[d].add(off) as *const _) };
+                a0 = _mm512_xor_si512(a0, _mm512_gf2p8affine_epi64_epi8::<0>(x, m[0][d]));
+                a1 = _mm512_xor_si512(a1, _mm512_gf2p8affine_epi64_epi8::<0>(x, m[1][d]));
+            }
+            // SAFETY: off + 64 <= full <= both parity slices' lengths
+            unsafe {
+                _mm512_storeu_si512(p0.add(off) as *mut _, a0);
+                _mm512_storeu_si512(p1.add(off) as *mut _, a1);
+            }
+            off += 64;
+        }
+        return full;
+    }
     let mut off = 0;
     while off < full {
         for (r, p) in parity.iter_mut().enumerate() {

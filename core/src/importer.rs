@@ -84,6 +84,12 @@ impl<'p> FileImporter<'p> {
         }
     }
 
+    /// How many more leaves can be added before the next one completes an internal node:
+    /// after that many, [`FileImporter::add_leaf`] also emits the node (and any above it).
+    pub fn leaves_before_node(&self) -> usize {
+        self.profile.max_links.max(2) - self.levels[0].len()
+    }
+
     /// Adds one already-hashed raw leaf block.
     pub fn add_leaf(&mut self, leaf: Block, out: &mut Vec<Block>) {
         let len = leaf.data.len() as u64;

@@ -2,20 +2,24 @@
 //! builder, groups the blocks into Reed-Solomon stripes and writes one atomic batch per stripe,
 //! then commits the manifest and pin last (design §2).
 //!
-//! Reading and hashing run on the calling thread (leaves hashed in parallel with rayon); parity
-//! encoding and store writes run on a worker thread fed through a bounded channel, so memory is
+//! Reading, hashing and parity encoding run on the calling thread with rayon: the leaves of a
+//! batch are grouped by the stripe they will fall in, and each group's leaves are hashed and its
+//! parity encoded and hashed in one task, while the bytes are still in cache (stripes holding
+//! an internal DAG node, which only exists once its leaves are hashed, are encoded by the
+//! worker). Store writes run on a worker thread fed through a bounded channel, so memory is
 //! bounded by [`READ_BATCH`] chunks plus [`STRIPE_QUEUE`] stripes in flight, whatever the input
 //! size. Re-running an interrupted ingest rewrites nothing already durable and ends with the
 //! same CIDs.
 
 use crate::store::{Batch, BlockStore, Durability, StoreError, Table};
 use bytes::Bytes;
-use cairn_core::block::Block;
+use cairn_core::block::{Block, RAW};
 use cairn_core::erasure::{Coder, ErasureError, Stripe};
 use cairn_core::importer::{self, DirEntry, Entry, FileImporter, ImportError};
 use cairn_core::manifest;
 use cairn_core::profile::Profile;
 use cid::Cid;
+use rayon::prelude::*;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -96,19 +100,39 @@ struct WorkerResult {
     skipped: u64,
 }
 
+/// A stripe on its way to the worker.
+enum Job {
+    /// Data blocks still to be encoded.
+    Encode(Vec<Block>),
+    /// Data blocks encoded while they were hashed.
+    Encoded(Vec<Block>, Fused),
+}
+
+/// A stripe encoded in the task that hashed its leaves.
+struct Fused {
+    stripe: Stripe,
+    parity: Vec<Block>,
+}
+
 fn encode_and_write(
     coder: &Coder,
     profile: &Profile,
     target: &Target<'_>,
-    rx: Receiver<Vec<Block>>,
+    rx: Receiver<Job>,
 ) -> Result<WorkerResult, IngestError> {
     let mut res = WorkerResult {
         stripes: Vec::new(),
         skipped: 0,
     };
-    for data in rx {
-        let refs: Vec<&Block> = data.iter().collect();
-        let (stripe, parity) = coder.encode(profile.hash, &refs)?;
+    for job in rx {
+        let (data, Fused { stripe, parity }) = match job {
+            Job::Encode(data) => {
+                let refs: Vec<&Block> = data.iter().collect();
+                let (stripe, parity) = coder.encode(profile.hash, &refs)?;
+                (data, Fused { stripe, parity })
+            }
+            Job::Encoded(data, fused) => (data, fused),
+        };
         if let Target::Store(store) = target {
             let mut present = true;
             for c in stripe.shards() {
@@ -132,10 +156,32 @@ fn encode_and_write(
     Ok(res)
 }
 
+/// Reads up to [`READ_BATCH`] chunks of `size` bytes; true when the input ended.
+fn read_batch(f: &mut dyn Read, size: usize) -> std::io::Result<(Vec<Bytes>, bool)> {
+    let mut batch = Vec::with_capacity(READ_BATCH);
+    while batch.len() < READ_BATCH {
+        // read_to_end on a Take fills exactly one chunk (or what is left) without zeroing the
+        // buffer first, and retries interrupted reads
+        let mut chunk = Vec::with_capacity(size);
+        f.take(size as u64).read_to_end(&mut chunk)?;
+        let filled = chunk.len();
+        if filled > 0 {
+            batch.push(chunk.into());
+        }
+        if filled < size {
+            return Ok((batch, true));
+        }
+    }
+    Ok((batch, false))
+}
+
 struct Walker<'a> {
     profile: &'a Profile,
+    coder: &'a Coder,
     pending: Vec<Block>,
-    tx: std::sync::mpsc::SyncSender<Vec<Block>>,
+    /// Stripes encoded ahead by [`Walker::add_chunks`], in the order they will be formed.
+    fused: std::collections::VecDeque<Fused>,
+    tx: std::sync::mpsc::SyncSender<Job>,
     bytes: u64,
     blocks: u64,
     progress: &'a (dyn Fn(u64) + Sync),
@@ -149,12 +195,95 @@ impl Walker<'_> {
             self.pending.push(b);
             if self.pending.len() == self.profile.k {
                 let stripe = std::mem::take(&mut self.pending);
-                if self.tx.send(stripe).is_err() {
+                let ahead = self
+                    .fused
+                    .front()
+                    .is_some_and(|f| f.stripe.data.iter().eq(stripe.iter().map(|b| &b.cid)));
+                // a prediction for a later stripe stays queued
+                let job = match ahead.then(|| self.fused.pop_front()).flatten() {
+                    Some(f) => Job::Encoded(stripe, f),
+                    None => Job::Encode(stripe),
+                };
+                if self.tx.send(job).is_err() {
                     return false;
                 }
             }
         }
         true
+    }
+
+    /// Hashes a batch of chunks (in parallel) and adds them to `imp`, whose new blocks land in
+    /// `out`. Leaves are grouped by the stripe they will complete; a group whose stripe holds
+    /// no internal node (the pending blocks, then these leaves) is hashed and encoded in one
+    /// task, and [`Walker::emit`] sends that stripe already encoded when it forms with exactly
+    /// those blocks. Any other stripe is encoded by the worker, so a wrong guess costs time,
+    /// never correctness.
+    fn add_chunks(
+        &mut self,
+        imp: &mut FileImporter<'_>,
+        chunks: Vec<Bytes>,
+        out: &mut Vec<Block>,
+        fuse: bool,
+    ) {
+        let (k, hash) = (self.profile.k, self.profile.hash);
+        self.fused.clear();
+        let n = chunks.len();
+        // with nothing in `out` yet, the next stripe is the pending blocks plus `head` leaves,
+        // and an internal node follows leaf `room - 1`
+        let fusable = fuse && out.is_empty();
+        let room = imp.leaves_before_node();
+        let head = (k - self.pending.len() % k) % k;
+        let mut groups: Vec<(Vec<Block>, Vec<Bytes>, bool)> = Vec::new();
+        let mut chunks = chunks.into_iter();
+        let mut start = 0;
+        while start < n {
+            let end = if start == 0 && head > 0 {
+                head
+            } else {
+                start + k
+            }
+            .min(n);
+            let prefix = if start == 0 {
+                self.pending.clone()
+            } else {
+                Vec::new()
+            };
+            let fuse = fusable && prefix.len() + (end - start) == k && end <= room;
+            if fuse {
+                let group: Vec<Bytes> = chunks.by_ref().take(end - start).collect();
+                groups.push((prefix, group, true));
+            } else {
+                // hashed one chunk per task: finer tasks balance better against the worker
+                groups.extend(
+                    chunks
+                        .by_ref()
+                        .take(end - start)
+                        .map(|c| (Vec::new(), vec![c], false)),
+                );
+            }
+            start = end;
+        }
+        let coder = self.coder;
+        let done: Vec<(Vec<Block>, Option<Fused>)> = groups
+            .into_par_iter()
+            .map(|(prefix, group, fuse)| {
+                if fuse {
+                    if let Ok((leaves, stripe, parity)) =
+                        coder.hash_and_encode(hash, &prefix, group.clone())
+                    {
+                        return (leaves, Some(Fused { stripe, parity }));
+                    }
+                }
+                let leaves = group.into_iter().map(|c| Block::new(hash, RAW, c));
+                (leaves.collect(), None)
+            })
+            .collect();
+        for (leaves, fused) in done {
+            for leaf in leaves {
+                imp.add_leaf(leaf, out);
+            }
+            self.fused.extend(fused);
+        }
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
@@ -173,30 +302,14 @@ impl Walker<'_> {
         let mut imp = FileImporter::new(self.profile);
         let mut out = Vec::new();
         loop {
-            let mut batch = Vec::with_capacity(READ_BATCH);
-            let mut eof = false;
-            while batch.len() < READ_BATCH {
-                // read_to_end on a Take fills exactly one chunk (or what is left) without
-                // zeroing the buffer first, and retries interrupted reads
-                let mut chunk = Vec::with_capacity(self.profile.chunk_size);
-                (&mut *f)
-                    .take(self.profile.chunk_size as u64)
-                    .read_to_end(&mut chunk)
-                    .map_err(Self::io(path))?;
-                let filled = chunk.len();
-                if filled == 0 {
-                    eof = true;
-                    break;
-                }
-                self.bytes += filled as u64;
-                (self.progress)(filled as u64);
-                batch.push(chunk.into());
-                if filled < self.profile.chunk_size {
-                    eof = true;
-                    break;
-                }
+            let (batch, eof) = read_batch(f, self.profile.chunk_size).map_err(Self::io(path))?;
+            for c in &batch {
+                self.bytes += c.len() as u64;
+                (self.progress)(c.len() as u64);
             }
-            imp.add_chunks(batch, &mut out);
+            // the worker encodes while the next batch is read: on a stream that overlap is
+            // worth more than encoding in cache
+            self.add_chunks(&mut imp, batch, &mut out, false);
             if !self.emit(&mut out) {
                 return Ok(None);
             }
@@ -226,7 +339,7 @@ impl Walker<'_> {
                 .collect();
             self.bytes += (end - off) as u64;
             (self.progress)((end - off) as u64);
-            imp.add_chunks(batch, &mut out);
+            self.add_chunks(&mut imp, batch, &mut out, true);
             if !self.emit(&mut out) {
                 return None;
             }
@@ -331,12 +444,14 @@ pub fn ingest_source(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<IngestReport, IngestError> {
     let coder = Coder::new(profile.k, profile.m)?;
-    let (tx, rx) = sync_channel::<Vec<Block>>(STRIPE_QUEUE);
+    let (tx, rx) = sync_channel::<Job>(STRIPE_QUEUE);
     let (walk, worker) = std::thread::scope(|s| {
         let worker = s.spawn(|| encode_and_write(&coder, profile, &target, rx));
         let mut w = Walker {
             profile,
+            coder: &coder,
             pending: Vec::new(),
+            fused: Default::default(),
             tx,
             bytes: 0,
             blocks: 0,
@@ -351,7 +466,7 @@ pub fn ingest_source(
         };
         let tail = std::mem::take(&mut w.pending);
         if !tail.is_empty() {
-            let _ = w.tx.send(tail);
+            let _ = w.tx.send(Job::Encode(tail));
         }
         let (bytes, blocks) = (w.bytes, w.blocks);
         drop(w); // closes the channel so the worker finishes
