@@ -18,7 +18,7 @@
 //! back to `Fr` reduces modulo `r`, and the tests compare every lane with the scalar code.
 #![allow(unsafe_code)]
 
-use crate::poseidon::{self, Domain, FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
+use crate::poseidon::{self, Domain, RoundConsts, FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
 use ark_bn254::{Fr, FrConfig};
 use ark_ff::{Field, MontConfig, PrimeField};
 use core::arch::x86_64::*;
@@ -182,17 +182,13 @@ fn from_mont52(v: &[u64; 5]) -> Fr {
 }
 
 /// Broadcast constants: the modulus, Montgomery's `-r^-1 mod 2^52`, one, and the
-/// permutation's round constants and matrices (those of [`poseidon`]'s sparse form).
+/// permutation's round constants and matrices.
 struct Consts {
     modulus: [__m512i; 5],
     inv: __m512i,
     mask: __m512i,
     one: F8,
-    ark: Vec<[F8; WIDTH]>,
-    mds: [[F8; WIDTH]; WIDTH],
-    partial: Vec<[F8; WIDTH]>,
-    first: [[F8; WIDTH]; WIDTH],
-    sparse: Vec<([F8; WIDTH], [F8; WIDTH - 1])>,
+    round: RoundConsts<F8>,
 }
 
 fn consts(t: Ifma) -> &'static Consts {
@@ -200,24 +196,12 @@ fn consts(t: Ifma) -> &'static Consts {
     C.get_or_init(|| {
         let m = split52(&<FrConfig as MontConfig<4>>::MODULUS.0);
         let inv = <FrConfig as MontConfig<4>>::INV & MASK52;
-        let s = |x: &Fr| t.splat(x);
-        let row = |r: &[Fr]| [s(&r[0]), s(&r[1]), s(&r[2])];
-        let p = poseidon::params();
-        let f = poseidon::sparse_form();
         Consts {
             modulus: m.map(|l| lanes_to_vec([l; LANES])),
             inv: lanes_to_vec([inv; LANES]),
             mask: lanes_to_vec([MASK52; LANES]),
-            one: s(&Fr::ONE),
-            ark: p.ark.iter().map(|r| row(r)).collect(),
-            mds: [row(&p.mds[0]), row(&p.mds[1]), row(&p.mds[2])],
-            partial: f.consts.iter().map(|r| row(r)).collect(),
-            first: [row(&f.first[0]), row(&f.first[1]), row(&f.first[2])],
-            sparse: f
-                .sparse
-                .iter()
-                .map(|(r, c)| (row(r), [s(&c[0]), s(&c[1])]))
-                .collect(),
+            one: t.splat(&Fr::ONE),
+            round: poseidon::round_consts(|x| t.splat(x)),
         }
     })
 }
@@ -322,18 +306,18 @@ fn full_round(s: &mut [F8; WIDTH], ark: &[F8; WIDTH], mds: &[[F8; WIDTH]; WIDTH]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn permute(c: &Consts, s: &mut [F8; WIDTH]) {
     let half = FULL_ROUNDS / 2;
-    for ark in &c.ark[..half] {
-        full_round(s, ark, &c.mds, c);
+    for ark in &c.round.ark[..half] {
+        full_round(s, ark, &c.round.mds, c);
     }
-    for (x, k) in s.iter_mut().zip(&c.partial[0]) {
+    for (x, k) in s.iter_mut().zip(&c.round.partial[0]) {
         *x = add(x, k);
     }
     s[0] = pow5(&s[0], c);
     let old = *s;
-    for (x, row) in s.iter_mut().zip(&c.first) {
+    for (x, row) in s.iter_mut().zip(&c.round.first) {
         *x = dot(&old, row, c);
     }
-    for (n, (k, (row, col))) in c.partial[1..].iter().zip(&c.sparse).enumerate() {
+    for (n, (k, (row, col))) in c.round.partial[1..].iter().zip(&c.round.sparse).enumerate() {
         if n % FOLD_EVERY == FOLD_EVERY - 1 {
             s[1] = mul_c(&s[1], &c.one, c);
             s[2] = mul_c(&s[2], &c.one, c);
@@ -347,8 +331,8 @@ fn permute(c: &Consts, s: &mut [F8; WIDTH]) {
     }
     s[1] = mul_c(&s[1], &c.one, c);
     s[2] = mul_c(&s[2], &c.one, c);
-    for ark in &c.ark[half + PARTIAL_ROUNDS..] {
-        full_round(s, ark, &c.mds, c);
+    for ark in &c.round.ark[half + PARTIAL_ROUNDS..] {
+        full_round(s, ark, &c.round.mds, c);
     }
 }
 

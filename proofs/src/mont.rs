@@ -117,98 +117,51 @@ fn reduce_once(t: Limbs) -> Limbs {
     ]
 }
 
-// One CIOS step for limb `b[i]` (i > 0): t += a·b[i] (five words), then t = (t + m·r) / 2^64
-// with m = t[0]·inv, which zeroes the low word; the five registers rotate by one per step.
+// t += x·rdx for the four words x at `src` (t is five registers, low to high): the low halves
+// on the OF chain, the high halves on the CF chain; rax is zero and CF and OF are clear.
 #[cfg(target_arch = "x86_64")]
-macro_rules! cios_step {
-    ($off:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
+#[rustfmt::skip]
+macro_rules! mul_add {
+    ($src:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
         concat!(
-            // t += a * b[i]: low halves on the OF chain, high halves on the CF chain
-            "mov rdx, qword ptr [{b} + ",
-            $off,
-            "]\n",
-            "xor ",
-            $t4,
-            ", ",
-            $t4,
-            "\n", // also clears CF and OF
-            "mulx {hi}, {lo}, qword ptr [{a}]\n",
-            "adox ",
-            $t0,
-            ", {lo}\n",
-            "adcx ",
-            $t1,
-            ", {hi}\n",
-            "mulx {hi}, {lo}, qword ptr [{a} + 8]\n",
-            "adox ",
-            $t1,
-            ", {lo}\n",
-            "adcx ",
-            $t2,
-            ", {hi}\n",
-            "mulx {hi}, {lo}, qword ptr [{a} + 16]\n",
-            "adox ",
-            $t2,
-            ", {lo}\n",
-            "adcx ",
-            $t3,
-            ", {hi}\n",
-            "mulx {hi}, {lo}, qword ptr [{a} + 24]\n",
-            "adox ",
-            $t3,
-            ", {lo}\n",
-            "adcx ",
-            $t4,
-            ", {hi}\n",
-            "adox ",
-            $t4,
-            ", rax\n",
-            reduce_step!($t0, $t1, $t2, $t3, $t4),
+            "mulx {hi}, {lo}, qword ptr [", $src, "]\n",
+            "adox ", $t0, ", {lo}\n", "adcx ", $t1, ", {hi}\n",
+            "mulx {hi}, {lo}, qword ptr [", $src, " + 8]\n",
+            "adox ", $t1, ", {lo}\n", "adcx ", $t2, ", {hi}\n",
+            "mulx {hi}, {lo}, qword ptr [", $src, " + 16]\n",
+            "adox ", $t2, ", {lo}\n", "adcx ", $t3, ", {hi}\n",
+            "mulx {hi}, {lo}, qword ptr [", $src, " + 24]\n",
+            "adox ", $t3, ", {lo}\n", "adcx ", $t4, ", {hi}\n",
+            "adox ", $t4, ", rax\n",
         )
     };
 }
 
 // t = (t + m·r) / 2^64 with m = t[0]·inv mod 2^64 (t[0] becomes zero and is dropped).
 #[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
 macro_rules! reduce_step {
     ($t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
         concat!(
             "mov rdx, qword ptr [{q} + 32]\n",
-            "imul rdx, ",
-            $t0,
-            "\n",
+            "imul rdx, ", $t0, "\n",
             "test eax, eax\n", // clears CF and OF (rax is zero)
-            "mulx {hi}, {lo}, qword ptr [{q}]\n",
-            "adox ",
-            $t0,
-            ", {lo}\n",
-            "adcx ",
-            $t1,
-            ", {hi}\n",
-            "mulx {hi}, {lo}, qword ptr [{q} + 8]\n",
-            "adox ",
-            $t1,
-            ", {lo}\n",
-            "adcx ",
-            $t2,
-            ", {hi}\n",
-            "mulx {hi}, {lo}, qword ptr [{q} + 16]\n",
-            "adox ",
-            $t2,
-            ", {lo}\n",
-            "adcx ",
-            $t3,
-            ", {hi}\n",
-            "mulx {hi}, {lo}, qword ptr [{q} + 24]\n",
-            "adox ",
-            $t3,
-            ", {lo}\n",
-            "adcx ",
-            $t4,
-            ", {hi}\n",
-            "adox ",
-            $t4,
-            ", rax\n",
+            mul_add!("{q}", $t0, $t1, $t2, $t3, $t4),
+        )
+    };
+}
+
+// One CIOS step for limb `b[i]` (i > 0): t += a·b[i] (five words), then t = (t + m·r) / 2^64
+// with m = t[0]·inv, which zeroes the low word; the five registers rotate by one per step.
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+macro_rules! cios_step {
+    ($off:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
+        concat!(
+            "mov rdx, qword ptr [{b} + ", $off, "]\n",
+            "xor ", $t4, ", ", $t4, "\n", // also clears CF and OF
+            mul_add!("{a}", $t0, $t1, $t2, $t3, $t4),
+            reduce_step!($t0, $t1, $t2, $t3, $t4),
         )
     };
 }

@@ -191,35 +191,46 @@ pub fn permute(state: &mut [Fr; WIDTH]) {
     }
 }
 
-/// [`Fast`]'s permutation constants as Montgomery limbs.
-struct FastLimbs {
-    /// Round constants of the full rounds, `ark[round]` (partial rounds' entries unused).
-    ark: Vec<[Limbs; WIDTH]>,
-    mds: [[Limbs; WIDTH]; WIDTH],
-    consts: Vec<[Limbs; WIDTH]>,
-    first: [[Limbs; WIDTH]; WIDTH],
-    sparse: Vec<([Limbs; WIDTH], [Limbs; WIDTH - 1])>,
+/// The permutation's constants (the round constants, the MDS matrix and [`Fast`]'s sparse
+/// form) in another representation of the field elements.
+pub(crate) struct RoundConsts<T> {
+    /// `ark[round]` (only the full rounds' entries are used).
+    pub(crate) ark: Vec<[T; WIDTH]>,
+    /// The MDS matrix.
+    pub(crate) mds: [[T; WIDTH]; WIDTH],
+    /// [`Fast::consts`].
+    pub(crate) partial: Vec<[T; WIDTH]>,
+    /// [`Fast::first`].
+    pub(crate) first: [[T; WIDTH]; WIDTH],
+    /// [`Fast::sparse`].
+    pub(crate) sparse: Vec<([T; WIDTH], [T; WIDTH - 1])>,
 }
 
-fn fast_limbs(m: Mont) -> &'static FastLimbs {
-    static F: OnceLock<FastLimbs> = OnceLock::new();
-    F.get_or_init(|| {
-        let p = params();
-        let f = sparse_form();
-        let l = |x: &Fr| m.of_fr(x);
-        let row3 = |r: &[Fr]| [l(&r[0]), l(&r[1]), l(&r[2])];
-        FastLimbs {
-            ark: p.ark.iter().map(|r| row3(r)).collect(),
-            mds: [row3(&p.mds[0]), row3(&p.mds[1]), row3(&p.mds[2])],
-            consts: f.consts.iter().map(|r| row3(r)).collect(),
-            first: [row3(&f.first[0]), row3(&f.first[1]), row3(&f.first[2])],
-            sparse: f
-                .sparse
-                .iter()
-                .map(|(row, col)| (row3(row), [l(&col[0]), l(&col[1])]))
-                .collect(),
-        }
-    })
+/// Every constant of the permutation, converted with `f`.
+pub(crate) fn round_consts<T>(f: impl Fn(&Fr) -> T) -> RoundConsts<T> {
+    let p = params();
+    let fast = sparse_form();
+    let row = |r: &[Fr]| [f(&r[0]), f(&r[1]), f(&r[2])];
+    RoundConsts {
+        ark: p.ark.iter().map(|r| row(r)).collect(),
+        mds: [row(&p.mds[0]), row(&p.mds[1]), row(&p.mds[2])],
+        partial: fast.consts.iter().map(|r| row(r)).collect(),
+        first: [
+            row(&fast.first[0]),
+            row(&fast.first[1]),
+            row(&fast.first[2]),
+        ],
+        sparse: fast
+            .sparse
+            .iter()
+            .map(|(r, c)| (row(r), [f(&c[0]), f(&c[1])]))
+            .collect(),
+    }
+}
+
+fn fast_limbs(m: Mont) -> &'static RoundConsts<Limbs> {
+    static F: OnceLock<RoundConsts<Limbs>> = OnceLock::new();
+    F.get_or_init(|| round_consts(|x| m.of_fr(x)))
 }
 
 #[inline(always)]
@@ -251,7 +262,7 @@ pub(crate) fn permute_limbs(m: Mont, state: &mut [Limbs; WIDTH]) {
     for ark in &f.ark[..half] {
         full_round_limbs(m, state, ark, &f.mds);
     }
-    for (s, c) in state.iter_mut().zip(&f.consts[0]) {
+    for (s, c) in state.iter_mut().zip(&f.partial[0]) {
         *s = m.add(s, c);
     }
     state[0] = m.pow5(&state[0]);
@@ -259,7 +270,7 @@ pub(crate) fn permute_limbs(m: Mont, state: &mut [Limbs; WIDTH]) {
     for (s, row) in state.iter_mut().zip(&f.first) {
         *s = dot_limbs(m, &old, row);
     }
-    for (k, (row, col)) in f.consts[1..].iter().zip(&f.sparse) {
+    for (k, (row, col)) in f.partial[1..].iter().zip(&f.sparse) {
         let x0 = m.pow5(&m.add(&state[0], &k[0]));
         let s1 = m.add(&state[1], &k[1]);
         let s2 = m.add(&state[2], &k[2]);

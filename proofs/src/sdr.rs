@@ -18,7 +18,7 @@
 //!   `comm_r = H_CommR(comm_c, comm_r_last)`.
 
 use crate::merkle::{MerkleError, MerkleTree};
-use crate::mont::{Limbs, Mont};
+use crate::mont::Mont;
 use crate::poseidon::{absorb_limbs, hash, prefix_limbs, Domain, Prefix};
 use ark_bn254::Fr;
 use ark_ff::{AdditiveGroup, BigInteger, PrimeField};
@@ -171,52 +171,32 @@ pub fn parents(
 
 /// All labels, `labels[layer][node]`.
 pub fn labels(p: &SectorParams, replica_id: Fr) -> Result<Vec<Vec<Fr>>, SealError> {
-    // every label of a layer starts with (replica_id, layer): absorb that pair once per layer
-    let n_inputs = 3 + BASE_PARENTS + EXP_PARENTS;
+    // every label of a layer starts with (replica_id, layer): that pair is absorbed once per
+    // layer, and each label absorbs its node index and parents from there
+    let n = 3 + BASE_PARENTS + EXP_PARENTS;
+    let first = |l: usize| [replica_id, Fr::from(l as u64)];
     if let Some(m) = Mont::detect() {
         // on Montgomery limbs throughout, converted to `Fr` once at the end
         let zero = [0u64; 4];
-        let mut prefix: Option<(usize, [Limbs; 3])> = None;
         let labels = label_graph(
             p,
             zero,
             |_, i| [zero, zero, m.of_fr(&Fr::from(i as u64))],
-            |l, x| {
-                let state = match prefix {
-                    Some((layer, state)) if layer == l => state,
-                    _ => {
-                        let first = [replica_id, Fr::from(l as u64)];
-                        let state = prefix_limbs(m, Domain::Label, n_inputs, first);
-                        prefix = Some((l, state));
-                        state
-                    }
-                };
-                absorb_limbs(m, state, &x[2..])
-            },
+            |l| prefix_limbs(m, Domain::Label, n, first(l)),
+            |state, x| absorb_limbs(m, *state, &x[2..]),
         )?;
         return Ok(labels
             .into_iter()
             .map(|layer| layer.iter().map(|x| m.to_fr(x)).collect())
             .collect());
     }
-    let mut prefix: Option<(Fr, Prefix)> = None;
-    labels_with(p, replica_id, &mut |x: &[Fr]| {
-        if x.len() != n_inputs {
-            return hash(Domain::Label, x);
-        }
-        let pre = match prefix {
-            Some((layer, pre)) if layer == x[1] => pre,
-            _ => {
-                let pre = Prefix::new(Domain::Label, n_inputs, [x[0], x[1]]);
-                prefix = Some((x[1], pre));
-                pre
-            }
-        };
-        if x[0] != replica_id {
-            return hash(Domain::Label, x);
-        }
-        pre.hash(&x[2..])
-    })
+    label_graph(
+        p,
+        Fr::ZERO,
+        |l, i| [replica_id, Fr::from(l as u64), Fr::from(i as u64)],
+        |l| Prefix::new(Domain::Label, n, first(l)),
+        |prefix, x| prefix.hash(&x[2..]),
+    )
 }
 
 /// [`labels`] of several sectors on the same graph (one per `replica_id`), in the same order.
@@ -245,26 +225,14 @@ fn labels_lanes(
     p: &SectorParams,
     replica_ids: &[Fr],
 ) -> Result<Vec<Vec<Vec<Fr>>>, SealError> {
-    use crate::ifma::F8;
-    let n_inputs = 3 + BASE_PARENTS + EXP_PARENTS;
+    let n = 3 + BASE_PARENTS + EXP_PARENTS;
     let zero = t.splat(&Fr::ZERO);
-    let mut prefix: Option<(usize, [F8; 3])> = None;
     let labels = label_graph(
         p,
         zero,
         |_, i| [zero, zero, t.splat(&Fr::from(i as u64))],
-        |l, x| {
-            let state = match prefix {
-                Some((layer, state)) if layer == l => state,
-                _ => {
-                    let layer = [Fr::from(l as u64)];
-                    let state = t.prefix(Domain::Label, n_inputs, [replica_ids, &layer]);
-                    prefix = Some((l, state));
-                    state
-                }
-            };
-            t.absorb(state, &x[2..])
-        },
+        |l| t.prefix(Domain::Label, n, [replica_ids, &[Fr::from(l as u64)]]),
+        |state, x| t.absorb(*state, &x[2..]),
     )?;
     Ok((0..replica_ids.len())
         .map(|k| {
@@ -288,22 +256,26 @@ pub fn labels_with(
         p,
         Fr::ZERO,
         |l, i| [replica_id, Fr::from(l as u64), Fr::from(i as u64)],
+        |_| (),
         |_, x| label_hash(x),
     )
 }
 
 /// The labelling walk, for any representation `T` of a label: node `i` of layer `l` gets
-/// `hash(l, head(l, i) ++ its 14 parents' labels)`, a missing parent being `zero`.
-fn label_graph<T: Copy>(
+/// `hash(layer_state(l), head(l, i) ++ its 14 parents' labels)`, a missing parent being
+/// `zero`; `layer_state` is computed once per layer.
+fn label_graph<T: Copy, S>(
     p: &SectorParams,
     zero: T,
     head: impl Fn(usize, usize) -> [T; 3],
-    mut hash: impl FnMut(usize, &[T]) -> T,
+    mut layer_state: impl FnMut(usize) -> S,
+    mut hash: impl FnMut(&S, &[T]) -> T,
 ) -> Result<Vec<Vec<T>>, SealError> {
     p.check()?;
     let mut labels: Vec<Vec<T>> = Vec::with_capacity(p.layers);
     let mut inputs = Vec::with_capacity(3 + BASE_PARENTS + EXP_PARENTS);
     for l in 0..p.layers {
+        let state = layer_state(l);
         let mut layer = Vec::with_capacity(p.nodes);
         for i in 0..p.nodes {
             inputs.clear();
@@ -315,7 +287,7 @@ fn label_graph<T: Copy>(
                     Some((pl, pi)) => labels[pl][pi],
                 });
             }
-            layer.push(hash(l, &inputs));
+            layer.push(hash(&state, &inputs));
         }
         labels.push(layer);
     }

@@ -4,7 +4,7 @@
 
 use cairn_core::block::Block;
 use cairn_core::profile::Profile;
-use cairn_storage_node::ingest::{ingest, Target};
+use cairn_storage_node::ingest::{ingest, IngestReport, Target};
 use cairn_storage_node::repo::{Repo, RepoError};
 use cairn_storage_node::store::{Batch, BlockStore, Durability, RocksStore, StoreError, Table};
 use cid::Cid;
@@ -487,9 +487,18 @@ fn a_corrupt_repo_key_or_manifest_is_an_error_not_a_panic() {
     assert!(repo.gc().is_err());
 }
 
+/// `data` imported (hash only) from memory and through a reader.
+fn bytes_and_stream(p: &Profile, data: &[u8]) -> (IngestReport, IngestReport) {
+    use cairn_storage_node::ingest::{ingest_source, Source};
+    let mem = Source::Bytes(data.to_vec().into());
+    let from_bytes = ingest_source(mem, p, Target::HashOnly, &|_| {}).unwrap();
+    let mut reader = data;
+    let from_stream = ingest_source(Source::Stream(&mut reader), p, Target::HashOnly, &|_| {});
+    (from_bytes, from_stream.unwrap())
+}
+
 #[test]
 fn in_memory_bytes_and_streams_import_like_files() {
-    use cairn_storage_node::ingest::{ingest_source, Source};
     let tmp = tempfile::tempdir().unwrap();
     let p = small_profile();
     for len in [0usize, 1, 65_535, 65_536, 65_537, 64 * 65_536 + 3] {
@@ -497,20 +506,7 @@ fn in_memory_bytes_and_streams_import_like_files() {
         let f = tmp.path().join(format!("f{len}"));
         std::fs::write(&f, &data).unwrap();
         let from_file = ingest(&f, &p, Target::HashOnly, &|_| {}).unwrap();
-        let from_bytes = ingest_source(
-            Source::Bytes(data.clone().into()),
-            &p,
-            Target::HashOnly,
-            &|_| {},
-        )
-        .unwrap();
-        let from_stream = ingest_source(
-            Source::Stream(&mut data.as_slice()),
-            &p,
-            Target::HashOnly,
-            &|_| {},
-        )
-        .unwrap();
+        let (from_bytes, from_stream) = bytes_and_stream(&p, &data);
         assert_eq!(from_bytes, from_file, "len {len}");
         assert_eq!(from_stream, from_file, "len {len}");
     }
@@ -522,7 +518,6 @@ fn in_memory_bytes_and_streams_import_like_files() {
 #[test]
 fn encoding_while_hashing_gives_the_same_dataset_at_every_alignment() {
     use cairn_core::block::HashAlg;
-    use cairn_storage_node::ingest::{ingest_source, Source};
     for hash in [HashAlg::Blake3, HashAlg::Sha2_256] {
         let mut p = Profile::cairn_v1();
         p.chunk_size = 1024;
@@ -530,20 +525,7 @@ fn encoding_while_hashing_gives_the_same_dataset_at_every_alignment() {
         p.hash = hash;
         for len in [4 * 1024, 7 * 1024, 29 * 1024 + 5, 301 * 1024 + 17] {
             let data = bytes(len as u64 + 1, len);
-            let from_bytes = ingest_source(
-                Source::Bytes(data.clone().into()),
-                &p,
-                Target::HashOnly,
-                &|_| {},
-            )
-            .unwrap();
-            let from_stream = ingest_source(
-                Source::Stream(&mut data.as_slice()),
-                &p,
-                Target::HashOnly,
-                &|_| {},
-            )
-            .unwrap();
+            let (from_bytes, from_stream) = bytes_and_stream(&p, &data);
             assert_eq!(from_bytes, from_stream, "{hash:?}, {len} bytes");
         }
     }
