@@ -160,16 +160,31 @@ pub fn seal_sector(
 }
 
 /// [`seal_sector`] for several sectors `(sector, ticket, data)` at once: they are labelled
-/// together ([`sdr::labels_many`], eight at a time where the CPU allows), then each seal is
-/// proved. The results are in order.
+/// together ([`label_sectors`]), then each seal is proved ([`prove_seal`]). The results are
+/// in order.
 pub fn seal_sectors(
     params: &NetParams,
     seal_keys: &Keys,
     prover: &[u8],
     sectors: &[(u64, [u8; 32], &[u8])],
 ) -> Result<Vec<(Sealed, SectorRecord)>, AuditError> {
+    let mut out = Vec::with_capacity(sectors.len());
+    for (s, (sealed, labels)) in sectors.iter().zip(label_sectors(params, prover, sectors)?) {
+        let record = prove_seal(params, seal_keys, prover, s, &sealed, labels)?;
+        out.push((sealed, record));
+    }
+    Ok(out)
+}
+
+/// Seals `sectors` `(sector, ticket, data)` as `prover`'s, labelled together
+/// ([`sdr::labels_many`], eight at a time where the CPU allows): each sealed sector with the
+/// labels its seal proof needs, in order.
+pub fn label_sectors(
+    params: &NetParams,
+    prover: &[u8],
+    sectors: &[(u64, [u8; 32], &[u8])],
+) -> Result<Vec<sdr::SealedWithLabels>, AuditError> {
     params.check()?;
-    let p = params.sector();
     let node = node_id(prover);
     let inputs: Vec<sdr::SealInput<'_>> = sectors
         .iter()
@@ -180,36 +195,38 @@ pub fn seal_sectors(
             ticket: *ticket,
         })
         .collect();
-    let sealed =
-        sdr::seal_many_keeping_labels(&p, &inputs).map_err(|e| AuditError::Prove(e.to_string()))?;
-    let mut out = Vec::with_capacity(sealed.len());
-    for (input, (sealed, labels)) in inputs.iter().zip(sealed) {
-        let circuit = SealCircuit::prove_with_labels(
-            &p,
-            params.seal_challenges,
-            input.data,
-            &sealed,
-            &labels,
-        )
+    sdr::seal_many_keeping_labels(&params.sector(), &inputs)
+        .map_err(|e| AuditError::Prove(e.to_string()))
+}
+
+/// Proves the seal of `sector` `(sector, ticket, data)`, sealed as `sealed` with `labels`
+/// (consumed: they are the largest part of sealing's memory): its public record.
+pub fn prove_seal(
+    params: &NetParams,
+    seal_keys: &Keys,
+    prover: &[u8],
+    sector: &(u64, [u8; 32], &[u8]),
+    sealed: &Sealed,
+    labels: Vec<Vec<Fr>>,
+) -> Result<SectorRecord, AuditError> {
+    let &(id, ticket, data) = sector;
+    let p = params.sector();
+    let circuit = SealCircuit::prove_with_labels(&p, params.seal_challenges, data, sealed, &labels)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
-        drop(labels);
-        let proof =
-            Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
-                .map_err(|e| AuditError::Prove(e.to_string()))?;
-        let record = SectorRecord {
-            prover: prover.to_vec(),
-            sector: input.sector,
-            sector_size: params.sector_size as u64,
-            layers: params.layers as u8,
-            data_len: input.data.len() as u64,
-            ticket: input.ticket,
-            comm_d: sealed.comm_d,
-            comm_r: sealed.comm_r,
-            seal_proof: encode_proof(&proof),
-        };
-        out.push((sealed, record));
-    }
-    Ok(out)
+    drop(labels);
+    let proof = Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    Ok(SectorRecord {
+        prover: prover.to_vec(),
+        sector: id,
+        sector_size: params.sector_size as u64,
+        layers: params.layers as u8,
+        data_len: data.len() as u64,
+        ticket,
+        comm_d: sealed.comm_d,
+        comm_r: sealed.comm_r,
+        seal_proof: encode_proof(&proof),
+    })
 }
 
 /// Proves window `window` for `nonce` over `sectors` (exactly `params.batch` of them, a sector

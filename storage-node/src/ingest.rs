@@ -2,13 +2,13 @@
 //! builder, groups the blocks into Reed-Solomon stripes and writes one atomic batch per stripe,
 //! then commits the manifest and pin last (design §2).
 //!
-//! Reading, hashing and parity encoding run on the calling thread with rayon: the leaves of a
-//! batch are grouped by the stripe they will fall in, and each group's leaves are hashed and its
-//! parity encoded and hashed in one task, while the bytes are still in cache (stripes holding
-//! an internal DAG node, which only exists once its leaves are hashed, are encoded by the
-//! worker). Store writes run on a worker thread fed through a bounded channel, so memory is
+//! Reading and hashing run on the calling thread (leaves hashed in parallel with rayon); parity
+//! encoding and store writes run on a worker thread fed through a bounded channel, so memory is
 //! bounded by [`READ_BATCH`] chunks plus [`STRIPE_QUEUE`] stripes in flight, whatever the input
-//! size. Re-running an interrupted ingest rewrites nothing already durable and ends with the
+//! size. For a file already in memory ([`Source::Bytes`]) the leaves of a batch are grouped by
+//! the stripe they will fall in, and each group is hashed and its parity encoded and hashed in
+//! one rayon task while the bytes are in cache; the worker then only encodes stripes holding an
+//! internal DAG node (which exists only once its leaves are hashed) and writes. Re-running an interrupted ingest rewrites nothing already durable and ends with the
 //! same CIDs.
 
 use crate::store::{Batch, BlockStore, Durability, StoreError, Table};

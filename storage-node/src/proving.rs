@@ -380,16 +380,27 @@ impl Proofs {
             inputs.push((sector, ticket, b.data.as_slice()));
         }
         let t = std::time::Instant::now();
-        let sealed = audit::seal_sectors(&self.opts.params, &self.seal_keys, &self.me, &inputs)?;
-        let secs = t.elapsed().as_secs_f64();
-        let mut out = Vec::with_capacity(sealed.len());
-        for (b, (sealed, record)) in batch.iter().zip(sealed) {
+        let labelled = audit::label_sectors(&self.opts.params, &self.me, &inputs)?;
+        let label_secs = t.elapsed().as_secs_f64();
+        let mut out = Vec::with_capacity(batch.len());
+        // each sector is kept (and its record logged) as soon as its seal is proved
+        for ((b, input), (sealed, labels)) in batch.iter().zip(&inputs).zip(labelled) {
+            let t = std::time::Instant::now();
+            let record = audit::prove_seal(
+                &self.opts.params,
+                &self.seal_keys,
+                &self.me,
+                input,
+                &sealed,
+                labels,
+            )?;
             self.keep_sealed(b, &sealed, &record)?;
             tracing::info!(
                 sector = record.sector,
                 bytes = b.data.len(),
                 batch = batch.len(),
-                batch_secs = secs,
+                batch_label_secs = label_secs,
+                prove_secs = t.elapsed().as_secs_f64(),
                 "sector sealed"
             );
             out.push(record);
