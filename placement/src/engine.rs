@@ -4,9 +4,11 @@
 //! exponentially decayed access counters (half-lives 2^9 to 2^18 requests), its size and the
 //! time since its last access. From that, gradient-boosted trees ([`crate::gbdt`]) trained
 //! online predict whether the object will *not* be read again before a boundary of four times
-//! the running mean eviction age (LRB's "relaxed Belady" goal). Nothing looks ahead: an access
-//! becomes a training example only when the object is next seen (the label is then known) or
-//! when it has not been seen for the memory window (32 x the eviction age; then "not reused").
+//! the running mean eviction age (LRB's "relaxed Belady" goal). Training examples are a random
+//! 35 % of accesses plus, at each eviction, the first sampled resident with its features as of
+//! then (an idle object, like those the model is asked about). Nothing looks ahead: an example
+//! is labelled only when its object is next seen (the label is then known) or when it has not
+//! been seen for the memory window (32 x the eviction age; then "not reused").
 //!
 //! Eviction samples 32 residents and evicts the one most likely not needed before the boundary,
 //! ties broken towards the older. Until the first model is trained it evicts the least recently
@@ -36,8 +38,12 @@ const RETRAIN_EVERY: usize = 4_096;
 const RETRAIN_MAX: usize = 65_536;
 /// Fewest examples for the first model.
 const FIRST_TRAIN: usize = 2_048;
-/// Share of accesses that become training examples.
-const SAMPLE_RATE: f64 = 1.0;
+/// Share of accesses that become training examples (features as of the access).
+const SAMPLE_RATE: f64 = 0.35;
+/// Training examples taken per eviction from the sampled residents (features as of the
+/// eviction, when an object has been idle for a while: the situation the model is asked
+/// about), as LRB samples its training data.
+const EVICTION_EXAMPLES: usize = 1;
 const BYPASS: bool = false;
 /// Memory window as a multiple of the mean eviction age: labels beyond it are censored.
 const WINDOW_X: f64 = 32.0;
@@ -57,6 +63,47 @@ struct Meta {
     size: u32,
 }
 
+/// Training examples waiting for their label: per object, when it was taken and the features
+/// then (one per object at a time), with a queue in taking order for censoring.
+#[derive(Debug, Default)]
+struct Examples {
+    by_id: HashMap<u64, (u64, [f32; NFEAT])>,
+    queue: VecDeque<(u64, u64)>,
+}
+
+impl Examples {
+    fn has(&self, id: u64) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    fn insert(&mut self, id: u64, now: u64, x: [f32; NFEAT]) {
+        self.by_id.insert(id, (now, x));
+        self.queue.push_back((now, id));
+    }
+
+    /// The pending example of `id`, if any.
+    fn take(&mut self, id: u64) -> Option<(u64, [f32; NFEAT])> {
+        self.by_id.remove(&id)
+    }
+
+    /// The examples taken more than `window` requests before `now` and still unlabelled.
+    fn expire(&mut self, now: u64, window: u64) -> Vec<[f32; NFEAT]> {
+        let mut out = Vec::new();
+        while let Some(&(t0, id)) = self.queue.front() {
+            if now - t0 <= window {
+                break;
+            }
+            self.queue.pop_front();
+            if self.by_id.get(&id).is_some_and(|&(t, _)| t == t0) {
+                if let Some((_, x)) = self.by_id.remove(&id) {
+                    out.push(x);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// An access plan position: where each planned object is read next.
 #[derive(Debug, Default)]
 struct Plan {
@@ -72,8 +119,10 @@ pub struct Engine {
     touches: VecDeque<(u64, u64)>,
     now: u64,
     model: Model,
-    pending: HashMap<u64, (u64, [f32; NFEAT])>,
-    pending_q: VecDeque<(u64, u64)>,
+    /// Examples taken at accesses, waiting for their object's next access.
+    pending: Examples,
+    /// Examples taken at evictions, likewise.
+    pending_ev: Examples,
     train_x: VecDeque<[f32; NFEAT]>,
     train_y: VecDeque<f32>,
     new_labels: usize,
@@ -94,8 +143,8 @@ impl Engine {
             touches: VecDeque::new(),
             now: 0,
             model: Model::default(),
-            pending: HashMap::new(),
-            pending_q: VecDeque::new(),
+            pending: Examples::default(),
+            pending_ev: Examples::default(),
             train_x: VecDeque::new(),
             train_y: VecDeque::new(),
             new_labels: 0,
@@ -207,17 +256,11 @@ impl Engine {
         } else {
             ((2 * self.window) as f64).ln_1p() as f32
         };
-        while let Some(&(t0, id)) = self.pending_q.front() {
-            if self.now - t0 <= self.window {
-                break;
-            }
-            self.pending_q.pop_front();
-            if let Some(&(t, x)) = self.pending.get(&id) {
-                if t == t0 {
-                    self.pending.remove(&id);
-                    self.label(x, censored);
-                }
-            }
+        let (now, window) = (self.now, self.window);
+        let mut expired = self.pending.expire(now, window);
+        expired.extend(self.pending_ev.expire(now, window));
+        for x in expired {
+            self.label(x, censored);
         }
         while let Some(&(t, id)) = self.touches.front() {
             if self.now - t <= 4 * self.window {
@@ -240,8 +283,9 @@ impl Engine {
                 p.pos += 1;
             }
         }
-        // a pending example of this object is now labelled
-        if let Some((t0, x)) = self.pending.remove(&r.id) {
+        // pending examples of this object are now labelled
+        let taken = [self.pending_ev.take(r.id), self.pending.take(r.id)];
+        for (t0, x) in taken.into_iter().flatten() {
             let gap = (self.now - t0) as f64;
             let y = if CLASSIFY {
                 f32::from(u8::from(gap > self.evict_age.max(1.0) * BOUNDARY_X))
@@ -262,8 +306,7 @@ impl Engine {
         // features as of just before this access, for a training example
         let x = self.features(&m0);
         if self.rng.unit() < SAMPLE_RATE {
-            self.pending.insert(r.id, (now, x));
-            self.pending_q.push_back((now, r.id));
+            self.pending.insert(r.id, now, x);
         }
         let Some(m) = self.meta.get_mut(&r.id) else {
             return;
@@ -312,6 +355,7 @@ impl Policy for Engine {
             let mut first = true;
             while !self.store.fits(r.size) {
                 let mut victim: Option<(f32, u64)> = None;
+                let mut taken = 0;
                 for _ in 0..SAMPLES {
                     let Some((id, _)) = self.store.sample(&mut self.rng) else {
                         break;
@@ -320,6 +364,15 @@ impl Policy for Engine {
                         victim = Some((f32::INFINITY, id));
                         break;
                     };
+                    // the first sampled residents (a uniform draw) become examples, unless
+                    // one is pending for them already
+                    if taken < EVICTION_EXAMPLES {
+                        taken += 1;
+                        if !self.pending_ev.has(id) {
+                            let x = self.features(m);
+                            self.pending_ev.insert(id, self.now, x);
+                        }
+                    }
                     let s = self.score(id, m);
                     if victim.is_none_or(|(v, _)| s > v) {
                         victim = Some((s, id));
