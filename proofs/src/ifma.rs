@@ -1,5 +1,5 @@
 //! Eight BN254 scalar-field elements at a time with AVX-512 IFMA, for labelling eight sectors
-//! at once.
+//! at once and for hashing eight Merkle nodes of a level at once.
 //!
 //! Every sector is labelled on the same graph (it depends only on the graph seed), so eight
 //! sectors with different `replica_id`s make the same hashes over the same parent positions,
@@ -31,7 +31,8 @@ const MASK52: u64 = (1 << 52) - 1;
 /// them: from below `2r`, 16 rounds stay below `50r`, well inside `2^260 ≈ 84.6r`).
 const FOLD_EVERY: usize = 16;
 
-/// Eight field elements, lane `k` being sector `k`'s.
+/// Eight field elements, one per 64-bit lane (sector `k`'s label, or the `k`-th hash of a
+/// batch).
 #[derive(Clone, Copy)]
 pub struct F8([__m512i; 5]);
 
