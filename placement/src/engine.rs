@@ -31,7 +31,7 @@ const HALF_LIVES: [f64; 4] = [512.0, 4096.0, 32768.0, 262_144.0];
 /// Residents sampled per eviction.
 const SAMPLES: usize = 32;
 /// Labelled examples kept for training (the most recent).
-const TRAIN_KEEP: usize = 16_384;
+const TRAIN_KEEP: usize = 32_768;
 /// New labelled examples between retrainings: 4,096 at first (short traces need a model
 /// early), doubling after each training up to 65,536 (the cost per request stays small).
 const RETRAIN_EVERY: usize = 4_096;
