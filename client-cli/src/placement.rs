@@ -30,6 +30,10 @@ pub enum PlacementCmd {
         /// Leading share of the trace that trains every policy without being counted.
         #[arg(long, default_value_t = 0.5)]
         warmup_fraction: f64,
+        /// Seed of the randomized policies' draws (engine, lhd); 0 is their default. Other
+        /// seeds show how much a result owes to the random stream.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -41,12 +45,7 @@ fn requests(path: &Path) -> Result<impl Iterator<Item = Result<Request>>> {
 
 /// Streams the trace through one policy; a read error mid-trace is an error, not a partial
 /// result.
-fn eval_one(path: &Path, policy: &str, cap: u64, wss: u64, cfg: &SimConfig) -> Result<Metrics> {
-    let setup = Setup {
-        cap,
-        wss,
-        warmup: cfg.warmup,
-    };
+fn eval_one(path: &Path, policy: &str, setup: Setup, cfg: &SimConfig) -> Result<Metrics> {
     let Some(mut p) = by_name(policy, setup) else {
         bail!("unknown policy {policy:?} (known: {})", POLICIES.join(", "));
     };
@@ -72,6 +71,7 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
         fast_fraction,
         policies,
         warmup_fraction,
+        seed,
     } = cmd;
     if !(0.0..1.0).contains(warmup_fraction) {
         bail!("--warmup-fraction must be in [0, 1), got {warmup_fraction}");
@@ -83,6 +83,7 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
                 cap: 1,
                 wss: 1,
                 warmup: 0,
+                seed: 0,
             },
         )
         .is_none()
@@ -109,11 +110,16 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
         if !(frac > 0.0 && frac <= 1.0) {
             bail!("--fast-fraction values must be in (0, 1], got {frac}");
         }
-        let cap = (wss as f64 * frac) as u64;
-        let lru = eval_one(trace, "lru", cap, wss, &cfg)?.byte_miss_ratio();
-        let opt = eval_one(trace, "belady", cap, wss, &cfg)?.byte_miss_ratio();
+        let setup = Setup {
+            cap: (wss as f64 * frac) as u64,
+            wss,
+            warmup: cfg.warmup,
+            seed: *seed,
+        };
+        let lru = eval_one(trace, "lru", setup, &cfg)?.byte_miss_ratio();
+        let opt = eval_one(trace, "belady", setup, &cfg)?.byte_miss_ratio();
         for p in policies {
-            let m = eval_one(trace, p, cap, wss, &cfg)?;
+            let m = eval_one(trace, p, setup, &cfg)?;
             let gap = if (lru - opt).abs() < 1e-12 {
                 0.0
             } else {
@@ -125,7 +131,7 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
                 "bytes_promoted": m.bytes_promoted, "gap_closed": gap,
                 "p50_latency_ms": m.latency.quantile(0.5) / 1000.0, "mean_latency_ms": m.mean_ms(),
                 "slo_share": m.slo_share(), "compulsory_misses": m.compulsory_misses, "requests": m.requests,
-                "ns_per_request": m.ns_per_request(), "fast_tier_bytes": cap,
+                "ns_per_request": m.ns_per_request(), "fast_tier_bytes": setup.cap,
             });
             if !json {
                 println!(

@@ -295,6 +295,36 @@ fn placement_eval_reports_every_policy_and_size() {
             _ => {}
         }
     }
+    // another seed reruns the engine on another random stream: a valid, different result
+    let engine_at = |seed: &str| -> Vec<f64> {
+        let out = ok(
+            &t.path().join("repo"),
+            &[
+                "--json",
+                "placement",
+                "eval",
+                "--trace",
+                s(&trace),
+                "--policies",
+                "engine",
+                "--seed",
+                seed,
+            ],
+        );
+        let rows: Vec<Value> = serde_json::from_str(out.trim()).unwrap();
+        rows.iter()
+            .map(|r| r["byte_miss_ratio"].as_f64().unwrap())
+            .collect()
+    };
+    let (zero, three) = (engine_at("0"), engine_at("3"));
+    let default: Vec<f64> = rows
+        .iter()
+        .filter(|r| r["policy"] == "engine")
+        .map(|r| r["byte_miss_ratio"].as_f64().unwrap())
+        .collect();
+    assert_eq!(zero, default);
+    assert_ne!(three, zero);
+    assert!(three.iter().all(|mr| (0.0..=1.0).contains(mr)));
     // a file that is not a trace, and an unknown policy: one clear line each
     let junk = t.path().join("junk");
     std::fs::write(&junk, b"not a trace at all").unwrap();

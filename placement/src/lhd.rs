@@ -56,13 +56,19 @@ pub struct Lhd {
 impl Lhd {
     /// An empty tier of `cap` bytes.
     pub fn new(cap: u64) -> Self {
+        Self::with_seed(cap, 0)
+    }
+
+    /// An empty tier of `cap` bytes whose eviction samples come from `seed`; seed 0 is
+    /// [`Lhd::new`]'s.
+    pub fn with_seed(cap: u64, seed: u64) -> Self {
         Lhd {
             store: Sampled::new(cap),
             tags: HashMap::new(),
             classes: vec![Class::new(); CLASSES],
             now: 0,
             coarsen: 1,
-            rng: Rng::new(0x004c_4844), // "LHD"
+            rng: Rng::new(0x004c_4844 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)), // "LHD"
         }
     }
 

@@ -237,11 +237,18 @@ pub struct Setup {
     pub wss: u64,
     /// Requests of warm-up.
     pub warmup: u64,
+    /// Seed of the randomized policies' draws (`engine`, `lhd`); 0 is their default.
+    pub seed: u64,
 }
 
 /// Builds a policy by report name.
 pub fn by_name(name: &str, setup: Setup) -> Option<Box<dyn Policy>> {
-    let Setup { cap, wss, warmup } = setup;
+    let Setup {
+        cap,
+        wss,
+        warmup,
+        seed,
+    } = setup;
     use crate::policy2::*;
     Some(match name {
         "lru" => Box::new(Lru::new(cap)),
@@ -254,8 +261,8 @@ pub fn by_name(name: &str, setup: Setup) -> Option<Box<dyn Policy>> {
         "lfu" => Box::new(LfuDecay::new(cap, LFU_HALF_LIFE)),
         "static-hash" => Box::new(StaticHash::new(cap, cap as f64 / wss.max(1) as f64)),
         "static-top" => Box::new(StaticTop::new(cap, warmup)),
-        "lhd" => Box::new(crate::lhd::Lhd::new(cap)),
-        "engine" => Box::new(crate::engine::Engine::new(cap)),
+        "lhd" => Box::new(crate::lhd::Lhd::with_seed(cap, seed)),
+        "engine" => Box::new(crate::engine::Engine::with_seed(cap, seed)),
         _ => return None,
     })
 }
@@ -328,6 +335,7 @@ mod tests {
                     cap: 10,
                     wss: 100,
                     warmup: 2,
+                    seed: 0,
                 },
             )
             .unwrap();
@@ -344,7 +352,7 @@ mod tests {
             let t = unit(&ids);
             let opt = simulate(t.iter().copied(), &mut Belady::new(cap, true), 0).misses;
             for name in ["static-hash", "static-top", "lru", "fifo", "lfu", "arc", "sieve", "s3fifo", "lhd", "engine", "belady-admit-all"] {
-                let mut p = by_name(name, Setup { cap, wss: 20, warmup: 50 }).unwrap();
+                let mut p = by_name(name, Setup { cap, wss: 20, warmup: 50, seed: 0 }).unwrap();
                 let m = simulate(t.iter().copied(), p.as_mut(), 0).misses;
                 prop_assert!(opt <= m, "{name}: belady {opt} > {m}");
             }

@@ -42,6 +42,7 @@ fn lru_fifo_belady_match_libcachesim_within_half_a_percent() {
             cap: size,
             wss: r["working_set_bytes"].as_u64().unwrap(),
             warmup: 0,
+            seed: 0,
         };
         let mut p = by_name(ours, setup).unwrap();
         let m = simulate(reqs.iter().copied(), p.as_mut(), 0);
