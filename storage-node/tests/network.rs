@@ -705,11 +705,10 @@ async fn hot_shards_move_to_measured_fast_peers_and_back() {
             },
             ..opts()
         };
-        nodes.push(
-            Node::start(Repo::in_memory(), Keypair::generate_ed25519(), cfg, o)
-                .await
-                .unwrap(),
-        );
+        // fixed keys: rendezvous placement follows the peer ids, and the test needs a slow
+        // node holding two raw data shards (with random keys, some runs had none)
+        let key = Keypair::ed25519_from_bytes([0x40 + i as u8; 32]).unwrap();
+        nodes.push(Node::start(Repo::in_memory(), key, cfg, o).await.unwrap());
     }
     let refs: Vec<&Node> = nodes.iter().collect();
     mesh(&refs).await;
