@@ -16,10 +16,12 @@
 //! cut promoted bytes but raised the miss ratio; see `docs/placement.md`).
 //!
 //! Beside it runs a shadow S3-FIFO of the same capacity on ids alone. When the sample holds
-//! residents the shadow has already dropped and the model would evict someone else, half the
-//! evictions (a seeded draw) take the one of those the model likes least instead: S3-FIFO's
+//! residents the shadow has already dropped and the model would evict someone else, a share of
+//! the evictions (a seeded draw) take the one of those the model likes least instead: S3-FIFO's
 //! quick demotion of objects not re-read since admission corrects the model where it is unsure.
-//! Not with a registered plan, whose objects' scores are exact.
+//! The share is one half while this tier misses no more bytes than the shadow lately, and
+//! rises to all when it misses more, so the tier does not stay much behind S3-FIFO where the
+//! model predicts badly. Not with a registered plan, whose objects' scores are exact.
 //!
 //! A training job may register its access plan ([`Engine::register_plan`]): the exact order
 //! in which it will read objects. Planned objects then get their true time to next access
@@ -61,10 +63,15 @@ const BOUNDARY_X: f64 = 4.0;
 /// Weight of `ln(1 + age)` added to the predicted probability, so ties go to the older
 /// (chosen on the cache2k traces: `docs/placement.md`).
 const AGE_WEIGHT: f32 = 0.05;
-/// Share of evictions that take their victim among the sampled residents a shadow S3-FIFO
-/// (ids only, same capacity) no longer holds, when the sample has one (chosen on the cache2k
-/// traces out of 0, 0.25, 0.5, 0.75 and 1: `docs/placement.md`).
+/// Least share of evictions that take their victim among the sampled residents a shadow
+/// S3-FIFO (ids only, same capacity) no longer holds, when the sample has one (chosen on the
+/// cache2k traces out of 0, 0.25, 0.5, 0.75 and 1: `docs/placement.md`).
 const SHADOW_SHARE: f64 = 0.5;
+/// The share rises from [`SHADOW_SHARE`] to 1 as this tier's recent byte misses exceed the
+/// shadow's by up to this fraction of the shadow's (chosen on cache2k out of 0.005 to 0.05).
+const SHADOW_MARGIN: f64 = 0.005;
+/// Half-life, in requests, of the byte-miss counts the share compares.
+const MISS_HALF_LIFE: f64 = 8192.0;
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
@@ -143,6 +150,11 @@ pub struct Engine {
     plan: Option<Plan>,
     /// S3-FIFO run over the same requests on ids alone: what it would hold.
     shadow: S3Fifo,
+    /// Byte misses of this tier and of the shadow, decayed with [`MISS_HALF_LIFE`].
+    real_miss: f64,
+    shadow_miss: f64,
+    /// Per-request decay factor of those counts.
+    miss_decay: f64,
     /// Models trained so far.
     pub trainings: u64,
 }
@@ -172,6 +184,9 @@ impl Engine {
             rng: Rng::new(0xCA1B ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             plan: None,
             shadow: S3Fifo::new(cap),
+            real_miss: 0.0,
+            shadow_miss: 0.0,
+            miss_decay: 0.5f64.powf(1.0 / MISS_HALF_LIFE),
             trainings: 0,
         }
     }
@@ -188,6 +203,14 @@ impl Engine {
             pos: 0,
             next,
         });
+    }
+
+    /// Share of evictions that follow the shadow: [`SHADOW_SHARE`] while this tier misses no
+    /// more than the shadow lately, rising to 1 as it misses up to [`SHADOW_MARGIN`] more.
+    fn share(&self) -> f64 {
+        let worse =
+            (self.real_miss - self.shadow_miss) / (self.shadow_miss.max(1.0) * SHADOW_MARGIN);
+        SHADOW_SHARE + (1.0 - SHADOW_SHARE) * worse.clamp(0.0, 1.0)
     }
 
     /// Bytes of metadata per tracked object (history plus index overhead), for reports.
@@ -360,7 +383,11 @@ impl Policy for Engine {
     fn access(&mut self, r: &Request) -> bool {
         let hit = self.store.contains(r.id);
         self.touch(r);
-        self.shadow.access(r);
+        let shadow_hit = self.shadow.access(r);
+        let decay = self.miss_decay;
+        let size = f64::from(r.size);
+        self.real_miss = self.real_miss * decay + if hit { 0.0 } else { size };
+        self.shadow_miss = self.shadow_miss * decay + if shadow_hit { 0.0 } else { size };
         if hit {
             return true;
         }
@@ -408,7 +435,7 @@ impl Policy for Engine {
                 // half the time, follow what S3-FIFO dropped (not with a plan: the plan's
                 // objects have exact scores)
                 if let Some((_, d)) = dropped {
-                    if d != vid && self.plan.is_none() && self.rng.unit() < SHADOW_SHARE {
+                    if d != vid && self.plan.is_none() && self.rng.unit() < self.share() {
                         vid = d;
                     }
                 }
