@@ -6,7 +6,8 @@ Usage (repo root, after `cargo build --release -p cairn-cli`):
 
 Table 1: every policy on the five shipped traces at 1/5/10 % (seed 0), with the engine's gap
 closed, its byte miss ratio against the best of S3-FIFO, ARC, SIEVE and LHD, whether it
-promoted no more bytes than LRU, and its CPU per request. Table 2: the engine again with seeds
+promoted no more bytes than LRU, its CPU per request and its memory per tracked object (all its
+bookkeeping over the objects it tracks at the end of the run). Table 2: the engine again with seeds
 0..N-1 (its random draws: eviction samples, training examples, shadow share), to show how much
 a figure owes to the random stream. Then the summary figures the targets are judged on.
 """
@@ -35,8 +36,8 @@ def evaluate(name, policies, seed):
 
 
 gaps, vs, promoted = [], [], []
-print("| trace | size | LRU | S3-FIFO | ARC | SIEVE | LHD | engine | Belady | gap closed | vs best | promoted <= LRU | us |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| trace | size | LRU | S3-FIFO | ARC | SIEVE | LHD | engine | Belady | gap closed | vs best | promoted <= LRU | us | bytes/object |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 base = {}
 for name in NAMES:
     by = evaluate(name, ["lru"] + BASELINES + ["engine", "belady"], 0)
@@ -52,7 +53,7 @@ for name in NAMES:
         print(f"| {name} | {round(f * 100)} % | {mr['lru']:.3f} | {mr['s3fifo']:.3f} | {mr['arc']:.3f} | "
               f"{mr['sieve']:.3f} | {mr['lhd']:.3f} | {mr['engine']:.3f} | {mr['belady']:.3f} | "
               f"{e['gap_closed']:.2f} | {(mr['engine'] - best) / best * 100:+.1f} % | {'yes' if ok else 'no'} | "
-              f"{e['ns_per_request'] / 1000:.1f} |")
+              f"{e['ns_per_request'] / 1000:.1f} | {e['bytes_per_tracked_object']:.0f} |")
 print()
 print(f"seed 0: median gap closed {statistics.median(gaps):.2f} (mean {statistics.mean(gaps):.2f}); "
       f"against the best baseline: median {statistics.median(vs) * 100:+.1f} %, best {min(vs) * 100:+.1f} %, "

@@ -132,6 +132,8 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
                 "p50_latency_ms": m.latency.quantile(0.5) / 1000.0, "mean_latency_ms": m.mean_ms(),
                 "slo_share": m.slo_share(), "compulsory_misses": m.compulsory_misses, "requests": m.requests,
                 "ns_per_request": m.ns_per_request(), "fast_tier_bytes": setup.cap,
+                "tracked_objects": m.footprint.map(|f| f.0),
+                "bytes_per_tracked_object": m.bytes_per_tracked(),
             });
             if !json {
                 println!(
@@ -144,6 +146,12 @@ pub fn run_cmd(cmd: &PlacementCmd, json: bool) -> Result<()> {
                     m.bytes_promoted,
                     gap
                 );
+                if let (Some((n, _)), Some(per)) = (m.footprint, m.bytes_per_tracked()) {
+                    println!(
+                        "         {:.2} us per request; {n} objects tracked, {per:.0} bytes each",
+                        m.ns_per_request() / 1000.0
+                    );
+                }
             }
             rows.push(row);
         }

@@ -289,6 +289,14 @@ fn placement_eval_reports_every_policy_and_size() {
         }
         let mr = r["byte_miss_ratio"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&mr));
+        // the engine reports its memory per tracked object, the baselines do not
+        assert_eq!(
+            r["bytes_per_tracked_object"]
+                .as_f64()
+                .is_some_and(|b| b > 0.0),
+            r["policy"] == "engine",
+            "{r}"
+        );
         match r["policy"].as_str().unwrap() {
             "lru" => assert_eq!(r["gap_closed"], 0.0),
             "belady" => assert_eq!(r["gap_closed"], 1.0),

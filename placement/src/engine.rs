@@ -76,9 +76,11 @@ const MISS_HALF_LIFE: f64 = 8192.0;
 #[derive(Debug, Clone, Copy)]
 struct Meta {
     last: u64,
-    gaps: [u64; GAPS],
+    /// `ln(1 + gap)` of the last inter-access gaps, newest first; 0 where there is none yet.
+    lgaps: [f32; GAPS],
     edc: [f64; 4],
-    size: u32,
+    /// `ln(1 + size)`.
+    lsize: f32,
 }
 
 /// Training examples waiting for their label: per object, when it was taken and the features
@@ -213,11 +215,6 @@ impl Engine {
         SHADOW_SHARE + (1.0 - SHADOW_SHARE) * worse.clamp(0.0, 1.0)
     }
 
-    /// Bytes of metadata per tracked object (history plus index overhead), for reports.
-    pub fn bytes_per_tracked_object() -> usize {
-        std::mem::size_of::<Meta>() + std::mem::size_of::<u64>() + 16
-    }
-
     /// Objects whose history is tracked now.
     pub fn tracked(&self) -> usize {
         self.meta.len()
@@ -226,13 +223,13 @@ impl Engine {
     fn features(&self, m: &Meta) -> [f32; NFEAT] {
         let missing = ((self.window * 4) as f64).ln_1p() as f32;
         let mut f = [0f32; NFEAT];
-        f[0] = f64::from(m.size).ln_1p() as f32;
+        f[0] = m.lsize;
         f[1] = ((self.now - m.last) as f64).ln_1p() as f32;
         for i in 0..GAPS {
-            f[2 + i] = if m.gaps[i] == 0 {
+            f[2 + i] = if m.lgaps[i] == 0.0 {
                 missing
             } else {
-                (m.gaps[i] as f64).ln_1p() as f32
+                m.lgaps[i]
             };
         }
         let dt = (self.now - m.last) as f64;
@@ -258,8 +255,8 @@ impl Engine {
         if self.model.is_trained() {
             if CLASSIFY {
                 // probability of no reuse before the boundary, ties broken towards the older
-                let age = ((self.now - m.last) as f64).ln_1p() as f32;
-                self.model.predict(&self.features(m)) + AGE_WEIGHT * age
+                let x = self.features(m);
+                self.model.predict(&x) + AGE_WEIGHT * x[1]
             } else {
                 self.model.predict(&self.features(m))
             }
@@ -340,9 +337,9 @@ impl Engine {
         let now = self.now;
         let m = self.meta.entry(r.id).or_insert(Meta {
             last: now,
-            gaps: [0; GAPS],
+            lgaps: [0.0; GAPS],
             edc: [0.0; 4],
-            size: r.size,
+            lsize: f64::from(r.size).ln_1p() as f32,
         });
         let m0 = *m;
         let seen_before = m0.last != now || m0.edc[0] > 0.0;
@@ -356,8 +353,8 @@ impl Engine {
         };
         if seen_before {
             let gap = now - m0.last;
-            m.gaps.rotate_right(1);
-            m.gaps[0] = gap;
+            m.lgaps.rotate_right(1);
+            m.lgaps[0] = (gap as f64).ln_1p() as f32;
             let dt = gap as f64;
             for (e, h) in m.edc.iter_mut().zip(HALF_LIVES) {
                 *e *= (-dt / h * std::f64::consts::LN_2).exp();
@@ -367,7 +364,7 @@ impl Engine {
             *e += 1.0;
         }
         m.last = now;
-        m.size = r.size;
+        m.lsize = f64::from(r.size).ln_1p() as f32;
         self.touches.push_back((now, r.id));
         if self.now.is_multiple_of(1024) {
             self.expire();
@@ -397,21 +394,26 @@ impl Policy for Engine {
         if !self.store.fits(r.size) {
             // its history now includes this access: the prediction is from now on
             let newcomer = match self.meta.get(&r.id) {
-                Some(m) => self.score(r.id, m),
-                None => f32::INFINITY,
+                Some(m) if BYPASS => self.score(r.id, m),
+                _ => f32::INFINITY,
             };
             let mut first = true;
+            let mut ids = [0u64; SAMPLES];
+            let mut xs = [[0f32; NFEAT]; SAMPLES];
+            let mut scores = [0f32; SAMPLES];
             while !self.store.fits(r.size) {
-                let mut victim: Option<(f32, u64)> = None;
-                // the same among the residents the shadow S3-FIFO has dropped
-                let mut dropped: Option<(f32, u64)> = None;
+                // a resident with no history is evicted at once
+                let mut untracked = None;
+                let mut n = 0;
                 let mut taken = 0;
+                // with a trained model and no plan, the sample is scored at once below
+                let batch = CLASSIFY && self.model.is_trained() && self.plan.is_none();
                 for _ in 0..SAMPLES {
                     let Some((id, _)) = self.store.sample(&mut self.rng) else {
                         break;
                     };
                     let Some(m) = self.meta.get(&id) else {
-                        victim = Some((f32::INFINITY, id));
+                        untracked = Some(id);
                         break;
                     };
                     // the first sampled residents (a uniform draw) become examples, unless
@@ -423,13 +425,35 @@ impl Policy for Engine {
                             self.pending_ev.insert(id, self.now, x);
                         }
                     }
-                    let s = self.score(id, m);
+                    if batch {
+                        xs[n] = self.features(m);
+                    } else {
+                        scores[n] = self.score(id, m);
+                    }
+                    ids[n] = id;
+                    n += 1;
+                }
+                if batch {
+                    // the model's probability of no reuse before the boundary, ties broken
+                    // towards the older (as `score`, for the whole sample at once)
+                    self.model.predict_rows(&xs[..n], &mut scores);
+                    for (s, x) in scores.iter_mut().zip(&xs[..n]) {
+                        *s += AGE_WEIGHT * x[1];
+                    }
+                }
+                let mut victim: Option<(f32, u64)> = None;
+                // the same among the residents the shadow S3-FIFO has dropped
+                let mut dropped: Option<(f32, u64)> = None;
+                for (&s, &id) in scores[..n].iter().zip(&ids[..n]) {
                     if victim.is_none_or(|(v, _)| s > v) {
                         victim = Some((s, id));
                     }
                     if !self.shadow.contains(id) && dropped.is_none_or(|(v, _)| s > v) {
                         dropped = Some((s, id));
                     }
+                }
+                if let Some(id) = untracked {
+                    victim = Some((f32::INFINITY, id));
                 }
                 let Some((vs, mut vid)) = victim else { break };
                 // half the time, follow what S3-FIFO dropped (not with a plan: the plan's
@@ -474,6 +498,30 @@ impl Policy for Engine {
 
     fn capacity(&self) -> u64 {
         self.store.cap
+    }
+
+    fn footprint(&self) -> Option<(u64, u64)> {
+        use crate::sampled::map_bytes;
+        let example = std::mem::size_of::<(u64, [f32; NFEAT])>();
+        let pending = |e: &Examples| {
+            map_bytes::<u64, (u64, [f32; NFEAT])>(e.by_id.capacity()) + e.queue.capacity() * 16
+        };
+        let plan = self.plan.as_ref().map_or(0, |p| {
+            p.order.capacity() * 8
+                + p.next.values().map(|q| q.capacity() * 8).sum::<usize>()
+                + map_bytes::<u64, VecDeque<usize>>(p.next.capacity())
+        });
+        let bytes = map_bytes::<u64, Meta>(self.meta.capacity())
+            + self.touches.capacity() * 16
+            + pending(&self.pending)
+            + pending(&self.pending_ev)
+            + self.train_x.capacity() * (example - 8)
+            + self.train_y.capacity() * 4
+            + self.model.heap_bytes()
+            + self.store.heap_bytes()
+            + self.shadow.heap_bytes()
+            + plan;
+        Some((self.meta.len() as u64, bytes as u64))
     }
 }
 
@@ -562,5 +610,9 @@ mod tests {
             assert!(e.used() <= e.capacity());
         }
         assert!(!e.contains(0)); // size 500 > capacity
+                                 // its footprint counts every tracked object's history at least
+        let (n, bytes) = e.footprint().unwrap();
+        assert_eq!(n, e.tracked() as u64);
+        assert!(n > 0 && bytes >= n * std::mem::size_of::<Meta>() as u64);
     }
 }

@@ -43,6 +43,78 @@ enum TNode {
 pub struct Model {
     base: f32,
     trees: Vec<Vec<TNode>>,
+    /// The same trees as complete binary trees of one depth, for branch-free prediction.
+    flat: Flat,
+}
+
+/// Trees laid out level by level: tree `t`'s split `i` (0-based, children of `i` at `2i + 1`
+/// and `2i + 2`) is at `t * (2^depth - 1) + i`, its leaf `j` at `t * 2^depth + j`. A leaf
+/// shallower than `depth` is padded with splits that always go left (threshold +inf) over
+/// copies of its value, so every walk takes exactly `depth` steps.
+#[derive(Debug, Clone, Default)]
+struct Flat {
+    depth: usize,
+    feat: Vec<u16>,
+    thr: Vec<f32>,
+    leaf: Vec<f32>,
+}
+
+impl Flat {
+    fn new(trees: &[Vec<TNode>]) -> Flat {
+        fn depth(t: &[TNode], i: usize) -> usize {
+            match t[i] {
+                TNode::Leaf(_) => 0,
+                TNode::Split { left, right, .. } => {
+                    1 + depth(t, left as usize).max(depth(t, right as usize))
+                }
+            }
+        }
+        #[allow(clippy::too_many_arguments)]
+        fn fill(
+            t: &[TNode],
+            i: usize,
+            pos: usize,
+            level: usize,
+            d: usize,
+            f: &mut Flat,
+            so: usize,
+            lo: usize,
+        ) {
+            let inner = (1 << d) - 1;
+            match t[i] {
+                TNode::Leaf(v) if level == d => f.leaf[lo + pos - inner] = v,
+                TNode::Leaf(_) => {
+                    f.feat[so + pos] = 0;
+                    f.thr[so + pos] = f32::INFINITY;
+                    fill(t, i, 2 * pos + 1, level + 1, d, f, so, lo);
+                    fill(t, i, 2 * pos + 2, level + 1, d, f, so, lo);
+                }
+                TNode::Split {
+                    feat,
+                    thr,
+                    left,
+                    right,
+                } => {
+                    f.feat[so + pos] = feat;
+                    f.thr[so + pos] = thr;
+                    fill(t, left as usize, 2 * pos + 1, level + 1, d, f, so, lo);
+                    fill(t, right as usize, 2 * pos + 2, level + 1, d, f, so, lo);
+                }
+            }
+        }
+        let d = trees.iter().map(|t| depth(t, 0)).max().unwrap_or(0);
+        let (inner, leaves) = ((1usize << d) - 1, 1usize << d);
+        let mut f = Flat {
+            depth: d,
+            feat: vec![0; inner * trees.len()],
+            thr: vec![f32::INFINITY; inner * trees.len()],
+            leaf: vec![0.0; leaves * trees.len()],
+        };
+        for (k, t) in trees.iter().enumerate() {
+            fill(t, 0, 0, 0, d, &mut f, k * inner, k * leaves);
+        }
+        f
+    }
 }
 
 impl Model {
@@ -51,10 +123,56 @@ impl Model {
         !self.trees.is_empty()
     }
 
-    /// Predicts one row.
+    /// Heap bytes the model uses.
+    pub fn heap_bytes(&self) -> usize {
+        let nodes: usize = self
+            .trees
+            .iter()
+            .map(|t| t.capacity() * std::mem::size_of::<TNode>())
+            .sum();
+        nodes
+            + self.flat.feat.capacity() * 2
+            + (self.flat.thr.capacity() + self.flat.leaf.capacity()) * 4
+    }
+
+    /// Predicts one row (as long as the rows the model was fitted on).
     pub fn predict(&self, x: &[f32]) -> f32 {
-        // added in the same order as before, so results are bit-identical
-        self.trees.iter().fold(self.base, |y, t| y + eval(t, x))
+        let f = &self.flat;
+        let (inner, leaves) = ((1usize << f.depth) - 1, 1usize << f.depth);
+        let mut y = self.base;
+        // trees added in order, each walk the same comparisons as `eval`'s (NaN goes right)
+        for t in 0..self.trees.len() {
+            let (so, lo) = (t * inner, t * leaves);
+            let mut i = 0;
+            for _ in 0..f.depth {
+                let k = so + i;
+                let right = goes_right(x[usize::from(f.feat[k])], f.thr[k]);
+                i = 2 * i + 1 + usize::from(right);
+            }
+            y += f.leaf[lo + i - inner];
+        }
+        y
+    }
+
+    /// Predicts several rows at once into `out` (one per row), exactly as [`Model::predict`]
+    /// would one by one; the rows' walks through a tree are independent, so they overlap.
+    pub fn predict_rows<const N: usize>(&self, rows: &[[f32; N]], out: &mut [f32]) {
+        let f = &self.flat;
+        let (inner, leaves) = ((1usize << f.depth) - 1, 1usize << f.depth);
+        let out = &mut out[..rows.len()];
+        out.fill(self.base);
+        for t in 0..self.trees.len() {
+            let (so, lo) = (t * inner, t * leaves);
+            for (x, y) in rows.iter().zip(out.iter_mut()) {
+                let mut i = 0;
+                for _ in 0..f.depth {
+                    let k = so + i;
+                    let right = goes_right(x[usize::from(f.feat[k])], f.thr[k]);
+                    i = 2 * i + 1 + usize::from(right);
+                }
+                *y += f.leaf[lo + i - inner];
+            }
+        }
     }
 
     /// Fits a model to rows `x` (each `nfeat` long, row-major) and targets `y`.
@@ -101,8 +219,17 @@ impl Model {
             }
             trees.push(tree);
         }
-        Model { base, trees }
+        let flat = Flat::new(&trees);
+        Model { base, trees, flat }
     }
+}
+
+/// Whether a walk leaves a split to the right: unless `v <= thr` (so NaN goes right), as in
+/// `eval`.
+#[inline]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // the negation is the point: NaN goes right
+fn goes_right(v: f32, thr: f32) -> bool {
+    !(v <= thr)
 }
 
 fn eval(t: &[TNode], x: &[f32]) -> f32 {
@@ -227,6 +354,62 @@ mod tests {
         assert!(err < 0.4, "mean abs error {err}");
         assert!(m.predict(&[0.9, 0.0]) > 8.0);
         assert!(m.predict(&[0.1, 0.0]) < 2.0);
+    }
+
+    #[test]
+    fn flat_trees_predict_exactly_what_the_trees_do() {
+        let mut s = 99u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let (n, nfeat) = (3000, 5);
+        let x: Vec<f32> = (0..n * nfeat)
+            .map(|_| (next() % 10_000) as f32 / 100.0)
+            .collect();
+        // a target only some features explain, so trees end at different depths
+        let y: Vec<f32> = (0..n)
+            .map(|r| {
+                let row = &x[r * nfeat..(r + 1) * nfeat];
+                (if row[0] > 50.0 { row[1] } else { 3.0 }) + (next() % 7) as f32
+            })
+            .collect();
+        for depth in [1, 3, 5, 7] {
+            let p = Params {
+                trees: 12,
+                depth,
+                min_leaf: 200,
+                ..Params::default()
+            };
+            let m = Model::fit(&x, nfeat, &y, p);
+            let mut rows: Vec<Vec<f32>> = x.chunks(nfeat).take(500).map(<[f32]>::to_vec).collect();
+            rows.push(vec![f32::NAN; nfeat]);
+            rows.push(vec![f32::INFINITY; nfeat]);
+            rows.push(vec![f32::NEG_INFINITY; nfeat]);
+            for row in &rows {
+                let walked = m.trees.iter().fold(m.base, |y, t| y + eval(t, row));
+                assert_eq!(
+                    m.predict(row).to_bits(),
+                    walked.to_bits(),
+                    "depth {depth}, {row:?}"
+                );
+            }
+            let arrays: Vec<[f32; 5]> = rows
+                .iter()
+                .map(|r| [r[0], r[1], r[2], r[3], r[4]])
+                .collect();
+            let mut out = vec![0.0; arrays.len()];
+            m.predict_rows(&arrays, &mut out);
+            for (row, y) in arrays.iter().zip(&out) {
+                assert_eq!(
+                    y.to_bits(),
+                    m.predict(row).to_bits(),
+                    "depth {depth}, {row:?}"
+                );
+            }
+        }
     }
 
     #[test]

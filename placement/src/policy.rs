@@ -16,6 +16,12 @@ pub trait Policy {
     fn used(&self) -> u64;
     /// Byte capacity.
     fn capacity(&self) -> u64;
+    /// For a policy that keeps history per object: how many objects it tracks now and the
+    /// heap bytes of all its bookkeeping (history, indexes, training data, model). `None` for
+    /// the baselines, whose bookkeeping is their cache index.
+    fn footprint(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Objects held with a priority key, evicting the lowest (or highest) key first: the store

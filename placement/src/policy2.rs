@@ -180,6 +180,15 @@ impl S3Fifo {
         }
     }
 
+    /// Heap bytes this policy's bookkeeping uses.
+    pub fn heap_bytes(&self) -> usize {
+        use crate::sampled::map_bytes;
+        (self.small.capacity() + self.main.capacity()) * 8
+            + map_bytes::<u64, (u32, u8, bool)>(self.objs.capacity())
+            + self.ghost.capacity() * std::mem::size_of::<(u64, u32, u64)>()
+            + map_bytes::<u64, u64>(self.ghost_index.capacity())
+    }
+
     fn ghost_insert(&mut self, id: u64, size: u32) {
         self.ghost_seq += 1;
         self.ghost.push_back((id, size, self.ghost_seq));

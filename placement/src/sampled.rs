@@ -29,6 +29,12 @@ impl Rng {
     }
 }
 
+/// Heap bytes of a `HashMap<K, V>` with `cap` slots (hashbrown: one entry plus one control
+/// byte per slot), for footprint reports.
+pub fn map_bytes<K, V>(cap: usize) -> usize {
+    cap * (std::mem::size_of::<(K, V)>() + 1)
+}
+
 /// Residents in a dense vector plus an id index.
 #[derive(Debug, Default)]
 pub struct Sampled {
@@ -53,6 +59,13 @@ impl Sampled {
     /// Whether `id` is resident.
     pub fn contains(&self, id: u64) -> bool {
         self.index.contains_key(&id)
+    }
+
+    /// Heap bytes this store uses.
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.capacity() * 8
+            + self.sizes.capacity() * 4
+            + map_bytes::<u64, usize>(self.index.capacity())
     }
 
     /// Residents.

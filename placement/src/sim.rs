@@ -116,9 +116,19 @@ pub struct Metrics {
     pub within_slo: u64,
     /// Wall time the policy spent deciding, nanoseconds.
     pub policy_ns: u64,
+    /// For a policy that keeps per-object history ([`crate::policy::Policy::footprint`]), at
+    /// the end of the run: objects tracked and heap bytes of its bookkeeping.
+    pub footprint: Option<(u64, u64)>,
 }
 
 impl Metrics {
+    /// Heap bytes of bookkeeping per tracked object, when the policy reports its footprint.
+    pub fn bytes_per_tracked(&self) -> Option<f64> {
+        self.footprint
+            .filter(|&(n, _)| n > 0)
+            .map(|(n, b)| b as f64 / n as f64)
+    }
+
     /// Object miss ratio.
     pub fn miss_ratio(&self) -> f64 {
         ratio(self.misses, self.requests)
@@ -241,6 +251,7 @@ pub fn run(
             m.within_slo += 1;
         }
     }
+    m.footprint = policy.footprint();
     m
 }
 
