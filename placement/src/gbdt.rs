@@ -115,6 +115,20 @@ impl Flat {
         }
         f
     }
+
+    /// The value of the leaf tree `t` sends `x` to: the same comparisons as `eval`'s.
+    #[inline]
+    fn walk(&self, t: usize, x: &[f32]) -> f32 {
+        let (inner, leaves) = ((1usize << self.depth) - 1, 1usize << self.depth);
+        let so = t * inner;
+        let mut i = 0;
+        for _ in 0..self.depth {
+            let k = so + i;
+            let right = goes_right(x[usize::from(self.feat[k])], self.thr[k]);
+            i = 2 * i + 1 + usize::from(right);
+        }
+        self.leaf[t * leaves + i - inner]
+    }
 }
 
 impl Model {
@@ -137,40 +151,18 @@ impl Model {
 
     /// Predicts one row (as long as the rows the model was fitted on).
     pub fn predict(&self, x: &[f32]) -> f32 {
-        let f = &self.flat;
-        let (inner, leaves) = ((1usize << f.depth) - 1, 1usize << f.depth);
-        let mut y = self.base;
-        // trees added in order, each walk the same comparisons as `eval`'s (NaN goes right)
-        for t in 0..self.trees.len() {
-            let (so, lo) = (t * inner, t * leaves);
-            let mut i = 0;
-            for _ in 0..f.depth {
-                let k = so + i;
-                let right = goes_right(x[usize::from(f.feat[k])], f.thr[k]);
-                i = 2 * i + 1 + usize::from(right);
-            }
-            y += f.leaf[lo + i - inner];
-        }
-        y
+        // trees added in order, as `eval`'s walks would be
+        (0..self.trees.len()).fold(self.base, |y, t| y + self.flat.walk(t, x))
     }
 
     /// Predicts several rows at once into `out` (one per row), exactly as [`Model::predict`]
     /// would one by one; the rows' walks through a tree are independent, so they overlap.
     pub fn predict_rows<const N: usize>(&self, rows: &[[f32; N]], out: &mut [f32]) {
-        let f = &self.flat;
-        let (inner, leaves) = ((1usize << f.depth) - 1, 1usize << f.depth);
         let out = &mut out[..rows.len()];
         out.fill(self.base);
         for t in 0..self.trees.len() {
-            let (so, lo) = (t * inner, t * leaves);
             for (x, y) in rows.iter().zip(out.iter_mut()) {
-                let mut i = 0;
-                for _ in 0..f.depth {
-                    let k = so + i;
-                    let right = goes_right(x[usize::from(f.feat[k])], f.thr[k]);
-                    i = 2 * i + 1 + usize::from(right);
-                }
-                *y += f.leaf[lo + i - inner];
+                *y += self.flat.walk(t, x);
             }
         }
     }
