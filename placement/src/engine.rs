@@ -456,8 +456,8 @@ impl Policy for Engine {
                     victim = Some((f32::INFINITY, id));
                 }
                 let Some((vs, mut vid)) = victim else { break };
-                // half the time, follow what S3-FIFO dropped (not with a plan: the plan's
-                // objects have exact scores)
+                // a share of the time, follow what S3-FIFO dropped (not with a plan: the
+                // plan's objects have exact scores)
                 if let Some((_, d)) = dropped {
                     if d != vid && self.plan.is_none() && self.rng.unit() < self.share() {
                         vid = d;
