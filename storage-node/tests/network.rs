@@ -479,8 +479,13 @@ async fn killed_download_resumes_without_refetching() {
             break;
         }
     }
+    // keep the channel open until the task is gone: more than one event is still to come
+    // (the other stripes' `Written`, then `Done`), so the download parks on a full channel
+    // and is cancelled there. Closing it first would let every send fail at once, and a
+    // loaded machine could then finish the download before the abort lands.
+    let ended = task.await;
     drop(rx);
-    assert!(task.await.is_err(), "the download was not interrupted");
+    assert!(ended.is_err(), "the download was not interrupted");
     assert!(!out.exists());
     // second attempt resumes: only what was not written is fetched again
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
