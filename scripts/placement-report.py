@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRACES = os.path.join(ROOT, "..", "shared", "traces")
+TRACES = os.path.join(ROOT, "fixtures", "traces")
 NAMES = ["arc-oltp", "cache2k-web07", "cache2k-web12", "cloudphysics-io", "tencent-photo-sample"]
 BASELINES = ["s3fifo", "arc", "sieve", "lhd"]
 

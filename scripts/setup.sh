@@ -4,8 +4,9 @@
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
 
+source "$(dirname "${BASH_SOURCE[0]}")/libclang.sh"
 need=()
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+if ! find_libclang >/dev/null; then
   need+=(libclang-dev clang)
 fi
 command -v c++ >/dev/null 2>&1 || need+=(g++)

@@ -267,7 +267,7 @@ fn a_folder_of_100000_files_matches_the_reference_importer() {
 fn placement_eval_reports_every_policy_and_size() {
     let t = tempfile::tempdir().unwrap();
     let trace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/traces/cache2k-web07.oracleGeneral.bin.zst");
+        .join("../fixtures/traces/cache2k-web07.oracleGeneral.bin.zst");
     let out = ok(
         &t.path().join("repo"),
         &["--json", "placement", "eval", "--trace", s(&trace)],

@@ -14,7 +14,7 @@ fn root() -> PathBuf {
 }
 
 fn load(trace: &str) -> Vec<Request> {
-    let p = root().join("../shared/traces").join(trace);
+    let p = root().join("fixtures/traces").join(trace);
     let f = std::fs::File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     TraceReader::new(f).unwrap().map(|r| r.unwrap()).collect()
 }
