@@ -5,6 +5,7 @@ mod bench_proofs;
 mod network;
 mod placement;
 mod proofs;
+mod remote;
 mod tier_demo;
 
 use anyhow::{bail, Context, Result};
@@ -31,8 +32,10 @@ struct Cli {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
-    /// A node's HTTP API (`host:port`): `put`, `stat` and `repair` go through that node, and
-    /// `get` fetches from the network it belongs to. Without it, the embedded repo is used.
+    /// A node's HTTP API (`host:port`): `put`, `rm`, `stat`, `verify`, `repair` and `pin`
+    /// go through that node; `get`, `cat`, `ls` and `car export` fetch from the network it
+    /// belongs to; `gc` and `car import` are local-only and refuse it. Without it, the
+    /// embedded repo is used.
     #[arg(long, global = true, env = "CAIRN_API")]
     api: Option<String>,
     /// Token for the node API's write calls (the node repo's `api.token`).
@@ -58,18 +61,25 @@ enum Cmd {
         /// Files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Import profile: cairn-v1 (default), unixfs-v1-2025, kubo-legacy.
-        #[arg(long, default_value = "cairn-v1")]
-        profile: String,
-        /// Data shards per stripe (default: the profile's).
+        /// Import profile: cairn-v1 (default), unixfs-v1-2025, kubo-legacy (through --api:
+        /// default the node's config).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Data shards per stripe (default: the profile's; through --api the node's config).
         #[arg(short)]
         k: Option<usize>,
-        /// Parity shards per stripe (default: the profile's).
+        /// Parity shards per stripe (default: the profile's; through --api the node's config).
         #[arg(short)]
         m: Option<usize>,
-        /// Compute CIDs without storing anything.
+        /// Compute CIDs without storing anything (always local: it needs no node).
         #[arg(long)]
         only_hash: bool,
+    },
+    /// Remove a dataset: unpin it and free its blocks. Through --api, the node that published
+    /// it (its token) takes it off the network: every live holder frees its shards.
+    Rm {
+        /// Root CID.
+        cid: String,
     },
     /// Write a file or directory tree to disk.
     Get {
@@ -154,7 +164,7 @@ enum PinCmd {
         /// Root CID.
         cid: String,
     },
-    /// Unpin a root.
+    /// Unpin a root (through --api: the same as `cairn rm`).
     Rm {
         /// Root CID.
         cid: String,
@@ -208,24 +218,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// Commands that go to a node when `--api` is set; `None` for the rest (they stay local).
+/// A command that refuses `--api`.
+fn local_only(what: &str, why: &str) -> anyhow::Error {
+    anyhow::anyhow!("`cairn {what}` is local-only ({why}); run it without --api / CAIRN_API")
+}
+
+/// Commands that go to a node when `--api` is set; `None` for those that need no repo
+/// (`put --only-hash`, `proofs`, `placement`, `bench`, `devnet`, `demo`, `audit`).
 fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
     let token = cli.token.as_deref();
+    let json = cli.json;
     match &cli.cmd {
+        Cmd::Put {
+            only_hash: true, ..
+        } => return Ok(None),
         Cmd::Put {
             paths,
             profile,
             k,
             m,
-            only_hash,
+            only_hash: false,
         } => {
-            if *only_hash || profile != "cairn-v1" || k.is_some() || m.is_some() {
-                bail!("--only-hash, --profile, -k and -m are set in the node's config when putting through --api");
-            }
+            let choice = network::PutChoice {
+                profile: profile.clone(),
+                k: *k,
+                m: *m,
+            };
             for path in paths {
-                let r = network::put(api, token, path)
+                let r = network::put(api, token, path, &choice)
                     .with_context(|| format!("adding {} through {api}", path.display()))?;
-                if cli.json {
+                if json {
                     println!(
                         "{}",
                         json!({"root": r["root"], "manifest": r["manifest"], "bytes": r["bytes"], "blocks": r["blocks"], "nodes": r["nodes"], "distributed": r["distributed"], "path": path.display().to_string()})
@@ -233,23 +255,94 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
                 } else {
                     println!("{}", r["root"].as_str().unwrap_or_default());
                     if r["distributed"] == false {
-                        eprintln!("warning: fewer than k+m nodes reachable; the node keeps every shard until repair can spread them");
+                        eprintln!("warning: fewer than k+m nodes reachable; the node keeps every shard and moves them onto distinct nodes as they join (each repair round)");
                     }
                 }
             }
         }
         Cmd::Get { target: t, output } => {
             let (c, path) = target(t)?;
-            if !path.is_empty() {
-                bail!("get through the network takes a root CID without a path");
+            let n = if path.is_empty() {
+                network::get(api, &c, output, json)?
+            } else {
+                let r = remote::Remote::open(api, &c)?;
+                let sub = r.resolve(&path);
+                let n = sub.and_then(|sub| r.get(&sub, output));
+                r.close();
+                n?
+            };
+            report_get(json, &c, output, n);
+        }
+        Cmd::Cat { target: t } => {
+            let (c, path) = target(t)?;
+            let r = remote::Remote::open(api, &c)?;
+            let res = r.resolve(&path).and_then(|sub| {
+                let stdout = std::io::stdout();
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+                match r.cat(&sub, &mut w) {
+                    Ok(_) => {}
+                    Err(cairn_core::dag::DagError::Output(e))
+                        if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let _ = w.flush();
+                Ok(())
+            });
+            r.close();
+            res?;
+        }
+        Cmd::Ls { target: t } => {
+            let (c, path) = target(t)?;
+            let r = remote::Remote::open(api, &c)?;
+            let res = r.resolve(&path).and_then(|sub| {
+                r.reader()
+                    .list(&sub)
+                    .with_context(|| format!("listing {sub}"))
+            });
+            r.close();
+            for (name, cid, tsize) in res? {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"name": name, "cid": cid.to_string(), "tsize": tsize})
+                    );
+                } else {
+                    println!("{cid}\t{tsize}\t{name}");
+                }
             }
-            let n = network::get(api, &c, output, cli.json)?;
-            report_get(cli.json, &c, output, n);
+        }
+        Cmd::Stat { target: t } if t.trim_start_matches("/ipfs/").contains('/') => {
+            let (c, path) = target(t)?;
+            let r = remote::Remote::open(api, &c)?;
+            let res = r.resolve(&path).and_then(|sub| {
+                let node = r.reader().node(&sub)?;
+                Ok((sub, node))
+            });
+            r.close();
+            let (sub, node) = res?;
+            let size = match &node {
+                cairn_core::dag::Node::Raw(b) => b.len() as u64,
+                cairn_core::dag::Node::File { size, .. } => *size,
+                cairn_core::dag::Node::Symlink(t) => t.len() as u64,
+                cairn_core::dag::Node::Directory(e) | cairn_core::dag::Node::Hamt(e) => {
+                    e.iter().map(|x| x.2).sum()
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"cid": sub.to_string(), "kind": kind_str(node.kind()), "size": size})
+                );
+            } else {
+                println!("cid:     {sub}");
+                println!("kind:    {}", kind_str(node.kind()));
+                println!("size:    {size}");
+            }
         }
         Cmd::Stat { target: t } => {
             let (c, _) = target(t)?;
             let pl = network::placement(api, &c)?;
-            if cli.json {
+            if json {
                 println!("{pl}");
             } else {
                 for (i, stripe) in pl.as_array().into_iter().flatten().enumerate() {
@@ -273,13 +366,152 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
                 }
             }
         }
+        Cmd::Rm { cid } => return remove_through(api, token, cid, json).map(Some),
+        Cmd::Pin {
+            cmd: PinCmd::Rm { cid },
+        } => return remove_through(api, token, cid, json).map(Some),
+        Cmd::Pin { cmd: PinCmd::Ls } => {
+            for p in network::pins(api)?.as_array().into_iter().flatten() {
+                if json {
+                    println!("{}", json!({"cid": p["root"], "manifest": p["manifest"]}));
+                } else {
+                    println!("{}", p["root"].as_str().unwrap_or_default());
+                }
+            }
+        }
+        Cmd::Pin {
+            cmd: PinCmd::Add { .. },
+        } => {
+            return Err(local_only(
+                "pin add",
+                "a node keeps what is put or pushed to it; publish with `cairn put --api`",
+            ))
+        }
+        Cmd::Verify => {
+            let r = network::scrub(api, token)?;
+            let corrupt: Vec<&str> = r["corrupt_blocks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    json!({"checked": r["checked"], "bytes": r["bytes"], "corrupt": corrupt, "missing": []})
+                );
+            } else {
+                println!(
+                    "checked {} blocks ({} bytes) on the node",
+                    r["checked"], r["bytes"]
+                );
+                for c in &corrupt {
+                    println!("corrupt {c}");
+                }
+            }
+            if !corrupt.is_empty() {
+                if !json {
+                    eprintln!(
+                        "error: {} corrupt block(s) on the node, quarantined; its repair rounds rebuild them (`cairn repair`)",
+                        corrupt.len()
+                    );
+                }
+                return Ok(Some(ExitCode::FAILURE));
+            }
+        }
         Cmd::Repair => {
             let r = network::repair(api, token)?;
             println!("{r}");
         }
+        Cmd::Gc => {
+            return Err(local_only(
+                "gc",
+                "a node frees a dataset's blocks when its publisher runs `cairn rm`",
+            ))
+        }
+        Cmd::Car {
+            cmd: CarCmd::Export { target: t, output },
+        } => {
+            let (c, path) = target(t)?;
+            let r = remote::Remote::open(api, &c)?;
+            let res = r.resolve(&path).and_then(|sub| {
+                write_atomically(output, |w| r.car_export(&sub, w)).map(|n| (sub, n))
+            });
+            r.close();
+            let (sub, n) = res?;
+            report_car_export(json, &sub, n, output);
+        }
+        Cmd::Car {
+            cmd: CarCmd::Import { .. },
+        } => return Err(local_only(
+            "car import",
+            "import the CAR locally, then publish the tree with `cairn get` and `cairn put --api`",
+        )),
         _ => return Ok(None),
     }
     Ok(Some(ExitCode::SUCCESS))
+}
+
+/// `cairn rm` / `cairn pin rm` through a node.
+fn remove_through(api: &str, token: Option<&str>, cid: &str, json: bool) -> Result<ExitCode> {
+    let c = parse_cid(cid)?;
+    let r = network::remove(api, token, &c).with_context(|| format!("removing {c}"))?;
+    let failed: Vec<&str> = r["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str())
+        .collect();
+    let from = r["removed_from"].as_array().map_or(0, |a| a.len());
+    if json {
+        println!("{r}");
+    } else {
+        println!("removed {c} from {from} node(s)");
+        for f in &failed {
+            eprintln!("warning: not removed on {f}");
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Writes `output` through `output.partial`, renamed into place once `write` succeeded.
+fn write_atomically(
+    output: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<u64>,
+) -> Result<u64> {
+    let mut tmp = output.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let n = match write(&mut w) {
+        Ok(n) => n,
+        Err(e) => {
+            drop(w);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    w.flush()
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+    Ok(n)
+}
+
+/// What `car export` prints.
+fn report_car_export(json: bool, c: &Cid, n: u64, output: &Path) {
+    if json {
+        println!(
+            "{}",
+            json!({"root": c.to_string(), "blocks": n, "output": output.display().to_string()})
+        );
+    } else {
+        eprintln!("exported {n} blocks to {}", output.display());
+    }
 }
 
 /// What `get` prints: a JSON line, or one line on stderr.
@@ -387,7 +619,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             m,
             only_hash,
         } => {
-            let mut p = Profile::by_name(profile)?;
+            let mut p = Profile::by_name(profile.as_deref().unwrap_or("cairn-v1"))?;
             if k.is_some() || m.is_some() {
                 p = p.clone().with_stripe(k.unwrap_or(p.k), m.unwrap_or(p.m))?;
             }
@@ -569,6 +801,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Cmd::Rm { cid } => {
+            let repo = open(&cli)?;
+            let c = parse_cid(cid)?;
+            let r = repo.remove(&c)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"removed": c.to_string(), "blocks": r.removed, "bytes": r.bytes})
+                );
+            } else {
+                println!(
+                    "removed {c} ({} block(s), {} bytes freed)",
+                    r.removed, r.bytes
+                );
+            }
+        }
         Cmd::Gc => {
             let repo = open(&cli)?;
             let r = repo.gc()?;
@@ -590,25 +838,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 CarCmd::Export { target: t, output } => {
                     let (c, path) = target(t)?;
                     let c = repo.resolve(&c, &path)?;
-                    let mut tmp = output.as_os_str().to_owned();
-                    tmp.push(".partial");
-                    let tmp = PathBuf::from(tmp);
-                    let f = std::fs::File::create(&tmp)
-                        .with_context(|| format!("creating {}", tmp.display()))?;
-                    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-                    let n = repo.car_export(&c, &mut w)?;
-                    w.flush()
-                        .with_context(|| format!("writing {}", tmp.display()))?;
-                    std::fs::rename(&tmp, output)
-                        .with_context(|| format!("writing {}", output.display()))?;
-                    if json {
-                        println!(
-                            "{}",
-                            json!({"root": c.to_string(), "blocks": n, "output": output.display().to_string()})
-                        );
-                    } else {
-                        eprintln!("exported {n} blocks to {}", output.display());
-                    }
+                    let n = write_atomically(output, |w| Ok(repo.car_export(&c, w)?))?;
+                    report_car_export(json, &c, n, output);
                 }
                 CarCmd::Import { file } => {
                     let f = std::fs::File::open(file)
@@ -644,6 +875,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 } else {
                     for (i, n) in d.nodes.iter().enumerate() {
                         println!("node-{i}\t{}\t{}\tpid {}", n.api, n.peer_id, n.pid);
+                    }
+                    if d.window_secs > 0 {
+                        eprintln!(
+                            "proof windows of {} s (one window proof took {:.2} s here)",
+                            d.window_secs, d.prove_secs
+                        );
                     }
                     eprintln!("wrote {}", dir.join("devnet.json").display());
                 }

@@ -1,7 +1,7 @@
 //! `cairn` against a network: `put`/`stat`/`repair` through a node's HTTP API, `get` through
 //! the retrieval client, and the local devnet and demo.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use cairn_core::Cid;
 use cairn_net::{Multiaddr, NetConfig, NoService};
 use cairn_retrieval::{Client, Options, Progress};
@@ -61,6 +61,12 @@ pub struct DevnetNode {
 pub struct Devnet {
     /// The nodes.
     pub nodes: Vec<DevnetNode>,
+    /// Seconds per proof window ([`devnet_window_secs`]; 0 without proofs).
+    #[serde(default)]
+    pub window_secs: u64,
+    /// Seconds one window proof took on this machine when the devnet started (0 without proofs).
+    #[serde(default)]
+    pub prove_secs: f64,
 }
 
 fn agent() -> ureq::Agent {
@@ -204,7 +210,7 @@ pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
 
 /// `cairn put --api`: uploads a file (or a tar of a directory) to the node, which imports and
 /// places it. Returns the node's report.
-pub fn put(api: &str, token: Option<&str>, path: &Path) -> Result<Value> {
+pub fn put(api: &str, token: Option<&str>, path: &Path, choice: &PutChoice) -> Result<Value> {
     // check the token before uploading: the node refuses a bad one without reading the body
     let mut check = agent().get(url(api, "/api/v0/auth"));
     if let Some(t) = token {
@@ -230,7 +236,24 @@ pub fn put(api: &str, token: Option<&str>, path: &Path) -> Result<Value> {
     } else {
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?
     };
-    let q = if meta.is_dir() { "?tar=true" } else { "" };
+    let mut q: Vec<String> = Vec::new();
+    if meta.is_dir() {
+        q.push("tar=true".into());
+    }
+    if let Some(p) = &choice.profile {
+        q.push(format!("profile={p}"));
+    }
+    if let Some(k) = choice.k {
+        q.push(format!("k={k}"));
+    }
+    if let Some(m) = choice.m {
+        q.push(format!("m={m}"));
+    }
+    let q = if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.join("&"))
+    };
     let mut req = agent().post(url(api, &format!("/api/v0/put{q}")));
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));
@@ -239,6 +262,33 @@ pub fn put(api: &str, token: Option<&str>, path: &Path) -> Result<Value> {
         .send(ureq::SendBody::from_reader(&mut body))
         .with_context(|| format!("cannot reach the node API at {api}"))?;
     read_json(r, "put")
+}
+
+/// A publisher's choices for `put --api` (`None`: the node's config).
+#[derive(Debug, Clone, Default)]
+pub struct PutChoice {
+    /// Import profile name.
+    pub profile: Option<String>,
+    /// Data shards per stripe.
+    pub k: Option<usize>,
+    /// Parity shards per stripe.
+    pub m: Option<usize>,
+}
+
+/// `cairn rm --api`: the node (which must have published `root`) takes the dataset off the
+/// network.
+pub fn remove(api: &str, token: Option<&str>, root: &Cid) -> Result<Value> {
+    api_post_json(api, token, &format!("/api/v0/rm/{root}"))
+}
+
+/// The roots the node keeps.
+pub fn pins(api: &str) -> Result<Value> {
+    api_get_json(api, "/api/v0/pins")
+}
+
+/// A scrub of the node's own blocks.
+pub fn scrub(api: &str, token: Option<&str>) -> Result<Value> {
+    api_post_json(api, token, "/api/v0/scrub")
 }
 
 /// Where each shard of `root` lives, from the node's point of view.
@@ -332,8 +382,40 @@ pub(crate) fn node_binary() -> Result<PathBuf> {
     Ok(p)
 }
 
-/// Proof settings of devnet nodes: short windows so a demo sees several.
+/// The shortest proof window of devnet nodes, in seconds (short, so a demo sees several).
 pub const DEVNET_WINDOW_SECS: u64 = 20;
+/// The longest proof window [`devnet_window_secs`] picks, in seconds.
+pub const DEVNET_MAX_WINDOW_SECS: u64 = 600;
+
+/// The proof window of a devnet of `nodes` nodes on one machine, given one window proof
+/// measured here (`prove`). Every node audits a peer once per window, so in the worst case all
+/// of them prove at once on the shared cores and each proof takes about `nodes` times as long;
+/// the auditor's deadline ([`answer_deadline`], 0.45 of a window) must cover twice that.
+///
+/// [`answer_deadline`]: cairn_storage_node::proving::answer_deadline
+pub fn devnet_window_secs(prove: Duration, nodes: usize) -> u64 {
+    let need = 2.0 * nodes.max(1) as f64 * prove.as_secs_f64() / 0.45;
+    (need.ceil() as u64).clamp(DEVNET_WINDOW_SECS, DEVNET_MAX_WINDOW_SECS)
+}
+
+/// Times one window proof with the devnet's parameters on this machine: seals a sector of
+/// seeded data and proves a batch over it, the work a node does for each audit.
+fn measure_window_proof(
+    params: &cairn_proofs::audit::NetParams,
+    post: &cairn_proofs::keys::Keys,
+) -> Result<Duration> {
+    let sp = params.sector();
+    let data = cairn_core::testgen::Gen::bytes(0x5eed_0c0de, sp.capacity());
+    let node = cairn_proofs::audit::node_id(b"devnet-measure");
+    let sealed = cairn_proofs::sdr::seal(&sp, &data, &node, 0, &[7; 32])
+        .map_err(|e| anyhow!("sealing the measuring sector: {e}"))?;
+    let batch: Vec<(u64, &cairn_proofs::sdr::Sealed)> =
+        (0..params.batch as u64).map(|i| (i, &sealed)).collect();
+    let t = std::time::Instant::now();
+    cairn_proofs::audit::prove_window(params, post, &[1; 32], 1, &batch)
+        .map_err(|e| anyhow!("timing a window proof: {e}"))?;
+    Ok(t.elapsed())
+}
 /// Placement windows of devnet nodes, in seconds (a promoted shard unread for one window is
 /// demoted).
 pub const DEVNET_PLACEMENT_SECS: u64 = 5;
@@ -345,6 +427,7 @@ fn start_node(
     repo: &Path,
     bootstrap: Option<&str>,
     proofs: bool,
+    window_secs: u64,
     slow: bool,
 ) -> Result<DevnetNode> {
     let mut init = Command::new(bin);
@@ -371,7 +454,7 @@ fn start_node(
     let cfg_path = repo.join("config.toml");
     let mut cfg = cairn_storage_node::config::NodeConfig::load(&cfg_path)?;
     cfg.proofs.enabled = proofs;
-    cfg.proofs.window_secs = DEVNET_WINDOW_SECS;
+    cfg.proofs.window_secs = window_secs;
     cfg.proofs.seal_interval_secs = 2;
     cfg.proofs.keys_dir = cairn_storage_node::config::default_keys_dir();
     cfg.placement.window_secs = DEVNET_PLACEMENT_SECS;
@@ -453,18 +536,24 @@ pub fn devnet_up(n: usize, dir: &Path, proofs: bool, slow: &[usize]) -> Result<D
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let bin = node_binary()?;
+    let (mut window, mut prove_secs) = (0, 0.0);
     if proofs {
         // one deterministic development setup, shared by every node (the first run takes a
         // while; the keys are cached by digest)
         let keys = cairn_storage_node::config::default_keys_dir();
         let params = cairn_storage_node::config::ProofsConfig::default().params();
         params.seal_keys(&keys)?;
-        params.post_keys(&keys)?;
+        let post = params.post_keys(&keys)?;
+        let prove = measure_window_proof(&params, &post)?;
+        window = devnet_window_secs(prove, n);
+        prove_secs = prove.as_secs_f64();
     }
     let mut nodes: Vec<DevnetNode> = Vec::new();
     let write = |nodes: &[DevnetNode]| -> Result<()> {
         let d = Devnet {
             nodes: nodes.to_vec(),
+            window_secs: window,
+            prove_secs,
         };
         std::fs::write(dir.join("devnet.json"), serde_json::to_vec_pretty(&d)?)?;
         Ok(())
@@ -472,7 +561,14 @@ pub fn devnet_up(n: usize, dir: &Path, proofs: bool, slow: &[usize]) -> Result<D
     for i in 0..n {
         let repo = dir.join(format!("node-{i}"));
         let boot = nodes.first().and_then(|f| f.addrs.first().cloned());
-        match start_node(&bin, &repo, boot.as_deref(), proofs, slow.contains(&i)) {
+        match start_node(
+            &bin,
+            &repo,
+            boot.as_deref(),
+            proofs,
+            window,
+            slow.contains(&i),
+        ) {
             Ok(node) => {
                 nodes.push(node);
                 write(&nodes)?;
@@ -500,7 +596,11 @@ pub fn devnet_up(n: usize, dir: &Path, proofs: bool, slow: &[usize]) -> Result<D
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(Devnet { nodes })
+    Ok(Devnet {
+        nodes,
+        window_secs: window,
+        prove_secs,
+    })
 }
 
 fn alive(pid: u32) -> bool {
@@ -602,12 +702,24 @@ fn demo_inner(dir: &Path) -> Result<()> {
     for (i, n) in net.nodes.iter().enumerate() {
         println!("   node-{i}  api {}  peer {}", n.api, n.peer_id);
     }
+    println!(
+        "   one window proof took {:.2} s here; 6 nodes share this machine, so proof windows are {} s (auditors wait {:.0} s)",
+        net.prove_secs,
+        net.window_secs,
+        cairn_storage_node::proving::answer_deadline(Duration::from_secs(net.window_secs))
+            .as_secs_f64()
+    );
     println!("== generating a sample AI dataset: 4 WebDataset tar shards of 192 KiB (small: every node seals what it stores)");
     let data = dir.join("dataset");
     crate::bench::sample_dataset(&data, 4, 192 << 10, 7)?;
     let entry = &net.nodes[0];
     println!("== publishing through node-0 (RS 4+2 over 6 distinct nodes)");
-    let rep = put(&entry.api, Some(&token_of(entry)?), &data)?;
+    let rep = put(
+        &entry.api,
+        Some(&token_of(entry)?),
+        &data,
+        &PutChoice::default(),
+    )?;
     let root: Cid = cairn_core::block::parse_cid(rep["root"].as_str().unwrap_or_default())?;
     println!(
         "   root {root}\n   {} bytes, {} blocks, {} stripes, spread over {} nodes",
@@ -1013,7 +1125,12 @@ pub fn bench_net(mib: u64, dir: Option<&Path>, sendme: Option<&Path>, json: bool
     let net = devnet_up(6, &dn, false, &[])?;
     let result = (|| -> Result<()> {
         let entry = &net.nodes[0];
-        let rep = put(&entry.api, Some(&token_of(entry)?), &file)?;
+        let rep = put(
+            &entry.api,
+            Some(&token_of(entry)?),
+            &file,
+            &PutChoice::default(),
+        )?;
         let root: Cid = cairn_core::block::parse_cid(rep["root"].as_str().unwrap_or_default())?;
         // the publishing node's peak during import and placement, then peaks reset so the
         // figure below covers serving only
@@ -1096,4 +1213,31 @@ pub fn bench_net(mib: u64, dir: Option<&Path>, sendme: Option<&Path>, json: bool
     })();
     let _ = devnet_down(&dn);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devnet_windows_cover_every_node_proving_at_once_twice() {
+        // (one proof in seconds, nodes, window in seconds)
+        let table = [
+            (0.1, 6, DEVNET_WINDOW_SECS),  // fast machine: the shortest window
+            (0.75, 6, DEVNET_WINDOW_SECS), // 2 * 6 * 0.75 / 0.45 = 20
+            (1.3, 6, 35),                  // 34.7, rounded up
+            (1.3, 1, DEVNET_WINDOW_SECS),
+            (2.0, 6, 54),                 // 53.3
+            (1.0, 0, DEVNET_WINDOW_SECS), // no nodes counts as one
+            (60.0, 6, DEVNET_MAX_WINDOW_SECS),
+        ];
+        for (prove, nodes, want) in table {
+            let w = devnet_window_secs(Duration::from_secs_f64(prove), nodes);
+            assert_eq!(w, want, "prove {prove} s, {nodes} nodes");
+            if w < DEVNET_MAX_WINDOW_SECS {
+                let deadline = cairn_storage_node::proving::answer_deadline(Duration::from_secs(w));
+                assert!(deadline.as_secs_f64() >= 2.0 * nodes.max(1) as f64 * prove - 1e-9);
+            }
+        }
+    }
 }

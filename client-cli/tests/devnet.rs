@@ -166,6 +166,135 @@ fn devnet_put_stat_get_through_the_api() {
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
 
+    // every repo command goes through the node or says it is local-only
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(tree.join("train")).unwrap();
+    let shard = cairn_core::testgen::Gen::bytes(6, 3 << 20);
+    std::fs::write(tree.join("train/shard-0.tar"), &shard).unwrap();
+    std::fs::write(tree.join("dataset.json"), b"{\"n\": 1}").unwrap();
+    let run = |args: &[&str]| {
+        let o = cairn(args, &env);
+        assert!(
+            o.status.success(),
+            "cairn {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    let put = run(&[
+        "--json",
+        "put",
+        "-k",
+        "2",
+        "-m",
+        "1",
+        "--profile",
+        "unixfs-v1-2025",
+        tree.to_str().unwrap(),
+    ]);
+    let rep: serde_json::Value = serde_json::from_slice(&put).unwrap();
+    let troot = rep["root"].as_str().unwrap().to_string();
+    // the publisher's profile: the CID kubo gives, and stripes of k + m = 3 shards
+    let hashed = cairn(
+        &[
+            "put",
+            "--only-hash",
+            "--profile",
+            "unixfs-v1-2025",
+            tree.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&hashed.stdout).trim(), troot);
+    let pl: serde_json::Value = serde_json::from_slice(&run(&["--json", "stat", &troot])).unwrap();
+    // k + m = 3 shards per stripe (the last stripe may hold fewer data shards)
+    let stripes = pl.as_array().unwrap();
+    assert_eq!(stripes[0].as_array().unwrap().len(), 3, "{pl}");
+    assert!(
+        stripes.iter().all(|s| s.as_array().unwrap().len() <= 3),
+        "{pl}"
+    );
+    let ls = String::from_utf8(run(&["ls", &troot])).unwrap();
+    assert!(ls.contains("dataset.json") && ls.contains("train"), "{ls}");
+    let ls2 = String::from_utf8(run(&["ls", &format!("{troot}/train")])).unwrap();
+    assert!(ls2.contains("shard-0.tar"), "{ls2}");
+    assert_eq!(
+        run(&["cat", &format!("{troot}/dataset.json")]),
+        b"{\"n\": 1}"
+    );
+    assert_eq!(
+        run(&["cat", &format!("/ipfs/{troot}/train/shard-0.tar")]),
+        shard
+    );
+    let sub = d.path().join("sub");
+    run(&[
+        "get",
+        &format!("{troot}/train"),
+        "-o",
+        sub.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(sub.join("shard-0.tar")).unwrap(), shard);
+    let car = d.path().join("t.car");
+    run(&["car", "export", &troot, "-o", car.to_str().unwrap()]);
+    assert!(std::fs::metadata(&car).unwrap().len() > shard.len() as u64);
+    let v: serde_json::Value = serde_json::from_slice(&run(&["--json", "verify"])).unwrap();
+    assert!(v["checked"].as_u64().unwrap() > 0, "{v}");
+    let pins = String::from_utf8(run(&["pin", "ls"])).unwrap();
+    assert!(pins.contains(&troot), "{pins}");
+    for args in [
+        vec!["gc"],
+        vec!["car", "import", "t.car"],
+        vec!["pin", "add", &troot],
+    ] {
+        let o = cairn(&args, &env);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with("error: ") && err.contains("local-only"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    // a path that is not there, and a node that is down: one error line each
+    let o = cairn(&["cat", &format!("{troot}/nope")], &env);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().count(),
+        1,
+        "{o:?}"
+    );
+    let o = cairn(&["--api", "127.0.0.1:1", "ls", &troot], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().count(),
+        1,
+        "{o:?}"
+    );
+    // rm needs the publisher: another node's token is refused
+    let other_api = nodes[1]["api"].as_str().unwrap();
+    let other_token = std::fs::read_to_string(dn.join("node-1/api.token")).unwrap();
+    let o = cairn(
+        &["rm", &troot],
+        &[
+            ("CAIRN_API", other_api),
+            ("CAIRN_API_TOKEN", other_token.trim()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let rm: serde_json::Value = serde_json::from_slice(&run(&["--json", "rm", &troot])).unwrap();
+    assert!(rm["failed"].as_array().unwrap().is_empty(), "{rm}");
+    assert!(rm["removed_from"].as_array().unwrap().len() >= 3, "{rm}");
+    for n in nodes {
+        let o = cairn(&["pin", "ls"], &[("CAIRN_API", n["api"].as_str().unwrap())]);
+        assert!(!String::from_utf8_lossy(&o.stdout).contains(&troot));
+    }
+    let o = cairn(&["stat", &troot], &env);
+    assert_eq!(o.status.code(), Some(1));
+    // the first dataset is untouched
+    let out2 = d.path().join("out2.bin");
+    run(&["get", &root, "-o", out2.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out2).unwrap(), std::fs::read(&data).unwrap());
+
     let down = cairn(&["devnet", "down", "--dir", dn.to_str().unwrap()], &[]);
     assert!(
         down.status.success(),

@@ -74,6 +74,19 @@ pub trait Service: Send + Sync + 'static {
         let _ = from;
         vec![false; cids.len()]
     }
+    /// Makes every block `from` pushed for dataset `manifest` durable and keeps the dataset,
+    /// recording `publisher` as the peer allowed to remove it ([`wire::CtrlRequest::Commit`]).
+    /// Ok(true) when durable.
+    fn commit(&self, from: PeerId, manifest: &Cid, publisher: PeerId) -> Result<bool, String> {
+        let _ = (from, manifest, publisher);
+        Err("this node keeps no datasets".into())
+    }
+    /// Removes dataset `manifest` on the request of `from`, which must be its recorded
+    /// publisher ([`wire::CtrlRequest::Remove`]). Ok(false) when it was not held here.
+    fn remove(&self, from: PeerId, manifest: &Cid) -> Result<bool, String> {
+        let _ = (from, manifest);
+        Err("this node keeps no datasets".into())
+    }
     /// Answers an application message ([`wire::CtrlRequest::App`]; proof audits). The answer
     /// must fit [`wire::MAX_APP`]; an error is sent back as text.
     fn app(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {

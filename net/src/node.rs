@@ -708,6 +708,17 @@ impl SwarmTask {
                         CtrlRequest::Have(cids) => CtrlResponse::Have(svc.have(&cids)),
                         CtrlRequest::Cached(cids) => CtrlResponse::Reads(svc.cached(peer, &cids)),
                         CtrlRequest::Uncache(cids) => CtrlResponse::Have(svc.uncache(peer, &cids)),
+                        CtrlRequest::Commit {
+                            manifest,
+                            publisher,
+                        } => match svc.commit(peer, &manifest, publisher) {
+                            Ok(ok) => CtrlResponse::Have(vec![ok]),
+                            Err(e) => CtrlResponse::Error(e),
+                        },
+                        CtrlRequest::Remove(manifest) => match svc.remove(peer, &manifest) {
+                            Ok(gone) => CtrlResponse::Have(vec![gone]),
+                            Err(e) => CtrlResponse::Error(e),
+                        },
                         CtrlRequest::App(msg) => match svc.app(peer, &msg) {
                             Ok(r) if r.len() <= MAX_APP => CtrlResponse::App(r),
                             Ok(_) => CtrlResponse::Error("answer above the protocol limit".into()),

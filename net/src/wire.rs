@@ -4,7 +4,9 @@
 //!
 //! - **control** (`/cairn/ctrl/1`, request-response): small questions a node answers from memory
 //!   or its indexes: [`CtrlRequest::Info`] (capacity and use) and [`CtrlRequest::Have`] (which of
-//!   these CIDs do you hold, verified and not quarantined).
+//!   these CIDs do you hold, verified and not quarantined), plus [`CtrlRequest::Commit`] (make a
+//!   dataset's pushed blocks durable and keep it) and [`CtrlRequest::Remove`] (its publisher
+//!   takes it off the network).
 //! - **blocks** (`/cairn/blocks/1`, one libp2p stream per exchange): bulk transfer. A stream
 //!   carries one [`StreamRequest`]: either `GET` of up to [`MAX_BATCH`] CIDs, answered by one
 //!   [`GetStatus`] frame per CID in order, or `PUT` of up to [`MAX_BATCH`] blocks of one dataset,
@@ -17,6 +19,7 @@ use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
 use cairn_core::{varint, Cid, MAX_BLOCK_SIZE};
 use futures::{AsyncRead, AsyncReadExt};
+use libp2p::PeerId;
 use thiserror::Error;
 
 /// Largest encoded control request: 4,096 CIDs of up to 64 bytes each fit with room to spare.
@@ -49,6 +52,9 @@ pub enum WireError {
     /// An unknown message tag.
     #[error("unknown message tag {0:#04x}")]
     Tag(u8),
+    /// Bytes that are not a peer id.
+    #[error("not a peer id")]
+    PeerId,
     /// A count or length above its limit.
     #[error("{what} is {got}, above the limit {limit}")]
     TooLarge {
@@ -105,6 +111,22 @@ pub enum CtrlRequest {
     /// Drop the promoted copies of these blocks that I pushed to you (demotion). Answered by
     /// [`CtrlResponse::Have`]: true for each copy dropped.
     Uncache(Vec<Cid>),
+    /// Make every block I pushed for dataset `manifest` durable and keep the dataset (pin it),
+    /// recording `publisher` as the peer that may later remove it. Sent once after the last
+    /// push of a put, a repair or a rebalance, so a receiver syncs once per dataset rather
+    /// than once per push. Answered by [`CtrlResponse::Have`] with one flag (true: durable),
+    /// or [`CtrlResponse::Error`].
+    Commit {
+        /// The dataset's manifest head CID.
+        manifest: Cid,
+        /// The peer that published the dataset (its peer id's bytes).
+        publisher: PeerId,
+    },
+    /// Remove dataset `manifest`: unpin it and drop its blocks that nothing else kept here
+    /// needs. Honoured only from the dataset's recorded publisher. Answered by
+    /// [`CtrlResponse::Have`] with one flag (true: it was held and is gone, false: it was
+    /// not held), or [`CtrlResponse::Error`] (refused).
+    Remove(Cid),
 }
 
 /// A control response.
@@ -167,6 +189,11 @@ const T_HAVE: u8 = 0x02;
 const T_APP: u8 = 0x03;
 const T_CACHED: u8 = 0x04;
 const T_UNCACHE: u8 = 0x05;
+const T_COMMIT: u8 = 0x06;
+const T_REMOVE: u8 = 0x07;
+/// Longest peer id accepted on the wire (an ed25519 peer id is 38 bytes; 64 leaves room for
+/// other key types' identity multihashes).
+pub const MAX_PEER_ID_LEN: usize = 64;
 const T_APP_R: u8 = 0x83;
 const T_INFO_R: u8 = 0x81;
 const T_HAVE_R: u8 = 0x82;
@@ -261,6 +288,20 @@ impl CtrlRequest {
                 varint::write(&mut out, b.len() as u64);
                 out.extend_from_slice(b);
             }
+            CtrlRequest::Commit {
+                manifest,
+                publisher,
+            } => {
+                out.push(T_COMMIT);
+                put_cid(&mut out, manifest);
+                let p = publisher.to_bytes();
+                varint::write(&mut out, p.len() as u64);
+                out.extend_from_slice(&p);
+            }
+            CtrlRequest::Remove(manifest) => {
+                out.push(T_REMOVE);
+                put_cid(&mut out, manifest);
+            }
         }
         out
     }
@@ -293,6 +334,16 @@ impl CtrlRequest {
                 let n = r.varint("app message", MAX_APP as u64)? as usize;
                 CtrlRequest::App(r.take(n)?.to_vec())
             }
+            T_COMMIT => {
+                let manifest = r.cid()?;
+                let n = r.varint("peer id length", MAX_PEER_ID_LEN as u64)? as usize;
+                let publisher = PeerId::from_bytes(r.take(n)?).map_err(|_| WireError::PeerId)?;
+                CtrlRequest::Commit {
+                    manifest,
+                    publisher,
+                }
+            }
+            T_REMOVE => CtrlRequest::Remove(r.cid()?),
             t => return Err(WireError::Tag(t)),
         };
         r.end()?;
@@ -615,6 +666,13 @@ mod tests {
             CtrlRequest::App(vec![1; MAX_APP]),
             CtrlRequest::Cached(vec![cid(1), cid(2)]),
             CtrlRequest::Uncache((0..MAX_CACHED as u32).map(cid).collect()),
+            CtrlRequest::Commit {
+                manifest: cid(3),
+                publisher: libp2p::identity::Keypair::generate_ed25519()
+                    .public()
+                    .to_peer_id(),
+            },
+            CtrlRequest::Remove(cid(4)),
         ];
         for r in reqs {
             let e = r.encode();
@@ -670,6 +728,18 @@ mod tests {
         varint::write(&mut get, MAX_BATCH as u64 + 1);
         assert!(matches!(
             StreamRequest::decode(&get),
+            Err(WireError::TooLarge { .. })
+        ));
+        // a commit whose publisher bytes are not a peer id, or longer than any peer id
+        let mut commit = vec![T_COMMIT];
+        put_cid(&mut commit, &cid(1));
+        commit.extend_from_slice(&[3, 1, 2, 3]);
+        assert_eq!(CtrlRequest::decode(&commit), Err(WireError::PeerId));
+        let mut commit = vec![T_COMMIT];
+        put_cid(&mut commit, &cid(1));
+        varint::write(&mut commit, MAX_PEER_ID_LEN as u64 + 1);
+        assert!(matches!(
+            CtrlRequest::decode(&commit),
             Err(WireError::TooLarge { .. })
         ));
         let mut cached = vec![T_CACHED];

@@ -55,6 +55,15 @@ pub enum RetrievalError {
     /// The output path exists.
     #[error("{0} already exists; choose another output path")]
     Exists(PathBuf),
+    /// A leaf of the output is neither written and synced by this download nor verified on
+    /// disk, so the output is not moved into place.
+    #[error("{path}: leaf {cid} is not verified on disk; the download is not complete")]
+    Unverified {
+        /// The leaf.
+        cid: Cid,
+        /// A file it goes into.
+        path: PathBuf,
+    },
     /// Local I/O failed.
     #[error("{path}: {source}")]
     Io {
@@ -575,9 +584,11 @@ impl Client {
     ///
     /// Internal DAG nodes (a few per GiB) are fetched first into `out.cairn-blocks/`; from
     /// them the layout of every file is known, and each leaf is then written once, straight
-    /// to its offsets under `out.cairn-partial`, and recorded in `out.cairn-blocks/done`.
-    /// Running the same command after a crash or kill resumes from that record. The tree is
-    /// renamed to `out` when complete.
+    /// to its offsets under `out.cairn-partial`, synced, and then recorded in
+    /// `out.cairn-blocks/done`. Running the same command after a crash, kill or power loss
+    /// resumes from that record: the leaves it names are read back and verified against their
+    /// CIDs first, and those that do not verify are fetched again. The tree is synced, renamed
+    /// to `out` when every leaf is written or verified, and the rename synced.
     pub async fn get(&self, root: &Cid, out: &Path) -> Result<u64, RetrievalError> {
         if out.symlink_metadata().is_ok() {
             return Err(RetrievalError::Exists(out.to_path_buf()));
@@ -613,19 +624,55 @@ impl Client {
         let (c2, p2, root2) = (cache.clone(), partial.clone(), *root);
         let layout = blocking(move || layout::plan(&c2, &root2, &p2)).await??;
         let done_path = cache_dir.join("done");
-        let done = layout::Journal::open(&done_path).map_err(ioe(&done_path))?;
-        // 3. leaves, written in place
+        let done = Arc::new(layout::Journal::open(&done_path).map_err(ioe(&done_path))?);
         let targets = Arc::new(layout.leaves);
+        // 3. what earlier runs journaled is read back and verified; what does not verify is
+        // fetched again (see `layout`'s docs for why the journal alone is not trusted)
+        let named: Vec<Cid> = targets
+            .keys()
+            .filter(|c| done.contains(c))
+            .copied()
+            .collect();
+        if !named.is_empty() {
+            let lens: Arc<HashMap<Cid, u64>> = Arc::new(
+                r.stripes
+                    .iter()
+                    .flat_map(|s| s.data.iter().copied().zip(s.lens.iter().copied()))
+                    .collect(),
+            );
+            let par = self.opts.parallel_stripes.max(1);
+            let per = named.len().div_ceil(par);
+            let checked: Vec<Result<Vec<Cid>, RetrievalError>> =
+                stream::iter(named.chunks(per).map(<[Cid]>::to_vec))
+                    .map(|cids| {
+                        let (targets, done, lens) = (targets.clone(), done.clone(), lens.clone());
+                        async move { blocking(move || done.check(&targets, &lens, &cids)).await? }
+                    })
+                    .buffer_unordered(par)
+                    .collect()
+                    .await;
+            let mut bad = 0;
+            for c in checked {
+                bad += c?.len();
+            }
+            if bad > 0 {
+                tracing::warn!(
+                    leaves = bad,
+                    journaled = named.len(),
+                    "journaled leaves do not match their CIDs on disk; fetching them again"
+                );
+            }
+        }
+        // 4. leaves, written in place
         let mut jobs: Vec<(usize, Vec<usize>)> = Vec::new();
         for (si, s) in r.stripes.iter().enumerate() {
             let w: Vec<usize> = (0..s.data.len())
-                .filter(|&i| targets.contains_key(&s.data[i]) && !done.contains(&s.data[i]))
+                .filter(|&i| targets.contains_key(&s.data[i]) && !done.trusted(&s.data[i]))
                 .collect();
             if !w.is_empty() {
                 jobs.push((si, w));
             }
         }
-        let done = Arc::new(done);
         let results: Vec<Result<(), RetrievalError>> = stream::iter(jobs)
             .map(|(si, w)| {
                 let (targets, done, r) = (targets.clone(), done.clone(), &r);
@@ -650,7 +697,9 @@ impl Client {
         } else {
             layout.bytes
         };
-        std::fs::rename(&partial, out).map_err(ioe(out))?;
+        // 5. every leaf trusted, everything synced, renamed, the rename synced
+        let (p2, o2) = (partial.clone(), out.to_path_buf());
+        blocking(move || layout::finish(&targets, &done, &p2, &o2)).await??;
         let _ = cache.remove();
         self.emit(Progress::Done { bytes }).await;
         Ok(bytes)

@@ -5,12 +5,14 @@
 //! | GET | `/api/v0/id` | – | peer id and listen addresses |
 //! | GET | `/api/v0/status` | – | capacity, use, peers, last repair and scrub |
 //! | GET | `/api/v0/auth` | token | checks the token (clients call it before an upload) |
-//! | POST | `/api/v0/put?tar=true` | token | body: a file, or a tar of a directory; imports, places, announces |
+//! | POST | `/api/v0/put?tar=true&profile=P&k=K&m=M` | token | body: a file, or a tar of a directory; imports (profile, k and m default to the node's config), places, announces |
+//! | POST | `/api/v0/rm/{root}` | token | takes a dataset this node published off the network: every live holder drops it |
+//! | GET | `/api/v0/pins` | – | the roots this node keeps (datasets with their manifest) |
 //! | GET | `/api/v0/placement/{root}` | – | which live nodes hold each shard |
 //! | GET | `/api/v0/placement/status?n=20` | – | the shards read most here lately (decayed read counts), peers' measured speeds, promoted shards, copies kept for peers, the last window's plan and the latest moves |
 //! | POST | `/api/v0/placement/run` | token | run one placement window now; returns its plan and outcome |
 //! | POST | `/api/v0/repair` | token | one repair round now |
-//! | POST | `/api/v0/scrub` | token | verify every local block now |
+//! | POST | `/api/v0/scrub` | token | verify every local block now (blocks checked, bytes, corrupt ones) |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
 //! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
 //! | POST | `/api/v0/audit?peer=ID` | token | seal pending blocks, then audit this window's peer (or `peer`) now |
@@ -116,6 +118,16 @@ async fn status(State(s): State<ApiState>) -> Json<crate::node::NodeStatus> {
 struct PutQuery {
     #[serde(default)]
     tar: bool,
+    /// Import profile (default: the node's).
+    profile: Option<String>,
+    /// Data shards per stripe (default: the profile's, or the node's).
+    k: Option<usize>,
+    /// Parity shards per stripe.
+    m: Option<usize>,
+}
+
+fn bad_request(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
 
 async fn put(
@@ -125,6 +137,15 @@ async fn put(
     body: Body,
 ) -> Result<Json<crate::node::PutReport>, ApiError> {
     authorize(&s, &headers)?;
+    let opts = crate::node::PutOptions {
+        profile: q.profile.clone(),
+        k: q.k,
+        m: q.m,
+    };
+    // refuse bad choices before reading a possibly large body
+    if let Some(p) = &opts.profile {
+        cairn_core::profile::Profile::by_name(p).map_err(bad_request)?;
+    }
     let bad =
         |e: &dyn std::fmt::Display| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     std::fs::create_dir_all(&s.tmp).map_err(|e| bad(&e))?;
@@ -173,8 +194,55 @@ async fn put(
     } else {
         upload
     };
-    let report = s.node.put(&path).await?;
+    let report = s.node.put_with(&path, &opts).await.map_err(|e| match e {
+        NodeError::Invalid(msg) => ApiError(StatusCode::BAD_REQUEST, msg),
+        e => e.into(),
+    })?;
     Ok(Json(report))
+}
+
+async fn remove(
+    State(s): State<ApiState>,
+    UrlPath(root): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<crate::node::RemoveReport>, ApiError> {
+    authorize(&s, &headers)?;
+    let root = parse_cid(&root).map_err(bad_request)?;
+    Ok(Json(s.node.remove(&root).await.map_err(|e| match e {
+        NodeError::Repo(crate::repo::RepoError::NotHeld(c)) => ApiError(
+            StatusCode::NOT_FOUND,
+            format!("this node holds no dataset with root {c}"),
+        ),
+        NodeError::Invalid(msg) => ApiError(StatusCode::FORBIDDEN, msg),
+        e => e.into(),
+    })?))
+}
+
+#[derive(Serialize)]
+struct PinEntry {
+    root: String,
+    /// The dataset's manifest CID, when the pin is a dataset.
+    manifest: Option<String>,
+}
+
+async fn pins(State(s): State<ApiState>) -> Result<Json<Vec<PinEntry>>, ApiError> {
+    let repo = s.node.repo_arc();
+    let pins =
+        tokio::task::spawn_blocking(move || -> Result<Vec<PinEntry>, crate::repo::RepoError> {
+            let datasets: std::collections::HashMap<_, _> = repo.datasets()?.into_iter().collect();
+            Ok(repo
+                .pin_ls()?
+                .into_iter()
+                .map(|root| PinEntry {
+                    root: root.to_string(),
+                    manifest: datasets.get(&root).map(|m| m.to_string()),
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(pins))
 }
 
 async fn placement(
@@ -206,8 +274,13 @@ async fn scrub(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&s, &headers)?;
-    let corrupt = s.node.scrub().await?;
-    Ok(Json(serde_json::json!({ "corrupt": corrupt })))
+    let r = s.node.scrub_report().await?;
+    Ok(Json(serde_json::json!({
+        "corrupt": r.corrupt.len(),
+        "checked": r.checked,
+        "bytes": r.bytes,
+        "corrupt_blocks": r.corrupt.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -320,6 +393,8 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
         .route("/api/v0/status", get(status))
         .route("/api/v0/auth", get(auth))
         .route("/api/v0/put", post(put))
+        .route("/api/v0/rm/{root}", post(remove))
+        .route("/api/v0/pins", get(pins))
         .route("/api/v0/placement/status", get(placement_status))
         .route("/api/v0/placement/run", post(placement_run))
         .route("/api/v0/placement/{root}", get(placement))

@@ -27,6 +27,7 @@ pub mod heat;
 pub mod ingest;
 pub mod node;
 pub mod proving;
+mod rebalance;
 pub mod repo;
 pub mod store;
 pub mod tier;

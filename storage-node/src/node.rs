@@ -52,6 +52,20 @@ pub enum NodeError {
     /// A profile or stripe setting is invalid.
     #[error("{0}")]
     Config(String),
+    /// A request is invalid or not allowed (a bad profile, `k` or `m`; removing a dataset
+    /// another node published).
+    #[error("{0}")]
+    Invalid(String),
+    /// A peer did not make a pushed dataset durable.
+    #[error("peer {peer} did not commit dataset {manifest}: {reason}")]
+    Commit {
+        /// The peer.
+        peer: PeerId,
+        /// The dataset's manifest.
+        manifest: Cid,
+        /// What it said.
+        reason: String,
+    },
     /// A background job panicked or was cancelled.
     #[error("background job failed: {0}")]
     Join(String),
@@ -119,12 +133,40 @@ pub struct PutReport {
     /// Stripes.
     pub stripes: u64,
     /// Whether the shards were spread over `k + m` distinct nodes (false: fewer nodes were
-    /// reachable, and this node keeps the whole dataset until repair can spread it).
+    /// reachable; this node keeps the whole dataset for now, and rebalancing in repair rounds
+    /// moves shards onto distinct nodes as they join).
     pub distributed: bool,
     /// Distinct nodes holding shards.
     pub nodes: usize,
     /// Per stripe, its shards and their holders.
     pub placement: Vec<Vec<ShardPlacement>>,
+}
+
+/// The publisher's choices for one put through a node; `None` takes the node's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Import profile name (`cairn-v1`, `unixfs-v1-2025`, `kubo-legacy`); with it, `k` and
+    /// `m` default to the profile's rather than the node's.
+    pub profile: Option<String>,
+    /// Data shards per stripe.
+    pub k: Option<usize>,
+    /// Parity shards per stripe.
+    pub m: Option<usize>,
+}
+
+/// What removing a dataset from the network did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Root CID.
+    pub root: String,
+    /// Manifest CID.
+    pub manifest: String,
+    /// Nodes that held some of it and dropped it (this node included).
+    pub removed_from: Vec<String>,
+    /// Live nodes that held none of it.
+    pub not_held: usize,
+    /// Nodes that failed or refused, with the reason (they may still hold shards).
+    pub failed: Vec<String>,
 }
 
 /// What one repair round did.
@@ -136,6 +178,11 @@ pub struct RepairRound {
     pub degraded: u64,
     /// Shards rebuilt and placed on a new holder.
     pub rebuilt: u64,
+    /// Shards copied, by rebalancing, onto a node that held nothing of their stripe.
+    pub moved: u64,
+    /// Local copies dropped by rebalancing once a node holding only that shard of its stripe
+    /// had it.
+    pub dropped: u64,
     /// Stripes that could not be restored, with the reason.
     pub failed: Vec<String>,
 }
@@ -303,10 +350,11 @@ impl Service for NodeService {
         if stored.is_empty() {
             return true;
         }
-        if let Err(e) = self.repo.store().persist() {
-            tracing::error!(%from, error = %e, "persisting promoted copies failed");
-            return false;
-        }
+        // No flush per push: promoted copies are a cache over blocks that stay on their base
+        // holders. A crash may lose the latest ones (the store's atomic flush keeps `cache`
+        // and `cache_index` in step); the promoter's next `Cached` check sees them gone, and
+        // clients that try one fall back to the base holders.
+        let _ = from;
         if self.announce.try_send(stored.to_vec()).is_err() {
             tracing::warn!("announcement queue full; promoted copies not announced");
         }
@@ -348,26 +396,17 @@ impl Service for NodeService {
     }
 
     fn put_done(&self, from: PeerId, manifest: &Cid, stored: &[Cid]) -> bool {
+        // Stored blocks become durable at the pusher's `Commit` (one flush per dataset, not
+        // one per push of 8 blocks); until then a crash may lose them, and the pusher keeps
+        // its own copies until every receiver committed.
+        let _ = from;
         if stored.is_empty() {
             return true;
         }
-        if let Err(e) = self.repo.store().persist() {
-            tracing::error!(%from, error = %e, "persisting pushed blocks failed");
-            return false;
-        }
-
-        if let Some(d) = self.dataset(manifest) {
-            let mut b = Batch::new();
-            b.put(Table::Datasets, d.root.to_bytes(), manifest.to_bytes())
-                .put(Table::Pins, d.root.to_bytes(), manifest.to_bytes());
-            if let Err(e) = self.repo.store().write(b, Durability::Sync) {
-                tracing::error!(%from, error = %e, "recording a pushed dataset failed");
-                return false;
-            }
-        }
+        let pages = self.dataset(manifest).map(|d| d.pages.clone());
         let mut ann: Vec<Cid> = stored
             .iter()
-            .filter(|c| !self.dataset(manifest).is_some_and(|d| d.pages.contains(c)))
+            .filter(|c| !pages.as_ref().is_some_and(|p| p.contains(c)))
             .copied()
             .collect();
         ann.push(*manifest);
@@ -375,6 +414,72 @@ impl Service for NodeService {
             tracing::warn!("announcement queue full; the next reprovide will announce");
         }
         true
+    }
+
+    fn commit(&self, from: PeerId, manifest: &Cid, publisher: PeerId) -> Result<bool, String> {
+        let Some(d) = self.dataset(manifest) else {
+            return Err(format!("no manifest {manifest} was pushed here"));
+        };
+        if let Err(e) = self.repo.store().persist() {
+            tracing::error!(%from, error = %e, "persisting pushed blocks failed");
+            return Ok(false);
+        }
+        let mut b = Batch::new();
+        b.put(Table::Datasets, d.root.to_bytes(), manifest.to_bytes())
+            .put(Table::Pins, d.root.to_bytes(), manifest.to_bytes());
+        // the first publisher claim is kept: the publisher's own push comes before any
+        // repair or rebalance that forwards the claim (docs/wire.md, `Commit`)
+        let known = self
+            .repo
+            .store()
+            .table_get(Table::Publishers, &manifest.to_bytes());
+        if matches!(known, Ok(None)) {
+            b.put(Table::Publishers, manifest.to_bytes(), publisher.to_bytes());
+        }
+        if let Err(e) = self.repo.store().write(b, Durability::Sync) {
+            tracing::error!(%from, error = %e, "recording a pushed dataset failed");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn remove(&self, from: PeerId, manifest: &Cid) -> Result<bool, String> {
+        let publisher = match self
+            .repo
+            .store()
+            .table_get(Table::Publishers, &manifest.to_bytes())
+        {
+            Ok(p) => p.and_then(|p| PeerId::from_bytes(&p).ok()),
+            Err(e) => return Err(format!("reading the dataset's publisher: {e}")),
+        };
+        let Some(root) = self.dataset(manifest).map(|d| d.root) else {
+            return Ok(false);
+        };
+        match publisher {
+            Some(p) if p == from => {}
+            Some(p) => {
+                tracing::info!(%from, %manifest, publisher = %p, "removal refused: not the publisher");
+                return Err(format!(
+                    "refused: only the dataset's publisher {p} may remove {root}"
+                ));
+            }
+            None => return Err(format!("refused: no publisher is recorded for {root} here")),
+        }
+        match self.repo.remove(&root) {
+            Ok(r) => {
+                self.used.fetch_sub(
+                    r.bytes.min(self.used.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+                if let Ok(mut idx) = self.index.lock() {
+                    idx.remove(manifest);
+                }
+                tracing::info!(%from, %root, blocks = r.removed, bytes = r.bytes, "dataset removed on its publisher's request");
+                Ok(true)
+            }
+            Err(RepoError::NotHeld(_)) => Ok(false),
+            Err(e) => Err(format!("removing {root}: {e}")),
+        }
     }
 }
 
@@ -525,6 +630,11 @@ impl Node {
     /// Connected peers' measured round-trip times, fastest first.
     pub fn peer_speeds(&self) -> Vec<(PeerId, Speed)> {
         self.inner.speeds.all()
+    }
+
+    /// The repo, shared (for work on the blocking pool).
+    pub fn repo_arc(&self) -> Arc<Repo> {
+        self.inner.repo.clone()
     }
 
     pub(crate) fn inner_repo(&self) -> Arc<Repo> {
@@ -701,12 +811,19 @@ impl Node {
     /// Verifies every local block, quarantining corrupt ones (which then count as lost and are
     /// restored by repair). Returns the number of corrupt blocks found.
     pub async fn scrub(&self) -> Result<usize, NodeError> {
+        Ok(self.scrub_report().await?.corrupt.len())
+    }
+
+    /// [`Node::scrub`], with what it checked. Its `missing` list is left empty: a storage
+    /// node holds only its share of each dataset, so blocks absent here are not missing.
+    pub async fn scrub_report(&self) -> Result<crate::repo::ScrubReport, NodeError> {
         let repo = self.inner.repo.clone();
-        let r = block_on_pool(move || repo.scrub(&|_| {})).await??;
+        let mut r = block_on_pool(move || repo.scrub(&|_| {})).await??;
+        r.missing.clear();
         if let Ok(mut s) = self.inner.last_scrub.lock() {
             *s = Some(r.corrupt.len());
         }
-        Ok(r.corrupt.len())
+        Ok(r)
     }
 
     /// Storage nodes that answer now, with their capacity (this node included).
@@ -789,9 +906,30 @@ impl Node {
     /// nodes chosen by rendezvous hashing weighted by free capacity, announces them, and
     /// publishes the manifest record.
     pub async fn put(&self, path: &Path) -> Result<PutReport, NodeError> {
-        let profile = Profile::by_name(&self.inner.opts.profile)
-            .and_then(|p| p.with_stripe(self.inner.opts.k, self.inner.opts.m))
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+        self.put_with(path, &PutOptions::default()).await
+    }
+
+    /// [`Node::put`] with the publisher's choice of profile, `k` and `m` (each defaults to the
+    /// node's config).
+    pub async fn put_with(&self, path: &Path, o: &PutOptions) -> Result<PutReport, NodeError> {
+        let name = o.profile.as_deref().unwrap_or(&self.inner.opts.profile);
+        let profile = Profile::by_name(name)
+            .and_then(|p| {
+                let (k, m) = (
+                    o.k.unwrap_or(if o.profile.is_some() {
+                        p.k
+                    } else {
+                        self.inner.opts.k
+                    }),
+                    o.m.unwrap_or(if o.profile.is_some() {
+                        p.m
+                    } else {
+                        self.inner.opts.m
+                    }),
+                );
+                p.with_stripe(k, m)
+            })
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let repo = self.inner.repo.clone();
         let path = path.to_path_buf();
         let rep = block_on_pool(move || repo.put(&path, &profile, &|_| {})).await??;
@@ -868,6 +1006,16 @@ impl Node {
                 .collect();
             let results = futures::future::join_all(pushes).await;
             results.into_iter().collect::<Result<Vec<()>, _>>()?;
+            // every receiver makes what it got durable (one flush each) before this node drops
+            // its own copies
+            let commits: Vec<_> = jobs
+                .iter()
+                .map(|(peer, _)| self.commit_on(*peer, mcid, me))
+                .collect();
+            futures::future::join_all(commits)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, _>>()?;
             // keep only what rendezvous assigned to this node (and the manifest)
             let mine: HashSet<Cid> = plan
                 .get(&me)
@@ -910,9 +1058,17 @@ impl Node {
                 stripes.iter().flat_map(|s| s.shards().copied()).collect(),
             );
         }
-        // what this node keeps of the dataset (its shards, or all of it, and the manifest)
+        // what this node keeps of the dataset (its shards, or all of it, and the manifest),
+        // and that it is the publisher: the only node whose `Remove` holders honour
         let repo = self.inner.repo.clone();
-        let used = block_on_pool(move || stored_bytes(&repo)).await??;
+        let publisher = me.to_bytes();
+        let used = block_on_pool(move || {
+            let mut b = Batch::new();
+            b.put(Table::Publishers, mcid.to_bytes(), publisher);
+            repo.store().write(b, Durability::Sync)?;
+            stored_bytes(&repo)
+        })
+        .await??;
         self.inner.svc.used.store(used, Ordering::Relaxed);
         let mut ann = plan.remove(&me).unwrap_or_default();
         ann.push(mcid);
@@ -1018,6 +1174,23 @@ impl Node {
             Ok::<_, RepoError>((ok, bad))
         })
         .await??;
+        // rebalancing never drops a block that is a shard of two stripes (the same bytes twice
+        // in a dataset, or in two datasets), nor anything while a manifest is unreadable (its
+        // stripes may share blocks too)
+        let may_drop = unreadable.is_empty();
+        let mut stripes_of: HashMap<Cid, u32> = HashMap::new();
+        for (_, stripes, _) in &datasets {
+            for s in stripes {
+                for c in s.shards().collect::<HashSet<_>>() {
+                    *stripes_of.entry(*c).or_default() += 1;
+                }
+            }
+        }
+        let shared: HashSet<Cid> = stripes_of
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(c, _)| c)
+            .collect();
         round.failed.extend(unreadable);
         let nodes = self.live_nodes().await;
         let ids: Vec<PeerId> = nodes.iter().map(|x| x.0).collect();
@@ -1063,6 +1236,25 @@ impl Node {
                     Ok(n) => round.rebuilt += n,
                     Err(e) => round.failed.push(format!("stripe {si} of {}: {e}", m.root)),
                 }
+            }
+            // then spread the stripes that are whole but crowded (after a put on a small
+            // network); stripes with lost shards are left to the rebuild above
+            self.rebalance(
+                m.root,
+                &stripes,
+                &holders,
+                &nodes,
+                &manifest_blocks,
+                &shared,
+                may_drop,
+                &mut round,
+            )
+            .await;
+        }
+        if round.dropped > 0 {
+            let repo = self.inner.repo.clone();
+            if let Ok(Ok(used)) = block_on_pool(move || stored_bytes(&repo)).await {
+                self.inner.svc.used.store(used, Ordering::Relaxed);
             }
         }
         if let Ok(mut l) = self.inner.last_repair.lock() {
@@ -1146,9 +1338,11 @@ impl Node {
                 let mcid = manifest_blocks[0].cid;
                 let svc = self.inner.svc.clone();
                 let cid = cids[i];
+                let publisher = self.publisher_of(mcid).await;
                 let ok = block_on_pool(move || {
                     svc.put_block(me, &mcid, block) == PutStatus::Stored
                         && svc.put_done(me, &mcid, &[cid])
+                        && svc.commit(me, &mcid, publisher) == Ok(true)
                 })
                 .await?;
                 if !ok {
@@ -1167,6 +1361,182 @@ impl Node {
         Ok(rebuilt)
     }
 
+    /// Rebalancing of one dataset ([`crate::rebalance`]): plans every stripe this node holds
+    /// some of, copies the shards it leads to nodes that hold nothing of their stripe (up to
+    /// [`PUSH_BATCH`] shards per push, read here or fetched verified from a holder), then drops
+    /// this node's copies of shards that have a clean holder: the target of a copy confirmed
+    /// (pushed and committed) just now, or a peer that still holds exactly that shard of the
+    /// stripe and serves bytes that verify. Blocks in `keep` are never dropped, and nothing is
+    /// when `may_drop` is false.
+    #[allow(clippy::too_many_arguments)]
+    async fn rebalance(
+        &self,
+        root: Cid,
+        stripes: &[Stripe],
+        holders: &HashMap<Cid, Vec<PeerId>>,
+        nodes: &[(PeerId, NodeInfo)],
+        manifest_blocks: &[Block],
+        keep: &HashSet<Cid>,
+        may_drop: bool,
+        round: &mut RepairRound,
+    ) {
+        use crate::rebalance::{plan, Action, Live, StripeView};
+        /// Targets pushed to at once: each holds up to `PUSH_BATCH` blocks here in flight.
+        const TARGETS_AT_ONCE: usize = 4;
+        let me = self.peer_id();
+        let live: Vec<Live<PeerId>> = nodes
+            .iter()
+            .map(|(p, i)| Live {
+                id: *p,
+                rank_id: p.to_bytes(),
+                free: i.free(),
+            })
+            .collect();
+        let mut copies: HashMap<PeerId, Vec<Cid>> = HashMap::new();
+        let mut drops: Vec<(usize, Cid, PeerId)> = Vec::new();
+        for (si, s) in stripes.iter().enumerate() {
+            let cids: Vec<Cid> = s.shards().copied().collect();
+            let hs: Vec<Vec<PeerId>> = cids
+                .iter()
+                .map(|c| holders.get(c).cloned().unwrap_or_default())
+                .collect();
+            let key = s.data.first().map(|c| c.to_bytes()).unwrap_or_default();
+            let view = StripeView {
+                key: &key,
+                shards: &cids,
+                holders: &hs,
+                live: &live,
+                shard_bytes: s.shard_len() as u64,
+            };
+            for a in plan(&view, me) {
+                match a {
+                    Action::Copy { shard, to } => copies.entry(to).or_default().push(shard),
+                    Action::Drop { shard, clean } => drops.push((si, shard, clean)),
+                }
+            }
+        }
+        let planned: HashSet<(Cid, PeerId)> = copies
+            .iter()
+            .flat_map(|(to, v)| v.iter().map(move |c| (*c, *to)))
+            .collect();
+        let results: Vec<(PeerId, Vec<Cid>, Option<String>)> = stream::iter(copies)
+            .map(|(to, shards)| async move {
+                let mut done = Vec::new();
+                for chunk in shards.chunks(PUSH_BATCH) {
+                    let mut blocks = Vec::with_capacity(chunk.len());
+                    for c in chunk {
+                        let mut got: Option<Bytes> = None;
+                        for p in holders.get(c).into_iter().flatten() {
+                            got = if *p == me {
+                                let (repo, c) = (self.inner.repo.clone(), *c);
+                                block_on_pool(move || repo.block(&c).ok().map(Bytes::from))
+                                    .await
+                                    .ok()
+                                    .flatten()
+                            } else {
+                                self.inner.net.fetch_verified(*p, c).await.ok().flatten()
+                            };
+                            if got.is_some() {
+                                break;
+                            }
+                        }
+                        let Some(data) = got else {
+                            return (to, done, Some(format!("no holder served {c}")));
+                        };
+                        blocks.push(Block { cid: *c, data });
+                    }
+                    if let Err(e) = self.push_to_blocks(to, manifest_blocks, blocks).await {
+                        return (to, done, Some(e.to_string()));
+                    }
+                    done.extend_from_slice(chunk);
+                }
+                (to, done, None)
+            })
+            .buffer_unordered(TARGETS_AT_ONCE)
+            .collect()
+            .await;
+        let mut landed: HashSet<(Cid, PeerId)> = HashSet::new();
+        for (to, done, err) in results {
+            round.moved += done.len() as u64;
+            for c in done {
+                tracing::info!(shard = %c, %to, "shard moved to a node with none of its stripe");
+                landed.insert((c, to));
+            }
+            if let Some(e) = err {
+                round
+                    .failed
+                    .push(format!("rebalancing {root} onto {to}: {e}"));
+            }
+        }
+        if !may_drop {
+            return;
+        }
+        let mut gone: Vec<Cid> = Vec::new();
+        for (si, shard, clean) in drops {
+            if keep.contains(&shard) {
+                continue;
+            }
+            let safe = if planned.contains(&(shard, clean)) {
+                landed.contains(&(shard, clean))
+            } else {
+                // a clean holder seen earlier this round: it must still hold exactly this
+                // shard of the stripe, and serve it
+                let mut seen = HashSet::new();
+                let distinct: Vec<Cid> = stripes[si]
+                    .shards()
+                    .filter(|c| seen.insert(**c))
+                    .copied()
+                    .collect();
+                let only = match self
+                    .inner
+                    .net
+                    .ctrl(clean, CtrlRequest::Have(distinct.clone()))
+                    .await
+                {
+                    Ok(CtrlResponse::Have(f)) if f.len() == distinct.len() => distinct
+                        .iter()
+                        .zip(&f)
+                        .all(|(c, held)| *held == (*c == shard)),
+                    _ => false,
+                };
+                only && matches!(
+                    self.inner.net.fetch_verified(clean, &shard).await,
+                    Ok(Some(_))
+                )
+            };
+            if safe {
+                gone.push(shard);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let repo = self.inner.repo.clone();
+        let list = gone.clone();
+        let deleted = block_on_pool(move || {
+            let mut b = Batch::new();
+            for c in &list {
+                b.delete_block(*c);
+            }
+            repo.store().write(b, Durability::Sync)
+        })
+        .await;
+        match deleted {
+            Ok(Ok(())) => {
+                round.dropped += gone.len() as u64;
+                for c in &gone {
+                    tracing::info!(shard = %c, "local copy dropped: a clean holder has it");
+                }
+            }
+            Ok(Err(e)) => round
+                .failed
+                .push(format!("rebalancing {root}: dropping local copies: {e}")),
+            Err(e) => round
+                .failed
+                .push(format!("rebalancing {root}: dropping local copies: {e}")),
+        }
+    }
+
     async fn push_to_blocks(
         &self,
         peer: PeerId,
@@ -1177,7 +1547,120 @@ impl Node {
         let mut all = manifest_blocks.to_vec();
         all.extend(blocks);
         let st = self.inner.net.push(peer, mcid, &all).await?;
-        check_statuses(peer, all.iter().map(|b| b.cid), &st)
+        check_statuses(peer, all.iter().map(|b| b.cid), &st)?;
+        let publisher = self.publisher_of(mcid).await;
+        self.commit_on(peer, mcid, publisher).await
+    }
+
+    /// The recorded publisher of dataset `manifest` (this node when none is recorded).
+    async fn publisher_of(&self, manifest: Cid) -> PeerId {
+        let repo = self.inner.repo.clone();
+        let me = self.peer_id();
+        block_on_pool(move || {
+            repo.store()
+                .table_get(Table::Publishers, &manifest.to_bytes())
+                .ok()
+                .flatten()
+                .and_then(|p| PeerId::from_bytes(&p).ok())
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(me)
+    }
+
+    /// Asks `peer` to make what it was pushed of `manifest` durable and keep the dataset.
+    async fn commit_on(
+        &self,
+        peer: PeerId,
+        manifest: Cid,
+        publisher: PeerId,
+    ) -> Result<(), NodeError> {
+        match self
+            .inner
+            .net
+            .ctrl(
+                peer,
+                CtrlRequest::Commit {
+                    manifest,
+                    publisher,
+                },
+            )
+            .await?
+        {
+            CtrlResponse::Have(v) if v == [true] => Ok(()),
+            CtrlResponse::Error(e) => Err(NodeError::Commit {
+                peer,
+                manifest,
+                reason: e,
+            }),
+            other => Err(NodeError::Commit {
+                peer,
+                manifest,
+                reason: format!("it answered {other:?}"),
+            }),
+        }
+    }
+
+    /// Takes dataset `root`, which this node published, off the network: every live node
+    /// drops its shards and its copy of the manifest (holders honour this only from the
+    /// publisher), then this node does. Nodes that are down keep theirs; running it again
+    /// when they are back finishes the job, as long as this node still knows the dataset.
+    pub async fn remove(&self, root: &Cid) -> Result<RemoveReport, NodeError> {
+        let repo = self.inner.repo.clone();
+        let (root, me) = (*root, self.peer_id());
+        let mcid = block_on_pool(move || -> Result<Cid, NodeError> {
+            let mcid = repo
+                .store()
+                .table_get(Table::Datasets, &root.to_bytes())?
+                .and_then(|v| cid_from_bytes(&v).ok())
+                .ok_or(RepoError::NotHeld(root))?;
+            let publisher = repo
+                .store()
+                .table_get(Table::Publishers, &mcid.to_bytes())?
+                .and_then(|p| PeerId::from_bytes(&p).ok());
+            match publisher {
+                Some(p) if p == me => Ok(mcid),
+                Some(p) => Err(NodeError::Invalid(format!(
+                    "{root} was published by {p}, not this node: remove it through that node (with its api.token)"
+                ))),
+                None => Err(NodeError::Invalid(format!(
+                    "this node did not publish {root}: remove it through the node that did (with its api.token)"
+                ))),
+            }
+        })
+        .await??;
+        let nodes = self.live_nodes().await;
+        let net = &self.inner.net;
+        let peers: Vec<PeerId> = nodes.iter().map(|x| x.0).filter(|p| *p != me).collect();
+        let answers: Vec<(PeerId, Result<CtrlResponse, NetError>)> = stream::iter(peers)
+            .map(|p| async move { (p, net.ctrl(p, CtrlRequest::Remove(mcid)).await) })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let mut report = RemoveReport {
+            root: root.to_string(),
+            manifest: mcid.to_string(),
+            ..RemoveReport::default()
+        };
+        for (p, a) in answers {
+            match a {
+                Ok(CtrlResponse::Have(v)) if v == [true] => report.removed_from.push(p.to_string()),
+                Ok(CtrlResponse::Have(_)) => report.not_held += 1,
+                Ok(CtrlResponse::Error(e)) => report.failed.push(format!("{p}: {e}")),
+                Ok(other) => report.failed.push(format!("{p}: answered {other:?}")),
+                Err(e) => report.failed.push(format!("{p}: {e}")),
+            }
+        }
+        let svc = self.inner.svc.clone();
+        let local = block_on_pool(move || svc.remove(me, &mcid)).await?;
+        match local {
+            Ok(true) => report.removed_from.push(me.to_string()),
+            Ok(false) => report.not_held += 1,
+            Err(e) => report.failed.push(format!("{me}: {e}")),
+        }
+        report.removed_from.sort();
+        Ok(report)
     }
 
     /// The node's state.

@@ -166,6 +166,13 @@ pub(crate) struct Proofs {
     status: Mutex<ProofStatus>,
 }
 
+/// How long an auditor waits for a window proof in windows of `window`: 0.45 of a window, at
+/// least 5 s (an auditor asks in the first half of a window, so the answer lands in the same
+/// window). The prover skips a request that waited this long for earlier proofs.
+pub fn answer_deadline(window: Duration) -> Duration {
+    window.mul_f64(0.45).max(Duration::from_secs(5))
+}
+
 /// Drops the calling thread to the lowest scheduling priority (nice 19).
 fn lowest_priority() {
     // SAFETY: setpriority on this thread's id (Linux: per-thread nice); no memory is touched
@@ -526,7 +533,20 @@ impl Proofs {
                     }
                 }
                 self.admit_prove(from)?;
+                let arrived = std::time::Instant::now();
                 let _one = self.prove_lock.lock().map_err(|_| "prover lock poisoned")?;
+                // the auditor started its clock before this request arrived: once its deadline
+                // has passed here it has stopped waiting, so a proof now would only delay the
+                // proofs still awaited (load shedding; the auditor has recorded a miss already)
+                let deadline = answer_deadline(self.opts.window);
+                if arrived.elapsed() >= deadline {
+                    tracing::warn!(auditor = %from, window, waited = arrived.elapsed().as_secs_f64(),
+                        "window proof skipped: the auditor's deadline passed while earlier proofs ran");
+                    return Err(format!(
+                        "busy: the {:.0} s deadline passed before this proof could start",
+                        deadline.as_secs_f64()
+                    ));
+                }
                 let refs: Vec<(u64, &Sealed)> = loaded.iter().map(|(i, s)| (*i, s)).collect();
                 let t = std::time::Instant::now();
                 let proof =
@@ -943,7 +963,7 @@ impl Node {
             nonce,
             sectors: batch.iter().map(|s| s.0).collect(),
         };
-        let deadline = p.opts.window.mul_f64(0.45).max(Duration::from_secs(5));
+        let deadline = answer_deadline(p.opts.window);
         let answer = tokio::time::timeout(
             deadline,
             self.inner.net.ctrl(target, CtrlRequest::App(req.encode())),

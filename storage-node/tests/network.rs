@@ -849,3 +849,49 @@ async fn hot_shards_move_to_measured_fast_peers_and_back() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_publisher_removes_a_dataset_from_its_holders() {
+    use cairn_net::wire::{CtrlRequest, CtrlResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = dataset(dir.path(), 3 << 20, 21);
+    let nodes = network(6).await;
+    let rep = nodes[0].put(&path).await.unwrap();
+    assert!(rep.distributed);
+    let root: Cid = rep.root.parse().unwrap();
+    let manifest: Cid = rep.manifest.parse().unwrap();
+    let holder = nodes
+        .iter()
+        .skip(1)
+        .find(|n| n.repo().pin_ls().unwrap().contains(&root))
+        .expect("a holder other than the publisher")
+        .clone();
+    // another node (not the publisher) asks the holder to drop it: refused, nothing changes
+    let other = nodes
+        .iter()
+        .find(|n| n.peer_id() != holder.peer_id() && n.peer_id() != nodes[0].peer_id())
+        .unwrap();
+    let used = holder.status().await.used;
+    let a = other
+        .net()
+        .ctrl(holder.peer_id(), CtrlRequest::Remove(manifest))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&a, CtrlResponse::Error(e) if e.contains("publisher")),
+        "{a:?}"
+    );
+    assert!(holder.repo().pin_ls().unwrap().contains(&root));
+    assert_eq!(holder.status().await.used, used);
+    // a node that did not publish it cannot remove it through its own API call either
+    assert!(other.remove(&root).await.is_err());
+    // the publisher can: every holder frees the dataset
+    let r = nodes[0].remove(&root).await.unwrap();
+    assert!(r.failed.is_empty(), "{r:?}");
+    assert_eq!(r.removed_from.len(), 6, "{r:?}");
+    for n in &nodes {
+        assert!(!n.repo().pin_ls().unwrap().contains(&root));
+        assert!(n.repo().datasets().unwrap().is_empty());
+        assert_eq!(n.status().await.used, 0, "node {} kept bytes", n.peer_id());
+    }
+}

@@ -380,6 +380,84 @@ fn gc_keeps_pinned_datasets_and_frees_the_rest() {
 }
 
 #[test]
+fn pin_add_of_a_dag_not_here_fails_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let p = small_profile();
+    let f = tmp.path().join("f.bin");
+    std::fs::write(&f, bytes(3, 3 * 1024 * 1024)).unwrap();
+    let r = repo.put(&f, &p, &|_| {}).unwrap();
+    let pins_before = repo.pin_ls().unwrap();
+    // a raw block CID that was never stored (the walk visits raw leaves without reading them)
+    let absent_raw = Block::new(
+        cairn_core::block::HashAlg::Blake3,
+        cairn_core::block::RAW,
+        b"nope".to_vec(),
+    )
+    .cid;
+    // a dag-pb root whose leaves are gone: one leaf of the file deleted
+    let mut leaves = Vec::new();
+    repo.reader()
+        .walk(&r.root, &mut |c| {
+            if c.codec() == cairn_core::block::RAW {
+                leaves.push(*c)
+            }
+        })
+        .unwrap();
+    let mut b = Batch::new();
+    b.delete_block(leaves[1]);
+    repo.store().write(b, Durability::Sync).unwrap();
+    assert!(repo.pin_rm(&r.root).unwrap());
+    for (target, missing) in [(absent_raw, absent_raw), (r.root, leaves[1])] {
+        match repo.pin_add(&target) {
+            Err(RepoError::Incomplete { root, missing: m }) => {
+                assert_eq!((root, m), (target, missing));
+            }
+            other => panic!("pin add of an incomplete DAG: {other:?}"),
+        }
+    }
+    let mut expect = pins_before.clone();
+    expect.retain(|c| *c != r.root);
+    assert_eq!(
+        repo.pin_ls().unwrap(),
+        expect,
+        "a failed pin changed the pins"
+    );
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert!(s.corrupt.is_empty());
+}
+
+#[test]
+fn rm_frees_a_dataset_and_keeps_what_another_pin_shares() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::open(&tmp.path().join("repo")).unwrap();
+    let p = small_profile();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    // the same file in both datasets: its leaves are shared blocks
+    let shared = bytes(4, 2 * 1024 * 1024 + 5);
+    std::fs::write(a.join("x.bin"), &shared).unwrap();
+    std::fs::write(b.join("x.bin"), &shared).unwrap();
+    std::fs::write(a.join("only-a.bin"), bytes(5, 900_000)).unwrap();
+    let ra = repo.put(&a, &p, &|_| {}).unwrap();
+    let rb = repo.put(&b, &p, &|_| {}).unwrap();
+    let g = repo.remove(&ra.root).unwrap();
+    assert!(g.removed > 0 && g.bytes >= 900_000, "{g:?}");
+    assert!(!repo.pin_ls().unwrap().contains(&ra.root));
+    assert_eq!(repo.datasets().unwrap().len(), 1);
+    // b is whole and verifies; a is gone
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert!(s.missing.is_empty() && s.corrupt.is_empty(), "{s:?}");
+    let out = tmp.path().join("out");
+    repo.get(&rb.root, &out).unwrap();
+    same_tree(&b, &out);
+    assert!(repo.get(&ra.root, &tmp.path().join("out2")).is_err());
+    assert!(matches!(repo.remove(&ra.root), Err(RepoError::NotHeld(_))));
+}
+
+#[test]
 fn car_roundtrip_and_bad_cars_pin_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let src = dataset(tmp.path());

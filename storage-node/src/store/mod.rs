@@ -47,11 +47,14 @@ pub enum Table {
     /// What is known of each promoted copy held here: CID bytes -> cache record
     /// (`docs/formats.md`).
     CacheIndex,
+    /// Who published each network dataset held here, the only peer whose `Remove` is
+    /// honoured: manifest CID bytes -> publisher peer id bytes (the first claim is kept).
+    Publishers,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Pins,
         Table::Datasets,
         Table::Quarantine,
@@ -63,6 +66,7 @@ impl Table {
         Table::Promoted,
         Table::Cache,
         Table::CacheIndex,
+        Table::Publishers,
     ];
 
     /// Column family / map name.
@@ -79,6 +83,7 @@ impl Table {
             Table::Promoted => "promoted",
             Table::Cache => "cache",
             Table::CacheIndex => "cache_index",
+            Table::Publishers => "publishers",
         }
     }
 }
@@ -139,7 +144,10 @@ pub enum Durability {
     /// On stable storage (write-ahead log synced).
     Sync,
     /// Bulk ingest: atomic, but may be lost in a crash until [`BlockStore::persist`] returns.
-    /// Used for stripes, which a re-run of the same ingest rewrites.
+    /// Used for stripes, which a re-run of the same ingest rewrites. A crash keeps the Deferred
+    /// batches up to some point in write order, each whole, and loses the rest, while Sync
+    /// batches written after the lost ones survive: persist before a Sync write that refers
+    /// to Deferred data.
     Deferred,
 }
 
@@ -192,6 +200,15 @@ pub trait BlockStore: Send + Sync {
     fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError>;
     /// Calls `f` with every block CID in key order until it returns false.
     fn for_each_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError>;
+    /// Like [`for_each_cid`], but walks the stored block bytes rather than any index of them
+    /// (so it may read every byte). Both name the same blocks, also after a crash
+    /// (`docs/formats.md`, "Crash safety"); consistency checks compare them. The default is for
+    /// stores that keep no separate index.
+    ///
+    /// [`for_each_cid`]: BlockStore::for_each_cid
+    fn for_each_stored_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError> {
+        self.for_each_cid(f)
+    }
     /// A table entry.
     fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of a table, in key order.

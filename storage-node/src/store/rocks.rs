@@ -5,7 +5,32 @@
 //!   and more, so large blocks are written once to blob files and compactions only move keys;
 //! - `block_index`: CID bytes -> block length (u64 LE), written in the same batch, so listing and
 //!   sizing blocks never reads block bytes;
-//! - `pins`, `datasets`, `quarantine`: the [`Table`]s.
+//! - `pins`, `datasets`, `quarantine`, ...: the [`Table`]s.
+//!
+//! # Crash safety
+//!
+//! [`Durability::Deferred`] writes skip the WAL, so after a crash only what a flush committed
+//! survives of them. Without more, each column family flushes on its own (`blocks` whenever its
+//! 16 MiB memtable fills, `block_index` far more rarely), and a crash between two flushes leaves
+//! block bytes with no index entry (space `gc` never frees) or index entries with no bytes (`has`
+//! says yes, misleading resumed ingests and repair). So the database runs with `atomic_flush`:
+//! every flush, automatic or by [`BlockStore::persist`], cuts the memtables of all column
+//! families at one sequence number and commits their files in one MANIFEST record, which a
+//! crash either applies whole or not at all. A write batch is never split by the cut. What a
+//! crash keeps of a batch is therefore the same in every column family:
+//!
+//! - a [`Durability::Sync`] batch is in the synced WAL and is replayed whole (RocksDB replays WAL
+//!   batches after the last flush independently of the Deferred batches around them);
+//! - a Deferred batch survives iff it came before the last committed flush.
+//!
+//! `blocks` and `block_index` only ever change together, for the same key, in the same batch
+//! ([`Op::PutBlock`], [`Op::DeleteBlock`]), so for every key the last surviving batch that touched
+//! it is the same in both and they agree; so do `cache` and `cache_index`, which the fast tier
+//! likewise writes and deletes together. Cross-table facts (a pin naming a manifest whose stripes
+//! are stored) hold because writers [`persist`](BlockStore::persist) Deferred data before the
+//! Sync batch that refers to it. Blob files are written and synced during a flush before the
+//! SST that points into them, and are added in the same MANIFEST record, so a flushed `blocks`
+//! key always finds its bytes; files of a flush cut short are unreferenced and deleted at open.
 
 use super::{Batch, BlockStore, Durability, Op, StoreError, Table};
 use cid::Cid;
@@ -42,6 +67,9 @@ impl RocksStore {
         // through the page cache (measured with `cairn bench ingest`).
         opts.set_use_direct_io_for_flush_and_compaction(true);
         opts.set_bytes_per_sync(1 << 20);
+        // Deferred writes skip the WAL: flush all column families as one, so a crash never
+        // separates a block from its index entry (see "Crash safety" above).
+        opts.set_atomic_flush(true);
 
         let mut blocks = Options::default();
         blocks.set_enable_blob_files(true);
@@ -124,7 +152,8 @@ impl BlockStore for RocksStore {
         match durability {
             Durability::Sync => wo.set_sync(true),
             // Bulk block data skips the WAL: it is written once, to blob files, at flush time;
-            // `persist` flushes before the ingest commits its manifest.
+            // `persist` flushes before the ingest commits its manifest. Atomic flush keeps the
+            // column families in step across a crash.
             Durability::Deferred => wo.disable_wal(true),
         }
         self.db.write_opt(wb, &wo).map_err(|e| self.err(e))
@@ -133,6 +162,7 @@ impl BlockStore for RocksStore {
     fn persist(&self) -> Result<(), StoreError> {
         let mut fo = FlushOptions::default();
         fo.set_wait(true);
+        // with `atomic_flush` this is one flush of every column family, committed at once
         let cfs: Vec<&ColumnFamily> = [BLOCKS, INDEX]
             .into_iter()
             .chain(Table::ALL.iter().map(|t| t.name()))
@@ -179,6 +209,20 @@ impl BlockStore for RocksStore {
         Ok(())
     }
 
+    fn for_each_stored_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError> {
+        // the iterator loads each value (blob values too): this reads every stored byte
+        let mut it = self.db.raw_iterator_cf(self.cf(BLOCKS)?);
+        it.seek_to_first();
+        while let Some(k) = it.key() {
+            let cid = Cid::try_from(k).map_err(|_| StoreError::BadKey("blocks"))?;
+            if !f(cid) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.err(e))
+    }
+
     fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db
             .get_cf(self.cf(t.name())?, key)
@@ -200,6 +244,7 @@ mod tests {
     use super::*;
     use crate::store::{Batch, Durability};
     use cairn_core::block::{Block, HashAlg, RAW};
+    use cairn_core::testgen::Gen;
 
     #[test]
     fn shared_suite() {
@@ -228,6 +273,65 @@ mod tests {
         assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.to_vec()));
         assert_eq!(s.get(&small.cid).unwrap(), Some(small.data.to_vec()));
         assert_eq!(s.size(&b.cid).unwrap(), Some(10_000));
+    }
+
+    /// The files of a store as a crash would leave them: copied while it is open.
+    fn crash_image(s: &RocksStore, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(&s.path).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+
+    #[test]
+    fn crash_after_an_automatic_flush_keeps_blocks_and_index_together() {
+        let d = tempfile::tempdir().unwrap();
+        let s = RocksStore::open(&d.path().join("db")).unwrap();
+        // 24 MiB of Deferred blocks: past the 16 MiB blocks memtable, so RocksDB flushes on its
+        // own, with no `persist`; the index entries alone would fill no memtable
+        let blocks: Vec<Block> = (0..24u64)
+            .map(|i| Block::new(HashAlg::Blake3, RAW, Gen::bytes(i, 1 << 20)))
+            .collect();
+        for b in &blocks {
+            let mut batch = Batch::new();
+            batch.put_block(b.clone());
+            s.write(batch, Durability::Deferred).unwrap();
+        }
+        let prop = |name: &str| {
+            s.db.property_int_value_cf(s.cf(BLOCKS).unwrap(), name)
+                .unwrap()
+                .unwrap()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while prop("rocksdb.num-immutable-mem-table") > 0 || prop("rocksdb.num-running-flushes") > 0
+        {
+            assert!(std::time::Instant::now() < deadline, "no flush finished");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        crash_image(&s, &d.path().join("image"));
+        drop(s);
+
+        let s = RocksStore::open(&d.path().join("image")).unwrap();
+        let (mut indexed, mut stored) = (Vec::new(), Vec::new());
+        s.for_each_cid(&mut |c| {
+            indexed.push(c);
+            true
+        })
+        .unwrap();
+        s.for_each_stored_cid(&mut |c| {
+            stored.push(c);
+            true
+        })
+        .unwrap();
+        assert!(!stored.is_empty(), "the automatic flush wrote nothing");
+        assert_eq!(
+            stored, indexed,
+            "blocks and block_index disagree after a crash"
+        );
+        for c in &indexed {
+            assert!(s.get(c).unwrap().is_some());
+        }
     }
 
     #[test]
