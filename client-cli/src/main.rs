@@ -1,9 +1,11 @@
 //! `cairn`: publish, fetch, verify and repair datasets in a local Cairn repo.
 
 mod bench;
-mod bench_proofs;
-mod network;
+mod demo;
+mod devnet;
+mod node_api;
 mod placement;
+mod progress;
 mod proofs;
 mod remote;
 mod tier_demo;
@@ -16,9 +18,8 @@ use cairn_storage_node::ingest::{self, Target};
 use cairn_storage_node::repo::Repo;
 use cid::Cid;
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -134,7 +135,7 @@ enum Cmd {
     /// A local network of storage nodes, one process each.
     Devnet {
         #[command(subcommand)]
-        cmd: network::DevnetCmd,
+        cmd: devnet::DevnetCmd,
     },
     /// Proof audits.
     Audit {
@@ -239,13 +240,13 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
             m,
             only_hash: false,
         } => {
-            let choice = network::PutChoice {
+            let choice = node_api::PutChoice {
                 profile: profile.clone(),
                 k: *k,
                 m: *m,
             };
             for path in paths {
-                let r = network::put(api, token, path, &choice)
+                let r = node_api::put(api, token, path, &choice)
                     .with_context(|| format!("adding {} through {api}", path.display()))?;
                 if json {
                     println!(
@@ -263,7 +264,7 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
         Cmd::Get { target: t, output } => {
             let (c, path) = target(t)?;
             let n = if path.is_empty() {
-                network::get(api, &c, output, json)?
+                node_api::get(api, &c, output, json)?
             } else {
                 let r = remote::Remote::open(api, &c)?;
                 let sub = r.resolve(&path);
@@ -341,7 +342,7 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
         }
         Cmd::Stat { target: t } => {
             let (c, _) = target(t)?;
-            let pl = network::placement(api, &c)?;
+            let pl = node_api::placement(api, &c)?;
             if json {
                 println!("{pl}");
             } else {
@@ -371,7 +372,7 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
             cmd: PinCmd::Rm { cid },
         } => return remove_through(api, token, cid, json).map(Some),
         Cmd::Pin { cmd: PinCmd::Ls } => {
-            for p in network::pins(api)?.as_array().into_iter().flatten() {
+            for p in node_api::pins(api)?.as_array().into_iter().flatten() {
                 if json {
                     println!("{}", json!({"cid": p["root"], "manifest": p["manifest"]}));
                 } else {
@@ -388,7 +389,7 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
             ))
         }
         Cmd::Verify => {
-            let r = network::scrub(api, token)?;
+            let r = node_api::scrub(api, token)?;
             let corrupt: Vec<&str> = r["corrupt_blocks"]
                 .as_array()
                 .into_iter()
@@ -420,7 +421,7 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
             }
         }
         Cmd::Repair => {
-            let r = network::repair(api, token)?;
+            let r = node_api::repair(api, token)?;
             println!("{r}");
         }
         Cmd::Gc => {
@@ -455,7 +456,7 @@ fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
 /// `cairn rm` / `cairn pin rm` through a node.
 fn remove_through(api: &str, token: Option<&str>, cid: &str, json: bool) -> Result<ExitCode> {
     let c = parse_cid(cid)?;
-    let r = network::remove(api, token, &c).with_context(|| format!("removing {c}"))?;
+    let r = node_api::remove(api, token, &c).with_context(|| format!("removing {c}"))?;
     let failed: Vec<&str> = r["failed"]
         .as_array()
         .into_iter()
@@ -546,35 +547,6 @@ fn target(s: &str) -> Result<(Cid, String)> {
     Ok((parse_cid(c)?, p.to_string()))
 }
 
-pub(crate) fn bar(len: u64, msg: &str) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if !std::io::stderr().is_terminal() {
-        pb.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_message(msg.to_string());
-    pb
-}
-
-/// A byte counter for work of unknown length (scrub).
-fn spinner(msg: &str) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if !std::io::stderr().is_terminal() {
-        pb.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    pb.set_message(msg.to_string());
-    pb
-}
-
 fn tree_size(p: &Path) -> u64 {
     fn walk(p: &Path, depth: usize) -> u64 {
         let Ok(m) = std::fs::symlink_metadata(p) else {
@@ -625,7 +597,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let repo = if *only_hash { None } else { Some(open(&cli)?) };
             for path in paths {
-                let pb = bar(tree_size(path), "importing");
+                let pb = progress::bar(tree_size(path), "importing");
                 let progress = |n: u64| pb.inc(n);
                 let r = match &repo {
                     Some(repo) => repo.put(path, &p, &progress).map_err(anyhow::Error::from),
@@ -711,7 +683,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Verify => {
             let repo = open(&cli)?;
-            let pb = spinner("verifying");
+            let pb = progress::spinner("verifying");
             let r = repo.scrub(&|n| pb.inc(n))?;
             pb.finish_and_clear();
             if json {
@@ -863,13 +835,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Devnet { cmd } => match cmd {
-            network::DevnetCmd::Up {
+            devnet::DevnetCmd::Up {
                 nodes,
                 dir,
                 no_proofs,
                 slow,
             } => {
-                let d = network::devnet_up(*nodes, dir, !*no_proofs, slow)?;
+                let d = devnet::devnet_up(*nodes, dir, !*no_proofs, slow)?;
                 if json {
                     println!("{}", serde_json::to_string(&d)?);
                 } else {
@@ -885,12 +857,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     eprintln!("wrote {}", dir.join("devnet.json").display());
                 }
             }
-            network::DevnetCmd::Down { dir } => {
-                let n = network::devnet_down(dir)?;
+            devnet::DevnetCmd::Down { dir } => {
+                let n = devnet::devnet_down(dir)?;
                 eprintln!("stopped {n} nodes");
             }
         },
-        Cmd::Demo { dir } => network::demo(dir)?,
+        Cmd::Demo { dir } => demo::demo(dir)?,
         Cmd::Audit {
             cmd: AuditCmd::Verify,
         } => {
@@ -898,7 +870,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .api
                 .clone()
                 .context("give the node's API address with --api or CAIRN_API")?;
-            return network::audit_verify(&api, json);
+            return node_api::audit_verify(&api, json);
         }
         Cmd::Proofs { cmd } => return proofs::run(cmd),
         Cmd::Bench { cmd } => bench::run(cmd, json)?,

@@ -1,7 +1,7 @@
 //! `cairn placement eval`: policies through the fast-tier simulator on a real trace.
 
 use anyhow::{bail, Context, Result};
-use cairn_placement::policy::{by_name, Setup, POLICIES};
+use cairn_placement::registry::{by_name, Setup, POLICIES};
 use cairn_placement::sim::{run, Metrics, SimConfig};
 use cairn_placement::trace::{Request, TraceReader};
 use clap::Subcommand;

@@ -4,7 +4,7 @@
 //! parity when holders are gone), like `get` of a whole dataset does. Nothing is read from the
 //! local repo.
 
-use crate::network::{bootstrap_of, client_net};
+use crate::node_api::{bootstrap_of, client_net};
 use anyhow::{Context, Result};
 use cairn_core::dag::{DagReader, FetchError};
 use cairn_core::{Block, Cid};

@@ -2,10 +2,8 @@
 //! from a slow node is promoted to a node its peers measured as fast, the job's reads then
 //! come from there, and the copy is dropped once nobody reads it.
 
-use crate::network::{
-    api_get_json, api_post_json, bootstrap_of, client_net, node_binary, token_of, Devnet,
-    DevnetNode,
-};
+use crate::devnet::{node_binary, token_of, Devnet, DevnetNode};
+use crate::node_api::{api_get_json, api_post_json, bootstrap_of, client_net};
 use anyhow::{bail, Context, Result};
 use cairn_core::block::{HashAlg, RAW};
 use cairn_core::Cid;
@@ -13,7 +11,7 @@ use cairn_retrieval::client::Resolved;
 use cairn_retrieval::{Client, Options, Progress};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -106,7 +104,7 @@ pub fn run(
     let name = |p: &str| names.get(p).cloned().unwrap_or_else(|| p.to_string());
     println!(
         "== fast tier: node-1 and node-3 have fast media; node-0, node-2, node-4 and node-5 emulate slow disks (+{} ms per block served)",
-        crate::network::DEVNET_SLOW_MS
+        crate::devnet::DEVNET_SLOW_MS
     );
     println!(
         "   nodes measure each other (ping RTT, timed block fetches); none declares its speed"
@@ -114,7 +112,7 @@ pub fn run(
     // the hot file: one whose shard sits on a slow node (a file under one chunk is one raw
     // leaf, whose CID is the file's)
     let mut files = Vec::new();
-    crate::network::files_under(data, data, &mut files)?;
+    files_under(data, data, &mut files)?;
     // the largest files first: a training job's hot data is its tar shards
     let size = |f: &std::path::PathBuf| std::fs::metadata(data.join(f)).map_or(0, |m| m.len());
     files.sort_by_key(|f| (std::cmp::Reverse(size(f)), f.clone()));
@@ -152,7 +150,7 @@ pub fn run(
     let client = Client::new(net_client.clone(), Options::default()).with_progress(tx);
     let before = rt.block_on(reads(&client, &mut rx, root, &cid, READS, &name))?;
 
-    println!("== node-{hi} runs a placement window (the engine on its reads, then moves; windows also run every {} s)", crate::network::DEVNET_PLACEMENT_SECS);
+    println!("== node-{hi} runs a placement window (the engine on its reads, then moves; windows also run every {} s)", crate::devnet::DEVNET_PLACEMENT_SECS);
     let w = api_post_json(
         &holder.api,
         Some(&token_of(holder)?),
@@ -272,4 +270,17 @@ fn short(s: &str) -> String {
         &s[..s.len().min(12)],
         &s[s.len().saturating_sub(6)..]
     )
+}
+
+pub(crate) fn files_under(p: &Path, base: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(p)? {
+        let e = e?;
+        let path = e.path();
+        if e.file_type()?.is_dir() {
+            files_under(&path, base, out)?;
+        } else {
+            out.push(path.strip_prefix(base)?.to_path_buf());
+        }
+    }
+    Ok(())
 }

@@ -37,7 +37,7 @@ impl List {
 }
 
 /// Adaptive Replacement Cache over bytes.
-pub struct Arc {
+pub struct ArcCache {
     cap: u64,
     p: u64,
     clock: u64,
@@ -47,10 +47,10 @@ pub struct Arc {
     b2: List,
 }
 
-impl Arc {
+impl ArcCache {
     /// An empty cache of `cap` bytes.
     pub fn new(cap: u64) -> Self {
-        Arc {
+        ArcCache {
             cap,
             p: 0,
             clock: 0,
@@ -97,7 +97,7 @@ impl Arc {
     }
 }
 
-impl Policy for Arc {
+impl Policy for ArcCache {
     fn name(&self) -> &'static str {
         "arc"
     }

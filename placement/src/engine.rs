@@ -29,8 +29,8 @@
 
 use crate::gbdt::{Model, Params};
 use crate::policy::Policy;
-use crate::policy2::S3Fifo;
 use crate::sampled::{Rng, Sampled};
+use crate::sieve::S3Fifo;
 use crate::trace::Request;
 use std::collections::{HashMap, VecDeque};
 

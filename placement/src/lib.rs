@@ -17,10 +17,13 @@
 
 pub mod arc;
 pub mod engine;
+pub mod fixed;
 pub mod gbdt;
+pub mod lfu;
 pub mod lhd;
 pub mod policy;
-pub mod policy2;
+pub mod registry;
 pub mod sampled;
+pub mod sieve;
 pub mod sim;
 pub mod trace;

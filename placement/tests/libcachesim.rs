@@ -2,7 +2,7 @@
 //! `fixtures/placement/libcachesim.json`, made by `fixtures/placement/libcachesim_reference.py`):
 //! object and byte miss ratios must agree within 0.5 % absolute, with no warm-up.
 
-use cairn_placement::policy::{by_name, Setup};
+use cairn_placement::registry::{by_name, Setup};
 use cairn_placement::sim::simulate;
 use cairn_placement::trace::{Request, TraceReader};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! The retrieval client: resolve, locate, fetch (verified, parallel, with parity fallback).
 
 use crate::cache::BlockCache;
-use crate::export::ExportError;
+pub use crate::error::RetrievalError;
 use crate::layout;
 use bytes::Bytes;
 use cairn_core::dag::{DagError, Node};
@@ -9,70 +9,13 @@ use cairn_core::erasure::{Coder, ErasureError, Stripe};
 use cairn_core::manifest::{self, Manifest};
 use cairn_core::{Block, Cid};
 use cairn_net::wire::{CtrlRequest, CtrlResponse, MAX_CACHED, MAX_HAVE};
-use cairn_net::{NetClient, NetError, PeerId};
+use cairn_net::{NetClient, PeerId};
 use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::mpsc;
-
-/// Retrieval failures.
-#[derive(Debug, Error)]
-pub enum RetrievalError {
-    /// The network failed.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// No peer served a valid copy of a manifest page.
-    #[error("no provider served manifest page {0}")]
-    Page(Cid),
-    /// A manifest or page does not decode.
-    #[error("manifest {cid} is malformed: {reason}")]
-    Manifest {
-        /// The block.
-        cid: Cid,
-        /// Why.
-        reason: String,
-    },
-    /// A stripe has fewer than k reachable, valid shards.
-    #[error("stripe {index} cannot be recovered: {reason}")]
-    Stripe {
-        /// Stripe index in the manifest.
-        index: usize,
-        /// Why.
-        reason: String,
-    },
-    /// The block is not part of the dataset.
-    #[error("block {0} is not part of this dataset")]
-    NotInDataset(Cid),
-    /// Reading the DAG failed.
-    #[error(transparent)]
-    Dag(#[from] DagError),
-    /// Writing output failed.
-    #[error(transparent)]
-    Export(#[from] ExportError),
-    /// The output path exists.
-    #[error("{0} already exists; choose another output path")]
-    Exists(PathBuf),
-    /// A leaf of the output is neither written and synced by this download nor verified on
-    /// disk, so the output is not moved into place.
-    #[error("{path}: leaf {cid} is not verified on disk; the download is not complete")]
-    Unverified {
-        /// The leaf.
-        cid: Cid,
-        /// A file it goes into.
-        path: PathBuf,
-    },
-    /// Local I/O failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 /// What a download is doing, for progress displays and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,7 @@
 //! directory holding it, so the rename itself survives a power loss.
 
 use crate::cache::BlockCache;
-use crate::client::RetrievalError;
+use crate::error::RetrievalError;
 use cairn_core::block::RAW;
 use cairn_core::dag::{DagError, Kind, Node, MAX_DEPTH};
 use cairn_core::dagpb::DagPbError;

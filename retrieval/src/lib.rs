@@ -30,6 +30,7 @@
 pub mod cache;
 pub mod client;
 pub mod dataset;
+pub mod error;
 pub mod export;
 pub mod layout;
 

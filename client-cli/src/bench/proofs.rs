@@ -2,7 +2,7 @@
 //! window proof (PoSt) and the seal proof, and native labelling throughput against arkworks'
 //! reference Poseidon sponge computing the very same labels, in the same run.
 
-use crate::bench::report;
+use super::report::{report, verdict};
 use anyhow::{bail, Context, Result};
 use ark_bn254::{Bn254, Fr};
 use ark_crypto_primitives::sponge::poseidon::{PoseidonConfig, PoseidonSponge};
@@ -147,11 +147,11 @@ fn post_bench(
             tree_time.as_secs_f64(),
             witness.as_secs_f64(),
             best_prove.as_secs_f64(),
-            crate::bench::verdict(prove_ok),
+            verdict(prove_ok),
             ms(verify),
             ms(verify_all),
-            crate::bench::verdict(verify_ok),
-            crate::bench::verdict(size == 128),
+            verdict(verify_ok),
+            verdict(size == 128),
         ),
     );
     Ok(())
@@ -214,7 +214,7 @@ fn seal_bench(
             seal_time.as_secs_f64(),
             setup.as_secs_f64(),
             best.as_secs_f64(),
-            crate::bench::verdict(best.as_secs_f64() <= 5.0),
+            verdict(best.as_secs_f64() <= 5.0),
             ms(verify),
         ),
     );
@@ -302,7 +302,7 @@ fn label_bench(sector: usize, json: bool) -> Result<()> {
              {batch_us:.1} us/label ({:.0} KB/s of data), same labels: {ratio:.2}x (target >= 4x: {})",
             sector >> 10,
             bytes_per_label / batch_us * 1e3,
-            crate::bench::verdict(ratio >= 4.0),
+            verdict(ratio >= 4.0),
         ),
     );
     Ok(())

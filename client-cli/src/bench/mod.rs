@@ -1,9 +1,17 @@
 //! `cairn bench`: each benchmark measures its baseline in the same run and prints the ratio.
 
+pub(crate) mod data;
+mod net;
+mod proofs;
+mod report;
+
 use anyhow::{Context, Result};
 use cairn_core::profile::Profile;
 use cairn_storage_node::ingest::{ingest_source, Source, Target};
 use clap::Subcommand;
+use data::fill;
+use data::sample_dataset;
+use report::{report, verdict};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -84,18 +92,6 @@ pub enum BenchCmd {
     },
 }
 
-/// Seeded pseudo-random bytes (xorshift64*): incompressible, reproducible.
-pub(crate) fn fill(seed: u64, buf: &mut [u8]) {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    for c in buf.chunks_mut(8) {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        let v = x.wrapping_mul(0x2545F4914F6CDD1D).to_le_bytes();
-        c.copy_from_slice(&v[..c.len()]);
-    }
-}
-
 fn best<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
     let mut best: Option<(Duration, T)> = None;
     for _ in 0..runs {
@@ -107,24 +103,6 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T
         }
     }
     best.context("no runs")
-}
-
-pub(crate) fn report(json: bool, name: &str, fields: serde_json::Value, line: String) {
-    if json {
-        let mut v = fields;
-        v["bench"] = json!(name);
-        println!("{v}");
-    } else {
-        println!("{line}");
-    }
-}
-
-pub(crate) fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "MISS"
-    }
 }
 
 fn gbps(bytes: u64, d: Duration) -> f64 {
@@ -141,9 +119,9 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             post_depth,
             seal_sector,
             label_sector,
-        } => crate::bench_proofs::run(*post_depth, *seal_sector, *label_sector, json),
+        } => proofs::run(*post_depth, *seal_sector, *label_sector, json),
         BenchCmd::Net { mib, dir, sendme } => {
-            crate::network::bench_net(*mib, dir.as_deref(), sendme.as_deref(), json)
+            net::bench_net(*mib, dir.as_deref(), sendme.as_deref(), json)
         }
         BenchCmd::SampleDataset {
             out,
@@ -413,58 +391,5 @@ fn ingest(mib: u64, dir: Option<&Path>, json: bool) -> Result<()> {
             verdict(rss_mib <= 128.0)
         ),
     );
-    Ok(())
-}
-
-/// One ustar header + body, padded to 512 bytes.
-fn tar_entry(out: &mut Vec<u8>, name: &str, body: &[u8]) {
-    let mut h = [0u8; 512];
-    h[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[108..116].copy_from_slice(b"0000000\0");
-    h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(format!("{:011o}\0", body.len()).as_bytes());
-    h[136..148].copy_from_slice(b"00000000000\0");
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(body);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-}
-
-pub(crate) fn sample_dataset(out: &Path, shards: u32, shard_bytes: u64, seed: u64) -> Result<()> {
-    anyhow::ensure!(!out.exists(), "{} already exists", out.display());
-    std::fs::create_dir_all(out.join("train"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    let sample = 96 * 1024;
-    let per_shard = (shard_bytes / sample as u64).max(1);
-    for s in 0..shards {
-        let mut tar = Vec::with_capacity(shard_bytes as usize + 4096);
-        for i in 0..per_shard {
-            let key = format!("sample{:06}", u64::from(s) * per_shard + i);
-            let mut img = vec![0u8; sample - 1024 + (i as usize * 37) % 2048];
-            fill(seed * 1_000_003 + u64::from(s) * 65_537 + i, &mut img);
-            img[..3].copy_from_slice(&[0xff, 0xd8, 0xff]); // JPEG magic, for realism
-            tar_entry(&mut tar, &format!("{key}.jpg"), &img);
-            tar_entry(
-                &mut tar,
-                &format!("{key}.cls"),
-                format!("{}", (i * 7 + u64::from(s)) % 1000).as_bytes(),
-            );
-        }
-        tar.extend_from_slice(&[0u8; 1024]);
-        let p = out.join("train").join(format!("shard-{s:06}.tar"));
-        std::fs::write(&p, &tar).with_context(|| format!("writing {}", p.display()))?;
-    }
-    std::fs::write(
-        out.join("dataset.json"),
-        serde_json::to_vec_pretty(
-            &json!({"name": "cairn-sample", "format": "webdataset", "shards": shards, "samples_per_shard": per_shard, "seed": seed}),
-        )?,
-    )?;
     Ok(())
 }

@@ -1,0 +1,311 @@
+//! `cairn` through a node's HTTP API: `put`, `rm`, `pin ls`, `verify`, `stat`, `repair`, the
+//! audit log, and `get` through the retrieval client.
+
+use anyhow::{bail, Context, Result};
+use cairn_core::Cid;
+use cairn_net::{Multiaddr, NetConfig, NoService};
+use cairn_retrieval::{Client, Options, Progress};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn url(api: &str, path: &str) -> String {
+    let base = api.trim_end_matches('/');
+    if base.starts_with("http://") || base.starts_with("https://") {
+        format!("{base}{path}")
+    } else {
+        format!("http://{base}{path}")
+    }
+}
+
+fn read_json(mut resp: ureq::http::Response<ureq::Body>, what: &str) -> Result<Value> {
+    let status = resp.status();
+    let v: Value = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_json()
+        .with_context(|| format!("{what}: the node's answer is not JSON (HTTP {status})"))?;
+    if !status.is_success() {
+        let msg = v
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("no reason given");
+        bail!("{what}: the node said {status}: {msg}");
+    }
+    Ok(v)
+}
+
+pub(crate) fn api_get_json(api: &str, path: &str) -> Result<Value> {
+    let r = agent()
+        .get(url(api, path))
+        .call()
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, path)
+}
+
+pub(crate) fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
+    let mut req = agent().post(url(api, path));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let r = req
+        .send_empty()
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, path)
+}
+
+/// `cairn audit verify`: fetches a node's whole audit log and re-verifies it end to end with
+/// this machine's keys (chain, signatures, seal proofs, window proofs). Exit 0 when it
+/// verifies, 1 when it does not.
+pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
+    use cairn_proofs::audit::{verify_log, LogEntry, NetParams};
+    let st = api_get_json(api, "/api/v0/proofs")?;
+    let p = &st["params"];
+    let num = |i: usize| {
+        p[i].as_u64()
+            .map(|x| x as usize)
+            .context("the node's proof parameters are malformed")
+    };
+    let params = NetParams {
+        sector_size: num(0)?,
+        layers: num(1)?,
+        challenges: num(2)?,
+        batch: num(3)?,
+        seal_challenges: cairn_storage_node::config::ProofsConfig::default()
+            .params()
+            .seal_challenges,
+    };
+    params
+        .check()
+        .map_err(|e| anyhow::anyhow!("the node's proof parameters: {e}"))?;
+    let mut entries = Vec::new();
+    loop {
+        let page = api_get_json(api, &format!("/api/v0/audit/log?from={}", entries.len()))?;
+        let list = page["entries"].as_array().cloned().unwrap_or_default();
+        let n = list.len();
+        for e in list {
+            let bytes = e["entry"]
+                .as_str()
+                .and_then(cairn_proofs::audit::from_hex)
+                .context("a log entry is not hex")?;
+            entries.push(
+                LogEntry::decode(&bytes)
+                    .map_err(|err| anyhow::anyhow!("log entry {}: {err}", entries.len()))?,
+            );
+        }
+        if n < cairn_storage_node::proving::LOG_PAGE {
+            break;
+        }
+    }
+    let keys = cairn_storage_node::config::default_keys_dir();
+    let seal = params.seal_keys(&keys)?;
+    let post = params.post_keys(&keys)?;
+    let r = verify_log(
+        &entries,
+        &params,
+        &seal,
+        &post,
+        &cairn_net::identity::verify_signature,
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "entries": r.entries, "sectors": r.sectors, "passes": r.passes,
+                "fails_rechecked": r.fails_rechecked, "unverifiable_claims": r.claims,
+                "problems": r.problems, "ok": r.problems.is_empty(),
+            })
+        );
+    } else {
+        println!(
+            "{} entries: {} sector seal proofs verified, {} passing window proofs verified, {} failed proofs re-checked invalid, {} signed fail/miss claims (no proof to re-check)",
+            r.entries, r.sectors, r.passes, r.fails_rechecked, r.claims
+        );
+        for prob in &r.problems {
+            println!("problem: {prob}");
+        }
+        println!(
+            "{}",
+            if r.problems.is_empty() {
+                "the audit log verifies"
+            } else {
+                "the audit log does NOT verify"
+            }
+        );
+    }
+    Ok(if r.problems.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// `cairn put --api`: uploads a file (or a tar of a directory) to the node, which imports and
+/// places it. Returns the node's report.
+pub fn put(api: &str, token: Option<&str>, path: &Path, choice: &PutChoice) -> Result<Value> {
+    // check the token before uploading: the node refuses a bad one without reading the body
+    let mut check = agent().get(url(api, "/api/v0/auth"));
+    if let Some(t) = token {
+        check = check.header("Authorization", &format!("Bearer {t}"));
+    }
+    let r = check
+        .call()
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, "put").context("set --token or CAIRN_API_TOKEN to the node repo's api.token")?;
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut body = if meta.is_dir() {
+        let mut f = tempfile::tempfile().context("creating a temporary tar file")?;
+        {
+            let mut b = tar::Builder::new(&mut f);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", path)
+                .with_context(|| format!("packing {}", path.display()))?;
+            b.finish()?;
+        }
+        use std::io::Seek;
+        f.rewind()?;
+        f
+    } else {
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?
+    };
+    let mut q: Vec<String> = Vec::new();
+    if meta.is_dir() {
+        q.push("tar=true".into());
+    }
+    if let Some(p) = &choice.profile {
+        q.push(format!("profile={p}"));
+    }
+    if let Some(k) = choice.k {
+        q.push(format!("k={k}"));
+    }
+    if let Some(m) = choice.m {
+        q.push(format!("m={m}"));
+    }
+    let q = if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.join("&"))
+    };
+    let mut req = agent().post(url(api, &format!("/api/v0/put{q}")));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let r = req
+        .send(ureq::SendBody::from_reader(&mut body))
+        .with_context(|| format!("cannot reach the node API at {api}"))?;
+    read_json(r, "put")
+}
+
+/// A publisher's choices for `put --api` (`None`: the node's config).
+#[derive(Debug, Clone, Default)]
+pub struct PutChoice {
+    /// Import profile name.
+    pub profile: Option<String>,
+    /// Data shards per stripe.
+    pub k: Option<usize>,
+    /// Parity shards per stripe.
+    pub m: Option<usize>,
+}
+
+/// `cairn rm --api`: the node (which must have published `root`) takes the dataset off the
+/// network.
+pub fn remove(api: &str, token: Option<&str>, root: &Cid) -> Result<Value> {
+    api_post_json(api, token, &format!("/api/v0/rm/{root}"))
+}
+
+/// The roots the node keeps.
+pub fn pins(api: &str) -> Result<Value> {
+    api_get_json(api, "/api/v0/pins")
+}
+
+/// A scrub of the node's own blocks.
+pub fn scrub(api: &str, token: Option<&str>) -> Result<Value> {
+    api_post_json(api, token, "/api/v0/scrub")
+}
+
+/// Where each shard of `root` lives, from the node's point of view.
+pub fn placement(api: &str, root: &Cid) -> Result<Value> {
+    api_get_json(api, &format!("/api/v0/placement/{root}"))
+}
+
+/// One repair round on the node.
+pub fn repair(api: &str, token: Option<&str>) -> Result<Value> {
+    api_post_json(api, token, "/api/v0/repair")
+}
+
+/// Bootstrap addresses of the node behind `api`.
+pub(crate) fn bootstrap_of(api: &str) -> Result<Vec<Multiaddr>> {
+    let id = api_get_json(api, "/api/v0/id")?;
+    let addrs = id["addrs"]
+        .as_array()
+        .context("the node's /api/v0/id has no addrs")?;
+    addrs
+        .iter()
+        .filter_map(|a| a.as_str())
+        .map(|a| {
+            a.parse::<Multiaddr>()
+                .with_context(|| format!("bad address {a}"))
+        })
+        .collect()
+}
+
+/// A client's network handle (it stores nothing), connected to `bootstrap`.
+pub(crate) async fn client_net(bootstrap: &[Multiaddr]) -> Result<cairn_net::NetClient> {
+    let key = cairn_net::Keypair::generate_ed25519();
+    let cfg = NetConfig {
+        bootstrap: bootstrap.to_vec(),
+        server: false,
+        ..NetConfig::default()
+    };
+    let (net, _events) = cairn_net::start(key, cfg, Arc::new(NoService)).await?;
+    for a in bootstrap {
+        net.dial(a.clone())
+            .await
+            .with_context(|| format!("dialing {a}"))?;
+    }
+    Ok(net)
+}
+
+/// `cairn get --api`: fetches `root` from the network (bootstrapping from the node behind
+/// `api`) into `out`, with a progress bar. Returns the bytes written.
+pub fn get(api: &str, root: &Cid, out: &Path, json: bool) -> Result<u64> {
+    let bootstrap = bootstrap_of(api)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let net = client_net(&bootstrap).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let client = Client::new(net.clone(), Options::default()).with_progress(tx);
+        let pb = crate::progress::bar(0, "fetching");
+        let watcher = tokio::spawn(async move {
+            let (mut failed, mut rebuilt) = (0u64, 0u64);
+            while let Some(p) = rx.recv().await {
+                match p {
+                    Progress::Resolved { bytes, .. } => pb.set_length(bytes),
+                    Progress::Fetched { bytes, .. } => pb.inc(bytes),
+                    Progress::ProviderFailed { .. } => failed += 1,
+                    Progress::Reconstructed { shards, .. } => rebuilt += shards as u64,
+                    _ => {}
+                }
+            }
+            pb.finish_and_clear();
+            (failed, rebuilt)
+        });
+        let r = client.get(root, out).await;
+        drop(client);
+        let (failed, rebuilt) = watcher.await.unwrap_or_default();
+        net.shutdown().await;
+        let n = r.with_context(|| format!("fetching {root}"))?;
+        if !json && (failed > 0 || rebuilt > 0) {
+            eprintln!("{failed} provider failures; {rebuilt} shards decoded from parity");
+        }
+        Ok(n)
+    })
+}

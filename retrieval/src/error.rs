@@ -1,0 +1,64 @@
+//! The retrieval client's errors.
+
+use crate::export::ExportError;
+use cairn_core::dag::DagError;
+use cairn_core::Cid;
+use cairn_net::NetError;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Retrieval failures.
+#[derive(Debug, Error)]
+pub enum RetrievalError {
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// No peer served a valid copy of a manifest page.
+    #[error("no provider served manifest page {0}")]
+    Page(Cid),
+    /// A manifest or page does not decode.
+    #[error("manifest {cid} is malformed: {reason}")]
+    Manifest {
+        /// The block.
+        cid: Cid,
+        /// Why.
+        reason: String,
+    },
+    /// A stripe has fewer than k reachable, valid shards.
+    #[error("stripe {index} cannot be recovered: {reason}")]
+    Stripe {
+        /// Stripe index in the manifest.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The block is not part of the dataset.
+    #[error("block {0} is not part of this dataset")]
+    NotInDataset(Cid),
+    /// Reading the DAG failed.
+    #[error(transparent)]
+    Dag(#[from] DagError),
+    /// Writing output failed.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The output path exists.
+    #[error("{0} already exists; choose another output path")]
+    Exists(PathBuf),
+    /// A leaf of the output is neither written and synced by this download nor verified on
+    /// disk, so the output is not moved into place.
+    #[error("{path}: leaf {cid} is not verified on disk; the download is not complete")]
+    Unverified {
+        /// The leaf.
+        cid: Cid,
+        /// A file it goes into.
+        path: PathBuf,
+    },
+    /// Local I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
