@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use cairn_core::block::parse_cid;
 use cairn_core::dag::Kind;
 use cairn_core::profile::Profile;
-use cairn_storage_node::ingest::{self, Target};
-use cairn_storage_node::repo::Repo;
+use cairn_repo::ingest::{self, Target};
+use cairn_repo::Repo;
 use cid::Cid;
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -631,9 +631,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             match repo.cat(&c, &mut w) {
                 Ok(_) => {}
-                Err(cairn_storage_node::repo::RepoError::Dag(
-                    cairn_core::dag::DagError::Output(e),
-                )) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+                Err(cairn_repo::RepoError::Dag(cairn_core::dag::DagError::Output(e)))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    return Ok(ExitCode::SUCCESS)
+                }
                 Err(e) => return Err(e.into()),
             }
             let _ = w.flush();

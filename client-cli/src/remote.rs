@@ -122,7 +122,7 @@ impl Remote {
             );
         }
         self.prefetch(cid)?;
-        match cairn_retrieval::export::export(&mut self.reader(), cid, &tmp) {
+        match cairn_repo::export::export(&mut self.reader(), cid, &tmp) {
             Ok(n) => {
                 std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
                 Ok(n)

@@ -5,7 +5,7 @@
 #![no_main]
 use arbitrary::Arbitrary;
 use cairn_core::block::{Block, HashAlg, RAW};
-use cairn_storage_node::store::{Batch, BlockStore, Durability, RocksStore, Table};
+use cairn_repo::store::{Batch, BlockStore, Durability, RocksStore, Table};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 

@@ -1,6 +1,5 @@
 //! The retrieval client's errors.
 
-use crate::export::ExportError;
 use cairn_core::dag::DagError;
 use cairn_core::Cid;
 use cairn_net::NetError;
@@ -38,9 +37,6 @@ pub enum RetrievalError {
     /// Reading the DAG failed.
     #[error(transparent)]
     Dag(#[from] DagError),
-    /// Writing output failed.
-    #[error(transparent)]
-    Export(#[from] ExportError),
     /// The output path exists.
     #[error("{0} already exists; choose another output path")]
     Exists(PathBuf),

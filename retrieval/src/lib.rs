@@ -31,7 +31,6 @@ pub mod cache;
 pub mod client;
 pub mod dataset;
 pub mod error;
-pub mod export;
 pub mod layout;
 
 pub use client::{Client, Options, Progress, Resolved, RetrievalError};

@@ -21,7 +21,6 @@
 
 use crate::config::NodeConfig;
 use crate::node::{Node, NodeError, NodeOptions};
-use crate::repo::Repo;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -30,6 +29,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::block::parse_cid;
 use cairn_net::NetConfig;
+use cairn_repo::Repo;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -209,7 +209,7 @@ async fn remove(
     authorize(&s, &headers)?;
     let root = parse_cid(&root).map_err(bad_request)?;
     Ok(Json(s.node.remove(&root).await.map_err(|e| match e {
-        NodeError::Repo(crate::repo::RepoError::NotHeld(c)) => ApiError(
+        NodeError::Repo(cairn_repo::RepoError::NotHeld(c)) => ApiError(
             StatusCode::NOT_FOUND,
             format!("this node holds no dataset with root {c}"),
         ),
@@ -228,7 +228,7 @@ struct PinEntry {
 async fn pins(State(s): State<ApiState>) -> Result<Json<Vec<PinEntry>>, ApiError> {
     let repo = s.node.repo_arc();
     let pins =
-        tokio::task::spawn_blocking(move || -> Result<Vec<PinEntry>, crate::repo::RepoError> {
+        tokio::task::spawn_blocking(move || -> Result<Vec<PinEntry>, cairn_repo::RepoError> {
             let datasets: std::collections::HashMap<_, _> = repo.datasets()?.into_iter().collect();
             Ok(repo
                 .pin_ls()?
@@ -252,7 +252,7 @@ async fn placement(
     let root = parse_cid(&root).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(s.node.placement(&root).await.map_err(
         |e| match e {
-            NodeError::Repo(crate::repo::RepoError::Missing(c)) => ApiError(
+            NodeError::Repo(cairn_repo::RepoError::Missing(c)) => ApiError(
                 StatusCode::NOT_FOUND,
                 format!("this node holds no dataset with root {c}"),
             ),
@@ -453,7 +453,7 @@ pub enum DaemonError {
     Node(#[from] NodeError),
     /// The repo failed.
     #[error(transparent)]
-    Repo(#[from] crate::repo::RepoError),
+    Repo(#[from] cairn_repo::RepoError),
     /// The identity key failed.
     #[error(transparent)]
     Identity(#[from] cairn_net::identity::IdentityError),

@@ -162,8 +162,8 @@ fn audit_entries(c: &NodeConfig, from: u64) -> Result<Vec<serde_json::Value>> {
 }
 
 fn audit_entries_offline(c: &NodeConfig, from: u64) -> Result<Vec<serde_json::Value>> {
-    use cairn_storage_node::store::Table;
-    let repo = cairn_storage_node::repo::Repo::open(&c.repo).with_context(|| {
+    use cairn_repo::store::Table;
+    let repo = cairn_repo::Repo::open(&c.repo).with_context(|| {
         format!(
             "the node's API at {} does not answer; opening the repo",
             c.api

@@ -4,8 +4,6 @@
 
 use crate::heat::{now_ms, AccessLog, Heat, PeerSpeeds, Speed};
 use crate::proving::{GossipMsg, ProofOptions, ProofStatus, Proofs, GOSSIP_QUEUE};
-use crate::repo::{Repo, RepoError};
-use crate::store::{Batch, Durability, StoreError, Table};
 use crate::tier::{Cache, Tier, TierOptions};
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
@@ -16,6 +14,8 @@ use cairn_core::rendezvous::{self, Candidate};
 use cairn_core::{Block, Cid};
 use cairn_net::wire::{CtrlRequest, CtrlResponse, NodeInfo, PutStatus, MAX_HAVE};
 use cairn_net::{Keypair, NetClient, NetConfig, NetError, NetEvent, PeerId, Service};
+use cairn_repo::store::{Batch, Durability, StoreError, Table};
+use cairn_repo::{Repo, RepoError};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -816,7 +816,7 @@ impl Node {
 
     /// [`Node::scrub`], with what it checked. Its `missing` list is left empty: a storage
     /// node holds only its share of each dataset, so blocks absent here are not missing.
-    pub async fn scrub_report(&self) -> Result<crate::repo::ScrubReport, NodeError> {
+    pub async fn scrub_report(&self) -> Result<cairn_repo::ScrubReport, NodeError> {
         let repo = self.inner.repo.clone();
         let mut r = block_on_pool(move || repo.scrub(&|_| {})).await??;
         r.missing.clear();

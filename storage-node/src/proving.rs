@@ -16,8 +16,6 @@
 //!   live holder, so repair rebuilds its shards elsewhere; a later pass clears it.
 
 use crate::node::{block_on_pool, Node, NodeError};
-use crate::repo::Repo;
-use crate::store::{Batch, Durability, StoreError, Table};
 use ark_bn254::Fr;
 use ark_ff::PrimeField;
 use cairn_core::Cid;
@@ -29,6 +27,8 @@ use cairn_proofs::audit::{
 };
 use cairn_proofs::keys::{KeyError, Keys};
 use cairn_proofs::sdr::Sealed;
+use cairn_repo::store::{Batch, Durability, StoreError, Table};
+use cairn_repo::Repo;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -31,8 +31,6 @@
 
 use crate::heat::now_ms;
 use crate::node::{block_on_pool, Node, NodeError};
-use crate::repo::Repo;
-use crate::store::{Batch, Durability, Table};
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
 use cairn_core::{Block, Cid};
@@ -41,6 +39,8 @@ use cairn_net::PeerId;
 use cairn_placement::engine::Engine;
 use cairn_placement::policy::Policy;
 use cairn_placement::trace::Request;
+use cairn_repo::store::{Batch, Durability, Table};
+use cairn_repo::Repo;
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};

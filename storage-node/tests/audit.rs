@@ -7,10 +7,10 @@ use cairn_core::testgen::Gen;
 use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{Keypair, NetConfig};
 use cairn_proofs::audit::{verify_log, AuditRequest, AuditResponse, NetParams, Verdict};
+use cairn_repo::store::{Batch, Durability, Table};
+use cairn_repo::Repo;
 use cairn_storage_node::node::{Node, NodeOptions};
 use cairn_storage_node::proving::ProofOptions;
-use cairn_storage_node::repo::Repo;
-use cairn_storage_node::store::{Batch, Durability, Table};
 use std::time::Duration;
 
 fn params() -> NetParams {

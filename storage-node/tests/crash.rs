@@ -11,9 +11,9 @@
 use cairn_core::block::{cid_from_bytes, Block};
 use cairn_core::profile::Profile;
 use cairn_core::testgen::Gen;
+use cairn_repo::store::Table;
+use cairn_repo::Repo;
 use cairn_storage_node::config::NodeConfig;
-use cairn_storage_node::repo::Repo;
-use cairn_storage_node::store::Table;
 use cid::Cid;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

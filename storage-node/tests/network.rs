@@ -6,9 +6,9 @@ use cairn_core::testgen::Gen;
 use cairn_core::{Block, Cid};
 use cairn_net::wire::{GetStatus, NodeInfo, PutStatus};
 use cairn_net::{Keypair, Multiaddr, NetConfig, NoService, PeerId, Service};
+use cairn_repo::Repo;
 use cairn_retrieval::{Client, Options, Progress};
 use cairn_storage_node::node::{Node, NodeOptions};
-use cairn_storage_node::repo::Repo;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use std::collections::HashSet;
 use std::path::Path;
@@ -431,14 +431,14 @@ async fn corrupt_shard_is_found_by_scrub_and_rebuilt() {
         .map(|s| s.cid.parse().unwrap())
         .unwrap();
     // damage the shard in the store (same CID, wrong bytes)
-    let mut b = cairn_storage_node::store::Batch::new();
+    let mut b = cairn_repo::store::Batch::new();
     b.put_block(Block {
         cid: mine,
         data: Bytes::from_static(b"bit rot"),
     });
     disk.repo()
         .store()
-        .write(b, cairn_storage_node::store::Durability::Sync)
+        .write(b, cairn_repo::store::Durability::Sync)
         .unwrap();
     assert_eq!(disk.scrub().await.unwrap(), 1);
     let mut all = nodes.clone();

@@ -6,9 +6,9 @@
 use cairn_core::testgen::Gen;
 use cairn_core::Cid;
 use cairn_net::{Keypair, NetConfig, NoService};
+use cairn_repo::Repo;
 use cairn_retrieval::{Client, Options};
 use cairn_storage_node::node::{Node, NodeOptions, ShardPlacement};
-use cairn_storage_node::repo::Repo;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@ mod report;
 
 use anyhow::{Context, Result};
 use cairn_core::profile::Profile;
-use cairn_storage_node::ingest::{ingest_source, Source, Target};
+use cairn_repo::ingest::{ingest_source, Source, Target};
 use clap::Subcommand;
 use data::fill;
 use data::sample_dataset;

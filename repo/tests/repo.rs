@@ -4,9 +4,9 @@
 
 use cairn_core::block::Block;
 use cairn_core::profile::Profile;
-use cairn_storage_node::ingest::{ingest, IngestReport, Target};
-use cairn_storage_node::repo::{Repo, RepoError};
-use cairn_storage_node::store::{Batch, BlockStore, Durability, RocksStore, StoreError, Table};
+use cairn_repo::ingest::{ingest, IngestReport, Target};
+use cairn_repo::store::{Batch, BlockStore, Durability, RocksStore, StoreError, Table};
+use cairn_repo::{Repo, RepoError};
 use cid::Cid;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -567,7 +567,7 @@ fn a_corrupt_repo_key_or_manifest_is_an_error_not_a_panic() {
 
 /// `data` imported (hash only) from memory and through a reader.
 fn bytes_and_stream(p: &Profile, data: &[u8]) -> (IngestReport, IngestReport) {
-    use cairn_storage_node::ingest::{ingest_source, Source};
+    use cairn_repo::ingest::{ingest_source, Source};
     let mem = Source::Bytes(data.to_vec().into());
     let from_bytes = ingest_source(mem, p, Target::HashOnly, &|_| {}).unwrap();
     let mut reader = data;
