@@ -9,7 +9,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(cid_parse dagpb_decode manifest_decode car_read erasure_reconstruct store_model wire_decode record_validate proof_decode audit_decode tier_record)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1 # cargo-fuzz passes sanitizer flags that stable rustc accepts only so
-cargo fuzz build -O --features store,net,proofs
+cargo fuzz build -O --features store,node,net,proofs
 bin=target/x86_64-unknown-linux-gnu/release
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
