@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+mod error;
 pub mod heat;
 pub mod node;
 pub mod proving;

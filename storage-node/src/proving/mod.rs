@@ -15,12 +15,12 @@
 //! - **Faults**: a failed or missed window marks the prover faulty: it no longer counts as a
 //!   live holder, so repair rebuilds its shards elsewhere; a later pass clears it.
 
-use crate::node::{block_on_pool, Node, NodeError};
+use crate::error::{run_blocking, NodeError};
 use ark_bn254::Fr;
 use ark_ff::PrimeField;
 use cairn_core::Cid;
 use cairn_net::wire::{CtrlRequest, CtrlResponse};
-use cairn_net::PeerId;
+use cairn_net::{NetClient, PeerId};
 use cairn_proofs::audit::{
     self, fr_bytes, AuditError, AuditRecord, AuditRequest, AuditResponse, EntryKind, LogEntry,
     NetParams, SectorRecord, Verdict, MAX_SECTORS_PAGE,
@@ -35,6 +35,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod prover;
+mod seal;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -315,177 +318,6 @@ impl Proofs {
         now.as_secs() / self.opts.window.as_secs().max(1)
     }
 
-    /// Seals every stored block not yet in a sector, on the low-priority sealing thread.
-    /// Returns the new sector records.
-    pub(crate) fn seal_pending(&self) -> Result<Vec<SectorRecord>, ProofsError> {
-        self.seal_pool.install(|| self.seal_pending_here())
-    }
-
-    fn seal_pending_here(&self) -> Result<Vec<SectorRecord>, ProofsError> {
-        let store = self.repo.store();
-        let mut pending = Vec::new();
-        store.for_each_cid(&mut |c| {
-            pending.push(c);
-            true
-        })?;
-        let mut todo = Vec::new();
-        for c in pending {
-            if store.table_get(Table::Sealed, &c.to_bytes())?.is_none() {
-                todo.push(c);
-            }
-        }
-        let p = self.opts.params.sector();
-        let cap = p.capacity();
-        // full sectors are sealed in batches labelled together (eight lanes at once where the
-        // CPU has AVX-512 IFMA), within a memory budget for their labels and replicas
-        let batch_max = (SEAL_BATCH_BYTES / (p.nodes * (p.layers * 80 + 96)).max(1)).clamp(1, 8);
-        let mut out = Vec::new();
-        let mut batch: Vec<Pending> = Vec::new();
-        let mut cur = Pending::default();
-        for cid in todo {
-            let Some(bytes) = store.get_raw(&cid)? else {
-                continue;
-            };
-            if bytes.is_empty() {
-                cur.done.push(cid);
-            }
-            let mut off = 0usize;
-            while off < bytes.len() {
-                let n = (cap - cur.data.len()).min(bytes.len() - off);
-                cur.data.extend_from_slice(&bytes[off..off + n]);
-                cur.pieces.push((cid, off as u64, n as u64));
-                off += n;
-                if off == bytes.len() {
-                    cur.done.push(cid);
-                }
-                if cur.data.len() == cap {
-                    batch.push(std::mem::take(&mut cur));
-                    if batch.len() == batch_max {
-                        out.extend(self.seal_batch(&batch)?);
-                        batch.clear();
-                    }
-                }
-            }
-        }
-        if !cur.data.is_empty() {
-            batch.push(cur);
-        }
-        if !batch.is_empty() {
-            out.extend(self.seal_batch(&batch)?);
-        }
-        Ok(out)
-    }
-
-    /// Seals `batch` (labelled together), stores each sealed sector and logs its record.
-    fn seal_batch(&self, batch: &[Pending]) -> Result<Vec<SectorRecord>, ProofsError> {
-        let mut rng = rand::rngs::OsRng;
-        let mut inputs = Vec::with_capacity(batch.len());
-        for b in batch {
-            let sector = rng.next_u64() >> 1;
-            let mut ticket = [0u8; 32];
-            rng.fill_bytes(&mut ticket);
-            inputs.push((sector, ticket, b.data.as_slice()));
-        }
-        let t = std::time::Instant::now();
-        let labelled = audit::label_sectors(&self.opts.params, &self.me, &inputs)?;
-        let label_secs = t.elapsed().as_secs_f64();
-        let mut out = Vec::with_capacity(batch.len());
-        // each sector is kept (and its record logged) as soon as its seal is proved
-        for ((b, input), (sealed, labels)) in batch.iter().zip(&inputs).zip(labelled) {
-            let t = std::time::Instant::now();
-            let record = audit::prove_seal(
-                &self.opts.params,
-                &self.seal_keys,
-                &self.me,
-                input,
-                &sealed,
-                labels,
-            )?;
-            self.keep_sealed(b, &sealed, &record)?;
-            tracing::info!(
-                sector = record.sector,
-                bytes = b.data.len(),
-                batch = batch.len(),
-                batch_label_secs = label_secs,
-                prove_secs = t.elapsed().as_secs_f64(),
-                "sector sealed"
-            );
-            out.push(record);
-        }
-        Ok(out)
-    }
-
-    /// Stores a sealed sector (replica, metadata, which blocks it completes) and logs it.
-    fn keep_sealed(
-        &self,
-        b: &Pending,
-        sealed: &Sealed,
-        record: &SectorRecord,
-    ) -> Result<(), ProofsError> {
-        let sector = record.sector;
-        let mut replica = Vec::with_capacity(sealed.replica.len() * 32);
-        for x in &sealed.replica {
-            replica.extend_from_slice(&fr_bytes(x));
-        }
-        let meta = SectorMeta {
-            record: hex(&record.encode()),
-            comm_c: hex(&fr_bytes(&sealed.comm_c)),
-            comm_r_last: hex(&fr_bytes(&sealed.comm_r_last)),
-            pieces: b
-                .pieces
-                .iter()
-                .map(|(c, o, n)| (c.to_string(), *o, *n))
-                .collect(),
-        };
-        let mut batch = Batch::new();
-        batch
-            .put(
-                Table::Sectors,
-                be(sector),
-                serde_json::to_vec(&meta).unwrap_or_default(),
-            )
-            .put(Table::Replicas, be(sector), replica);
-        for c in &b.done {
-            batch.put(Table::Sealed, c.to_bytes(), be(sector));
-        }
-        self.repo.store().write(batch, Durability::Sync)?;
-        self.remember(record);
-        self.append(EntryKind::Sector, record.encode())?;
-        if let Ok(mut s) = self.status.lock() {
-            s.sectors += 1;
-            s.sealed_bytes += b.data.len() as u64;
-        }
-        Ok(())
-    }
-
-    fn load_sector(&self, id: u64) -> Result<Option<(SectorRecord, Sealed)>, ProofsError> {
-        let store = self.repo.store();
-        let Some(m) = store.table_get(Table::Sectors, &be(id))? else {
-            return Ok(None);
-        };
-        let Some(rep) = store.table_get(Table::Replicas, &be(id))? else {
-            return Ok(None);
-        };
-        let meta: SectorMeta = serde_json::from_slice(&m).map_err(|_| ProofsError::Meta(id))?;
-        let record = unhex(&meta.record)
-            .and_then(|b| SectorRecord::decode(&b).ok())
-            .ok_or(ProofsError::Meta(id))?;
-        let nodes = self.opts.params.sector().nodes;
-        if rep.len() != nodes * 32 {
-            return Err(ProofsError::Meta(id));
-        }
-        let replica = rep.chunks(32).map(Fr::from_le_bytes_mod_order).collect();
-        let sealed = Sealed {
-            replica,
-            replica_id: record.replica_id(),
-            comm_d: record.comm_d,
-            comm_c: fr_of_hex(&meta.comm_c).ok_or(ProofsError::Meta(id))?,
-            comm_r_last: fr_of_hex(&meta.comm_r_last).ok_or(ProofsError::Meta(id))?,
-            comm_r: record.comm_r,
-        };
-        Ok(Some((record, sealed)))
-    }
-
     /// This node's sector records with numbers from `from` on (one page).
     fn own_records(&self, from: u64) -> Result<Vec<SectorRecord>, ProofsError> {
         let mut out = Vec::new();
@@ -686,343 +518,26 @@ pub(crate) const GOSSIP_QUEUE: usize = 256;
 /// Peers asked for their sector list per window.
 const SECTOR_QUERIES: usize = 8;
 
-impl Node {
-    fn proofs(&self) -> Option<Arc<Proofs>> {
-        self.inner.proofs.clone()
-    }
-
-    /// Peers this node currently counts as faulty.
-    pub fn faulty_peers(&self) -> Vec<PeerId> {
-        self.inner
-            .proofs
-            .as_ref()
-            .and_then(|p| p.faulty.lock().ok().map(|f| f.keys().copied().collect()))
-            .unwrap_or_default()
-    }
-
-    /// A receiver that changes whenever the faulty set does (tests and the API wait on it).
-    pub fn faulty_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.inner.proofs.as_ref().map(|p| p.faulty_seq.subscribe())
-    }
-
-    /// Proof counters, when proofs are on.
-    pub fn proof_status(&self) -> Option<ProofStatus> {
-        self.inner.proofs.as_ref().map(|p| p.status())
-    }
-
-    /// The audit log (entries from `from` on, at most [`LOG_PAGE`]).
-    pub async fn audit_log(&self, from: u64) -> Result<Vec<LogEntry>, NodeError> {
-        let Some(p) = self.proofs() else {
-            return Ok(Vec::new());
-        };
-        let all = block_on_pool(move || p.log()).await?.map_err(proofs_err)?;
-        Ok(all.into_iter().skip(from as usize).take(LOG_PAGE).collect())
-    }
-
-    /// Seals every stored block not yet in a sector, now.
-    pub async fn seal_now(&self) -> Result<usize, NodeError> {
-        let Some(p) = self.proofs() else {
-            return Ok(0);
-        };
-        let _one = self.inner.seal_lock.lock().await;
-        let recs = block_on_pool(move || p.seal_pending())
-            .await?
-            .map_err(proofs_err)?;
-        for r in &recs {
-            if let Err(e) = self.inner.net.publish(SECTOR_TOPIC, r.encode()).await {
-                tracing::debug!(error = %e, "sector record not gossiped (peers ask for it at audit time)");
-            }
-        }
-        Ok(recs.len())
-    }
-
-    pub(crate) async fn seal_worker(self) {
-        let Some(p) = self.proofs() else { return };
-        let mut stop = self.inner.stop.subscribe();
-        let mut tick = tokio::time::interval(p.opts.seal_interval);
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = self.seal_now().await {
-                tracing::warn!(error = %e, "sealing failed");
-            }
-        }
-    }
-
-    pub(crate) async fn gossip_worker(self, mut rx: mpsc::Receiver<GossipMsg>) {
-        let Some(p) = self.proofs() else { return };
-        let mut stop = self.inner.stop.subscribe();
-        loop {
-            let (source, topic, data) = tokio::select! {
-                _ = stop.changed() => return,
-                m = rx.recv() => match m { Some(m) => m, None => return },
-            };
-            let p = p.clone();
-            let node = self.clone();
-            let outcome = match topic.as_str() {
-                SECTOR_TOPIC => {
-                    block_on_pool(move || {
-                        let r = SectorRecord::decode(&data)?;
-                        if r.prover != source.to_bytes() {
-                            return Err(AuditError::Field(
-                                "sector record gossiped by another peer",
-                            )
-                            .into());
-                        }
-                        p.register(&r).map(|_| false)
-                    })
-                    .await
-                }
-                AUDIT_TOPIC => {
-                    let a = match AuditRecord::decode(&data) {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::debug!(%source, error = %e, "malformed audit record dropped");
-                            continue;
-                        }
-                    };
-                    node.accept_audit(a).await
-                }
-                _ => continue,
-            };
-            match outcome {
-                Ok(Ok(true)) => self.inner.repair_now.notify_one(),
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(%source, %topic, error = %e, "gossip record rejected")
-                }
-                Err(e) => tracing::warn!(error = %e, "gossip handling failed"),
-            }
-        }
-    }
-
-    /// Checks a gossiped audit record (signature, known commitments, proof) and logs it.
-    async fn accept_audit(&self, a: AuditRecord) -> Result<Result<bool, ProofsError>, NodeError> {
-        let Some(p) = self.proofs() else {
-            return Ok(Ok(false));
-        };
-        if a.auditor == p.me() {
-            return Ok(Ok(false));
-        }
-        if !cairn_net::identity::verify_signature(&a.auditor, &a.signed_bytes(), &a.signature) {
-            return Ok(Err(AuditError::Field("auditor signature invalid").into()));
-        }
-        let known = p.sectors_of(&a.prover);
-        if a.sectors.iter().any(|s| !known.contains(s)) {
-            if let Ok(prover) = PeerId::from_bytes(&a.prover) {
-                self.fetch_sectors(prover).await;
-            }
-        }
-        let p2 = p.clone();
-        block_on_pool(move || {
-            let known = p2.sectors_of(&a.prover);
-            if a.sectors.iter().any(|s| !known.contains(s)) {
-                return Err(AuditError::Field("audit of sectors with no known commitment").into());
-            }
-            let ok = !a.proof.is_empty() && p2.proof_verifies(&a);
-            match a.verdict {
-                Verdict::Pass if !ok => {
-                    return Err(AuditError::Field("a pass whose proof does not verify").into())
-                }
-                Verdict::Fail | Verdict::Missed if ok => {
-                    return Err(AuditError::Field("a fail whose proof verifies").into())
-                }
-                _ => {}
-            }
-            p2.record_audit(&a, false)
-        })
-        .await
-    }
-
-    /// Asks `peer` for its sector records and registers the ones whose seal proof verifies.
-    async fn fetch_sectors(&self, peer: PeerId) {
-        let Some(p) = self.proofs() else { return };
-        let mut from = 0u64;
-        for _ in 0..64 {
-            let req = CtrlRequest::App(AuditRequest::Sectors { from }.encode());
-            let resp =
-                tokio::time::timeout(Duration::from_secs(10), self.inner.net.ctrl(peer, req)).await;
-            let Ok(Ok(CtrlResponse::App(bytes))) = resp else {
-                return;
-            };
-            let Ok(AuditResponse::Sectors(recs)) = AuditResponse::decode(&bytes) else {
-                return;
-            };
-            let full = recs.len() == MAX_SECTORS_PAGE;
-            let next = recs
-                .iter()
-                .map(|r| r.sector)
-                .max()
-                .map(|m| m.saturating_add(1));
-            let p2 = p.clone();
-            let owner = peer.to_bytes();
-            let _ = block_on_pool(move || {
-                // a peer may only vouch for its own sectors
-                for r in recs.iter().filter(|r| r.prover == owner) {
-                    if let Err(e) = p2.register(r) {
-                        tracing::info!(%peer, sector = r.sector, error = %e, "sector record rejected");
-                    }
-                }
-            })
-            .await;
-            match next {
-                Some(n) if full && n > from => from = n,
-                _ => return,
-            }
-        }
-    }
-
-    pub(crate) async fn audit_worker(self) {
-        let Some(p) = self.proofs() else { return };
-        let mut stop = self.inner.stop.subscribe();
-        let _ = self.inner.net.subscribe(AUDIT_TOPIC).await;
-        let _ = self.inner.net.subscribe(SECTOR_TOPIC).await;
-        let secs = p.opts.window.as_secs().max(1);
-        loop {
-            // audit at a random point of the next window's first half: auditors spread out,
-            // so provers do not all prove at once, and every proof has half a window or more
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            let into = now.as_millis() as u64 % (secs * 1000);
-            let jitter = rand::rngs::OsRng.next_u64() % (secs * 500).max(1);
-            let wait = Duration::from_millis(secs * 1000 - into + 200 + jitter);
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            match self.audit_once().await {
-                Ok(Some(a)) => {
-                    tracing::info!(prover = ?PeerId::from_bytes(&a.prover).ok(), window = a.window,
-                    verdict = a.verdict.name(), "audit")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "audit failed"),
-            }
-        }
-    }
-
-    /// Audits this window's peer: fresh nonce, random batch of its committed sectors, verify,
-    /// sign, log and gossip. `None` when there is no one to audit.
-    pub async fn audit_once(&self) -> Result<Option<AuditRecord>, NodeError> {
-        let Some(p) = self.proofs() else {
-            return Ok(None);
-        };
-        let me = self.peer_id();
-        // learn the sectors of peers that have not told us theirs
-        let known = p.provers();
-        let connected = self.inner.net.connected_peers().await.unwrap_or_default();
-        for peer in connected
-            .into_iter()
-            .filter(|c| !known.contains(c))
-            .take(SECTOR_QUERIES)
-        {
-            self.fetch_sectors(peer).await;
-        }
-        let mut ring = p.provers();
-        if ring.is_empty() {
-            return Ok(None);
-        }
-        ring.push(me);
-        ring.sort();
-        ring.dedup();
-        let window = p.window_now();
-        let h = blake3::hash(&window.to_le_bytes());
-        let shift = 1
-            + (u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8]))
-                % (ring.len() as u64 - 1)) as usize;
-        let pos = ring.iter().position(|x| *x == me).unwrap_or(0);
-        self.audit_once_for(ring[(pos + shift) % ring.len()]).await
-    }
-
-    /// Audits `target` now (what [`Node::audit_once`] does for the window's peer). `None` when
-    /// no sector of `target` is known.
-    pub async fn audit_once_for(&self, target: PeerId) -> Result<Option<AuditRecord>, NodeError> {
-        let Some(p) = self.proofs() else {
-            return Ok(None);
-        };
-        let me = self.peer_id();
-        let window = p.window_now();
-        if !p.provers().contains(&target) {
-            self.fetch_sectors(target).await;
-        }
-        let committed = p.sectors_of(&target.to_bytes());
-        if committed.is_empty() {
-            return Ok(None);
-        }
-        let mut rng = rand::rngs::OsRng;
-        let batch: Vec<(u64, Fr)> = (0..p.opts.params.batch)
-            .map(|_| committed[(rng.next_u64() % committed.len() as u64) as usize])
-            .collect();
-        let mut nonce = [0u8; 32];
-        rng.fill_bytes(&mut nonce);
-        let req = AuditRequest::Prove {
-            window,
-            nonce,
-            sectors: batch.iter().map(|s| s.0).collect(),
-        };
-        let deadline = answer_deadline(p.opts.window);
-        let answer = tokio::time::timeout(
-            deadline,
-            self.inner.net.ctrl(target, CtrlRequest::App(req.encode())),
-        )
-        .await;
-        let mut rec = AuditRecord {
-            auditor: me.to_bytes(),
-            prover: target.to_bytes(),
-            window,
-            nonce,
-            sectors: batch,
-            verdict: Verdict::Missed,
-            proof: Vec::new(),
-            reason: String::new(),
-            signature: Vec::new(),
-        };
-        match answer {
-            Err(_) => rec.reason = format!("no answer within {:.0} s", deadline.as_secs_f64()),
-            Ok(Err(e)) => rec.reason = cut(&e.to_string()),
-            Ok(Ok(CtrlResponse::Error(e))) => {
-                rec.verdict = Verdict::Fail;
-                rec.reason = cut(&e);
-            }
-            Ok(Ok(CtrlResponse::App(bytes))) => match AuditResponse::decode(&bytes) {
-                Ok(AuditResponse::Proof(proof)) => {
-                    rec.proof = proof.to_vec();
-                    let (p2, r2) = (p.clone(), rec.clone());
-                    let ok = block_on_pool(move || p2.proof_verifies(&r2)).await?;
-                    if ok {
-                        rec.verdict = Verdict::Pass;
-                    } else {
-                        rec.verdict = Verdict::Fail;
-                        rec.reason = "the proof does not verify".into();
-                    }
-                }
-                _ => {
-                    rec.verdict = Verdict::Fail;
-                    rec.reason = "malformed answer".into();
-                }
-            },
-            Ok(Ok(_)) => {
-                rec.verdict = Verdict::Fail;
-                rec.reason = "unexpected answer".into();
-            }
-        }
-        rec.signature = self.inner.net.sign(&rec.signed_bytes());
-        let (p2, r2) = (p.clone(), rec.clone());
-        let newly_faulty = block_on_pool(move || p2.record_audit(&r2, true))
-            .await?
-            .map_err(proofs_err)?;
-        if let Err(e) = self.inner.net.publish(AUDIT_TOPIC, rec.encode()).await {
-            tracing::debug!(error = %e, "audit record not gossiped");
-        }
-        if newly_faulty {
-            self.inner.repair_now.notify_one();
-        }
-        Ok(Some(rec))
-    }
+/// What the prover needs from the node it runs in ([`crate::node::Node`] implements it): the
+/// network, its [`Proofs`] (none when proofs are off), the stop signal, the repair trigger
+/// (pulled when a peer turns faulty) and the lock that keeps one sealing pass at a time.
+pub(crate) trait ProverHost: Send + Sync + 'static {
+    /// The network client.
+    fn net(&self) -> &NetClient;
+    /// Sealing, proving and the audit log, when proofs are on.
+    fn proofs(&self) -> Option<Arc<Proofs>>;
+    /// Changes to `true` when the node stops.
+    fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool>;
+    /// Wakes the repair worker.
+    fn repair_notify(&self) -> &tokio::sync::Notify;
+    /// Held while a sealing pass runs.
+    fn seal_lock(&self) -> &tokio::sync::Mutex<()>;
 }
+
+/// The node's proving duties over a [`ProverHost`]: sealing what it stores, answering and
+/// running audits, gossip of sector and audit records, faults.
+#[derive(Clone)]
+pub(crate) struct Prover<H>(pub(crate) H);
 
 fn cut(s: &str) -> String {
     let mut end = s.len().min(audit::MAX_REASON);

@@ -1,0 +1,240 @@
+//! What the node answers its peers: the block protocol's [`Service`] on the repo.
+
+use super::*;
+
+impl NodeService {
+    fn quarantined(&self, cid: &Cid) -> bool {
+        matches!(
+            self.repo
+                .store()
+                .table_get(Table::Quarantine, &cid.to_bytes()),
+            Ok(Some(_))
+        )
+    }
+
+    /// The index of a dataset whose manifest head and pages are stored here.
+    fn dataset(&self, manifest: &Cid) -> Option<Arc<DatasetIndex>> {
+        if let Some(d) = self.index.lock().ok()?.get(manifest) {
+            return Some(d.clone());
+        }
+        let m = self.repo.manifest(manifest).ok()?;
+        let stripes = self.repo.stripes(&m).ok()?;
+        let d = Arc::new(DatasetIndex {
+            root: m.root,
+            pages: m.pages.iter().copied().collect(),
+            shards: stripes.iter().flat_map(|s| s.shards().copied()).collect(),
+        });
+        let mut idx = self.index.lock().ok()?;
+        if idx.len() >= MAX_INDEXED_DATASETS {
+            idx.clear();
+        }
+        idx.insert(*manifest, d.clone());
+        Some(d)
+    }
+
+    fn store_block(&self, block: Block, manifest_copy: bool) -> PutStatus {
+        let len = block.data.len() as u64;
+        let had = self.repo.store().has(&block.cid).unwrap_or(false);
+        if !had && self.used.load(Ordering::Relaxed) + len > self.capacity {
+            return PutStatus::NoSpace;
+        }
+        let cid = block.cid;
+        let mut b = Batch::new();
+        if manifest_copy {
+            b.put(Table::Manifests, cid.to_bytes(), block.data.to_vec());
+        }
+        b.put_block(block).delete(Table::Quarantine, cid.to_bytes());
+        match self.repo.store().write(b, Durability::Deferred) {
+            Ok(()) => {
+                if !had {
+                    self.used.fetch_add(len, Ordering::Relaxed);
+                }
+                PutStatus::Stored
+            }
+            Err(e) => {
+                tracing::error!(%cid, error = %e, "storing a pushed block failed");
+                PutStatus::Failed
+            }
+        }
+    }
+}
+
+impl Service for NodeService {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            capacity: self.capacity,
+            used: self.used.load(Ordering::Relaxed),
+        }
+    }
+
+    fn have(&self, cids: &[Cid]) -> Vec<bool> {
+        cids.iter()
+            .map(|c| self.repo.store().has(c).unwrap_or(false) && !self.quarantined(c))
+            .collect()
+    }
+
+    fn get_block(&self, from: PeerId, cid: &Cid) -> Option<Bytes> {
+        // `Repo::block` verifies, and quarantines a block that does not match
+        let Some(b) = self.repo.block(cid).ok().map(Bytes::from) else {
+            // a promoted copy kept here for a peer (counted by the cache)
+            return self.cache.get(cid);
+        };
+        let peer_node = self
+            .storage_peers
+            .lock()
+            .map(|s| s.contains(&from))
+            .unwrap_or(false);
+        if !peer_node {
+            self.reads.record(*cid, b.len() as u64, now_ms());
+        }
+        Some(b)
+    }
+
+    fn cached(&self, from: PeerId, cids: &[Cid]) -> Vec<Option<u32>> {
+        self.cache.cached(from, cids)
+    }
+
+    fn put_cached(&self, from: PeerId, block: Block) -> PutStatus {
+        if self.repo.store().has(&block.cid).unwrap_or(false) {
+            // held here already (base placement): nothing to copy
+            return PutStatus::Stored;
+        }
+        self.cache.put(from, block)
+    }
+
+    fn cache_done(&self, from: PeerId, stored: &[Cid]) -> bool {
+        if stored.is_empty() {
+            return true;
+        }
+        // No flush per push: promoted copies are a cache over blocks that stay on their base
+        // holders. A crash may lose the latest ones (the store's atomic flush keeps `cache`
+        // and `cache_index` in step); the promoter's next `Cached` check sees them gone, and
+        // clients that try one fall back to the base holders.
+        let _ = from;
+        if self.announce.try_send(stored.to_vec()).is_err() {
+            tracing::warn!("announcement queue full; promoted copies not announced");
+        }
+        true
+    }
+
+    fn uncache(&self, from: PeerId, cids: &[Cid]) -> Vec<bool> {
+        self.cache.uncache(from, cids)
+    }
+
+    fn put_block(&self, from: PeerId, manifest: &Cid, block: Block) -> PutStatus {
+        if block.cid == *manifest {
+            return match Manifest::decode(&block.data) {
+                Ok(_) => self.store_block(block, true),
+                Err(e) => {
+                    tracing::info!(%from, %manifest, error = %e, "pushed manifest rejected");
+                    PutStatus::NotInDataset
+                }
+            };
+        }
+        let is_page = match self.repo.manifest(manifest) {
+            Ok(m) => m.pages.contains(&block.cid),
+            Err(_) => return PutStatus::NotInDataset,
+        };
+        if is_page {
+            return self.store_block(block, true);
+        }
+        match self.dataset(manifest) {
+            Some(d) if d.shards.contains(&block.cid) => self.store_block(block, false),
+            _ => PutStatus::NotInDataset,
+        }
+    }
+
+    fn app(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {
+        match &self.proofs {
+            Some(p) => p.answer(from, msg),
+            None => Err("this node does not prove storage".into()),
+        }
+    }
+
+    fn put_done(&self, from: PeerId, manifest: &Cid, stored: &[Cid]) -> bool {
+        // Stored blocks become durable at the pusher's `Commit` (one flush per dataset, not
+        // one per push of 8 blocks); until then a crash may lose them, and the pusher keeps
+        // its own copies until every receiver committed.
+        let _ = from;
+        if stored.is_empty() {
+            return true;
+        }
+        let pages = self.dataset(manifest).map(|d| d.pages.clone());
+        let mut ann: Vec<Cid> = stored
+            .iter()
+            .filter(|c| !pages.as_ref().is_some_and(|p| p.contains(c)))
+            .copied()
+            .collect();
+        ann.push(*manifest);
+        if self.announce.try_send(ann).is_err() {
+            tracing::warn!("announcement queue full; the next reprovide will announce");
+        }
+        true
+    }
+
+    fn commit(&self, from: PeerId, manifest: &Cid, publisher: PeerId) -> Result<bool, String> {
+        let Some(d) = self.dataset(manifest) else {
+            return Err(format!("no manifest {manifest} was pushed here"));
+        };
+        if let Err(e) = self.repo.store().persist() {
+            tracing::error!(%from, error = %e, "persisting pushed blocks failed");
+            return Ok(false);
+        }
+        let mut b = Batch::new();
+        b.put(Table::Datasets, d.root.to_bytes(), manifest.to_bytes())
+            .put(Table::Pins, d.root.to_bytes(), manifest.to_bytes());
+        // the first publisher claim is kept: the publisher's own push comes before any
+        // repair or rebalance that forwards the claim (docs/wire.md, `Commit`)
+        let known = self
+            .repo
+            .store()
+            .table_get(Table::Publishers, &manifest.to_bytes());
+        if matches!(known, Ok(None)) {
+            b.put(Table::Publishers, manifest.to_bytes(), publisher.to_bytes());
+        }
+        if let Err(e) = self.repo.store().write(b, Durability::Sync) {
+            tracing::error!(%from, error = %e, "recording a pushed dataset failed");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn remove(&self, from: PeerId, manifest: &Cid) -> Result<bool, String> {
+        let publisher = match self
+            .repo
+            .store()
+            .table_get(Table::Publishers, &manifest.to_bytes())
+        {
+            Ok(p) => p.and_then(|p| PeerId::from_bytes(&p).ok()),
+            Err(e) => return Err(format!("reading the dataset's publisher: {e}")),
+        };
+        let Some(root) = self.dataset(manifest).map(|d| d.root) else {
+            return Ok(false);
+        };
+        match publisher {
+            Some(p) if p == from => {}
+            Some(p) => {
+                tracing::info!(%from, %manifest, publisher = %p, "removal refused: not the publisher");
+                return Err(format!(
+                    "refused: only the dataset's publisher {p} may remove {root}"
+                ));
+            }
+            None => return Err(format!("refused: no publisher is recorded for {root} here")),
+        }
+        match self.repo.remove(&root) {
+            Ok(r) => {
+                self.used.fetch_sub(
+                    r.bytes.min(self.used.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+                if let Ok(mut idx) = self.index.lock() {
+                    idx.remove(manifest);
+                }
+                tracing::info!(%from, %root, blocks = r.removed, bytes = r.bytes, "dataset removed on its publisher's request");
+                Ok(true)
+            }
+            Err(RepoError::NotHeld(_)) => Ok(false),
+            Err(e) => Err(format!("removing {root}: {e}")),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Sealing: pending blocks packed into sectors, labelled (SDR-lite), committed, proved (the
+//! seal proof) and kept beside the plain blocks; sectors loaded back for window proofs.
+
+use super::*;
+
+impl Proofs {
+    /// Seals every stored block not yet in a sector, on the low-priority sealing thread.
+    /// Returns the new sector records.
+    pub(crate) fn seal_pending(&self) -> Result<Vec<SectorRecord>, ProofsError> {
+        self.seal_pool.install(|| self.seal_pending_here())
+    }
+
+    pub(super) fn seal_pending_here(&self) -> Result<Vec<SectorRecord>, ProofsError> {
+        let store = self.repo.store();
+        let mut pending = Vec::new();
+        store.for_each_cid(&mut |c| {
+            pending.push(c);
+            true
+        })?;
+        let mut todo = Vec::new();
+        for c in pending {
+            if store.table_get(Table::Sealed, &c.to_bytes())?.is_none() {
+                todo.push(c);
+            }
+        }
+        let p = self.opts.params.sector();
+        let cap = p.capacity();
+        // full sectors are sealed in batches labelled together (eight lanes at once where the
+        // CPU has AVX-512 IFMA), within a memory budget for their labels and replicas
+        let batch_max = (SEAL_BATCH_BYTES / (p.nodes * (p.layers * 80 + 96)).max(1)).clamp(1, 8);
+        let mut out = Vec::new();
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut cur = Pending::default();
+        for cid in todo {
+            let Some(bytes) = store.get_raw(&cid)? else {
+                continue;
+            };
+            if bytes.is_empty() {
+                cur.done.push(cid);
+            }
+            let mut off = 0usize;
+            while off < bytes.len() {
+                let n = (cap - cur.data.len()).min(bytes.len() - off);
+                cur.data.extend_from_slice(&bytes[off..off + n]);
+                cur.pieces.push((cid, off as u64, n as u64));
+                off += n;
+                if off == bytes.len() {
+                    cur.done.push(cid);
+                }
+                if cur.data.len() == cap {
+                    batch.push(std::mem::take(&mut cur));
+                    if batch.len() == batch_max {
+                        out.extend(self.seal_batch(&batch)?);
+                        batch.clear();
+                    }
+                }
+            }
+        }
+        if !cur.data.is_empty() {
+            batch.push(cur);
+        }
+        if !batch.is_empty() {
+            out.extend(self.seal_batch(&batch)?);
+        }
+        Ok(out)
+    }
+
+    /// Seals `batch` (labelled together), stores each sealed sector and logs its record.
+    pub(super) fn seal_batch(&self, batch: &[Pending]) -> Result<Vec<SectorRecord>, ProofsError> {
+        let mut rng = rand::rngs::OsRng;
+        let mut inputs = Vec::with_capacity(batch.len());
+        for b in batch {
+            let sector = rng.next_u64() >> 1;
+            let mut ticket = [0u8; 32];
+            rng.fill_bytes(&mut ticket);
+            inputs.push((sector, ticket, b.data.as_slice()));
+        }
+        let t = std::time::Instant::now();
+        let labelled = audit::label_sectors(&self.opts.params, &self.me, &inputs)?;
+        let label_secs = t.elapsed().as_secs_f64();
+        let mut out = Vec::with_capacity(batch.len());
+        // each sector is kept (and its record logged) as soon as its seal is proved
+        for ((b, input), (sealed, labels)) in batch.iter().zip(&inputs).zip(labelled) {
+            let t = std::time::Instant::now();
+            let record = audit::prove_seal(
+                &self.opts.params,
+                &self.seal_keys,
+                &self.me,
+                input,
+                &sealed,
+                labels,
+            )?;
+            self.keep_sealed(b, &sealed, &record)?;
+            tracing::info!(
+                sector = record.sector,
+                bytes = b.data.len(),
+                batch = batch.len(),
+                batch_label_secs = label_secs,
+                prove_secs = t.elapsed().as_secs_f64(),
+                "sector sealed"
+            );
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Stores a sealed sector (replica, metadata, which blocks it completes) and logs it.
+    pub(super) fn keep_sealed(
+        &self,
+        b: &Pending,
+        sealed: &Sealed,
+        record: &SectorRecord,
+    ) -> Result<(), ProofsError> {
+        let sector = record.sector;
+        let mut replica = Vec::with_capacity(sealed.replica.len() * 32);
+        for x in &sealed.replica {
+            replica.extend_from_slice(&fr_bytes(x));
+        }
+        let meta = SectorMeta {
+            record: hex(&record.encode()),
+            comm_c: hex(&fr_bytes(&sealed.comm_c)),
+            comm_r_last: hex(&fr_bytes(&sealed.comm_r_last)),
+            pieces: b
+                .pieces
+                .iter()
+                .map(|(c, o, n)| (c.to_string(), *o, *n))
+                .collect(),
+        };
+        let mut batch = Batch::new();
+        batch
+            .put(
+                Table::Sectors,
+                be(sector),
+                serde_json::to_vec(&meta).unwrap_or_default(),
+            )
+            .put(Table::Replicas, be(sector), replica);
+        for c in &b.done {
+            batch.put(Table::Sealed, c.to_bytes(), be(sector));
+        }
+        self.repo.store().write(batch, Durability::Sync)?;
+        self.remember(record);
+        self.append(EntryKind::Sector, record.encode())?;
+        if let Ok(mut s) = self.status.lock() {
+            s.sectors += 1;
+            s.sealed_bytes += b.data.len() as u64;
+        }
+        Ok(())
+    }
+
+    pub(super) fn load_sector(
+        &self,
+        id: u64,
+    ) -> Result<Option<(SectorRecord, Sealed)>, ProofsError> {
+        let store = self.repo.store();
+        let Some(m) = store.table_get(Table::Sectors, &be(id))? else {
+            return Ok(None);
+        };
+        let Some(rep) = store.table_get(Table::Replicas, &be(id))? else {
+            return Ok(None);
+        };
+        let meta: SectorMeta = serde_json::from_slice(&m).map_err(|_| ProofsError::Meta(id))?;
+        let record = unhex(&meta.record)
+            .and_then(|b| SectorRecord::decode(&b).ok())
+            .ok_or(ProofsError::Meta(id))?;
+        let nodes = self.opts.params.sector().nodes;
+        if rep.len() != nodes * 32 {
+            return Err(ProofsError::Meta(id));
+        }
+        let replica = rep.chunks(32).map(Fr::from_le_bytes_mod_order).collect();
+        let sealed = Sealed {
+            replica,
+            replica_id: record.replica_id(),
+            comm_d: record.comm_d,
+            comm_c: fr_of_hex(&meta.comm_c).ok_or(ProofsError::Meta(id))?,
+            comm_r_last: fr_of_hex(&meta.comm_r_last).ok_or(ProofsError::Meta(id))?,
+            comm_r: record.comm_r,
+        };
+        Ok(Some((record, sealed)))
+    }
+}

@@ -1,0 +1,535 @@
+//! The fast tier's work over its host: peer probes, placement windows (the engine on this
+//! node's reads, then promotions and demotions), the worker that runs them, and the status.
+
+use super::*;
+
+impl<H: TierHost + Clone> FastTier<H> {
+    /// Peers' measured speeds, fastest first, each marked fast or not (faulty provers are
+    /// never fast).
+    pub fn speed_report(&self) -> Vec<PeerSpeedReport> {
+        let speeds = self.0.peer_speeds();
+        let fast: HashSet<PeerId> = self.fast_peers().into_iter().collect();
+        let mut v: Vec<PeerSpeedReport> = speeds
+            .into_iter()
+            .map(|(p, s)| PeerSpeedReport {
+                peer: p.to_string(),
+                rtt_ms: s.rtt_ms,
+                throughput_mbps: s.throughput_bps / 1e6,
+                mib_ms: s.mib_ms(),
+                fast: fast.contains(&p),
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            a.mib_ms
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.mib_ms.unwrap_or(f64::INFINITY))
+        });
+        v
+    }
+
+    /// The fast peers, fastest first: measured 1 MiB time at most [`FAST_RATIO`] of the
+    /// median over the measured peers (at least two measured).
+    pub fn fast_peers(&self) -> Vec<PeerId> {
+        let faulty: HashSet<PeerId> = self.0.faulty_peers().into_iter().collect();
+        let mut m: Vec<(PeerId, f64)> = self
+            .0
+            .peer_speeds()
+            .into_iter()
+            .filter(|(p, _)| !faulty.contains(p))
+            .filter_map(|(p, s)| s.mib_ms().map(|t| (p, t)))
+            .collect();
+        if m.len() < 2 {
+            return Vec::new();
+        }
+        m.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let median = m[m.len() / 2].1;
+        m.into_iter()
+            .filter(|(_, t)| *t <= FAST_RATIO * median)
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    /// Measures live storage peers' throughput: one timed, verified fetch of a shard each
+    /// holds, for up to 32 peers per call (round robin over calls), 4 at a time. Returns the
+    /// peers probed.
+    pub async fn probe_peers(&self) -> usize {
+        let repo = self.0.shared_repo();
+        let sample: Vec<Cid> = run_blocking(move || probe_candidates(&repo, 16 * PROBE_SAMPLE))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        if sample.is_empty() {
+            return 0;
+        }
+        let me = self.0.net().peer_id();
+        let peers: Vec<PeerId> = self
+            .0
+            .live_nodes()
+            .await
+            .into_iter()
+            .map(|x| x.0)
+            .filter(|p| *p != me)
+            .collect();
+        let turn = self.0.tier().next_probe_turn();
+        let start = if peers.is_empty() {
+            0
+        } else {
+            (turn * PROBES_PER_WINDOW) % peers.len()
+        };
+        let round: Vec<PeerId> = peers
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(PROBES_PER_WINDOW.min(peers.len()))
+            .copied()
+            .collect();
+        let net = self.0.net().clone();
+        let probes: Vec<_> = futures::stream::iter(round.into_iter().map(|p| {
+            let net = net.clone();
+            // the largest shards first: the first one the peer holds is fetched
+            let offer: Vec<Cid> = sample.iter().take(PROBE_SAMPLE).copied().collect();
+            async move {
+                let held = match net.ctrl(p, CtrlRequest::Have(offer.clone())).await {
+                    Ok(CtrlResponse::Have(f)) if f.len() == offer.len() => f,
+                    _ => return None,
+                };
+                let cid = offer.iter().zip(held).find(|(_, h)| *h).map(|(c, _)| *c)?;
+                let t = Instant::now();
+                match tokio::time::timeout(PROBE_TIMEOUT, net.fetch_verified(p, &cid)).await {
+                    Ok(Ok(Some(b))) => Some((p, b.len() as u64, t.elapsed())),
+                    _ => None,
+                }
+            }
+        }))
+        .buffer_unordered(PROBES_AT_ONCE)
+        .collect()
+        .await;
+        let mut n = 0;
+        for (p, bytes, dt) in probes.into_iter().flatten() {
+            self.0.record_probe(p, bytes, dt);
+            n += 1;
+        }
+        n
+    }
+
+    /// Runs one placement window now (probes, engine, plan, moves); see the module docs.
+    pub async fn placement_window(&self) -> Result<WindowReport, NodeError> {
+        let tier = self.0.tier();
+        let _one = tier.lock.lock().await;
+        let opts = tier.opts.clone();
+        let now = now_ms();
+        let window_ms = opts.window.as_millis() as u64;
+        let window = tier
+            .state
+            .lock()
+            .map(|mut st| {
+                st.window += 1;
+                st.window
+            })
+            .map_err(|_| NodeError::Config("placement state poisoned".into()))?;
+        let mut pass = Pass {
+            now,
+            window,
+            report: WindowReport {
+                window,
+                at_ms: now,
+                ..WindowReport::default()
+            },
+            moves: Vec::new(),
+            updates: Batch::new(),
+        };
+        // the fast node's part: drop copies whose promoter vanished
+        let (cache, before) = (
+            self.0.cache(),
+            now.saturating_sub(ORPHAN_WINDOWS * window_ms),
+        );
+        run_blocking(move || cache.expire(before)).await?;
+        pass.report.probed = self.probe_peers().await;
+        let fast = self.fast_peers();
+        pass.report.fast_peers = fast.iter().map(|p| p.to_string()).collect();
+        let repo = self.0.shared_repo();
+        let mut promoted = run_blocking(move || load_promotions(&repo)).await??;
+        self.fold_fast_reads(&mut pass, &mut promoted).await;
+        let (keep, why) = self.plan(&mut pass, &opts, &promoted).await?;
+
+        let keep_set: HashSet<Cid> = keep.iter().map(|x| x.0).collect();
+        let demote: Vec<(Cid, Promotion)> = promoted
+            .iter()
+            .filter(|(c, _)| !keep_set.contains(c))
+            .map(|(c, p)| (*c, *p))
+            .collect();
+        let mut promote: Vec<(Cid, u64)> = Vec::new();
+        let mut budget = opts.budget_bytes;
+        for (c, size) in &keep {
+            if promoted.contains_key(c) {
+                continue;
+            }
+            if *size > budget {
+                break;
+            }
+            budget -= size;
+            promote.push((*c, *size));
+        }
+        pass.report.planned_promotions = promote.iter().map(|x| x.0.to_string()).collect();
+        pass.report.planned_demotions = demote.iter().map(|x| x.0.to_string()).collect();
+        self.demote(&mut pass, demote, &why).await;
+        self.promote(&mut pass, promote, &fast).await?;
+
+        let Pass {
+            report,
+            moves,
+            updates,
+            ..
+        } = pass;
+        let repo = self.0.shared_repo();
+        run_blocking(move || repo.store().write(updates, Durability::Sync)).await??;
+        if report.promoted + report.demoted > 0 {
+            tracing::info!(
+                window,
+                promoted = report.promoted,
+                demoted = report.demoted,
+                bytes = report.bytes_promoted,
+                "placement window"
+            );
+        }
+        if let Ok(mut st) = tier.state.lock() {
+            for m in moves {
+                if st.moves.len() == MOVE_HISTORY {
+                    st.moves.pop_front();
+                }
+                st.moves.push_back(m);
+            }
+            st.last = Some(report.clone());
+        }
+        Ok(report)
+    }
+
+    /// Asks the fast peers how often the copies promoted there were read, and counts those
+    /// reads as this node's; copies a peer no longer holds are forgotten.
+    async fn fold_fast_reads(&self, pass: &mut Pass, promoted: &mut HashMap<Cid, Promotion>) {
+        let mut by_peer: HashMap<PeerId, Vec<Cid>> = HashMap::new();
+        for (c, p) in promoted.iter() {
+            by_peer.entry(p.peer).or_default().push(*c);
+        }
+        for (peer, cids) in by_peer {
+            for chunk in cids.chunks(MAX_CACHED) {
+                let answer = self
+                    .0
+                    .net()
+                    .ctrl(peer, CtrlRequest::Cached(chunk.to_vec()))
+                    .await;
+                let reads: Vec<Option<u32>> = match answer {
+                    Ok(CtrlResponse::Reads(r)) if r.len() == chunk.len() => r,
+                    Ok(_) => vec![None; chunk.len()],
+                    Err(e) => {
+                        // unreachable: keep the records; the copies come back with the peer,
+                        // or are demoted when the shards cool down
+                        tracing::debug!(%peer, error = %e, "asking a fast peer for its reads failed");
+                        continue;
+                    }
+                };
+                for (c, r) in chunk.iter().zip(reads) {
+                    let Some(p) = promoted.get_mut(c) else {
+                        continue;
+                    };
+                    match r {
+                        None => {
+                            let size = p.size;
+                            pass.record(
+                                "lost",
+                                c,
+                                Some(peer),
+                                size,
+                                true,
+                                "the fast peer no longer holds the copy".into(),
+                            );
+                            pass.updates.delete(Table::Promoted, c.to_bytes());
+                            promoted.remove(c);
+                        }
+                        Some(n) => {
+                            // a count below the last one: the peer restarted and counts afresh
+                            let delta = if n >= p.reads_seen {
+                                n - p.reads_seen
+                            } else {
+                                n
+                            };
+                            let delta = u64::from(delta).min(MAX_REPORTED_READS);
+                            pass.report.fast_reads += delta;
+                            self.0.record_reads(*c, p.size, delta, pass.now);
+                            p.reads_seen = n;
+                            pass.updates.put(Table::Promoted, c.to_bytes(), p.encode());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds the client reads since the last window to the engine and plans: the shards to keep
+    /// promoted, hottest first (engine residents read at least `min_reads` times within
+    /// `idle_windows` windows, held here as base shards, up to `promote_bytes`), and why each
+    /// other promoted shard goes.
+    async fn plan(
+        &self,
+        pass: &mut Pass,
+        opts: &TierOptions,
+        promoted: &HashMap<Cid, Promotion>,
+    ) -> Result<(Vec<(Cid, u64)>, HashMap<Cid, String>), NodeError> {
+        let now = pass.now;
+        let idle_ms = opts.idle_windows * opts.window.as_millis() as u64;
+        let (reads, seq) = self.0.reads_since(self.0.tier().seq());
+        pass.report.reads = reads.len();
+        let hot = self.0.hot_shards(crate::heat::MAX_TRACKED);
+        let (candidates, why) = {
+            let mut st = self
+                .0
+                .tier()
+                .state
+                .lock()
+                .map_err(|_| NodeError::Config("placement state poisoned".into()))?;
+            st.seq = seq;
+            for r in &reads {
+                let id = engine_id(&r.cid);
+                st.ids.insert(id, r.cid);
+                st.engine.access(&Request {
+                    time: (r.at_ms / 1000) as u32,
+                    id,
+                    size: r.size.min(u64::from(u32::MAX)) as u32,
+                    next: -1,
+                });
+            }
+            let candidates: Vec<(Cid, u64)> = hot
+                .iter()
+                .filter(|(cid, h, _)| {
+                    st.engine.contains(engine_id(cid))
+                        && h.reads >= opts.min_reads
+                        && now.saturating_sub(h.last_ms) <= idle_ms
+                })
+                .map(|(c, h, _)| (*c, h.size))
+                .collect();
+            let heat: HashMap<Cid, crate::heat::Heat> = hot.iter().map(|x| (x.0, x.1)).collect();
+            let why: HashMap<Cid, String> = promoted
+                .keys()
+                .map(|c| {
+                    let r = match heat.get(c) {
+                        None => "cold: no longer among the shards read here".to_string(),
+                        Some(_) if !st.engine.contains(engine_id(c)) => {
+                            "the engine evicted it for hotter shards".to_string()
+                        }
+                        Some(h) if now.saturating_sub(h.last_ms) > idle_ms => format!(
+                            "cold: no reads for {:.0} s",
+                            now.saturating_sub(h.last_ms) as f64 / 1e3
+                        ),
+                        Some(_) => "over the promotable bytes, or no longer held here".to_string(),
+                    };
+                    (*c, r)
+                })
+                .collect();
+            if st.ids.len() > crate::heat::MAX_TRACKED {
+                let tracked: HashSet<Cid> = hot.iter().map(|x| x.0).collect();
+                st.ids.retain(|_, c| tracked.contains(c));
+            }
+            pass.report.engine_trainings = st.engine.trainings;
+            pass.report.engine_tracked = st.engine.tracked();
+            (candidates, why)
+        };
+        let repo = self.0.shared_repo();
+        let promote_bytes = opts.promote_bytes;
+        let (keep, bytes) = run_blocking(move || {
+            let mut keep: Vec<(Cid, u64)> = Vec::new();
+            let mut bytes = 0u64;
+            for (cid, size) in candidates {
+                if bytes + size <= promote_bytes && base_shard(&repo, &cid) {
+                    bytes += size;
+                    keep.push((cid, size));
+                }
+            }
+            (keep, bytes)
+        })
+        .await?;
+        pass.report.planned_bytes = bytes;
+        Ok((keep, why))
+    }
+
+    /// Asks each fast peer to drop the copies in `demote`, and forgets them.
+    async fn demote(
+        &self,
+        pass: &mut Pass,
+        demote: Vec<(Cid, Promotion)>,
+        why: &HashMap<Cid, String>,
+    ) {
+        let mut by_peer: HashMap<PeerId, Vec<(Cid, Promotion)>> = HashMap::new();
+        for (c, p) in demote {
+            by_peer.entry(p.peer).or_default().push((c, p));
+        }
+        for (peer, list) in by_peer {
+            for chunk in list.chunks(MAX_CACHED) {
+                let cids: Vec<Cid> = chunk.iter().map(|x| x.0).collect();
+                let note = match self.0.net().ctrl(peer, CtrlRequest::Uncache(cids)).await {
+                    Ok(CtrlResponse::Have(_)) => String::new(),
+                    Ok(other) => format!("; unexpected answer {other:?}"),
+                    Err(e) => format!("; {e} (forgotten: the peer drops it as an orphan)"),
+                };
+                for (c, p) in chunk {
+                    let reason = format!("{}{note}", why.get(c).map_or("cold", String::as_str));
+                    pass.updates.delete(Table::Promoted, c.to_bytes());
+                    pass.report.demoted += 1;
+                    pass.record("demote", c, Some(peer), p.size, true, reason);
+                }
+            }
+        }
+    }
+
+    /// Copies each shard in `promote` to the fastest of `fast` that accepts it.
+    async fn promote(
+        &self,
+        pass: &mut Pass,
+        promote: Vec<(Cid, u64)>,
+        fast: &[PeerId],
+    ) -> Result<(), NodeError> {
+        if !promote.is_empty() && fast.is_empty() {
+            pass.report.note = Some(
+                "no fast peers measured (a fast peer fetches 1 MiB in at most half the median time)"
+                    .into(),
+            );
+            return Ok(());
+        }
+        let me = self.0.net().peer_id();
+        for (cid, size) in promote {
+            let repo = self.0.shared_repo();
+            let block = match run_blocking(move || repo.block(&cid)).await? {
+                Ok(b) => Block {
+                    cid,
+                    data: b.into(),
+                },
+                Err(e) => {
+                    pass.report.failed.push(format!("{cid}: {e}"));
+                    continue;
+                }
+            };
+            let mut done = None;
+            let mut refused = Vec::new();
+            for &peer in fast.iter().filter(|p| **p != me) {
+                match self
+                    .0
+                    .net()
+                    .push_cached(peer, std::slice::from_ref(&block))
+                    .await
+                {
+                    Ok(st) if st.first() == Some(&PutStatus::Stored) => {
+                        done = Some(peer);
+                        break;
+                    }
+                    Ok(st) => refused.push(format!("{peer}: {st:?}")),
+                    Err(e) => refused.push(format!("{peer}: {e}")),
+                }
+            }
+            match done {
+                Some(peer) => {
+                    let p = Promotion {
+                        peer,
+                        at_ms: pass.now,
+                        size,
+                        reads_seen: 0,
+                    };
+                    pass.updates
+                        .put(Table::Promoted, cid.to_bytes(), p.encode());
+                    pass.report.promoted += 1;
+                    pass.report.bytes_promoted += size;
+                    let reads = self.0.shard_reads(&cid);
+                    pass.record(
+                        "promote",
+                        &cid,
+                        Some(peer),
+                        size,
+                        true,
+                        format!("hot: {reads} reads"),
+                    );
+                }
+                None => {
+                    let r = refused.join("; ");
+                    pass.report.failed.push(format!("promote {cid}: {r}"));
+                    pass.record("promote", &cid, None, size, false, r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs placement windows on the timer when `auto` is set.
+    pub(crate) async fn placement_worker(self) {
+        let opts = self.0.tier().opts.clone();
+        if !opts.auto {
+            return;
+        }
+        let mut stop = self.0.stop_signal();
+        let mut tick = tokio::time::interval(opts.window);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.placement_window().await {
+                tracing::warn!(error = %e, "placement window failed");
+            }
+        }
+    }
+
+    /// The fast tier's state: measured peers, promotions, copies held, the last plan, moves.
+    pub async fn tier_status(&self) -> TierStatus {
+        let repo = self.0.shared_repo();
+        let promoted = run_blocking(move || load_promotions(&repo))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let cache = self.0.cache();
+        let cached = run_blocking(move || cache.list()).await.unwrap_or_default();
+        let tier = self.0.tier();
+        let (windows, last, moves) = tier
+            .state
+            .lock()
+            .map(|s| (s.window, s.last.clone(), s.moves.iter().cloned().collect()))
+            .unwrap_or_default();
+        let mut promoted: Vec<serde_json::Value> = promoted
+            .into_iter()
+            .map(|(c, p)| {
+                serde_json::json!({
+                    "cid": c.to_string(),
+                    "peer": p.peer.to_string(),
+                    "bytes": p.size,
+                    "reads_there": p.reads_seen,
+                    "since_ms": p.at_ms,
+                })
+            })
+            .collect();
+        promoted.sort_by(|a, b| a["cid"].as_str().cmp(&b["cid"].as_str()));
+        TierStatus {
+            windows,
+            window_secs: tier.opts.window.as_secs(),
+            auto: tier.opts.auto,
+            peers: self.speed_report(),
+            promoted,
+            cached: cached
+                .into_iter()
+                .map(|(c, e, reads)| {
+                    serde_json::json!({
+                        "cid": c.to_string(),
+                        "promoter": e.promoter.to_string(),
+                        "bytes": e.size,
+                        "reads": reads,
+                        "since_ms": e.at_ms,
+                    })
+                })
+                .collect(),
+            cache_used: self.0.cache().used(),
+            cache_capacity: self.0.cache().capacity(),
+            last_window: last,
+            moves,
+        }
+    }
+}
