@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Cairn needs on a fresh Debian/Ubuntu machine, if it is missing:
-# libclang (RocksDB's bindings are generated with bindgen) and a C/C++ compiler.
+# libclang (RocksDB's bindings are generated with bindgen), a C/C++ compiler, and python3 (the
+# file-circle check and the placement interop tests).
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ fi
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v mount >/dev/null 2>&1 || need+=(mount)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""

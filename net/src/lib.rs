@@ -19,14 +19,19 @@
 #![warn(missing_docs)]
 
 pub mod blocks;
+mod client;
+mod config;
+mod ctrl;
 pub mod identity;
-mod node;
 pub mod records;
+mod swarm;
 pub mod wire;
 
+pub use client::NetClient;
+pub use config::{NetConfig, NetEvent, CTRL_PROTOCOL, KAD_PROTOCOL, MAX_GOSSIP};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::{start, NetClient, NetConfig, NetEvent, CTRL_PROTOCOL, KAD_PROTOCOL, MAX_GOSSIP};
+pub use swarm::start;
 
 use bytes::Bytes;
 use cairn_core::{Block, Cid};

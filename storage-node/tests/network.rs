@@ -1,6 +1,8 @@
 //! Multi-node tests: real libp2p nodes in one process on loopback port 0. Every wait is on an
 //! event or a future (a dial completing, a repair round finishing), never a sleep.
 
+mod common;
+
 use bytes::Bytes;
 use cairn_core::testgen::Gen;
 use cairn_core::{Block, Cid};
@@ -9,6 +11,7 @@ use cairn_net::{Keypair, Multiaddr, NetConfig, NoService, PeerId, Service};
 use cairn_repo::Repo;
 use cairn_retrieval::{Client, Options, Progress};
 use cairn_storage_node::node::{Node, NodeOptions};
+use common::client_for;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use std::collections::HashSet;
 use std::path::Path;
@@ -64,20 +67,6 @@ fn dataset(dir: &Path, n: usize, seed: u32) -> (std::path::PathBuf, Vec<u8>) {
     let p = dir.join("data.bin");
     std::fs::write(&p, &data).unwrap();
     (p, data)
-}
-
-async fn client_for(node: &Node) -> (Client, cairn_net::NetClient) {
-    let addr = node.net().listen_addrs().await.unwrap()[0].clone();
-    let cfg = NetConfig {
-        bootstrap: vec![addr.clone()],
-        server: false,
-        ..NetConfig::default()
-    };
-    let (net, _ev) = cairn_net::start(Keypair::generate_ed25519(), cfg, Arc::new(NoService))
-        .await
-        .unwrap();
-    net.dial(addr).await.unwrap();
-    (Client::new(net.clone(), Options::default()), net)
 }
 
 /// Distinct live holders of each shard of the first stripe.

@@ -3,14 +3,15 @@
 //! every stripe has `k + m` distinct holders. Real libp2p nodes in one process on loopback
 //! port 0; every wait is on a future (a dial, a repair round), never a sleep.
 
+mod common;
+
 use cairn_core::testgen::Gen;
 use cairn_core::Cid;
-use cairn_net::{Keypair, NetConfig, NoService};
+use cairn_net::{Keypair, NetConfig};
 use cairn_repo::Repo;
-use cairn_retrieval::{Client, Options};
 use cairn_storage_node::node::{Node, NodeOptions, ShardPlacement};
+use common::client_for;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// RS(4,2), the default; timers off so that only the test runs repair rounds.
@@ -50,20 +51,6 @@ async fn join(old: &[Node], new: &[Node]) {
             a.net().dial(addr).await.unwrap();
         }
     }
-}
-
-async fn client_for(node: &Node) -> (Client, cairn_net::NetClient) {
-    let addr = node.net().listen_addrs().await.unwrap()[0].clone();
-    let cfg = NetConfig {
-        bootstrap: vec![addr.clone()],
-        server: false,
-        ..NetConfig::default()
-    };
-    let (net, _ev) = cairn_net::start(Keypair::generate_ed25519(), cfg, Arc::new(NoService))
-        .await
-        .unwrap();
-    net.dial(addr).await.unwrap();
-    (Client::new(net.clone(), Options::default()), net)
 }
 
 /// Distinct holders of a stripe.

@@ -1,0 +1,147 @@
+//! Round trips and malformed input of every wire message.
+
+use super::*;
+use cairn_core::block::{HashAlg, RAW};
+use proptest::prelude::*;
+
+fn cid(i: u32) -> Cid {
+    HashAlg::Blake3.cid(RAW, &i.to_le_bytes())
+}
+
+#[test]
+fn ctrl_round_trip() {
+    let reqs = [
+        CtrlRequest::Info,
+        CtrlRequest::Have(vec![]),
+        CtrlRequest::Have((0..MAX_HAVE as u32).map(cid).collect()),
+        CtrlRequest::App(vec![]),
+        CtrlRequest::App(vec![1; MAX_APP]),
+        CtrlRequest::Cached(vec![cid(1), cid(2)]),
+        CtrlRequest::Uncache((0..MAX_CACHED as u32).map(cid).collect()),
+        CtrlRequest::Commit {
+            manifest: cid(3),
+            publisher: libp2p::identity::Keypair::generate_ed25519()
+                .public()
+                .to_peer_id(),
+        },
+        CtrlRequest::Remove(cid(4)),
+    ];
+    for r in reqs {
+        let e = r.encode();
+        assert!(e.len() <= MAX_CTRL_REQUEST);
+        assert_eq!(CtrlRequest::decode(&e).unwrap(), r);
+    }
+    let resps = [
+        CtrlResponse::Info(NodeInfo {
+            capacity: 7,
+            used: u64::MAX,
+        }),
+        CtrlResponse::Have(vec![
+            true, false, true, true, false, false, true, false, true,
+        ]),
+        CtrlResponse::Have(vec![true; MAX_HAVE]),
+        CtrlResponse::Error("no".into()),
+        CtrlResponse::App(vec![7; MAX_APP]),
+        CtrlResponse::Reads(vec![None, Some(0), Some(u32::MAX)]),
+        CtrlResponse::Reads(vec![Some(u32::MAX); MAX_CACHED]),
+    ];
+    for r in resps {
+        let e = r.encode();
+        assert!(e.len() <= MAX_CTRL_RESPONSE);
+        assert_eq!(CtrlResponse::decode(&e).unwrap(), r);
+    }
+}
+
+#[test]
+fn oversized_and_malformed_are_rejected() {
+    let mut e = vec![T_HAVE];
+    varint::write(&mut e, MAX_HAVE as u64 + 1);
+    assert!(matches!(
+        CtrlRequest::decode(&e),
+        Err(WireError::TooLarge { .. })
+    ));
+    assert_eq!(CtrlRequest::decode(&[]), Err(WireError::Truncated));
+    assert_eq!(CtrlRequest::decode(&[0x7f]), Err(WireError::Tag(0x7f)));
+    assert_eq!(
+        CtrlRequest::decode(&[T_INFO, 0]),
+        Err(WireError::Trailing(1))
+    );
+    let big = vec![T_INFO; MAX_CTRL_REQUEST + 1];
+    assert!(matches!(
+        CtrlRequest::decode(&big),
+        Err(WireError::TooLarge { .. })
+    ));
+    let long = CtrlResponse::Error("é".repeat(MAX_ERROR_TEXT)).encode();
+    assert!(matches!(
+        CtrlResponse::decode(&long),
+        Ok(CtrlResponse::Error(s)) if s.len() <= MAX_ERROR_TEXT
+    ));
+    let mut get = vec![OP_GET];
+    varint::write(&mut get, MAX_BATCH as u64 + 1);
+    assert!(matches!(
+        StreamRequest::decode(&get),
+        Err(WireError::TooLarge { .. })
+    ));
+    // a commit whose publisher bytes are not a peer id, or longer than any peer id
+    let mut commit = vec![T_COMMIT];
+    put_cid(&mut commit, &cid(1));
+    commit.extend_from_slice(&[3, 1, 2, 3]);
+    assert_eq!(CtrlRequest::decode(&commit), Err(WireError::PeerId));
+    let mut commit = vec![T_COMMIT];
+    put_cid(&mut commit, &cid(1));
+    varint::write(&mut commit, MAX_PEER_ID_LEN as u64 + 1);
+    assert!(matches!(
+        CtrlRequest::decode(&commit),
+        Err(WireError::TooLarge { .. })
+    ));
+    let mut cached = vec![T_CACHED];
+    varint::write(&mut cached, MAX_CACHED as u64 + 1);
+    assert!(matches!(
+        CtrlRequest::decode(&cached),
+        Err(WireError::TooLarge { .. })
+    ));
+    let mut reads = vec![T_READS_R, 1];
+    varint::write(&mut reads, u64::from(u32::MAX) + 2);
+    assert!(matches!(
+        CtrlResponse::decode(&reads),
+        Err(WireError::TooLarge { .. })
+    ));
+    let mut cache = vec![OP_CACHE];
+    varint::write(&mut cache, MAX_BATCH as u64 + 1);
+    assert!(matches!(
+        StreamRequest::decode(&cache),
+        Err(WireError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn oversized_block_frame_is_rejected_before_allocation() {
+    let mut frame = encode_block_header(&cid(1), 0);
+    let n = frame.len();
+    frame[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+    let r = futures::executor::block_on(read_block(&mut &frame[..]));
+    assert!(matches!(r, Err(WireError::TooLarge { .. })));
+}
+
+proptest! {
+    #[test]
+    fn decoders_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = CtrlRequest::decode(&buf);
+        let _ = CtrlResponse::decode(&buf);
+        let _ = StreamRequest::decode(&buf);
+        let _ = futures::executor::block_on(StreamRequest::read(&mut &buf[..]));
+        let _ = futures::executor::block_on(read_block(&mut &buf[..]));
+    }
+
+    #[test]
+    fn stream_request_round_trips(n in 0usize..MAX_BATCH, kind in 0u8..3) {
+        let r = match kind {
+            0 => StreamRequest::Put { manifest: cid(9), count: n },
+            1 => StreamRequest::Cache { count: n },
+            _ => StreamRequest::Get((0..n as u32).map(cid).collect()),
+        };
+        let e = r.encode();
+        prop_assert_eq!(StreamRequest::decode(&e).unwrap(), r.clone());
+        prop_assert_eq!(futures::executor::block_on(StreamRequest::read(&mut &e[..])).unwrap(), r);
+    }
+}

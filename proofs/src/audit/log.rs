@@ -1,0 +1,168 @@
+//! The hash-chained audit log and its end-to-end verification.
+
+use super::*;
+use crate::keys::Keys;
+use ark_bn254::Fr;
+use std::collections::HashMap;
+
+/// What a log entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A [`SectorRecord`] this node verified.
+    Sector,
+    /// An [`AuditRecord`] (this node's own or received by gossip).
+    Audit,
+}
+
+/// One link of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Position, from 0.
+    pub seq: u64,
+    /// Hash of the previous entry (zeros for the first).
+    pub prev: [u8; 32],
+    /// What the body is.
+    pub kind: EntryKind,
+    /// The encoded record.
+    pub body: Vec<u8>,
+}
+
+impl LogEntry {
+    /// Encodes the entry.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 48);
+        out.push(RECORD_VERSION);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.prev);
+        out.push(match self.kind {
+            EntryKind::Sector => 1,
+            EntryKind::Audit => 2,
+        });
+        put_bytes(&mut out, &self.body);
+        out
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
+        let mut r = Reader::versioned(buf)?;
+        let seq = r.u64()?;
+        let prev = r.b32()?;
+        let kind = match r.u8()? {
+            1 => EntryKind::Sector,
+            2 => EntryKind::Audit,
+            _ => return Err(AuditError::Field("entry kind")),
+        };
+        let body = r.bytes(MAX_ENTRY_BODY, "entry body length")?.to_vec();
+        r.end()?;
+        Ok(LogEntry {
+            seq,
+            prev,
+            kind,
+            body,
+        })
+    }
+
+    /// This entry's hash: blake3 of a domain tag and the encoding.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"cairn audit log v1");
+        h.update(&self.encode());
+        *h.finalize().as_bytes()
+    }
+}
+
+/// What re-verifying a log found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Sector records whose seal proof verified.
+    pub sectors: u64,
+    /// Passes whose proof verified.
+    pub passes: u64,
+    /// Fails that carried a proof, re-checked to be invalid.
+    pub fails_rechecked: u64,
+    /// Fails and misses without a proof: signed claims that cannot be re-checked.
+    pub claims: u64,
+    /// Problems, each with the entry's position (empty: the log verifies).
+    pub problems: Vec<String>,
+}
+
+/// Checks a signature: `(signer peer id bytes, message, signature) -> valid`.
+pub type SignatureCheck = dyn Fn(&[u8], &[u8], &[u8]) -> bool;
+
+/// Re-verifies a whole log: consecutive positions, the hash chain, every sector record's seal
+/// proof, every audit record's signature (`sig_ok(peer, message, signature)`), that audited
+/// sectors were committed with the same `comm_r`, and every carried proof.
+pub fn verify_log(
+    entries: &[LogEntry],
+    params: &NetParams,
+    seal_keys: &Keys,
+    post_keys: &Keys,
+    sig_ok: &SignatureCheck,
+) -> LogReport {
+    let mut rep = LogReport::default();
+    let mut prev = [0u8; 32];
+    let mut committed: HashMap<(Vec<u8>, u64), Fr> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        rep.entries += 1;
+        if e.seq != i as u64 {
+            rep.problems
+                .push(format!("entry {i}: position {} out of order", e.seq));
+        }
+        if e.prev != prev {
+            rep.problems
+                .push(format!("entry {i}: does not chain to the entry before"));
+        }
+        prev = e.hash();
+        match e.kind {
+            EntryKind::Sector => match SectorRecord::decode(&e.body) {
+                Err(err) => rep.problems.push(format!("entry {i}: {err}")),
+                Ok(s) => match s.verify_seal(params, seal_keys) {
+                    Ok(true) => {
+                        rep.sectors += 1;
+                        committed.insert((s.prover.clone(), s.sector), s.comm_r);
+                    }
+                    Ok(false) => rep.problems.push(format!(
+                        "entry {i}: seal proof of sector {} invalid",
+                        s.sector
+                    )),
+                    Err(err) => rep.problems.push(format!("entry {i}: {err}")),
+                },
+            },
+            EntryKind::Audit => match AuditRecord::decode(&e.body) {
+                Err(err) => rep.problems.push(format!("entry {i}: {err}")),
+                Ok(a) => {
+                    if !sig_ok(&a.auditor, &a.signed_bytes(), &a.signature) {
+                        rep.problems
+                            .push(format!("entry {i}: auditor signature invalid"));
+                        continue;
+                    }
+                    let unknown = a
+                        .sectors
+                        .iter()
+                        .any(|(id, c)| committed.get(&(a.prover.clone(), *id)) != Some(c));
+                    if unknown {
+                        rep.problems.push(format!(
+                            "entry {i}: audits a sector with no matching commitment earlier in the log"
+                        ));
+                        continue;
+                    }
+                    let ok = a.proof_verifies(params, post_keys);
+                    match (a.verdict, a.proof.is_empty()) {
+                        (Verdict::Pass, _) if ok => rep.passes += 1,
+                        (Verdict::Pass, _) => rep
+                            .problems
+                            .push(format!("entry {i}: a pass whose proof does not verify")),
+                        (_, false) if !ok => rep.fails_rechecked += 1,
+                        (_, false) => rep
+                            .problems
+                            .push(format!("entry {i}: a fail whose proof verifies")),
+                        (_, true) => rep.claims += 1,
+                    }
+                }
+            },
+        }
+    }
+    rep
+}

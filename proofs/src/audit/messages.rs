@@ -1,0 +1,135 @@
+//! The audit protocol's messages between auditor and prover.
+
+use super::*;
+
+/// Most sector records in one [`AuditResponse::Sectors`] page.
+pub const MAX_SECTORS_PAGE: usize = 32;
+
+/// What an auditor asks a prover (carried in the network's application messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditRequest {
+    /// Prove `window` for `nonce` over these sectors, in this order.
+    Prove {
+        /// Window number.
+        window: u64,
+        /// The auditor's fresh nonce.
+        nonce: [u8; 32],
+        /// Sector numbers (1 to [`MAX_AUDIT_SECTORS`]).
+        sectors: Vec<u64>,
+    },
+    /// List your sector records with numbers from `from` on.
+    Sectors {
+        /// First sector number.
+        from: u64,
+    },
+}
+
+/// A prover's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditResponse {
+    /// The window proof.
+    Proof([u8; PROOF_LEN]),
+    /// Up to [`MAX_SECTORS_PAGE`] sector records, by number.
+    Sectors(Vec<SectorRecord>),
+}
+
+impl AuditRequest {
+    /// Encodes the request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![RECORD_VERSION];
+        match self {
+            AuditRequest::Prove {
+                window,
+                nonce,
+                sectors,
+            } => {
+                out.push(1);
+                out.extend_from_slice(&window.to_le_bytes());
+                out.extend_from_slice(nonce);
+                out.push(sectors.len() as u8);
+                for s in sectors {
+                    out.extend_from_slice(&s.to_le_bytes());
+                }
+            }
+            AuditRequest::Sectors { from } => {
+                out.push(2);
+                out.extend_from_slice(&from.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
+        let mut r = Reader::versioned(buf)?;
+        let req = match r.u8()? {
+            1 => {
+                let window = r.u64()?;
+                let nonce = r.b32()?;
+                let n = r.u8()? as usize;
+                if n == 0 || n > MAX_AUDIT_SECTORS {
+                    return Err(AuditError::Field("sector count"));
+                }
+                let sectors = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
+                AuditRequest::Prove {
+                    window,
+                    nonce,
+                    sectors,
+                }
+            }
+            2 => AuditRequest::Sectors { from: r.u64()? },
+            _ => return Err(AuditError::Field("request kind")),
+        };
+        r.end()?;
+        Ok(req)
+    }
+}
+
+impl AuditResponse {
+    /// Encodes the response.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![RECORD_VERSION];
+        match self {
+            AuditResponse::Proof(p) => {
+                out.push(1);
+                out.extend_from_slice(p);
+            }
+            AuditResponse::Sectors(v) => {
+                out.push(2);
+                out.push(v.len() as u8);
+                for s in v {
+                    put_bytes(&mut out, &s.encode());
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
+        let mut r = Reader::versioned(buf)?;
+        let resp = match r.u8()? {
+            1 => {
+                let mut p = [0u8; PROOF_LEN];
+                p.copy_from_slice(r.take(PROOF_LEN)?);
+                AuditResponse::Proof(p)
+            }
+            2 => {
+                let n = r.u8()? as usize;
+                if n > MAX_SECTORS_PAGE {
+                    return Err(AuditError::Field("sector page size"));
+                }
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(SectorRecord::decode(
+                        r.bytes(1024, "sector record length")?,
+                    )?);
+                }
+                AuditResponse::Sectors(v)
+            }
+            _ => return Err(AuditError::Field("response kind")),
+        };
+        r.end()?;
+        Ok(resp)
+    }
+}

@@ -1,0 +1,109 @@
+//! What storage nodes exchange and record about proofs (design §3, "Audits"), pure compute:
+//!
+//! - [`NetParams`]: the sector shape and proof parameters of a network, with its development
+//!   keys ([`NetParams::seal_keys`], [`NetParams::post_keys`]);
+//! - [`SectorRecord`]: a prover's public commitment to one sealed sector, with its seal proof;
+//! - [`AuditRecord`]: an auditor's signed verdict on one prover's window;
+//! - [`LogEntry`]: one link of the hash-chained audit log, and [`verify_log`], which re-checks a
+//!   whole log end to end (chain, signatures, seal proofs, window proofs).
+//!
+//! Signatures are made and checked by the caller (the network crate owns identities); this
+//! module only fixes the bytes that are signed. Every decoder takes untrusted bytes and returns
+//! [`AuditError`] on anything malformed, never panics. The byte layouts are in `docs/formats.md`.
+
+mod codec;
+mod log;
+mod messages;
+mod params;
+mod records;
+
+pub use codec::*;
+pub use log::*;
+pub use messages::*;
+pub use params::*;
+pub use records::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use ark_bn254::Fr;
+
+    fn audit() -> AuditRecord {
+        AuditRecord {
+            auditor: vec![1; 38],
+            prover: vec![2; 38],
+            window: 9,
+            nonce: [3; 32],
+            sectors: vec![(0, Fr::from(5u64)), (1, Fr::from(6u64))],
+            verdict: Verdict::Fail,
+            proof: vec![],
+            reason: "no answer".into(),
+            signature: vec![4; 64],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_garbage() {
+        let a = audit();
+        let e = a.encode();
+        assert_eq!(AuditRecord::decode(&e).unwrap(), a);
+        for n in 0..e.len() {
+            assert!(AuditRecord::decode(&e[..n]).is_err(), "prefix {n}");
+        }
+        let mut long = e.clone();
+        long.push(0);
+        assert_eq!(AuditRecord::decode(&long), Err(AuditError::Trailing(1)));
+        let s = SectorRecord {
+            prover: vec![2; 38],
+            sector: 3,
+            sector_size: 4096,
+            layers: 2,
+            data_len: 100,
+            ticket: [7; 32],
+            comm_d: Fr::from(1u64),
+            comm_r: Fr::from(2u64),
+            seal_proof: [0; PROOF_LEN],
+        };
+        assert_eq!(SectorRecord::decode(&s.encode()).unwrap(), s);
+        let mut bad = s.encode();
+        // comm_r := the modulus' bytes (not canonical)
+        let at = bad.len() - PROOF_LEN - 32;
+        bad[at..at + 32].copy_from_slice(&[0xff; 32]);
+        assert!(SectorRecord::decode(&bad).is_err());
+        let le = LogEntry {
+            seq: 4,
+            prev: [9; 32],
+            kind: EntryKind::Audit,
+            body: e,
+        };
+        assert_eq!(LogEntry::decode(&le.encode()).unwrap(), le);
+        assert!(LogEntry::decode(&[1, 2, 3]).is_err());
+        for req in [
+            AuditRequest::Prove {
+                window: 3,
+                nonce: [1; 32],
+                sectors: vec![4, 4],
+            },
+            AuditRequest::Sectors { from: 9 },
+        ] {
+            assert_eq!(AuditRequest::decode(&req.encode()).unwrap(), req);
+        }
+        for resp in [
+            AuditResponse::Proof([5; PROOF_LEN]),
+            AuditResponse::Sectors(vec![s.clone(); MAX_SECTORS_PAGE]),
+        ] {
+            let e = resp.encode();
+            assert!(e.len() <= 12 << 10);
+            assert_eq!(AuditResponse::decode(&e).unwrap(), resp);
+        }
+        assert!(decode_proof(&[0u8; PROOF_LEN]).is_err() || decode_proof(&[0u8; 5]).is_err());
+    }
+
+    #[test]
+    fn a_pass_must_carry_a_proof() {
+        let mut a = audit();
+        a.verdict = Verdict::Pass;
+        assert!(AuditRecord::decode(&a.encode()).is_err());
+    }
+}

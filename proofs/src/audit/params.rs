@@ -1,0 +1,195 @@
+//! A network's sector shape and proof parameters, its development keys, and sealing and proving with them.
+
+use super::*;
+use crate::keys::{load_or_setup, KeyError, Keys};
+use crate::porep::SealCircuit;
+use crate::post::{PostCircuit, Shape};
+use crate::sdr::{self, Sealed, SectorParams};
+use ark_bn254::{Bn254, Fr};
+use ark_groth16::Groth16;
+use ark_snark::SNARK;
+use std::path::Path;
+
+/// The graph seed of format version 1 (fixed: every node must label on the same graph).
+pub fn graph_seed() -> [u8; 32] {
+    *blake3::hash(b"cairn sdr-lite graph v1").as_bytes()
+}
+
+/// A network's proof parameters: every node of a network must use the same ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetParams {
+    /// Sector size in bytes (a power of two, at least 64).
+    pub sector_size: usize,
+    /// Labelling layers.
+    pub layers: usize,
+    /// PoSt challenges per sector.
+    pub challenges: usize,
+    /// Sectors per PoSt proof.
+    pub batch: usize,
+    /// Seal (PoRep) challenges per proof.
+    pub seal_challenges: usize,
+}
+
+impl NetParams {
+    /// Checks the shape.
+    pub fn check(&self) -> Result<(), AuditError> {
+        if self.sector_size < 64
+            || !self.sector_size.is_power_of_two()
+            || self.sector_size > 1 << 30
+        {
+            return Err(AuditError::Field("sector size"));
+        }
+        if self.layers == 0 || self.layers > 16 {
+            return Err(AuditError::Field("layers"));
+        }
+        if self.challenges == 0 || self.challenges > 64 {
+            return Err(AuditError::Field("challenges"));
+        }
+        if self.batch == 0 || self.batch > MAX_AUDIT_SECTORS {
+            return Err(AuditError::Field("batch"));
+        }
+        if self.seal_challenges == 0 || self.seal_challenges > 16 {
+            return Err(AuditError::Field("seal challenges"));
+        }
+        Ok(())
+    }
+
+    /// The sector parameters.
+    pub fn sector(&self) -> SectorParams {
+        SectorParams {
+            nodes: self.sector_size / 32,
+            layers: self.layers,
+            graph_seed: graph_seed(),
+        }
+    }
+
+    /// The PoSt circuit shape.
+    pub fn post_shape(&self) -> Shape {
+        Shape {
+            sectors: self.batch,
+            depth: (self.sector_size / 32).trailing_zeros() as usize,
+            challenges: self.challenges,
+        }
+    }
+
+    /// Development seal keys, cached in `dir`.
+    pub fn seal_keys(&self, dir: &Path) -> Result<Keys, KeyError> {
+        let p = self.sector();
+        let name = format!("seal-n{}-l{}-c{}", p.nodes, p.layers, self.seal_challenges);
+        let k = self.seal_challenges;
+        load_or_setup(dir, &name, DEV_SETUP_SEED, move || SealCircuit::blank(p, k))
+    }
+
+    /// Development PoSt keys, cached in `dir`.
+    pub fn post_keys(&self, dir: &Path) -> Result<Keys, KeyError> {
+        let shape = self.post_shape();
+        let name = format!(
+            "post-s{}-d{}-c{}",
+            shape.sectors, shape.depth, shape.challenges
+        );
+        load_or_setup(dir, &name, DEV_SETUP_SEED, move || {
+            PostCircuit::blank(shape)
+        })
+    }
+}
+
+/// Seals `data` as `prover`'s sector `sector` with `ticket` and proves the seal: the sealed
+/// sector (kept by the prover) and its public record.
+pub fn seal_sector(
+    params: &NetParams,
+    seal_keys: &Keys,
+    prover: &[u8],
+    sector: u64,
+    ticket: [u8; 32],
+    data: &[u8],
+) -> Result<(Sealed, SectorRecord), AuditError> {
+    let mut out = seal_sectors(params, seal_keys, prover, &[(sector, ticket, data)])?;
+    out.pop()
+        .ok_or_else(|| AuditError::Prove("no sector sealed".into()))
+}
+
+/// [`seal_sector`] for several sectors `(sector, ticket, data)` at once: they are labelled
+/// together ([`label_sectors`]), then each seal is proved ([`prove_seal`]). The results are
+/// in order.
+pub fn seal_sectors(
+    params: &NetParams,
+    seal_keys: &Keys,
+    prover: &[u8],
+    sectors: &[(u64, [u8; 32], &[u8])],
+) -> Result<Vec<(Sealed, SectorRecord)>, AuditError> {
+    let mut out = Vec::with_capacity(sectors.len());
+    for (s, (sealed, labels)) in sectors.iter().zip(label_sectors(params, prover, sectors)?) {
+        let record = prove_seal(params, seal_keys, prover, s, &sealed, labels)?;
+        out.push((sealed, record));
+    }
+    Ok(out)
+}
+
+/// Seals `sectors` `(sector, ticket, data)` as `prover`'s, labelled together
+/// ([`sdr::labels_many`], eight at a time where the CPU allows): each sealed sector with the
+/// labels its seal proof needs, in order.
+pub fn label_sectors(
+    params: &NetParams,
+    prover: &[u8],
+    sectors: &[(u64, [u8; 32], &[u8])],
+) -> Result<Vec<sdr::SealedWithLabels>, AuditError> {
+    params.check()?;
+    let node = node_id(prover);
+    let inputs: Vec<sdr::SealInput<'_>> = sectors
+        .iter()
+        .map(|(sector, ticket, data)| sdr::SealInput {
+            data,
+            node,
+            sector: *sector,
+            ticket: *ticket,
+        })
+        .collect();
+    sdr::seal_many_keeping_labels(&params.sector(), &inputs)
+        .map_err(|e| AuditError::Prove(e.to_string()))
+}
+
+/// Proves the seal of `sector` `(sector, ticket, data)`, sealed as `sealed` with `labels`
+/// (consumed: they are the largest part of sealing's memory): its public record.
+pub fn prove_seal(
+    params: &NetParams,
+    seal_keys: &Keys,
+    prover: &[u8],
+    sector: &(u64, [u8; 32], &[u8]),
+    sealed: &Sealed,
+    labels: Vec<Vec<Fr>>,
+) -> Result<SectorRecord, AuditError> {
+    let &(id, ticket, data) = sector;
+    let p = params.sector();
+    let circuit = SealCircuit::prove_with_labels(&p, params.seal_challenges, data, sealed, &labels)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    drop(labels);
+    let proof = Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    Ok(SectorRecord {
+        prover: prover.to_vec(),
+        sector: id,
+        sector_size: params.sector_size as u64,
+        layers: params.layers as u8,
+        data_len: data.len() as u64,
+        ticket,
+        comm_d: sealed.comm_d,
+        comm_r: sealed.comm_r,
+        seal_proof: encode_proof(&proof),
+    })
+}
+
+/// Proves window `window` for `nonce` over `sectors` (exactly `params.batch` of them, a sector
+/// may repeat): the 128-byte proof.
+pub fn prove_window(
+    params: &NetParams,
+    post_keys: &Keys,
+    nonce: &[u8; 32],
+    window: u64,
+    sectors: &[(u64, &Sealed)],
+) -> Result<[u8; PROOF_LEN], AuditError> {
+    let circuit = PostCircuit::prove_for(params.post_shape(), nonce, window, sectors)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    let proof = Groth16::<Bn254>::prove(&post_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    Ok(encode_proof(&proof))
+}

@@ -1,0 +1,248 @@
+//! Sector records (a prover's commitment to a sealed sector) and audit records (an auditor's signed verdict).
+
+use super::*;
+use crate::keys::Keys;
+use crate::porep::{self};
+use crate::post::{self};
+use crate::sdr::{self};
+use ark_bn254::{Bn254, Fr};
+use ark_groth16::Groth16;
+use ark_snark::SNARK;
+
+/// A prover's public commitment to one sealed sector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectorRecord {
+    /// The prover's peer id bytes.
+    pub prover: Vec<u8>,
+    /// Sector number (unique per prover).
+    pub sector: u64,
+    /// Sector size in bytes.
+    pub sector_size: u64,
+    /// Labelling layers.
+    pub layers: u8,
+    /// Data bytes in the sector.
+    pub data_len: u64,
+    /// The sealing ticket (part of `replica_id`).
+    pub ticket: [u8; 32],
+    /// Root over the data leaves.
+    pub comm_d: Fr,
+    /// `H(comm_c, comm_r_last)`.
+    pub comm_r: Fr,
+    /// The seal proof.
+    pub seal_proof: [u8; PROOF_LEN],
+}
+
+impl SectorRecord {
+    /// The replica id the seal proof is checked against (derived, never taken from the prover).
+    pub fn replica_id(&self) -> Fr {
+        sdr::replica_id(
+            &node_id(&self.prover),
+            self.sector,
+            &self.ticket,
+            self.comm_d,
+        )
+    }
+
+    /// Encodes the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(300);
+        out.push(RECORD_VERSION);
+        put_bytes(&mut out, &self.prover);
+        out.extend_from_slice(&self.sector.to_le_bytes());
+        out.extend_from_slice(&self.sector_size.to_le_bytes());
+        out.push(self.layers);
+        out.extend_from_slice(&self.data_len.to_le_bytes());
+        out.extend_from_slice(&self.ticket);
+        out.extend_from_slice(&fr_bytes(&self.comm_d));
+        out.extend_from_slice(&fr_bytes(&self.comm_r));
+        out.extend_from_slice(&self.seal_proof);
+        out
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
+        let mut r = Reader::versioned(buf)?;
+        let prover = r.bytes(MAX_PEER_ID, "prover id length")?.to_vec();
+        let sector = r.u64()?;
+        let sector_size = r.u64()?;
+        if sector_size < 64 || !sector_size.is_power_of_two() || sector_size > 1 << 30 {
+            return Err(AuditError::Field("sector size"));
+        }
+        let layers = r.u8()?;
+        let data_len = r.u64()?;
+        if data_len > sector_size / 32 * sdr::BYTES_PER_LEAF as u64 {
+            return Err(AuditError::Field("data length exceeds the sector"));
+        }
+        let ticket = r.b32()?;
+        let comm_d = r.fr()?;
+        let comm_r = r.fr()?;
+        let mut seal_proof = [0u8; PROOF_LEN];
+        seal_proof.copy_from_slice(r.take(PROOF_LEN)?);
+        r.end()?;
+        Ok(SectorRecord {
+            prover,
+            sector,
+            sector_size,
+            layers,
+            data_len,
+            ticket,
+            comm_d,
+            comm_r,
+            seal_proof,
+        })
+    }
+
+    /// Whether the seal proof verifies for this record under `params` and its seal keys.
+    pub fn verify_seal(&self, params: &NetParams, keys: &Keys) -> Result<bool, AuditError> {
+        if self.sector_size != params.sector_size as u64 || self.layers as usize != params.layers {
+            return Err(AuditError::Field("sector shape differs from the network's"));
+        }
+        let proof = decode_proof(&self.seal_proof)?;
+        let inputs = porep::public_inputs(
+            &params.sector(),
+            params.seal_challenges,
+            self.replica_id(),
+            self.comm_d,
+            self.comm_r,
+        );
+        Ok(Groth16::<Bn254>::verify_with_processed_vk(&keys.pvk, &inputs, &proof).unwrap_or(false))
+    }
+}
+
+/// An auditor's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The proof verified.
+    Pass,
+    /// The prover answered, but with no proof or one that does not verify.
+    Fail,
+    /// The prover did not answer in time.
+    Missed,
+}
+
+impl Verdict {
+    fn tag(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Missed => 2,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Missed => "missed",
+        }
+    }
+}
+
+/// One audit of one prover's window, signed by the auditor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Auditor peer id bytes.
+    pub auditor: Vec<u8>,
+    /// Prover peer id bytes.
+    pub prover: Vec<u8>,
+    /// Window number.
+    pub window: u64,
+    /// The auditor's fresh nonce.
+    pub nonce: [u8; 32],
+    /// Challenged sectors and their `comm_r`, in proof order.
+    pub sectors: Vec<(u64, Fr)>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The proof received (empty when none was).
+    pub proof: Vec<u8>,
+    /// Why, in words (empty on a pass).
+    pub reason: String,
+    /// The auditor's signature over [`AuditRecord::signed_bytes`].
+    pub signature: Vec<u8>,
+}
+
+impl AuditRecord {
+    /// The bytes the auditor signs: the encoding without the signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.push(RECORD_VERSION);
+        put_bytes(&mut out, &self.auditor);
+        put_bytes(&mut out, &self.prover);
+        out.extend_from_slice(&self.window.to_le_bytes());
+        out.extend_from_slice(&self.nonce);
+        out.push(self.sectors.len() as u8);
+        for (id, c) in &self.sectors {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&fr_bytes(c));
+        }
+        out.push(self.verdict.tag());
+        put_bytes(&mut out, &self.proof);
+        put_bytes(&mut out, self.reason.as_bytes());
+        out
+    }
+
+    /// Encodes the record with its signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.signed_bytes();
+        put_bytes(&mut out, &self.signature);
+        out
+    }
+
+    /// Decodes untrusted bytes (the signature is not checked here).
+    pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
+        let mut r = Reader::versioned(buf)?;
+        let auditor = r.bytes(MAX_PEER_ID, "auditor id length")?.to_vec();
+        let prover = r.bytes(MAX_PEER_ID, "prover id length")?.to_vec();
+        let window = r.u64()?;
+        let nonce = r.b32()?;
+        let n = r.u8()? as usize;
+        if n == 0 || n > MAX_AUDIT_SECTORS {
+            return Err(AuditError::Field("sector count"));
+        }
+        let mut sectors = Vec::with_capacity(n);
+        for _ in 0..n {
+            sectors.push((r.u64()?, r.fr()?));
+        }
+        let verdict = match r.u8()? {
+            0 => Verdict::Pass,
+            1 => Verdict::Fail,
+            2 => Verdict::Missed,
+            _ => return Err(AuditError::Field("verdict")),
+        };
+        let proof = r.bytes(PROOF_LEN, "proof length")?.to_vec();
+        if verdict == Verdict::Pass && proof.len() != PROOF_LEN {
+            return Err(AuditError::Field("a pass without a proof"));
+        }
+        let reason = std::str::from_utf8(r.bytes(MAX_REASON, "reason length")?)
+            .map_err(|_| AuditError::Field("reason is not UTF-8"))?
+            .to_string();
+        let signature = r.bytes(MAX_SIGNATURE, "signature length")?.to_vec();
+        r.end()?;
+        Ok(AuditRecord {
+            auditor,
+            prover,
+            window,
+            nonce,
+            sectors,
+            verdict,
+            proof,
+            reason,
+            signature,
+        })
+    }
+
+    /// Whether the carried proof verifies for this record's window, nonce and sectors
+    /// (`false` when there is no proof or it is malformed).
+    pub fn proof_verifies(&self, params: &NetParams, keys: &Keys) -> bool {
+        let Ok(proof) = decode_proof(&self.proof) else {
+            return false;
+        };
+        if self.sectors.len() != params.batch {
+            return false;
+        }
+        let inputs =
+            post::public_inputs(params.post_shape(), &self.nonce, self.window, &self.sectors);
+        Groth16::<Bn254>::verify_with_processed_vk(&keys.pvk, &inputs, &proof).unwrap_or(false)
+    }
+}
