@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod prover;
+mod schedule;
 mod seal;
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -538,14 +539,6 @@ pub(crate) trait ProverHost: Send + Sync + 'static {
 /// running audits, gossip of sector and audit records, faults.
 #[derive(Clone)]
 pub(crate) struct Prover<H>(pub(crate) H);
-
-fn cut(s: &str) -> String {
-    let mut end = s.len().min(audit::MAX_REASON);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
 
 fn proofs_err(e: ProofsError) -> NodeError {
     NodeError::Proofs(e.to_string())

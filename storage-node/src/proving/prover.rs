@@ -1,6 +1,7 @@
 //! The prover's work over its host: sealing passes, the gossip of sector and audit records,
 //! audits of peers (schedule, request, verdict, signature, log) and faults.
 
+use super::schedule::{audit_target, judge, Answer};
 use super::*;
 
 impl<H: ProverHost + Clone> Prover<H> {
@@ -237,20 +238,10 @@ impl<H: ProverHost + Clone> Prover<H> {
         {
             self.fetch_sectors(peer).await;
         }
-        let mut ring = p.provers();
-        if ring.is_empty() {
-            return Ok(None);
+        match audit_target(me, &p.provers(), p.window_now()) {
+            Some(target) => self.audit_once_for(target).await,
+            None => Ok(None),
         }
-        ring.push(me);
-        ring.sort();
-        ring.dedup();
-        let window = p.window_now();
-        let h = blake3::hash(&window.to_le_bytes());
-        let shift = 1
-            + (u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8]))
-                % (ring.len() as u64 - 1)) as usize;
-        let pos = ring.iter().position(|x| *x == me).unwrap_or(0);
-        self.audit_once_for(ring[(pos + shift) % ring.len()]).await
     }
 
     /// Audits `target` now (what [`Node::audit_once`] does for the window's peer). `None` when
@@ -296,35 +287,24 @@ impl<H: ProverHost + Clone> Prover<H> {
             reason: String::new(),
             signature: Vec::new(),
         };
-        match answer {
-            Err(_) => rec.reason = format!("no answer within {:.0} s", deadline.as_secs_f64()),
-            Ok(Err(e)) => rec.reason = cut(&e.to_string()),
-            Ok(Ok(CtrlResponse::Error(e))) => {
-                rec.verdict = Verdict::Fail;
-                rec.reason = cut(&e);
-            }
-            Ok(Ok(CtrlResponse::App(bytes))) => match AuditResponse::decode(&bytes) {
-                Ok(AuditResponse::Proof(proof)) => {
-                    rec.proof = proof.to_vec();
-                    let (p2, r2) = (p.clone(), rec.clone());
-                    let ok = run_blocking(move || p2.proof_verifies(&r2)).await?;
-                    if ok {
-                        rec.verdict = Verdict::Pass;
-                    } else {
-                        rec.verdict = Verdict::Fail;
-                        rec.reason = "the proof does not verify".into();
-                    }
-                }
-                _ => {
-                    rec.verdict = Verdict::Fail;
-                    rec.reason = "malformed answer".into();
-                }
-            },
-            Ok(Ok(_)) => {
-                rec.verdict = Verdict::Fail;
-                rec.reason = "unexpected answer".into();
-            }
-        }
+        let answer = match answer {
+            Err(_) => Answer::Late(deadline),
+            Ok(Err(e)) => Answer::Unreachable(e.to_string()),
+            Ok(Ok(CtrlResponse::Error(e))) => Answer::Refused(e),
+            Ok(Ok(CtrlResponse::App(bytes))) => Answer::Reply(bytes.to_vec()),
+            Ok(Ok(_)) => Answer::Unexpected,
+        };
+        // the verdict is pure ([`judge`]); the proof check in it runs on the blocking pool
+        let (p2, r2) = (p.clone(), rec.clone());
+        let (verdict, reason, proof) = run_blocking(move || {
+            judge(&answer, |proof| {
+                let mut r = r2;
+                r.proof = proof.to_vec();
+                p2.proof_verifies(&r)
+            })
+        })
+        .await?;
+        (rec.verdict, rec.reason, rec.proof) = (verdict, reason, proof);
         rec.signature = self.0.net().sign(&rec.signed_bytes());
         let (p2, r2) = (p.clone(), rec.clone());
         let newly_faulty = run_blocking(move || p2.record_audit(&r2, true))
