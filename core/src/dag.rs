@@ -153,6 +153,12 @@ impl Node {
     }
 }
 
+/// Whether a directory entry name may be written to disk as one path component: not empty,
+/// not `.` or `..`, and without `/` or NUL (names come from the DAG, which may be hostile).
+pub fn safe_name(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0'))
+}
+
 /// Reads DAGs through a fetch function.
 pub struct DagReader<F> {
     fetch: F,
@@ -173,7 +179,9 @@ where
         Node::decode(cid, bytes)
     }
 
-    /// Entries of a directory (flat or HAMT-sharded), sorted by name: (name, CID, tsize).
+    /// Entries of a directory (flat or HAMT-sharded), sorted by name: (name, CID, tsize). A
+    /// directory that lists one name twice (in a flat node, or across a HAMT's shards) is a
+    /// decode error naming the directory: no reader ever has to pick one of the two.
     pub fn list(&mut self, dir: &Cid) -> Result<Vec<(String, Cid, u64)>, DagError> {
         let mut out = Vec::new();
         match self.node(dir)? {
@@ -182,6 +190,12 @@ where
             _ => return Err(DagError::NotADirectory(*dir)),
         }
         out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if out.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(DagError::Decode {
+                cid: *dir,
+                source: DagPbError::Malformed("duplicate entry name"),
+            });
+        }
         Ok(out)
     }
 
@@ -356,5 +370,37 @@ mod tests {
             .filter(|b| b.cid.codec() == crate::block::RAW)
             .count();
         assert!(n > file_blocks && n < 40 + file_blocks, "{n}");
+    }
+
+    #[test]
+    fn a_directory_listing_one_name_twice_is_refused_and_names_it() {
+        use crate::block::{Block, HashAlg, DAG_PB, RAW};
+        use crate::dagpb::{PbLink, PbNode};
+        use crate::unixfs::{DataType, UnixFsData};
+        let file = Block::new(HashAlg::Blake3, RAW, b"x".to_vec());
+        let link = |name: &str| PbLink {
+            hash: file.cid,
+            name: Some(name.to_string()),
+            tsize: Some(1),
+        };
+        let dir = |names: &[&str]| {
+            let node = PbNode {
+                links: names.iter().map(|n| link(n)).collect(),
+                data: Some(UnixFsData::new(DataType::Directory).encode()),
+            };
+            Block::new(HashAlg::Blake3, DAG_PB, node.encode())
+        };
+        let (good, twice) = (dir(&["a", "x"]), dir(&["x", "x"]));
+        let map = store(&[file.clone(), good.clone(), twice.clone()]);
+        let mut r = DagReader::new(|c: &Cid| map.get(c).cloned().ok_or_else(|| "missing".into()));
+        assert_eq!(r.list(&good.cid).unwrap().len(), 2);
+        match r.list(&twice.cid) {
+            Err(DagError::Decode { cid, .. }) => assert_eq!(cid, twice.cid),
+            other => panic!("a duplicate name must be refused: {other:?}"),
+        }
+        for bad in ["", ".", "..", "a/b", "a\0b"] {
+            assert!(!safe_name(bad), "{bad:?}");
+        }
+        assert!(safe_name("train-000.tar") && safe_name("..."));
     }
 }

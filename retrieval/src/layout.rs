@@ -31,7 +31,7 @@
 use crate::cache::BlockCache;
 use crate::error::RetrievalError;
 use cairn_core::block::RAW;
-use cairn_core::dag::{DagError, Kind, Node, MAX_DEPTH};
+use cairn_core::dag::{safe_name, DagError, Kind, Node, MAX_DEPTH};
 use cairn_core::dagpb::DagPbError;
 use cairn_core::Cid;
 use std::collections::{HashMap, HashSet};
@@ -119,18 +119,17 @@ where
             l.bytes += bytes;
         }
         Kind::Directory => {
+            // resuming: a directory this run made before is kept; anything else there (a
+            // symlink to a directory included) is an error, never followed
             match std::fs::create_dir(out) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && out.is_dir() => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && out.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()) => {}
                 Err(e) => return Err(io(out)(e)),
             }
             for (name, child, tsize) in reader.list(cid)? {
-                if name.is_empty()
-                    || name == "."
-                    || name == ".."
-                    || name.contains('/')
-                    || name.contains('\0')
-                {
+                if !safe_name(&name) {
                     return Err(unsafe_name(cid));
                 }
                 let hint = (child.codec() == RAW).then_some(tsize);
@@ -148,13 +147,23 @@ where
     Ok(())
 }
 
-fn open_file(path: &Path, size: Option<u64>) -> Result<std::fs::File, RetrievalError> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
+/// Opens a file for writing without following a symlink at `path` (`O_NOFOLLOW`: a link
+/// there is an error, never written through).
+fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(create)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(io(path))?;
+}
+
+fn open_file(path: &Path, size: Option<u64>) -> Result<std::fs::File, RetrievalError> {
+    let f = open_nofollow(path, true).map_err(io(path))?;
+    if !f.metadata().map_err(io(path))?.file_type().is_file() {
+        return Err(io(path)(std::io::Error::other("not a regular file")));
+    }
     if let Some(n) = size {
         if f.metadata().map_err(io(path))?.len() != n {
             f.set_len(n).map_err(io(path))?;
@@ -374,10 +383,7 @@ pub fn write_leaves(
             let f = match files.get(path) {
                 Some(f) => f,
                 None => {
-                    let f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(path.as_path())
-                        .map_err(io(path))?;
+                    let f = open_nofollow(path, false).map_err(io(path))?;
                     files.entry(path.clone()).or_insert(f)
                 }
             };
