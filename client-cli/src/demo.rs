@@ -58,10 +58,10 @@ fn demo_inner(dir: &Path) -> Result<()> {
         &data,
         &PutChoice::default(),
     )?;
-    let root: Cid = cairn_core::block::parse_cid(rep["root"].as_str().unwrap_or_default())?;
+    let root: Cid = cairn_core::block::parse_cid(&rep.root)?;
     println!(
         "   root {root}\n   {} bytes, {} blocks, {} stripes, spread over {} nodes",
-        rep["bytes"], rep["blocks"], rep["stripes"], rep["nodes"]
+        rep.bytes, rep.blocks, rep.stripes, rep.nodes
     );
     let names: std::collections::HashMap<String, String> = net
         .nodes
@@ -82,11 +82,8 @@ fn demo_inner(dir: &Path) -> Result<()> {
     let bytes = get(&survivor.api, &root, &out, false)?;
     println!("   {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
 
-    if Some(bytes) != rep["bytes"].as_u64() {
-        bail!(
-            "fetched {bytes} file bytes, the put reported {}",
-            rep["bytes"]
-        );
+    if bytes != rep.bytes {
+        bail!("fetched {bytes} file bytes, the put reported {}", rep.bytes);
     }
     let mut a = Vec::new();
     crate::tier_demo::files_under(&data, &data, &mut a)?;
@@ -105,17 +102,14 @@ fn demo_inner(dir: &Path) -> Result<()> {
     println!("== every byte of {} files matches", a.len());
     println!("== where the shards live now (asked node-1; down = holder killed, decoded from parity on read)");
     let pl = placement(&survivor.api, &root)?;
-    for (si, stripe) in pl.as_array().into_iter().flatten().enumerate().take(4) {
+    for (si, stripe) in pl.iter().enumerate().take(4) {
         let cells: Vec<String> = stripe
-            .as_array()
-            .into_iter()
-            .flatten()
+            .iter()
             .map(|s| {
-                let h: Vec<String> = s["holders"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p.as_str().and_then(|p| names.get(p).cloned()))
+                let h: Vec<String> = s
+                    .holders
+                    .iter()
+                    .filter_map(|p| names.get(p).cloned())
                     .collect();
                 if h.is_empty() {
                     "down".into()

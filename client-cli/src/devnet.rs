@@ -2,9 +2,9 @@
 
 use crate::node_api::api_get_json;
 use anyhow::{anyhow, bail, Context, Result};
+use cairn_storage_node::api::Ready;
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -189,7 +189,7 @@ pub fn run_node(bin: &Path, repo: &Path) -> Result<DevnetNode> {
     let line = rx
         .recv_timeout(Duration::from_secs(120))
         .map_err(|_| anyhow::anyhow!("node in {} did not become ready", repo.display()))?;
-    let ready: Value = serde_json::from_str(line.trim()).with_context(|| {
+    let ready: Ready = serde_json::from_str(line.trim()).with_context(|| {
         format!(
             "node in {} failed to start; see {}",
             repo.display(),
@@ -198,17 +198,10 @@ pub fn run_node(bin: &Path, repo: &Path) -> Result<DevnetNode> {
     })?;
     Ok(DevnetNode {
         pid,
-        api: ready["api"].as_str().unwrap_or_default().to_string(),
-        peer_id: ready["peer_id"].as_str().unwrap_or_default().to_string(),
+        api: ready.api,
+        peer_id: ready.peer_id,
         repo: repo.to_path_buf(),
-        addrs: ready["addrs"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        addrs: ready.addrs,
     })
 }
 

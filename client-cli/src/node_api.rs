@@ -1,7 +1,7 @@
 //! `cairn` through a node's HTTP API: `put`, `rm`, `pin ls`, `verify`, `stat`, `repair`, the
 //! audit log, and `get` through the retrieval client.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use cairn_core::Cid;
 use cairn_net::{Multiaddr, NetConfig, NoService};
 use cairn_retrieval::{Client, Options, Progress};
@@ -9,58 +9,20 @@ use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn url(api: &str, path: &str) -> String {
-    let base = api.trim_end_matches('/');
-    if base.starts_with("http://") || base.starts_with("https://") {
-        format!("{base}{path}")
-    } else {
-        format!("http://{base}{path}")
-    }
-}
-
-fn read_json(mut resp: ureq::http::Response<ureq::Body>, what: &str) -> Result<Value> {
-    let status = resp.status();
-    let v: Value = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_json()
-        .with_context(|| format!("{what}: the node's answer is not JSON (HTTP {status})"))?;
-    if !status.is_success() {
-        let msg = v
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("no reason given");
-        bail!("{what}: the node said {status}: {msg}");
-    }
-    Ok(v)
-}
-
+/// `GET path` on the node as JSON.
 pub(crate) fn api_get_json(api: &str, path: &str) -> Result<Value> {
-    let r = agent()
-        .get(url(api, path))
-        .call()
-        .with_context(|| format!("cannot reach the node API at {api}"))?;
-    read_json(r, path)
+    Ok(api_client::get_json(api, path)?)
 }
 
+/// `POST path` on the node (with the token when given) as JSON.
 pub(crate) fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Result<Value> {
-    let mut req = agent().post(url(api, path));
-    if let Some(t) = token {
-        req = req.header("Authorization", &format!("Bearer {t}"));
-    }
-    let r = req
-        .send_empty()
-        .with_context(|| format!("cannot reach the node API at {api}"))?;
-    read_json(r, path)
+    Ok(api_client::post_json(api, token, path)?)
 }
+
+use cairn_storage_node::api::client::{self as api_client, agent, read_json, url};
+use cairn_storage_node::api::types::{
+    PinEntry, PutReport, RemoveReport, RepairRound, ShardPlacement,
+};
 
 /// `cairn audit verify`: fetches a node's whole audit log and re-verifies it end to end with
 /// this machine's keys (chain, signatures, seal proofs, window proofs). Exit 0 when it
@@ -87,23 +49,15 @@ pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
         .check()
         .map_err(|e| anyhow::anyhow!("the node's proof parameters: {e}"))?;
     let mut entries = Vec::new();
-    loop {
-        let page = api_get_json(api, &format!("/api/v0/audit/log?from={}", entries.len()))?;
-        let list = page["entries"].as_array().cloned().unwrap_or_default();
-        let n = list.len();
-        for e in list {
-            let bytes = e["entry"]
-                .as_str()
-                .and_then(cairn_proofs::audit::from_hex)
-                .context("a log entry is not hex")?;
-            entries.push(
-                LogEntry::decode(&bytes)
-                    .map_err(|err| anyhow::anyhow!("log entry {}: {err}", entries.len()))?,
-            );
-        }
-        if n < cairn_storage_node::proving::LOG_PAGE {
-            break;
-        }
+    for e in api_client::audit_log(api, 0)? {
+        let bytes = e["entry"]
+            .as_str()
+            .and_then(cairn_proofs::audit::from_hex)
+            .context("a log entry is not hex")?;
+        entries.push(
+            LogEntry::decode(&bytes)
+                .map_err(|err| anyhow::anyhow!("log entry {}: {err}", entries.len()))?,
+        );
     }
     let keys = cairn_storage_node::config::default_keys_dir();
     let seal = params.seal_keys(&keys)?;
@@ -150,7 +104,7 @@ pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
 
 /// `cairn put --api`: uploads a file (or a tar of a directory) to the node, which imports and
 /// places it. Returns the node's report.
-pub fn put(api: &str, token: Option<&str>, path: &Path, choice: &PutChoice) -> Result<Value> {
+pub fn put(api: &str, token: Option<&str>, path: &Path, choice: &PutChoice) -> Result<PutReport> {
     // check the token before uploading: the node refuses a bad one without reading the body
     let mut check = agent().get(url(api, "/api/v0/auth"));
     if let Some(t) = token {
@@ -201,7 +155,7 @@ pub fn put(api: &str, token: Option<&str>, path: &Path, choice: &PutChoice) -> R
     let r = req
         .send(ureq::SendBody::from_reader(&mut body))
         .with_context(|| format!("cannot reach the node API at {api}"))?;
-    read_json(r, "put")
+    Ok(api_client::put_report(read_json(r, "put")?)?)
 }
 
 /// A publisher's choices for `put --api` (`None`: the node's config).
@@ -217,13 +171,13 @@ pub struct PutChoice {
 
 /// `cairn rm --api`: the node (which must have published `root`) takes the dataset off the
 /// network.
-pub fn remove(api: &str, token: Option<&str>, root: &Cid) -> Result<Value> {
-    api_post_json(api, token, &format!("/api/v0/rm/{root}"))
+pub fn remove(api: &str, token: Option<&str>, root: &Cid) -> Result<RemoveReport> {
+    Ok(api_client::rm(api, token, &root.to_string())?)
 }
 
 /// The roots the node keeps.
-pub fn pins(api: &str) -> Result<Value> {
-    api_get_json(api, "/api/v0/pins")
+pub fn pins(api: &str) -> Result<Vec<PinEntry>> {
+    Ok(api_client::pins(api)?)
 }
 
 /// A scrub of the node's own blocks.
@@ -232,24 +186,21 @@ pub fn scrub(api: &str, token: Option<&str>) -> Result<Value> {
 }
 
 /// Where each shard of `root` lives, from the node's point of view.
-pub fn placement(api: &str, root: &Cid) -> Result<Value> {
-    api_get_json(api, &format!("/api/v0/placement/{root}"))
+pub fn placement(api: &str, root: &Cid) -> Result<Vec<Vec<ShardPlacement>>> {
+    let path = format!("/api/v0/placement/{root}");
+    Ok(api_client::typed(api_get_json(api, &path)?, &path)?)
 }
 
 /// One repair round on the node.
-pub fn repair(api: &str, token: Option<&str>) -> Result<Value> {
-    api_post_json(api, token, "/api/v0/repair")
+pub fn repair(api: &str, token: Option<&str>) -> Result<RepairRound> {
+    Ok(api_client::repair(api, token)?)
 }
 
 /// Bootstrap addresses of the node behind `api`.
 pub(crate) fn bootstrap_of(api: &str) -> Result<Vec<Multiaddr>> {
-    let id = api_get_json(api, "/api/v0/id")?;
-    let addrs = id["addrs"]
-        .as_array()
-        .context("the node's /api/v0/id has no addrs")?;
-    addrs
+    api_client::id(api)?
+        .addrs
         .iter()
-        .filter_map(|a| a.as_str())
         .map(|a| {
             a.parse::<Multiaddr>()
                 .with_context(|| format!("bad address {a}"))

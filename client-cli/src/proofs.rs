@@ -2,13 +2,14 @@
 //! and auditors. Keys come from the deterministic development setup, cached by digest in
 //! `$CAIRN_KEYS` (default `~/.cache/cairn/keys`); production needs ceremony keys.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ark_bn254::{Bn254, Fr};
-use ark_ff::{BigInteger, PrimeField};
+use ark_ff::PrimeField;
 use ark_groth16::{Groth16, Proof};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use ark_snark::SNARK;
-use cairn_proofs::keys::{load_or_setup, Keys};
+use cairn_proofs::audit::{fr_bytes, fr_from_bytes, from_hex, graph_seed, to_hex, DEV_SETUP_SEED};
+use cairn_proofs::keys::{default_dir, load_or_setup, Keys};
 use cairn_proofs::porep::{self, SealCircuit};
 use cairn_proofs::post::{self, PostCircuit, Shape, DEFAULT_CHALLENGES};
 use cairn_proofs::sdr::{self, Sealed, SectorParams};
@@ -21,8 +22,6 @@ use std::process::ExitCode;
 const LAYERS: usize = 2;
 /// Seal challenges per proof.
 const SEAL_CHALLENGES: usize = 2;
-/// Seed of the development key setup (never for production).
-const DEV_SETUP_SEED: u64 = 0xCA12_0001;
 
 /// Proof commands.
 #[derive(Subcommand)]
@@ -101,35 +100,17 @@ struct Commitments {
 }
 
 fn fr_hex(x: &Fr) -> String {
-    x.into_bigint()
-        .to_bytes_le()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(&fr_bytes(x))
 }
 
 fn hex32(s: &str, what: &str) -> Result<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("{what} must be 64 hex digits");
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(out)
+    from_hex(s)
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| anyhow!("{what} must be 64 hex digits"))
 }
 
 fn fr_from_hex(s: &str, what: &str) -> Result<Fr> {
-    let b = hex32(s, what)?;
-    let x = Fr::from_le_bytes_mod_order(&b);
-    if fr_hex(&x) != s.to_ascii_lowercase() {
-        bail!("{what} is not a canonical field element");
-    }
-    Ok(x)
-}
-
-fn graph_seed() -> [u8; 32] {
-    *blake3::hash(b"cairn sdr-lite graph v1").as_bytes()
+    fr_from_bytes(&hex32(s, what)?).map_err(|_| anyhow!("{what} is not a canonical field element"))
 }
 
 fn params(sector_size: usize) -> Result<SectorParams> {
@@ -143,21 +124,11 @@ fn params(sector_size: usize) -> Result<SectorParams> {
     })
 }
 
-fn key_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAIRN_KEYS") {
-        return PathBuf::from(d);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    home.join(".cache/cairn/keys")
-}
-
 fn seal_keys(p: &SectorParams) -> Result<Keys> {
     let shape = format!("seal-n{}-l{}-c{}", p.nodes, p.layers, SEAL_CHALLENGES);
     let p2 = p.clone();
     Ok(load_or_setup(
-        &key_dir(),
+        &default_dir(),
         &shape,
         DEV_SETUP_SEED,
         move || SealCircuit::blank(p2, SEAL_CHALLENGES),
@@ -178,7 +149,7 @@ fn post_keys(shape: Shape) -> Result<Keys> {
         shape.sectors, shape.depth, shape.challenges
     );
     Ok(load_or_setup(
-        &key_dir(),
+        &default_dir(),
         &name,
         DEV_SETUP_SEED,
         move || PostCircuit::blank(shape),
@@ -249,16 +220,14 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
             std::fs::create_dir_all(out)?;
             let mut rep = Vec::with_capacity(p.nodes * 32);
             for x in &s.replica {
-                let mut b = x.into_bigint().to_bytes_le();
-                b.resize(32, 0);
-                rep.extend_from_slice(&b);
+                rep.extend_from_slice(&fr_bytes(x));
             }
             std::fs::write(out.join("replica.bin"), rep)?;
             let c = Commitments {
                 version: sdr::VERSION,
                 sector_size: *sector_size,
                 layers: p.layers,
-                graph_seed: p.graph_seed.iter().map(|b| format!("{b:02x}")).collect(),
+                graph_seed: to_hex(&p.graph_seed),
                 sector: *sector,
                 data_len: data.len(),
                 replica_id: fr_hex(&s.replica_id),

@@ -42,11 +42,11 @@ pub(crate) fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
                 if json {
                     println!(
                         "{}",
-                        json!({"root": r["root"], "manifest": r["manifest"], "bytes": r["bytes"], "blocks": r["blocks"], "nodes": r["nodes"], "distributed": r["distributed"], "path": path.display().to_string()})
+                        json!({"root": r.root, "manifest": r.manifest, "bytes": r.bytes, "blocks": r.blocks, "nodes": r.nodes, "distributed": r.distributed, "path": path.display().to_string()})
                     );
                 } else {
-                    println!("{}", r["root"].as_str().unwrap_or_default());
-                    if r["distributed"] == false {
+                    println!("{}", r.root);
+                    if !r.distributed {
                         eprintln!("warning: fewer than k+m nodes reachable; the node keeps every shard and moves them onto distinct nodes as they join (each repair round)");
                     }
                 }
@@ -135,23 +135,17 @@ pub(crate) fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
             let (c, _) = target(t)?;
             let pl = node_api::placement(api, &c)?;
             if json {
-                println!("{pl}");
+                println!("{}", serde_json::to_value(&pl)?);
             } else {
-                for (i, stripe) in pl.as_array().into_iter().flatten().enumerate() {
-                    for s in stripe.as_array().into_iter().flatten() {
-                        let h: Vec<&str> = s["holders"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|x| x.as_str())
-                            .collect();
+                for (i, stripe) in pl.iter().enumerate() {
+                    for s in stripe {
                         println!(
                             "{i}\t{}\t{}",
-                            s["cid"].as_str().unwrap_or_default(),
-                            if h.is_empty() {
+                            s.cid,
+                            if s.holders.is_empty() {
                                 "LOST".to_string()
                             } else {
-                                h.join(",")
+                                s.holders.join(",")
                             }
                         );
                     }
@@ -163,11 +157,11 @@ pub(crate) fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
             cmd: PinCmd::Rm { cid },
         } => return remove_through(api, token, cid, json).map(Some),
         Cmd::Pin { cmd: PinCmd::Ls } => {
-            for p in node_api::pins(api)?.as_array().into_iter().flatten() {
+            for p in node_api::pins(api)? {
                 if json {
-                    println!("{}", json!({"cid": p["root"], "manifest": p["manifest"]}));
+                    println!("{}", json!({"cid": p.root, "manifest": p.manifest}));
                 } else {
-                    println!("{}", p["root"].as_str().unwrap_or_default());
+                    println!("{}", p.root);
                 }
             }
         }
@@ -213,7 +207,7 @@ pub(crate) fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
         }
         Cmd::Repair => {
             let r = node_api::repair(api, token)?;
-            println!("{r}");
+            println!("{}", serde_json::to_value(&r)?);
         }
         Cmd::Gc => {
             return Err(local_only(
@@ -253,22 +247,15 @@ pub(crate) fn remove_through(
 ) -> Result<ExitCode> {
     let c = parse_cid(cid)?;
     let r = node_api::remove(api, token, &c).with_context(|| format!("removing {c}"))?;
-    let failed: Vec<&str> = r["failed"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str())
-        .collect();
-    let from = r["removed_from"].as_array().map_or(0, |a| a.len());
     if json {
-        println!("{r}");
+        println!("{}", serde_json::to_value(&r)?);
     } else {
-        println!("removed {c} from {from} node(s)");
-        for f in &failed {
+        println!("removed {c} from {} node(s)", r.removed_from.len());
+        for f in &r.failed {
             eprintln!("warning: not removed on {f}");
         }
     }
-    Ok(if failed.is_empty() {
+    Ok(if r.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -9,6 +9,7 @@ use cairn_core::block::{HashAlg, RAW};
 use cairn_core::Cid;
 use cairn_retrieval::client::Resolved;
 use cairn_retrieval::{Client, Options, Progress};
+use cairn_storage_node::api::types::PutReport;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -98,7 +99,7 @@ pub fn run(
     net: &Devnet,
     root: &Cid,
     data: &Path,
-    rep: &Value,
+    rep: &PutReport,
     names: &HashMap<String, String>,
 ) -> Result<()> {
     let name = |p: &str| names.get(p).cloned().unwrap_or_else(|| p.to_string());
@@ -117,12 +118,11 @@ pub fn run(
     let size = |f: &std::path::PathBuf| std::fs::metadata(data.join(f)).map_or(0, |m| m.len());
     files.sort_by_key(|f| (std::cmp::Reverse(size(f)), f.clone()));
     let holder_of = |cid: &Cid| -> Option<String> {
-        rep["placement"]
-            .as_array()?
+        rep.placement
             .iter()
-            .flat_map(|s| s.as_array().cloned().unwrap_or_default())
-            .find(|s| s["cid"] == cid.to_string())
-            .and_then(|s| s["holders"][0].as_str().map(String::from))
+            .flatten()
+            .find(|s| s.cid == cid.to_string())
+            .and_then(|s| s.holders.first().cloned())
     };
     let mut pick = None;
     for f in &files {

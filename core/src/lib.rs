@@ -22,9 +22,11 @@
 pub mod block;
 pub mod car;
 pub mod cbor;
+pub mod cursor;
 pub mod dag;
 pub mod dagpb;
 pub mod erasure;
+pub mod gather;
 mod gfni;
 pub mod hamt;
 pub mod importer;

@@ -1,5 +1,6 @@
-//! Bulk block transfer over `libp2p-stream` (`/cairn/blocks/1`): the client side ([`fetch`],
-//! [`push`]) and the server loop that answers peers from a [`Service`].
+//! Bulk block transfer over `libp2p-stream` (`/cairn/blocks/1`): the client side ([`fetch_on`],
+//! [`push_on`]) and the server loop that answers peers from a [`Service`]. Both sides are generic
+//! over the stream (any `AsyncRead + AsyncWrite`), and tested in memory in `blocks/tests.rs`.
 
 use crate::wire::{
     self, encode_block_header, encode_get_status, read_block, read_get_status, GetStatus,
@@ -7,7 +8,7 @@ use crate::wire::{
 };
 use crate::{NetError, Service};
 use cairn_core::{Block, Cid};
-use futures::{AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +25,8 @@ pub const SERVER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Fetches `cids` on stream `s` (one request; the stream can carry more afterwards). The
 /// bytes are *not* verified here: callers verify every block against its CID before use.
-pub async fn fetch_on(
-    s: &mut libp2p::Stream,
+pub async fn fetch_on<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
     peer: PeerId,
     cids: &[Cid],
 ) -> Result<Vec<GetStatus>, NetError> {
@@ -53,8 +54,8 @@ pub async fn fetch_on(
 
 /// Stores `blocks` over stream `s` with request `head` (a `PUT` of a dataset's blocks or a
 /// `CACHE` of promoted copies, whose count must be `blocks.len()`); one status per block.
-pub async fn push_on(
-    s: &mut libp2p::Stream,
+pub async fn push_on<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
     peer: PeerId,
     head: &StreamRequest,
     blocks: &[Block],
@@ -123,9 +124,12 @@ async fn timed<T>(
         .map_err(|_| WireError::Io("peer idle too long".into()))?
 }
 
-async fn serve_one(
+/// Serves the requests of one inbound block stream from `peer` until it ends cleanly between
+/// requests, idles past [`SERVER_READ_TIMEOUT`] or sends something malformed. Generic over the
+/// stream, so the protocol is tested in memory.
+pub(crate) async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send>(
     peer: PeerId,
-    mut s: libp2p::Stream,
+    mut s: S,
     service: Arc<dyn Service>,
     delay: Duration,
 ) -> Result<(), WireError> {
@@ -145,9 +149,9 @@ async fn serve_one(
     Ok(())
 }
 
-async fn serve_request(
+async fn serve_request<S: AsyncRead + AsyncWrite + Unpin + Send>(
     peer: PeerId,
-    s: &mut libp2p::Stream,
+    s: &mut S,
     service: &Arc<dyn Service>,
     req: StreamRequest,
     delay: Duration,
@@ -200,8 +204,8 @@ async fn serve_request(
 
 /// Reads `count` block frames, verifies each against its CID, hands the good ones to `store`
 /// on the blocking pool, calls `done` with those stored, and answers one status per block.
-async fn receive(
-    s: &mut libp2p::Stream,
+async fn receive<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    s: &mut S,
     service: &Arc<dyn Service>,
     count: usize,
     store: impl Fn(&dyn Service, Block) -> PutStatus + Send + Sync + Copy + 'static,
@@ -237,3 +241,6 @@ async fn receive(
         .await
         .map_err(|e| WireError::Io(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests;

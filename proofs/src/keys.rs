@@ -63,6 +63,17 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Where keys are cached unless configured: `$CAIRN_KEYS`, else `~/.cache/cairn/keys`.
+pub fn default_dir() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_KEYS") {
+        return std::path::PathBuf::from(d);
+    }
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default()
+        .join(".cache/cairn/keys")
+}
+
 /// Hex blake3 of bytes.
 pub fn digest(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()

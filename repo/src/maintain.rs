@@ -1,6 +1,7 @@
 //! Scrub (verify every block, quarantine corrupt ones) and repair (rebuild from parity).
 
 use crate::*;
+use cairn_core::gather::Gather;
 
 impl Repo {
     /// Verifies every stored block and checks that every block a dataset or pin needs is
@@ -94,24 +95,29 @@ impl Repo {
             let coder = Coder::new(m.k as usize, m.m as usize)?;
             for stripe in self.stripes(&m)? {
                 report.stripes += 1;
-                coder.check(&stripe)?;
-                let mut shards: Vec<Option<Vec<u8>>> =
-                    Vec::with_capacity(stripe.data.len() + stripe.parity.len());
-                for c in stripe.shards() {
+                // every shard is read (this is also the scrub of the stripe); the gather
+                // decodes the ones missing or corrupt
+                let n = stripe.data.len() + stripe.parity.len();
+                let all: Vec<usize> = (0..n).collect();
+                let mut gather = Gather::for_stripe(&coder, &stripe, &all)?;
+                let mut lost = Vec::new();
+                for (i, c) in stripe.shards().enumerate() {
                     let good = match self.store.get_raw(c) {
                         Ok(b) => b.filter(|b| Block::verify(c, b).is_ok()),
                         Err(StoreError::Backend(_)) => None, // unreadable: rebuild it
                         Err(e) => return Err(e.into()),
                     };
-                    shards.push(good);
+                    if good.is_none() {
+                        lost.push(i);
+                    }
+                    gather.offer(i, good);
                 }
                 progress(1);
-                if shards.iter().all(Option::is_some) {
+                if lost.is_empty() {
                     continue;
                 }
-                let lost: Vec<usize> = (0..shards.len()).filter(|&i| shards[i].is_none()).collect();
-                match coder.reconstruct(&stripe, &mut shards) {
-                    Ok(()) => {
+                match gather.finish(&coder, &stripe) {
+                    Ok(mut shards) => {
                         let cids: Vec<Cid> = stripe.shards().copied().collect();
                         let mut batch = Batch::new();
                         for i in lost {

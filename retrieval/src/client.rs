@@ -6,6 +6,7 @@ use crate::layout;
 use bytes::Bytes;
 use cairn_core::dag::{DagError, Node};
 use cairn_core::erasure::{Coder, ErasureError, Stripe};
+use cairn_core::gather::Gather;
 use cairn_core::manifest::{self, Manifest};
 use cairn_core::{Block, Cid};
 use cairn_net::wire::{CtrlRequest, CtrlResponse, MAX_CACHED, MAX_HAVE};
@@ -379,38 +380,28 @@ impl Client {
         })?;
         let n_data = stripe.data.len();
         let cids: Vec<Cid> = stripe.shards().copied().collect();
-        let mut shards: Vec<Option<Vec<u8>>> = vec![None; cids.len()];
-        let mut tried = vec![false; cids.len()];
         let wanted: Vec<usize> = wanted.iter().copied().filter(|&i| i < n_data).collect();
-        self.fill(r, &cids, &wanted, &mut shards, &mut tried).await;
-        if wanted.iter().all(|&i| shards[i].is_some()) {
-            return Ok(wanted
-                .iter()
-                .map(|&i| (cids[i], shards[i].take().unwrap_or_default()))
-                .collect());
+        let (k, m) = (r.manifest.k as usize, r.manifest.m as usize);
+        // the wanted shards first; when one is missing, others (parity first) until k are here
+        let mut gather = Gather::new(k, m, n_data, &wanted).map_err(|e| stripe_err(index, e))?;
+        while let Some(batch) = gather.next_batch() {
+            self.fill(r, &cids, &batch, &mut gather).await;
         }
-        // decode: other shards, parity first, until k are here
-        let k = r.manifest.k as usize;
-        let have = |s: &[Option<Vec<u8>>]| s.iter().filter(|x| x.is_some()).count() + (k - n_data);
-        let mut rest: Vec<usize> = (n_data..cids.len())
-            .chain(0..n_data)
-            .filter(|&i| !tried[i])
-            .collect();
-        while have(&shards) < k && !rest.is_empty() {
-            let need = k - have(&shards);
-            let batch: Vec<usize> = rest.drain(..need.min(rest.len())).collect();
-            self.fill(r, &cids, &batch, &mut shards, &mut tried).await;
-        }
-        let rebuilt = wanted.iter().filter(|&&i| shards[i].is_none()).count();
-        let coder = Coder::new(k, r.manifest.m as usize).map_err(|e| stripe_err(index, e))?;
-        coder
-            .reconstruct(stripe, &mut shards)
-            .map_err(|e| stripe_err(index, e))?;
-        self.emit(Progress::Reconstructed {
-            stripe: index,
-            shards: rebuilt,
-        })
-        .await;
+        let rebuilt = gather.missing_wanted();
+        let mut shards = if rebuilt == 0 {
+            gather.into_shards()
+        } else {
+            let coder = Coder::new(k, m).map_err(|e| stripe_err(index, e))?;
+            let shards = gather
+                .finish(&coder, stripe)
+                .map_err(|e| stripe_err(index, e))?;
+            self.emit(Progress::Reconstructed {
+                stripe: index,
+                shards: rebuilt,
+            })
+            .await;
+            shards
+        };
         Ok(wanted
             .iter()
             .map(|&i| (cids[i], shards[i].take().unwrap_or_default()))
@@ -445,14 +436,7 @@ impl Client {
         Ok(())
     }
 
-    async fn fill(
-        &self,
-        r: &Resolved,
-        cids: &[Cid],
-        wanted: &[usize],
-        shards: &mut [Option<Vec<u8>>],
-        tried: &mut [bool],
-    ) {
+    async fn fill(&self, r: &Resolved, cids: &[Cid], wanted: &[usize], gather: &mut Gather) {
         let got: Vec<(usize, Option<Vec<u8>>)> =
             futures::future::join_all(wanted.iter().map(|&i| async move {
                 let cid = cids[i];
@@ -470,8 +454,7 @@ impl Client {
             }))
             .await;
         for (i, b) in got {
-            tried[i] = true;
-            shards[i] = b;
+            gather.offer(i, b);
         }
     }
 

@@ -152,13 +152,7 @@ impl Default for ProofsConfig {
 
 /// `$CAIRN_KEYS`, else `~/.cache/cairn/keys`.
 pub fn default_keys_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAIRN_KEYS") {
-        return PathBuf::from(d);
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".cache/cairn/keys")
+    cairn_proofs::keys::default_dir()
 }
 
 impl ProofsConfig {

@@ -32,6 +32,12 @@ pub enum NodeError {
     /// A profile or stripe setting is invalid.
     #[error("{0}")]
     Config(String),
+    /// A stripe could not be rebuilt or its rebuilt shards not placed.
+    #[error("{0}")]
+    Repair(String),
+    /// A lock was poisoned by a panic elsewhere (names the state).
+    #[error("{0} state poisoned")]
+    Poisoned(&'static str),
     /// A request is invalid or not allowed (a bad profile, `k` or `m`; removing a dataset
     /// another node published).
     #[error("{0}")]

@@ -19,6 +19,6 @@ pub mod config;
 mod error;
 pub mod heat;
 pub mod node;
+mod plan;
 pub mod proving;
-mod rebalance;
 pub mod tier;

@@ -133,31 +133,27 @@ fn node_api(c: &NodeConfig) -> String {
 
 /// The audit log entries as the API describes them: from the running node, else from the repo.
 fn audit_entries(c: &NodeConfig, from: u64) -> Result<Vec<serde_json::Value>> {
+    use cairn_storage_node::api::client::{get_json, url, ClientError};
     let mut out = Vec::new();
-    let mut next = from;
     loop {
-        let api = node_api(c);
-        let url = format!("http://{api}/api/v0/audit/log?from={next}");
-        let mut resp = match ureq::get(&url).call() {
-            Ok(r) => r,
-            Err(ureq::Error::Io(_) | ureq::Error::ConnectionFailed) if out.is_empty() => {
+        let (api, path) = (
+            node_api(c),
+            format!("/api/v0/audit/log?from={}", from + out.len() as u64),
+        );
+        let page = match get_json(&api, &path) {
+            Ok(v) => v,
+            // no node answers: read the log from its repo
+            Err(ClientError::Unreachable { .. }) if out.is_empty() => {
                 return audit_entries_offline(c, from)
             }
-            Err(e) => anyhow::bail!("reading the audit log from {url}: {e}"),
+            Err(e) => anyhow::bail!("reading the audit log from {}: {e}", url(&api, &path)),
         };
-        let v: serde_json::Value = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_json()
-            .context("the node's answer is not JSON")?;
-        let page: Vec<serde_json::Value> = v["entries"].as_array().cloned().unwrap_or_default();
+        let page: Vec<serde_json::Value> = page["entries"].as_array().cloned().unwrap_or_default();
         let n = page.len();
         out.extend(page);
         if n < cairn_storage_node::proving::LOG_PAGE {
             return Ok(out);
         }
-        next += n as u64;
     }
 }
 
@@ -303,14 +299,17 @@ fn real_main() -> Result<()> {
             cmd: PlacementCmd::Status { config, n, json },
         } => {
             let c = load(config)?;
-            let url = format!("http://{}/api/v0/placement/status?n={n}", node_api(&c));
-            let mut resp = ureq::get(&url)
-                .call()
-                .with_context(|| format!("the node is not running (no answer at {url})"))?;
-            let v: serde_json::Value = resp
-                .body_mut()
-                .read_json()
-                .context("the node's answer is not JSON")?;
+            use cairn_storage_node::api::client::{get_json, url, ClientError};
+            let (api, path) = (node_api(&c), format!("/api/v0/placement/status?n={n}"));
+            let v = match get_json(&api, &path) {
+                Err(ClientError::Unreachable { source, .. }) => {
+                    return Err(anyhow::Error::from(*source).context(format!(
+                        "the node is not running (no answer at {})",
+                        url(&api, &path)
+                    )))
+                }
+                r => r?,
+            };
             if json {
                 println!("{v}");
                 return Ok(());

@@ -176,7 +176,7 @@ pub fn bench_net(mib: u64, dir: Option<&Path>, sendme: Option<&Path>, json: bool
             &file,
             &PutChoice::default(),
         )?;
-        let root: Cid = cairn_core::block::parse_cid(rep["root"].as_str().unwrap_or_default())?;
+        let root: Cid = cairn_core::block::parse_cid(&rep.root)?;
         // the publishing node's peak during import and placement, then peaks reset so the
         // figure below covers serving only
         let put_rss = vm_hwm_kib(entry.pid).unwrap_or(0);

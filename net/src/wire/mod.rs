@@ -17,6 +17,7 @@
 
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
+use cairn_core::cursor::{Cursor, CursorError};
 use cairn_core::{varint, Cid, MAX_BLOCK_SIZE};
 use futures::{AsyncRead, AsyncReadExt};
 use libp2p::PeerId;
@@ -206,29 +207,38 @@ pub const OP_PUT: u8 = 0x02;
 /// Stream opcode: store blocks as promoted copies (the fast tier).
 pub const OP_CACHE: u8 = 0x03;
 
-/// A cursor over a message being decoded.
+/// A cursor over a message being decoded: [`Cursor`] plus the wire's varints and CIDs.
 struct Reader<'a> {
-    buf: &'a [u8],
+    c: Cursor<'a>,
+}
+
+impl From<CursorError> for WireError {
+    fn from(e: CursorError) -> Self {
+        match e {
+            CursorError::Short => WireError::Truncated,
+            CursorError::Trailing(n) => WireError::Trailing(n),
+        }
+    }
 }
 
 impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader {
+            c: Cursor::new(buf),
+        }
+    }
     fn u8(&mut self) -> Result<u8, WireError> {
-        let (&b, rest) = self.buf.split_first().ok_or(WireError::Truncated)?;
-        self.buf = rest;
-        Ok(b)
+        Ok(self.c.u8()?)
     }
     fn u64(&mut self) -> Result<u64, WireError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
+        Ok(self.c.u64_be()?)
     }
     fn varint(&mut self, what: &'static str, limit: u64) -> Result<u64, WireError> {
-        let (v, n) = varint::read(self.buf).map_err(|_| WireError::Truncated)?;
+        let (v, n) = varint::read(self.c.rest()).map_err(|_| WireError::Truncated)?;
         if n != varint::len(v) {
             return Err(WireError::NonMinimal);
         }
-        self.buf = &self.buf[n..];
+        self.c.take(n)?;
         if v > limit {
             return Err(WireError::TooLarge {
                 what,
@@ -239,23 +249,14 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        if self.buf.len() < n {
-            return Err(WireError::Truncated);
-        }
-        let (a, b) = self.buf.split_at(n);
-        self.buf = b;
-        Ok(a)
+        Ok(self.c.take(n)?)
     }
     fn cid(&mut self) -> Result<Cid, WireError> {
         let n = self.varint("CID length", MAX_CID_LEN as u64)? as usize;
         cid_from_bytes(self.take(n)?).map_err(|_| WireError::Cid)
     }
     fn end(self) -> Result<(), WireError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(WireError::Trailing(self.buf.len()))
-        }
+        Ok(self.c.end()?)
     }
 }
 
@@ -311,7 +312,7 @@ impl CtrlRequest {
         if buf.len() > MAX_CTRL_REQUEST {
             return Err(too_large("control request", buf.len(), MAX_CTRL_REQUEST));
         }
-        let mut r = Reader { buf };
+        let mut r = Reader::new(buf);
         let req = match r.u8()? {
             T_INFO => CtrlRequest::Info,
             t @ (T_HAVE | T_CACHED | T_UNCACHE) => {
@@ -410,7 +411,7 @@ impl CtrlResponse {
         if buf.len() > MAX_CTRL_RESPONSE {
             return Err(too_large("control response", buf.len(), MAX_CTRL_RESPONSE));
         }
-        let mut r = Reader { buf };
+        let mut r = Reader::new(buf);
         let resp = match r.u8()? {
             T_INFO_R => CtrlResponse::Info(NodeInfo {
                 capacity: r.u64()?,
@@ -494,7 +495,7 @@ impl StreamRequest {
 
     /// Decodes a request header that is exactly `buf` (for fuzzing and tests).
     pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
-        let mut r = Reader { buf };
+        let mut r = Reader::new(buf);
         let req = match r.u8()? {
             OP_GET => {
                 let n = r.varint("GET count", MAX_BATCH as u64)? as usize;

@@ -4,6 +4,7 @@ use ark_bn254::{Bn254, Fr};
 use ark_ff::{BigInteger, PrimeField};
 use ark_groth16::Proof;
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use cairn_core::cursor::{Cursor, CursorError};
 use thiserror::Error;
 
 /// Format version of every record here.
@@ -53,9 +54,10 @@ pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Bytes from hex, `None` if it is not an even number of hex digits.
+/// Bytes from hex (either case), `None` if it is not an even number of hex digits (a sign
+/// such as `+`, which `u8::from_str_radix` would take, is refused).
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -99,14 +101,27 @@ pub fn decode_proof(b: &[u8]) -> Result<Proof<Bn254>, AuditError> {
     Proof::<Bn254>::deserialize_compressed(b).map_err(|_| AuditError::Field("proof points"))
 }
 
+/// The records' reader: [`Cursor`] (little-endian fields) plus field elements and
+/// length-prefixed byte strings.
 pub(super) struct Reader<'a> {
-    buf: &'a [u8],
+    c: Cursor<'a>,
+}
+
+impl From<CursorError> for AuditError {
+    fn from(e: CursorError) -> Self {
+        match e {
+            CursorError::Short => AuditError::Truncated,
+            CursorError::Trailing(n) => AuditError::Trailing(n),
+        }
+    }
 }
 
 impl<'a> Reader<'a> {
     /// A reader past the leading format version, which must be [`RECORD_VERSION`].
     pub(super) fn versioned(buf: &'a [u8]) -> Result<Self, AuditError> {
-        let mut r = Reader { buf };
+        let mut r = Reader {
+            c: Cursor::new(buf),
+        };
         let v = r.u8()?;
         if v != RECORD_VERSION {
             return Err(AuditError::Version(v));
@@ -115,30 +130,19 @@ impl<'a> Reader<'a> {
     }
 
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], AuditError> {
-        if self.buf.len() < n {
-            return Err(AuditError::Truncated);
-        }
-        let (a, b) = self.buf.split_at(n);
-        self.buf = b;
-        Ok(a)
+        Ok(self.c.take(n)?)
     }
     pub(super) fn u8(&mut self) -> Result<u8, AuditError> {
-        Ok(self.take(1)?[0])
+        Ok(self.c.u8()?)
     }
     pub(super) fn u64(&mut self) -> Result<u64, AuditError> {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(b))
+        Ok(self.c.u64_le()?)
     }
     pub(super) fn u16(&mut self) -> Result<u16, AuditError> {
-        let mut b = [0u8; 2];
-        b.copy_from_slice(self.take(2)?);
-        Ok(u16::from_le_bytes(b))
+        Ok(self.c.u16_le()?)
     }
     pub(super) fn b32(&mut self) -> Result<[u8; 32], AuditError> {
-        let mut b = [0u8; 32];
-        b.copy_from_slice(self.take(32)?);
-        Ok(b)
+        Ok(self.c.array()?)
     }
     pub(super) fn fr(&mut self) -> Result<Fr, AuditError> {
         fr_from_bytes(&self.b32()?)
@@ -151,11 +155,7 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
     pub(super) fn end(self) -> Result<(), AuditError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(AuditError::Trailing(self.buf.len()))
-        }
+        Ok(self.c.end()?)
     }
 }
 

@@ -10,14 +10,13 @@ use cairn_core::block::cid_from_bytes;
 use cairn_core::erasure::{Coder, Stripe};
 use cairn_core::manifest::Manifest;
 use cairn_core::profile::Profile;
-use cairn_core::rendezvous::{self, Candidate};
 use cairn_core::{Block, Cid};
 use cairn_net::wire::{CtrlRequest, CtrlResponse, NodeInfo, PutStatus, MAX_HAVE};
 use cairn_net::{Keypair, NetClient, NetConfig, NetError, NetEvent, PeerId, Service};
 use cairn_repo::store::{Batch, Durability, StoreError, Table};
 use cairn_repo::{Repo, RepoError};
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +72,7 @@ impl Default for NodeOptions {
 }
 
 /// Where one shard was placed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ShardPlacement {
     /// The shard's CID.
     pub cid: String,
@@ -82,7 +81,7 @@ pub struct ShardPlacement {
 }
 
 /// What `put` through a node did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PutReport {
     /// Root CID.
     pub root: String,
@@ -117,7 +116,7 @@ pub struct PutOptions {
 }
 
 /// What removing a dataset from the network did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RemoveReport {
     /// Root CID.
     pub root: String,
@@ -132,7 +131,7 @@ pub struct RemoveReport {
 }
 
 /// What one repair round did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RepairRound {
     /// Stripes examined.
     pub stripes: u64,
@@ -150,7 +149,7 @@ pub struct RepairRound {
 }
 
 /// A node's state, for `status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeStatus {
     /// Peer id.
     pub peer_id: String,

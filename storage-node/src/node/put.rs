@@ -1,6 +1,7 @@
 //! Publishing: a dataset's shards placed on distinct nodes, pushed, committed; placement reports; removal from every holder.
 
 use super::*;
+use crate::plan::Live;
 
 impl Node {
     /// Imports a file or tree, then spreads each stripe's `k + m` shards over `k + m` distinct
@@ -70,25 +71,34 @@ impl Node {
             nodes: 1,
             placement: Vec::new(),
         };
-        let cands: Vec<Candidate> = nodes
+        let live: Vec<Live<PeerId>> = nodes
             .iter()
-            .map(|(p, i)| Candidate {
-                id: p.to_bytes(),
-                weight: i.free().max(1),
+            .map(|(p, i)| Live {
+                id: *p,
+                rank_id: p.to_bytes(),
+                free: i.free(),
             })
             .collect();
+        let keys: Vec<Vec<u8>> = stripes
+            .iter()
+            .map(|s| s.data.first().map(|c| c.to_bytes()).unwrap_or_default())
+            .collect();
+        let shape: Vec<(&[u8], usize)> = keys
+            .iter()
+            .zip(&stripes)
+            .map(|(k, s)| (k.as_slice(), s.data.len() + s.parity.len()))
+            .collect();
         let mut plan: HashMap<PeerId, Vec<Cid>> = HashMap::new();
-        if nodes.len() >= n {
-            for s in &stripes {
-                let ranked = rendezvous::rank(&s.data[0].to_bytes(), &cands);
+        if let Some(targets) = crate::plan::put_targets(&shape, &live, n) {
+            for (s, to) in stripes.iter().zip(targets) {
                 let shards: Vec<ShardPlacement> = s
                     .shards()
-                    .zip(ranked)
-                    .map(|(c, i)| {
-                        plan.entry(nodes[i].0).or_default().push(*c);
+                    .zip(to)
+                    .map(|(c, p)| {
+                        plan.entry(p).or_default().push(*c);
                         ShardPlacement {
                             cid: c.to_string(),
-                            holders: vec![nodes[i].0.to_string()],
+                            holders: vec![p.to_string()],
                         }
                     })
                     .collect();

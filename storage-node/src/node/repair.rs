@@ -1,6 +1,8 @@
 //! Repair rounds: lost shards rebuilt from parity onto new holders, and rebalancing onto distinct nodes.
 
 use super::*;
+use crate::plan::{repair_stripe, Live, StripeRepair};
+use cairn_core::gather::Gather;
 
 impl Node {
     /// One repair round over every dataset this node knows: for each stripe with shards that
@@ -58,6 +60,14 @@ impl Node {
         round.failed.extend(unreadable);
         let nodes = self.live_nodes().await;
         let ids: Vec<PeerId> = nodes.iter().map(|x| x.0).collect();
+        let live: Vec<Live<PeerId>> = nodes
+            .iter()
+            .map(|(p, i)| Live {
+                id: *p,
+                rank_id: p.to_bytes(),
+                free: i.free(),
+            })
+            .collect();
         let me = self.peer_id();
         for (m, stripes, manifest_blocks) in datasets {
             let cids: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
@@ -71,30 +81,26 @@ impl Node {
             };
             for (si, s) in stripes.iter().enumerate() {
                 round.stripes += 1;
-                let mut stripe_holders: HashSet<PeerId> = HashSet::new();
-                for c in s.shards() {
-                    stripe_holders.extend(holders.get(c).into_iter().flatten());
-                }
-                let lost: Vec<usize> = s
+                let hs: Vec<Vec<PeerId>> = s
                     .shards()
-                    .enumerate()
-                    .filter(|(_, c)| !holders.contains_key(c))
-                    .map(|(i, _)| i)
+                    .map(|c| holders.get(c).cloned().unwrap_or_default())
                     .collect();
-                if lost.is_empty() || stripe_holders.iter().min() != Some(&me) {
-                    continue;
-                }
+                let key = s.data.first().map(|c| c.to_bytes()).unwrap_or_default();
+                let (lost, targets) = match repair_stripe(&key, &hs, &live, me) {
+                    StripeRepair::Whole | StripeRepair::NotLeader => continue,
+                    StripeRepair::Short { lost, free } => {
+                        round.degraded += 1;
+                        let e = NodeError::Repair(format!(
+                            "{lost} shards lost but only {free} nodes hold nothing of the stripe"
+                        ));
+                        round.failed.push(format!("stripe {si} of {}: {e}", m.root));
+                        continue;
+                    }
+                    StripeRepair::Rebuild { lost, targets } => (lost, targets),
+                };
                 round.degraded += 1;
                 match self
-                    .rebuild(
-                        &coder,
-                        s,
-                        &lost,
-                        &holders,
-                        &stripe_holders,
-                        &nodes,
-                        &manifest_blocks,
-                    )
+                    .rebuild(&coder, s, &lost, &targets, &holders, &manifest_blocks)
                     .await
                 {
                     Ok(n) => round.rebuilt += n,
@@ -107,7 +113,7 @@ impl Node {
                 m.root,
                 &stripes,
                 &holders,
-                &nodes,
+                &live,
                 &manifest_blocks,
                 &shared,
                 may_drop,
@@ -127,73 +133,39 @@ impl Node {
         Ok(round)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Rebuilds shards `lost` of stripe `s` from any `k` others (gathered by
+    /// [`cairn_core::gather::Gather`] from their holders, this node included) and places
+    /// `lost[j]` on `targets[j]`.
     async fn rebuild(
         &self,
         coder: &Coder,
         s: &Stripe,
         lost: &[usize],
+        targets: &[PeerId],
         holders: &HashMap<Cid, Vec<PeerId>>,
-        stripe_holders: &HashSet<PeerId>,
-        nodes: &[(PeerId, NodeInfo)],
         manifest_blocks: &[Block],
     ) -> Result<u64, NodeError> {
         let me = self.peer_id();
         let cids: Vec<Cid> = s.shards().copied().collect();
-        let mut shards: Vec<Option<Vec<u8>>> = vec![None; cids.len()];
-        let k = coder.k();
-        let mut have = k - s.data.len();
-        for (i, c) in cids.iter().enumerate() {
-            if have >= k {
-                break;
-            }
-            for p in holders.get(c).into_iter().flatten() {
-                let got = if *p == me {
-                    let repo = self.inner.repo.clone();
-                    let c = *c;
-                    run_blocking(move || repo.block(&c).ok()).await?
-                } else {
-                    self.inner
-                        .net
-                        .fetch_verified(*p, c)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|b| b.to_vec())
-                };
-                if let Some(b) = got {
-                    shards[i] = Some(b);
-                    have += 1;
-                    break;
-                }
+        let mut gather =
+            Gather::for_stripe(coder, s, lost).map_err(|e| NodeError::Repair(e.to_string()))?;
+        for &i in lost {
+            gather.lost(i);
+        }
+        while let Some(batch) = gather.next_batch() {
+            let got = futures::future::join_all(
+                batch.iter().map(|&i| self.shard_from(&cids[i], holders)),
+            )
+            .await;
+            for (&i, b) in batch.iter().zip(got) {
+                gather.offer(i, b?);
             }
         }
-        coder
-            .reconstruct(s, &mut shards)
-            .map_err(|e| NodeError::Config(e.to_string()))?;
-        // new holders: nodes holding nothing of this stripe, by rendezvous rank
-        let free: Vec<&(PeerId, NodeInfo)> = nodes
-            .iter()
-            .filter(|(p, _)| !stripe_holders.contains(p))
-            .collect();
-        let cands: Vec<Candidate> = free
-            .iter()
-            .map(|(p, i)| Candidate {
-                id: p.to_bytes(),
-                weight: i.free().max(1),
-            })
-            .collect();
-        let ranked = rendezvous::rank(&s.data[0].to_bytes(), &cands);
-        if ranked.len() < lost.len() {
-            return Err(NodeError::Config(format!(
-                "{} shards lost but only {} nodes hold nothing of the stripe",
-                lost.len(),
-                ranked.len()
-            )));
-        }
+        let mut shards = gather
+            .finish(coder, s)
+            .map_err(|e| NodeError::Repair(e.to_string()))?;
         let mut rebuilt = 0;
-        for (&i, &t) in lost.iter().zip(&ranked) {
-            let target = free[t].0;
+        for (&i, &target) in lost.iter().zip(targets) {
             let block = Block {
                 cid: cids[i],
                 data: shards[i].take().unwrap_or_default().into(),
@@ -210,7 +182,7 @@ impl Node {
                 })
                 .await?;
                 if !ok {
-                    return Err(NodeError::Config(format!(
+                    return Err(NodeError::Repair(format!(
                         "storing rebuilt shard {} here failed",
                         cids[i]
                     )));
@@ -223,6 +195,34 @@ impl Node {
             rebuilt += 1;
         }
         Ok(rebuilt)
+    }
+
+    /// Shard `cid` from the first of its holders that serves it (read here when this node is
+    /// one, verified when fetched).
+    async fn shard_from(
+        &self,
+        cid: &Cid,
+        holders: &HashMap<Cid, Vec<PeerId>>,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let me = self.peer_id();
+        for p in holders.get(cid).into_iter().flatten() {
+            let got = if *p == me {
+                let (repo, c) = (self.inner.repo.clone(), *cid);
+                run_blocking(move || repo.block(&c).ok()).await?
+            } else {
+                self.inner
+                    .net
+                    .fetch_verified(*p, cid)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|b| b.to_vec())
+            };
+            if got.is_some() {
+                return Ok(got);
+            }
+        }
+        Ok(None)
     }
 
     /// Rebalancing of one dataset ([`crate::rebalance`]): plans every stripe this node holds
@@ -238,24 +238,16 @@ impl Node {
         root: Cid,
         stripes: &[Stripe],
         holders: &HashMap<Cid, Vec<PeerId>>,
-        nodes: &[(PeerId, NodeInfo)],
+        live: &[Live<PeerId>],
         manifest_blocks: &[Block],
         keep: &HashSet<Cid>,
         may_drop: bool,
         round: &mut RepairRound,
     ) {
-        use crate::rebalance::{plan, Action, Live, StripeView};
+        use crate::plan::rebalance::{plan, Action, StripeView};
         /// Targets pushed to at once: each holds up to `PUSH_BATCH` blocks here in flight.
         const TARGETS_AT_ONCE: usize = 4;
         let me = self.peer_id();
-        let live: Vec<Live<PeerId>> = nodes
-            .iter()
-            .map(|(p, i)| Live {
-                id: *p,
-                rank_id: p.to_bytes(),
-                free: i.free(),
-            })
-            .collect();
         let mut copies: HashMap<PeerId, Vec<Cid>> = HashMap::new();
         let mut drops: Vec<(usize, Cid, PeerId)> = Vec::new();
         for (si, s) in stripes.iter().enumerate() {
@@ -269,7 +261,7 @@ impl Node {
                 key: &key,
                 shards: &cids,
                 holders: &hs,
-                live: &live,
+                live,
                 shard_bytes: s.shard_len() as u64,
             };
             for a in plan(&view, me) {

@@ -110,13 +110,13 @@ const SEAL_BATCH_BYTES: usize = 512 << 20;
 
 use cairn_proofs::audit::{from_hex as unhex, to_hex as hex};
 
+/// A field element from the 64 hex digits of its canonical little-endian bytes.
 fn fr_of_hex(s: &str) -> Option<Fr> {
-    let b: [u8; 32] = unhex(s)?.try_into().ok()?;
-    audit::fr_from_bytes(&b).ok()
+    audit::fr_from_bytes(&unhex(s)?.try_into().ok()?).ok()
 }
 
 /// Counters for status.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProofStatus {
     /// Sectors this node sealed.
     pub sectors: u64,

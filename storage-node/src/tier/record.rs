@@ -1,6 +1,7 @@
 //! The fast tier's records: a promotion (table `promotions`) and a copy kept for a peer
 //! (table `cache_index`), byte by byte in docs/formats.md.
 
+use cairn_core::cursor::Cursor;
 use cairn_net::PeerId;
 
 /// Record format version of `promoted` and `cache_index` values.
@@ -41,26 +42,21 @@ fn put_peer(out: &mut Vec<u8>, p: &PeerId) {
     out.extend_from_slice(&b);
 }
 
-struct Cursor<'a>(&'a [u8], &'static str);
+/// A [`Cursor`] over one record; any refusal names the record.
+struct Fields<'a>(Cursor<'a>, &'static str);
 
-impl<'a> Cursor<'a> {
+impl<'a> Fields<'a> {
+    fn new(b: &'a [u8], what: &'static str) -> Self {
+        Fields(Cursor::new(b), what)
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
-        if self.0.len() < n {
-            return Err(RecordError(self.1));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
+        self.0.take(n).map_err(|_| RecordError(self.1))
     }
     fn u64(&mut self) -> Result<u64, RecordError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
+        self.0.u64_be().map_err(|_| RecordError(self.1))
     }
     fn u32(&mut self) -> Result<u32, RecordError> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(a))
+        self.0.u32_be().map_err(|_| RecordError(self.1))
     }
     fn head(&mut self) -> Result<PeerId, RecordError> {
         if self.take(1)? != [RECORD_VERSION] {
@@ -75,11 +71,7 @@ impl<'a> Cursor<'a> {
         }
     }
     fn end(self) -> Result<(), RecordError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(RecordError(self.1))
-        }
+        self.0.end().map_err(|_| RecordError(self.1))
     }
 }
 
@@ -97,7 +89,7 @@ impl Promotion {
 
     /// Decodes [`Promotion::encode`]'s bytes; anything else is an error.
     pub fn decode(b: &[u8]) -> Result<Self, RecordError> {
-        let mut c = Cursor(b, "promotion");
+        let mut c = Fields::new(b, "promotion");
         let p = Promotion {
             peer: c.head()?,
             at_ms: c.u64()?,
@@ -121,7 +113,7 @@ impl CacheEntry {
 
     /// Decodes [`CacheEntry::encode`]'s bytes; anything else is an error.
     pub fn decode(b: &[u8]) -> Result<Self, RecordError> {
-        let mut c = Cursor(b, "cache");
+        let mut c = Fields::new(b, "cache");
         let e = CacheEntry {
             promoter: c.head()?,
             at_ms: c.u64()?,

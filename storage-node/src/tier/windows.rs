@@ -31,22 +31,14 @@ impl<H: TierHost + Clone> FastTier<H> {
     /// median over the measured peers (at least two measured).
     pub fn fast_peers(&self) -> Vec<PeerId> {
         let faulty: HashSet<PeerId> = self.0.faulty_peers().into_iter().collect();
-        let mut m: Vec<(PeerId, f64)> = self
+        let measured: Vec<(PeerId, f64)> = self
             .0
             .peer_speeds()
             .into_iter()
             .filter(|(p, _)| !faulty.contains(p))
             .filter_map(|(p, s)| s.mib_ms().map(|t| (p, t)))
             .collect();
-        if m.len() < 2 {
-            return Vec::new();
-        }
-        m.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let median = m[m.len() / 2].1;
-        m.into_iter()
-            .filter(|(_, t)| *t <= FAST_RATIO * median)
-            .map(|(p, _)| p)
-            .collect()
+        plan::fast_peers(measured, FAST_RATIO)
     }
 
     /// Measures live storage peers' throughput: one timed, verified fetch of a shard each
@@ -128,7 +120,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                 st.window += 1;
                 st.window
             })
-            .map_err(|_| NodeError::Config("placement state poisoned".into()))?;
+            .map_err(|_| NodeError::Poisoned("placement"))?;
         let mut pass = Pass {
             now,
             window,
@@ -152,29 +144,16 @@ impl<H: TierHost + Clone> FastTier<H> {
         let repo = self.0.shared_repo();
         let mut promoted = run_blocking(move || load_promotions(&repo)).await??;
         self.fold_fast_reads(&mut pass, &mut promoted).await;
-        let (keep, why) = self.plan(&mut pass, &opts, &promoted).await?;
-
-        let keep_set: HashSet<Cid> = keep.iter().map(|x| x.0).collect();
-        let demote: Vec<(Cid, Promotion)> = promoted
-            .iter()
-            .filter(|(c, _)| !keep_set.contains(c))
-            .map(|(c, p)| (*c, *p))
+        let planned = self.plan(&mut pass, &opts, &promoted).await?;
+        let demote: Vec<(Cid, Promotion, String)> = planned
+            .demote
+            .into_iter()
+            .filter_map(|(c, why)| promoted.get(&c).map(|p| (c, *p, why)))
             .collect();
-        let mut promote: Vec<(Cid, u64)> = Vec::new();
-        let mut budget = opts.budget_bytes;
-        for (c, size) in &keep {
-            if promoted.contains_key(c) {
-                continue;
-            }
-            if *size > budget {
-                break;
-            }
-            budget -= size;
-            promote.push((*c, *size));
-        }
+        let promote = planned.promote;
         pass.report.planned_promotions = promote.iter().map(|x| x.0.to_string()).collect();
         pass.report.planned_demotions = demote.iter().map(|x| x.0.to_string()).collect();
-        self.demote(&mut pass, demote, &why).await;
+        self.demote(&mut pass, demote).await;
         self.promote(&mut pass, promote, &fast).await?;
 
         let Pass {
@@ -249,13 +228,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                             promoted.remove(c);
                         }
                         Some(n) => {
-                            // a count below the last one: the peer restarted and counts afresh
-                            let delta = if n >= p.reads_seen {
-                                n - p.reads_seen
-                            } else {
-                                n
-                            };
-                            let delta = u64::from(delta).min(MAX_REPORTED_READS);
+                            let delta = plan::read_delta(p.reads_seen, n, MAX_REPORTED_READS);
                             pass.report.fast_reads += delta;
                             self.0.record_reads(*c, p.size, delta, pass.now);
                             p.reads_seen = n;
@@ -267,28 +240,32 @@ impl<H: TierHost + Clone> FastTier<H> {
         }
     }
 
-    /// Feeds the client reads since the last window to the engine and plans: the shards to keep
-    /// promoted, hottest first (engine residents read at least `min_reads` times within
-    /// `idle_windows` windows, held here as base shards, up to `promote_bytes`), and why each
-    /// other promoted shard goes.
+    /// Feeds the client reads since the last window to the engine and plans the window
+    /// ([`plan::plan_window`]): the shards to keep promoted, those to promote now, and the
+    /// promoted shards to demote with the reason for each.
     async fn plan(
         &self,
         pass: &mut Pass,
         opts: &TierOptions,
         promoted: &HashMap<Cid, Promotion>,
-    ) -> Result<(Vec<(Cid, u64)>, HashMap<Cid, String>), NodeError> {
+    ) -> Result<plan::WindowPlan<Cid>, NodeError> {
         let now = pass.now;
-        let idle_ms = opts.idle_windows * opts.window.as_millis() as u64;
+        let lim = plan::Limits {
+            min_reads: opts.min_reads,
+            idle_ms: opts.idle_windows * opts.window.as_millis() as u64,
+            promote_bytes: opts.promote_bytes,
+            budget_bytes: opts.budget_bytes,
+        };
         let (reads, seq) = self.0.reads_since(self.0.tier().seq());
         pass.report.reads = reads.len();
         let hot = self.0.hot_shards(crate::heat::MAX_TRACKED);
-        let (candidates, why) = {
+        let hot: Vec<plan::Hot<Cid>> = {
             let mut st = self
                 .0
                 .tier()
                 .state
                 .lock()
-                .map_err(|_| NodeError::Config("placement state poisoned".into()))?;
+                .map_err(|_| NodeError::Poisoned("placement"))?;
             st.seq = seq;
             for r in &reads {
                 let id = engine_id(&r.cid);
@@ -300,69 +277,51 @@ impl<H: TierHost + Clone> FastTier<H> {
                     next: -1,
                 });
             }
-            let candidates: Vec<(Cid, u64)> = hot
-                .iter()
-                .filter(|(cid, h, _)| {
-                    st.engine.contains(engine_id(cid))
-                        && h.reads >= opts.min_reads
-                        && now.saturating_sub(h.last_ms) <= idle_ms
-                })
-                .map(|(c, h, _)| (*c, h.size))
-                .collect();
-            let heat: HashMap<Cid, crate::heat::Heat> = hot.iter().map(|x| (x.0, x.1)).collect();
-            let why: HashMap<Cid, String> = promoted
-                .keys()
-                .map(|c| {
-                    let r = match heat.get(c) {
-                        None => "cold: no longer among the shards read here".to_string(),
-                        Some(_) if !st.engine.contains(engine_id(c)) => {
-                            "the engine evicted it for hotter shards".to_string()
-                        }
-                        Some(h) if now.saturating_sub(h.last_ms) > idle_ms => format!(
-                            "cold: no reads for {:.0} s",
-                            now.saturating_sub(h.last_ms) as f64 / 1e3
-                        ),
-                        Some(_) => "over the promotable bytes, or no longer held here".to_string(),
-                    };
-                    (*c, r)
-                })
-                .collect();
             if st.ids.len() > crate::heat::MAX_TRACKED {
                 let tracked: HashSet<Cid> = hot.iter().map(|x| x.0).collect();
                 st.ids.retain(|_, c| tracked.contains(c));
             }
             pass.report.engine_trainings = st.engine.trainings;
             pass.report.engine_tracked = st.engine.tracked();
-            (candidates, why)
+            hot.iter()
+                .map(|(c, h, _)| plan::Hot {
+                    id: *c,
+                    reads: h.reads,
+                    last_ms: h.last_ms,
+                    size: h.size,
+                    resident: st.engine.contains(engine_id(c)),
+                })
+                .collect()
         };
+        let cands = plan::candidates(&hot, &lim, now);
         let repo = self.0.shared_repo();
-        let promote_bytes = opts.promote_bytes;
-        let (keep, bytes) = run_blocking(move || {
-            let mut keep: Vec<(Cid, u64)> = Vec::new();
+        let ids: Vec<(Cid, u64)> = cands.clone();
+        let promote_bytes = lim.promote_bytes;
+        // the repo is asked only about candidates that still fit the promotable bytes (as
+        // `plan_window` keeps them), not about every tracked shard
+        let base: HashSet<Cid> = run_blocking(move || {
             let mut bytes = 0u64;
-            for (cid, size) in candidates {
-                if bytes + size <= promote_bytes && base_shard(&repo, &cid) {
+            let mut base = HashSet::new();
+            for (c, size) in ids {
+                if bytes.saturating_add(size) <= promote_bytes && base_shard(&repo, &c) {
                     bytes += size;
-                    keep.push((cid, size));
+                    base.insert(c);
                 }
             }
-            (keep, bytes)
+            base
         })
         .await?;
-        pass.report.planned_bytes = bytes;
-        Ok((keep, why))
+        let promoted: HashSet<Cid> = promoted.keys().copied().collect();
+        let planned = plan::plan_window(&cands, &base, &hot, &promoted, &lim, now);
+        pass.report.planned_bytes = planned.planned_bytes;
+        Ok(planned)
     }
 
     /// Asks each fast peer to drop the copies in `demote`, and forgets them.
-    async fn demote(
-        &self,
-        pass: &mut Pass,
-        demote: Vec<(Cid, Promotion)>,
-        why: &HashMap<Cid, String>,
-    ) {
-        let mut by_peer: HashMap<PeerId, Vec<(Cid, Promotion)>> = HashMap::new();
-        for (c, p) in demote {
-            by_peer.entry(p.peer).or_default().push((c, p));
+    async fn demote(&self, pass: &mut Pass, demote: Vec<(Cid, Promotion, String)>) {
+        let mut by_peer: HashMap<PeerId, Vec<(Cid, Promotion, String)>> = HashMap::new();
+        for (c, p, why) in demote {
+            by_peer.entry(p.peer).or_default().push((c, p, why));
         }
         for (peer, list) in by_peer {
             for chunk in list.chunks(MAX_CACHED) {
@@ -372,8 +331,8 @@ impl<H: TierHost + Clone> FastTier<H> {
                     Ok(other) => format!("; unexpected answer {other:?}"),
                     Err(e) => format!("; {e} (forgotten: the peer drops it as an orphan)"),
                 };
-                for (c, p) in chunk {
-                    let reason = format!("{}{note}", why.get(c).map_or("cold", String::as_str));
+                for (c, p, why) in chunk {
+                    let reason = format!("{why}{note}");
                     pass.updates.delete(Table::Promoted, c.to_bytes());
                     pass.report.demoted += 1;
                     pass.record("demote", c, Some(peer), p.size, true, reason);

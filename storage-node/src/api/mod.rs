@@ -31,11 +31,16 @@ use cairn_core::block::parse_cid;
 use cairn_net::NetConfig;
 use cairn_repo::Repo;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use types::{Id, PinEntry};
+
+pub mod client;
+pub mod types;
+pub use types::Ready;
 
 /// File in the repo holding the API token.
 pub const TOKEN_FILE: &str = "api.token";
@@ -86,12 +91,6 @@ fn authorize(s: &ApiState, h: &HeaderMap) -> Result<(), ApiError> {
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[derive(Serialize)]
-struct Id {
-    peer_id: String,
-    addrs: Vec<String>,
 }
 
 async fn id(State(s): State<ApiState>) -> Json<Id> {
@@ -216,13 +215,6 @@ async fn remove(
         NodeError::Invalid(msg) => ApiError(StatusCode::FORBIDDEN, msg),
         e => e.into(),
     })?))
-}
-
-#[derive(Serialize)]
-struct PinEntry {
-    root: String,
-    /// The dataset's manifest CID, when the pin is a dataset.
-    manifest: Option<String>,
 }
 
 async fn pins(State(s): State<ApiState>) -> Result<Json<Vec<PinEntry>>, ApiError> {
@@ -432,17 +424,6 @@ pub fn load_or_create_token(repo: &Path) -> std::io::Result<String> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// What a started daemon reports once it is ready.
-#[derive(Debug, Clone, Serialize)]
-pub struct Ready {
-    /// Peer id.
-    pub peer_id: String,
-    /// Bound API address.
-    pub api: String,
-    /// libp2p listen addresses.
-    pub addrs: Vec<String>,
 }
 
 /// Daemon failures.

@@ -5,7 +5,7 @@
 //! would ever spread such a stripe. This module decides, for one stripe and one node (`me`),
 //! what that node should do about it. It is pure: no clock, no I/O, generic over the shard and
 //! peer id types (the node passes CIDs and peer ids; the tests pass small integers). The node's
-//! repair round ([`crate::node::Node::repair_round`]) runs it on every stripe after the lost-shard
+//! repair round (`Node::repair_round`) runs it on every stripe after the lost-shard
 //! handling and carries out the actions.
 //!
 //! # The rule
@@ -65,20 +65,10 @@
 //! already has enough distinct holders, and no drop there could be proved safe without
 //! coordination.
 
+use super::Live;
 use cairn_core::rendezvous::{self, Candidate};
 use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
-
-/// A live node that could receive a shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Live<P> {
-    /// Its id.
-    pub id: P,
-    /// Its id's bytes, hashed by rendezvous ranking (a peer id's bytes, as in put and repair).
-    pub rank_id: Vec<u8>,
-    /// Bytes it has free (rendezvous weight; nodes without room for a shard are never chosen).
-    pub free: u64,
-}
 
 /// One stripe as a node sees it now.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,311 @@
+//! The fast tier's window plan, pure: which peers are fast, how many reads a fast peer's
+//! answer adds, which shards stay promoted, which are promoted now and which are demoted (and
+//! why). No clock (the window's time is an argument), no I/O, generic over the shard and peer
+//! id types; [`super::FastTier::placement_window`] gathers the inputs (peer speeds, the heat of
+//! the shards read here, the engine's residents, which candidates are base shards held here)
+//! and carries out the moves.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
+/// The limits of one window's plan (from [`super::TierOptions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Reads a shard needs before it may be promoted.
+    pub min_reads: u64,
+    /// A shard not read for this long (ms) is cold.
+    pub idle_ms: u64,
+    /// Bytes that may be promoted at once.
+    pub promote_bytes: u64,
+    /// Bytes promoted per window at most.
+    pub budget_bytes: u64,
+}
+
+/// A shard read here, as the window sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Hot<K> {
+    /// The shard.
+    pub id: K,
+    /// Reads counted.
+    pub reads: u64,
+    /// Last read, ms.
+    pub last_ms: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether the placement engine keeps it (a resident of its cache).
+    pub resident: bool,
+}
+
+/// The fast peers, fastest first: those whose estimated 1 MiB fetch time is at most `ratio`
+/// of the median over the measured peers; none unless at least two are measured.
+pub(crate) fn fast_peers<P: Copy>(mut measured: Vec<(P, f64)>, ratio: f64) -> Vec<P> {
+    if measured.len() < 2 {
+        return Vec::new();
+    }
+    measured.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let median = measured[measured.len() / 2].1;
+    measured
+        .into_iter()
+        .filter(|(_, t)| *t <= ratio * median)
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Reads a fast peer's count `now` adds over the count seen last window, `seen` (a count
+/// below it means the peer restarted and counts afresh), at most `cap`.
+pub(crate) fn read_delta(seen: u32, now: u32, cap: u64) -> u64 {
+    let d = if now >= seen { now - seen } else { now };
+    u64::from(d).min(cap)
+}
+
+/// The shards that may be promoted, in `hot`'s order (hottest first): engine residents read
+/// at least `min_reads` times, the last within `idle_ms` of `now`.
+pub(crate) fn candidates<K: Copy>(hot: &[Hot<K>], lim: &Limits, now: u64) -> Vec<(K, u64)> {
+    hot.iter()
+        .filter(|h| {
+            h.resident && h.reads >= lim.min_reads && now.saturating_sub(h.last_ms) <= lim.idle_ms
+        })
+        .map(|h| (h.id, h.size))
+        .collect()
+}
+
+/// Why a promoted shard is demoted, given its heat here (`None`: not read here any more).
+pub(crate) fn demotion_reason<K>(heat: Option<&Hot<K>>, idle_ms: u64, now: u64) -> String {
+    match heat {
+        None => "cold: no longer among the shards read here".to_string(),
+        Some(h) if !h.resident => "the engine evicted it for hotter shards".to_string(),
+        Some(h) if now.saturating_sub(h.last_ms) > idle_ms => format!(
+            "cold: no reads for {:.0} s",
+            now.saturating_sub(h.last_ms) as f64 / 1e3
+        ),
+        Some(_) => "over the promotable bytes, or no longer held here".to_string(),
+    }
+}
+
+/// One window's plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WindowPlan<K> {
+    /// The shards to keep promoted, hottest first, with their sizes.
+    pub keep: Vec<(K, u64)>,
+    /// Their bytes (at most `promote_bytes`).
+    pub planned_bytes: u64,
+    /// Shards to promote now (kept but not yet promoted), within `budget_bytes`.
+    pub promote: Vec<(K, u64)>,
+    /// Promoted shards to demote, each with the reason.
+    pub demote: Vec<(K, String)>,
+}
+
+/// The window's plan: the candidates (see [`candidates`]) that are base shards held here, in
+/// order, up to `promote_bytes`, are kept; those not promoted yet are promoted in that order
+/// until one does not fit the window's `budget_bytes`; every other shard in `promoted` is
+/// demoted, with the reason from its heat in `hot`.
+pub(crate) fn plan_window<K: Copy + Eq + Hash + Ord>(
+    cands: &[(K, u64)],
+    base: &HashSet<K>,
+    hot: &[Hot<K>],
+    promoted: &HashSet<K>,
+    lim: &Limits,
+    now: u64,
+) -> WindowPlan<K> {
+    let mut keep = Vec::new();
+    let mut bytes = 0u64;
+    for &(id, size) in cands {
+        if bytes.saturating_add(size) <= lim.promote_bytes && base.contains(&id) {
+            bytes += size;
+            keep.push((id, size));
+        }
+    }
+    let mut promote = Vec::new();
+    let mut budget = lim.budget_bytes;
+    for &(id, size) in &keep {
+        if promoted.contains(&id) {
+            continue;
+        }
+        if size > budget {
+            break;
+        }
+        budget -= size;
+        promote.push((id, size));
+    }
+    let kept: HashSet<K> = keep.iter().map(|x| x.0).collect();
+    let heat: HashMap<K, &Hot<K>> = hot.iter().map(|h| (h.id, h)).collect();
+    let mut demote: Vec<(K, String)> = promoted
+        .iter()
+        .filter(|id| !kept.contains(id))
+        .map(|id| {
+            (
+                *id,
+                demotion_reason(heat.get(id).copied(), lim.idle_ms, now),
+            )
+        })
+        .collect();
+    demote.sort_by_key(|a| a.0);
+    WindowPlan {
+        keep,
+        planned_bytes: bytes,
+        promote,
+        demote,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIM: Limits = Limits {
+        min_reads: 2,
+        idle_ms: 3_000,
+        promote_bytes: 100,
+        budget_bytes: 50,
+    };
+
+    fn hot(id: u8, reads: u64, last_ms: u64, size: u64, resident: bool) -> Hot<u8> {
+        Hot {
+            id,
+            reads,
+            last_ms,
+            size,
+            resident,
+        }
+    }
+
+    #[test]
+    fn fast_peers_table() {
+        // (measured 1 MiB times, expected fast peers fastest first)
+        type Case<'a> = (&'a [(u8, f64)], &'a [u8]);
+        let cases: &[Case] = &[
+            (&[], &[]),
+            (&[(1, 1.0)], &[]),
+            (&[(1, 10.0), (2, 100.0)], &[1]),
+            (&[(1, 10.0), (2, 100.0), (3, 100.0)], &[1]),
+            (&[(3, 50.0), (1, 10.0), (2, 100.0), (4, 120.0)], &[1, 3]),
+            (&[(1, 10.0), (2, 10.0), (3, 10.0)], &[]),
+        ];
+        for (i, (m, want)) in cases.iter().enumerate() {
+            assert_eq!(fast_peers(m.to_vec(), 0.5), want.to_vec(), "case {i}");
+        }
+    }
+
+    #[test]
+    fn read_delta_table() {
+        // (seen, now, cap, delta)
+        for (i, &(seen, now, cap, want)) in [
+            (0u32, 5u32, 100u64, 5u64),
+            (5, 5, 100, 0),
+            (5, 9, 100, 4),
+            (9, 3, 100, 3), // restarted: counts afresh
+            (0, u32::MAX, 1000, 1000),
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(read_delta(seen, now, cap), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn candidates_are_hot_residents_read_lately() {
+        let now = 10_000;
+        let h = [
+            hot(1, 9, now, 10, true),
+            hot(2, 1, now, 10, true),         // too few reads
+            hot(3, 9, now - 3_001, 10, true), // idle too long
+            hot(4, 9, now - 3_000, 10, true),
+            hot(5, 9, now, 10, false), // evicted by the engine
+        ];
+        assert_eq!(candidates(&h, &LIM, now), vec![(1, 10), (4, 10)]);
+    }
+
+    #[test]
+    fn plan_table() {
+        let now = 10_000;
+        struct Case {
+            name: &'static str,
+            hot: Vec<Hot<u8>>,
+            base: &'static [u8],
+            promoted: &'static [u8],
+            keep: &'static [u8],
+            promote: &'static [u8],
+            demote: &'static [(u8, &'static str)],
+        }
+        let cases = [
+            Case {
+                name: "hot base shards are promoted within the budget, hottest first",
+                hot: vec![hot(1, 9, now, 30, true), hot(2, 8, now, 30, true)],
+                base: &[1, 2],
+                promoted: &[],
+                keep: &[1, 2],
+                promote: &[1],
+                demote: &[],
+            },
+            Case {
+                name: "already promoted shards do not use the budget",
+                hot: vec![hot(1, 9, now, 30, true), hot(2, 8, now, 30, true)],
+                base: &[1, 2],
+                promoted: &[1],
+                keep: &[1, 2],
+                promote: &[2],
+                demote: &[],
+            },
+            Case {
+                name: "a shard over the promotable bytes is skipped, a smaller one fits",
+                hot: vec![
+                    hot(1, 9, now, 60, true),
+                    hot(2, 8, now, 60, true),
+                    hot(3, 7, now, 40, true),
+                ],
+                base: &[1, 2, 3],
+                promoted: &[1, 2],
+                keep: &[1, 3],
+                promote: &[3],
+                demote: &[(2, "over the promotable bytes, or no longer held here")],
+            },
+            Case {
+                name: "the budget stops at the first shard that does not fit",
+                hot: vec![hot(1, 9, now, 60, true), hot(2, 8, now, 10, true)],
+                base: &[1, 2],
+                promoted: &[],
+                keep: &[1, 2],
+                promote: &[],
+                demote: &[],
+            },
+            Case {
+                name: "shards not held here as base shards are never kept",
+                hot: vec![hot(1, 9, now, 10, true)],
+                base: &[],
+                promoted: &[1],
+                keep: &[],
+                promote: &[],
+                demote: &[(1, "over the promotable bytes, or no longer held here")],
+            },
+            Case {
+                name: "cold and evicted shards are demoted with their reasons",
+                hot: vec![hot(2, 9, now - 5_000, 10, true), hot(3, 9, now, 10, false)],
+                base: &[1, 2, 3],
+                promoted: &[1, 2, 3],
+                keep: &[],
+                promote: &[],
+                demote: &[
+                    (1, "cold: no longer among the shards read here"),
+                    (2, "cold: no reads for 5 s"),
+                    (3, "the engine evicted it for hotter shards"),
+                ],
+            },
+        ];
+        for c in cases {
+            let cands = candidates(&c.hot, &LIM, now);
+            let base: HashSet<u8> = c.base.iter().copied().collect();
+            let promoted: HashSet<u8> = c.promoted.iter().copied().collect();
+            let p = plan_window(&cands, &base, &c.hot, &promoted, &LIM, now);
+            let ids = |v: &[(u8, u64)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+            assert_eq!(ids(&p.keep), c.keep, "{}: keep", c.name);
+            assert_eq!(ids(&p.promote), c.promote, "{}: promote", c.name);
+            let demote: Vec<(u8, String)> =
+                c.demote.iter().map(|(i, r)| (*i, r.to_string())).collect();
+            assert_eq!(p.demote, demote, "{}: demote", c.name);
+            assert!(p.planned_bytes <= LIM.promote_bytes, "{}", c.name);
+            let promoted_bytes: u64 = p.promote.iter().map(|x| x.1).sum();
+            assert!(promoted_bytes <= LIM.budget_bytes, "{}", c.name);
+        }
+    }
+}
