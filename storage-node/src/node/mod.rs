@@ -245,6 +245,18 @@ pub(crate) struct Inner {
     tier: Tier,
 }
 
+/// Live nodes as the plans rank them: rendezvous id and free bytes.
+fn live_of(nodes: &[(PeerId, NodeInfo)]) -> Vec<crate::plan::Live<PeerId>> {
+    nodes
+        .iter()
+        .map(|(p, i)| crate::plan::Live {
+            id: *p,
+            rank_id: p.to_bytes(),
+            free: i.free(),
+        })
+        .collect()
+}
+
 impl Node {
     /// Starts a node on `repo` with identity `key`: joins the network, announces what it holds,
     /// and starts the announce, scrub and repair workers.

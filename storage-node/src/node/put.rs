@@ -1,7 +1,6 @@
 //! Publishing: a dataset's shards placed on distinct nodes, pushed, committed; placement reports; removal from every holder.
 
 use super::*;
-use crate::plan::Live;
 
 impl Node {
     /// Imports a file or tree, then spreads each stripe's `k + m` shards over `k + m` distinct
@@ -71,14 +70,7 @@ impl Node {
             nodes: 1,
             placement: Vec::new(),
         };
-        let live: Vec<Live<PeerId>> = nodes
-            .iter()
-            .map(|(p, i)| Live {
-                id: *p,
-                rank_id: p.to_bytes(),
-                free: i.free(),
-            })
-            .collect();
+        let live = live_of(&nodes);
         let keys: Vec<Vec<u8>> = stripes
             .iter()
             .map(|s| s.data.first().map(|c| c.to_bytes()).unwrap_or_default())

@@ -60,14 +60,7 @@ impl Node {
         round.failed.extend(unreadable);
         let nodes = self.live_nodes().await;
         let ids: Vec<PeerId> = nodes.iter().map(|x| x.0).collect();
-        let live: Vec<Live<PeerId>> = nodes
-            .iter()
-            .map(|(p, i)| Live {
-                id: *p,
-                rank_id: p.to_bytes(),
-                free: i.free(),
-            })
-            .collect();
+        let live = live_of(&nodes);
         let me = self.peer_id();
         for (m, stripes, manifest_blocks) in datasets {
             let cids: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
