@@ -548,7 +548,7 @@ impl Client {
         }
         // 2. the layout, and the files created at their full size
         let (c2, p2, root2) = (cache.clone(), partial.clone(), *root);
-        let layout = blocking(move || layout::plan(&c2, &root2, &p2)).await??;
+        let layout = offload(move || layout::plan(&c2, &root2, &p2)).await??;
         let done_path = cache_dir.join("done");
         let done = Arc::new(layout::Journal::open(&done_path).map_err(ioe(&done_path))?);
         let targets = Arc::new(layout.leaves);
@@ -572,7 +572,7 @@ impl Client {
                 stream::iter(named.chunks(per).map(<[Cid]>::to_vec))
                     .map(|cids| {
                         let (targets, done, lens) = (targets.clone(), done.clone(), lens.clone());
-                        async move { blocking(move || done.check(&targets, &lens, &cids)).await? }
+                        async move { offload(move || done.check(&targets, &lens, &cids)).await? }
                     })
                     .buffer_unordered(par)
                     .collect()
@@ -605,7 +605,7 @@ impl Client {
                 async move {
                     let blocks = self.obtain(r, si, &w).await?;
                     let n = blocks.len();
-                    blocking(move || layout::write_leaves(&targets, &done, blocks)).await??;
+                    offload(move || layout::write_leaves(&targets, &done, blocks)).await??;
                     self.emit(Progress::Written {
                         stripe: si,
                         blocks: n,
@@ -625,7 +625,7 @@ impl Client {
         };
         // 5. every leaf trusted, everything synced, renamed, the rename synced
         let (p2, o2) = (partial.clone(), out.to_path_buf());
-        blocking(move || layout::finish(&targets, &done, &p2, &o2)).await??;
+        offload(move || layout::finish(&targets, &done, &p2, &o2)).await??;
         let _ = cache.remove();
         self.emit(Progress::Done { bytes }).await;
         Ok(bytes)
@@ -640,7 +640,9 @@ fn ioe(path: &Path) -> impl FnOnce(std::io::Error) -> RetrievalError {
     move |source| RetrievalError::Io { path, source }
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs `f` on tokio's blocking pool and awaits it (a panic there is an I/O error with no
+/// path).
+async fn offload<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RetrievalError> {
     tokio::task::spawn_blocking(f)

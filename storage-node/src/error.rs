@@ -62,7 +62,7 @@ pub enum NodeError {
 
 /// Runs `f` on tokio's blocking pool and awaits it (a panic or cancellation is
 /// [`NodeError::Join`]).
-pub(crate) fn run_blocking<T: Send + 'static>(
+pub(crate) fn offload<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> impl std::future::Future<Output = Result<T, NodeError>> {
     let h = tokio::task::spawn_blocking(f);

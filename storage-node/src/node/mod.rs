@@ -3,8 +3,8 @@
 //! workers that restore `k + m` holders per stripe.
 
 use crate::heat::{now_ms, AccessLog, Heat, PeerSpeeds, Speed};
-use crate::proving::{GossipMsg, ProofOptions, ProofStatus, Proofs, GOSSIP_QUEUE};
-use crate::tier::{Cache, Tier, TierOptions};
+use crate::proving::{GossipMsg, Ledger, ProofOptions, ProofStatus, GOSSIP_QUEUE};
+use crate::tier::{FastCache, PromoterState, TierOptions};
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
 use cairn_core::erasure::{Coder, Stripe};
@@ -32,7 +32,7 @@ mod service;
 mod tier_host;
 mod workers;
 
-pub(crate) use crate::error::run_blocking;
+pub(crate) use crate::error::offload;
 pub use crate::error::NodeError;
 
 /// Node settings beyond the network's.
@@ -185,9 +185,9 @@ struct NodeService {
     capacity: u64,
     index: Mutex<HashMap<Cid, Arc<DatasetIndex>>>,
     announce: mpsc::Sender<Vec<Cid>>,
-    proofs: Option<Arc<Proofs>>,
+    proofs: Option<Arc<Ledger>>,
     reads: Arc<AccessLog>,
-    cache: Arc<Cache>,
+    cache: Arc<FastCache>,
     /// Storage nodes seen answering `Info`: their block fetches (repair, probes) are not
     /// client reads.
     storage_peers: Mutex<HashSet<PeerId>>,
@@ -237,12 +237,12 @@ pub(crate) struct Inner {
     last_repair: Mutex<Option<RepairRound>>,
     last_scrub: Mutex<Option<usize>>,
     repair_lock: tokio::sync::Mutex<()>,
-    pub(crate) proofs: Option<Arc<Proofs>>,
+    pub(crate) proofs: Option<Arc<Ledger>>,
     pub(crate) repair_now: tokio::sync::Notify,
     pub(crate) seal_lock: tokio::sync::Mutex<()>,
     gossip: mpsc::Sender<GossipMsg>,
     speeds: PeerSpeeds,
-    tier: Tier,
+    tier: PromoterState,
 }
 
 /// Live nodes as the plans rank them: rendezvous id and free bytes.
@@ -271,21 +271,21 @@ impl Node {
             .map_err(|e| NodeError::Config(e.to_string()))?;
         let repo = Arc::new(repo);
         let r2 = repo.clone();
-        let used = run_blocking(move || stored_bytes(&r2)).await??;
+        let used = offload(move || stored_bytes(&r2)).await??;
         let (ann_tx, ann_rx) = mpsc::channel(ANNOUNCE_QUEUE);
         let proofs = match opts.proofs.clone() {
             None => None,
             Some(po) => {
                 let (r3, me) = (repo.clone(), key.public().to_peer_id());
                 Some(Arc::new(
-                    run_blocking(move || Proofs::open(r3, me, po))
+                    offload(move || Ledger::open(r3, me, po))
                         .await?
                         .map_err(|e| NodeError::Proofs(e.to_string()))?,
                 ))
             }
         };
         let (r4, cache_bytes) = (repo.clone(), opts.tier.cache_bytes);
-        let cache = Arc::new(run_blocking(move || Cache::open(r4, cache_bytes)).await??);
+        let cache = Arc::new(offload(move || FastCache::open(r4, cache_bytes)).await??);
         let svc = Arc::new(NodeService {
             cache,
             storage_peers: Mutex::new(HashSet::new()),
@@ -298,7 +298,7 @@ impl Node {
             reads: Arc::new(AccessLog::default()),
         });
         let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
-        let tier = Tier::new(opts.tier.clone());
+        let tier = PromoterState::new(opts.tier.clone());
         let (net, events) = cairn_net::start(key, net_config, svc.clone()).await?;
         let (stop, _) = watch::channel(false);
         let node = Node {
@@ -432,9 +432,7 @@ impl Node {
         let net = &self.inner.net;
         let svc = self.inner.svc.clone();
         let owned = cids.to_vec();
-        let mine = run_blocking(move || svc.have(&owned))
-            .await
-            .unwrap_or_default();
+        let mine = offload(move || svc.have(&owned)).await.unwrap_or_default();
         let mut out: HashMap<Cid, Vec<PeerId>> = HashMap::new();
         for (c, h) in cids.iter().zip(mine) {
             if h {
@@ -469,7 +467,7 @@ impl Node {
     pub async fn status(&self) -> NodeStatus {
         let net = &self.inner.net;
         let repo = self.inner.repo.clone();
-        let datasets = run_blocking(move || repo.datasets().map(|d| d.len()).unwrap_or(0))
+        let datasets = offload(move || repo.datasets().map(|d| d.len()).unwrap_or(0))
             .await
             .unwrap_or(0);
         NodeStatus {

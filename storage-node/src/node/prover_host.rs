@@ -3,7 +3,7 @@
 
 use super::Node;
 use crate::error::NodeError;
-use crate::proving::{GossipMsg, ProofStatus, Proofs, Prover, ProverHost};
+use crate::proving::{GossipMsg, Ledger, ProofStatus, Prover, ProverHost};
 use cairn_net::{NetClient, PeerId};
 use cairn_proofs::audit::{AuditRecord, LogEntry};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ impl ProverHost for Node {
         &self.inner.net
     }
 
-    fn proofs(&self) -> Option<Arc<Proofs>> {
+    fn proofs(&self) -> Option<Arc<Ledger>> {
         self.inner.proofs.clone()
     }
 

@@ -33,10 +33,10 @@ impl Node {
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let repo = self.inner.repo.clone();
         let path = path.to_path_buf();
-        let rep = run_blocking(move || repo.put(&path, &profile, &|_| {})).await??;
+        let rep = offload(move || repo.put(&path, &profile, &|_| {})).await??;
         let repo = self.inner.repo.clone();
         let mcid = rep.manifest;
-        let (m, stripes, head, pages) = run_blocking(move || {
+        let (m, stripes, head, pages) = offload(move || {
             let m = repo.manifest(&mcid)?;
             let stripes = repo.stripes(&m)?;
             let head = Block {
@@ -130,7 +130,7 @@ impl Node {
                 .flat_map(|s| s.shards().copied())
                 .filter(|c| !mine.contains(c))
                 .collect();
-            run_blocking(move || {
+            offload(move || {
                 let mut b = Batch::new();
                 for c in &drop_list {
                     b.delete_block(*c);
@@ -165,7 +165,7 @@ impl Node {
         // and that it is the publisher: the only node whose `Remove` holders honour
         let repo = self.inner.repo.clone();
         let publisher = me.to_bytes();
-        let used = run_blocking(move || {
+        let used = offload(move || {
             let mut b = Batch::new();
             b.put(Table::Publishers, mcid.to_bytes(), publisher);
             repo.store().write(b, Durability::Sync)?;
@@ -192,7 +192,7 @@ impl Node {
         for chunk in cids.chunks(PUSH_BATCH) {
             let repo = self.inner.repo.clone();
             let list = chunk.to_vec();
-            let blocks = run_blocking(move || {
+            let blocks = offload(move || {
                 list.iter()
                     .map(|c| {
                         Ok(Block {
@@ -213,7 +213,7 @@ impl Node {
     pub async fn placement(&self, root: &Cid) -> Result<Vec<Vec<ShardPlacement>>, NodeError> {
         let repo = self.inner.repo.clone();
         let root = *root;
-        let stripes = run_blocking(move || {
+        let stripes = offload(move || {
             let mcid = repo
                 .store()
                 .table_get(Table::Datasets, &root.to_bytes())?
@@ -261,7 +261,7 @@ impl Node {
     pub(super) async fn publisher_of(&self, manifest: Cid) -> PeerId {
         let repo = self.inner.repo.clone();
         let me = self.peer_id();
-        run_blocking(move || {
+        offload(move || {
             repo.store()
                 .table_get(Table::Publishers, &manifest.to_bytes())
                 .ok()
@@ -314,7 +314,7 @@ impl Node {
     pub async fn remove(&self, root: &Cid) -> Result<RemoveReport, NodeError> {
         let repo = self.inner.repo.clone();
         let (root, me) = (*root, self.peer_id());
-        let mcid = run_blocking(move || -> Result<Cid, NodeError> {
+        let mcid = offload(move || -> Result<Cid, NodeError> {
             let mcid = repo
                 .store()
                 .table_get(Table::Datasets, &root.to_bytes())?
@@ -358,7 +358,7 @@ impl Node {
             }
         }
         let svc = self.inner.svc.clone();
-        let local = run_blocking(move || svc.remove(me, &mcid)).await?;
+        let local = offload(move || svc.remove(me, &mcid)).await?;
         match local {
             Ok(true) => report.removed_from.push(me.to_string()),
             Ok(false) => report.not_held += 1,

@@ -12,7 +12,7 @@ impl Node {
         let _one = self.inner.repair_lock.lock().await;
         let mut round = RepairRound::default();
         let repo = self.inner.repo.clone();
-        let (datasets, unreadable) = run_blocking(move || {
+        let (datasets, unreadable) = offload(move || {
             let load = |mcid: Cid| -> Result<_, RepoError> {
                 let m = repo.manifest(&mcid)?;
                 let s = repo.stripes(&m)?;
@@ -116,7 +116,7 @@ impl Node {
         }
         if round.dropped > 0 {
             let repo = self.inner.repo.clone();
-            if let Ok(Ok(used)) = run_blocking(move || stored_bytes(&repo)).await {
+            if let Ok(Ok(used)) = offload(move || stored_bytes(&repo)).await {
                 self.inner.svc.used.store(used, Ordering::Relaxed);
             }
         }
@@ -168,7 +168,7 @@ impl Node {
                 let svc = self.inner.svc.clone();
                 let cid = cids[i];
                 let publisher = self.publisher_of(mcid).await;
-                let ok = run_blocking(move || {
+                let ok = offload(move || {
                     svc.put_block(me, &mcid, block) == PutStatus::Stored
                         && svc.put_done(me, &mcid, &[cid])
                         && svc.commit(me, &mcid, publisher) == Ok(true)
@@ -201,7 +201,7 @@ impl Node {
         for p in holders.get(cid).into_iter().flatten() {
             let got = if *p == me {
                 let (repo, c) = (self.inner.repo.clone(), *cid);
-                run_blocking(move || repo.block(&c).ok()).await?
+                offload(move || repo.block(&c).ok()).await?
             } else {
                 self.inner
                     .net
@@ -278,7 +278,7 @@ impl Node {
                         for p in holders.get(c).into_iter().flatten() {
                             got = if *p == me {
                                 let (repo, c) = (self.inner.repo.clone(), *c);
-                                run_blocking(move || repo.block(&c).ok().map(Bytes::from))
+                                offload(move || repo.block(&c).ok().map(Bytes::from))
                                     .await
                                     .ok()
                                     .flatten()
@@ -362,7 +362,7 @@ impl Node {
         }
         let repo = self.inner.repo.clone();
         let list = gone.clone();
-        let deleted = run_blocking(move || {
+        let deleted = offload(move || {
             let mut b = Batch::new();
             for c in &list {
                 b.delete_block(*c);

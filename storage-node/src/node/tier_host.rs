@@ -4,7 +4,9 @@
 use super::Node;
 use crate::error::NodeError;
 use crate::heat::{now_ms, Heat, Read, Speed};
-use crate::tier::{Cache, FastTier, PeerSpeedReport, Tier, TierHost, TierStatus, WindowReport};
+use crate::tier::{
+    FastCache, FastTier, PeerSpeedReport, PromoterState, TierHost, TierStatus, WindowReport,
+};
 use cairn_core::Cid;
 use cairn_net::wire::NodeInfo;
 use cairn_net::{NetClient, PeerId};
@@ -22,11 +24,11 @@ impl TierHost for Node {
         self.inner.repo.clone()
     }
 
-    fn tier(&self) -> &Tier {
+    fn tier(&self) -> &PromoterState {
         &self.inner.tier
     }
 
-    fn cache(&self) -> Arc<Cache> {
+    fn cache(&self) -> Arc<FastCache> {
         self.inner.svc.cache.clone()
     }
 

@@ -22,7 +22,7 @@ impl Node {
     /// Announces every manifest and held shard (at start: provider records live in memory).
     pub(super) async fn reprovide(self) {
         let repo = self.inner.repo.clone();
-        let held = run_blocking(move || {
+        let held = offload(move || {
             let mut out = Vec::new();
             for (_, mcid) in repo.datasets().unwrap_or_default() {
                 out.push(mcid);
@@ -125,7 +125,7 @@ impl Node {
     /// node holds only its share of each dataset, so blocks absent here are not missing.
     pub async fn scrub_report(&self) -> Result<cairn_repo::ScrubReport, NodeError> {
         let repo = self.inner.repo.clone();
-        let mut r = run_blocking(move || repo.scrub(&|_| {})).await??;
+        let mut r = offload(move || repo.scrub(&|_| {})).await??;
         r.missing.clear();
         if let Ok(mut s) = self.inner.last_scrub.lock() {
             *s = Some(r.corrupt.len());

@@ -15,7 +15,7 @@
 //! - **Faults**: a failed or missed window marks the prover faulty: it no longer counts as a
 //!   live holder, so repair rebuilds its shards elsewhere; a later pass clears it.
 
-use crate::error::{run_blocking, NodeError};
+use crate::error::{offload, NodeError};
 use ark_bn254::Fr;
 use ark_ff::PrimeField;
 use cairn_core::Cid;
@@ -140,14 +140,15 @@ pub struct ProofStatus {
     pub window_secs: u64,
 }
 
-/// The proof state of a node.
 /// Window proofs one peer may ask for per window (an auditor asks once; retries after a miss
 /// fit).
 pub const PROOFS_PER_PEER_WINDOW: u32 = 4;
 /// Distinct peers that may ask for proofs per window.
 const MAX_PROVE_PEERS: usize = 1024;
 
-pub(crate) struct Proofs {
+/// The node's sector and audit ledger: sealed sectors and what is pending, window proofs
+/// asked of it, verdicts, faulty peers and the hash-chained audit log, over the repo.
+pub(crate) struct Ledger {
     repo: Arc<Repo>,
     me: Vec<u8>,
     pub(crate) opts: ProofOptions,
@@ -191,7 +192,7 @@ fn be(n: u64) -> Vec<u8> {
     n.to_be_bytes().to_vec()
 }
 
-impl Proofs {
+impl Ledger {
     /// Loads keys (running the development setup if they are missing) and the log.
     pub(crate) fn open(
         repo: Arc<Repo>,
@@ -201,7 +202,7 @@ impl Proofs {
         opts.params.check()?;
         let seal_keys = opts.params.seal_keys(&opts.keys_dir)?;
         let post_keys = opts.params.post_keys(&opts.keys_dir)?;
-        let p = Proofs {
+        let p = Ledger {
             repo,
             me: me.to_bytes(),
             opts,
@@ -520,13 +521,13 @@ pub(crate) const GOSSIP_QUEUE: usize = 256;
 const SECTOR_QUERIES: usize = 8;
 
 /// What the prover needs from the node it runs in ([`crate::node::Node`] implements it): the
-/// network, its [`Proofs`] (none when proofs are off), the stop signal, the repair trigger
+/// network, its [`Ledger`] (none when proofs are off), the stop signal, the repair trigger
 /// (pulled when a peer turns faulty) and the lock that keeps one sealing pass at a time.
 pub(crate) trait ProverHost: Send + Sync + 'static {
     /// The network client.
     fn net(&self) -> &NetClient;
     /// Sealing, proving and the audit log, when proofs are on.
-    fn proofs(&self) -> Option<Arc<Proofs>>;
+    fn proofs(&self) -> Option<Arc<Ledger>>;
     /// Changes to `true` when the node stops.
     fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool>;
     /// Wakes the repair worker.

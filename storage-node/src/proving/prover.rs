@@ -5,7 +5,7 @@ use super::schedule::{audit_target, judge, Answer};
 use super::*;
 
 impl<H: ProverHost + Clone> Prover<H> {
-    fn proofs(&self) -> Option<Arc<Proofs>> {
+    fn proofs(&self) -> Option<Arc<Ledger>> {
         self.0.proofs()
     }
 
@@ -32,7 +32,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         let Some(p) = self.proofs() else {
             return Ok(Vec::new());
         };
-        let all = run_blocking(move || p.log()).await?.map_err(proofs_err)?;
+        let all = offload(move || p.log()).await?.map_err(proofs_err)?;
         Ok(all.into_iter().skip(from as usize).take(LOG_PAGE).collect())
     }
 
@@ -42,7 +42,7 @@ impl<H: ProverHost + Clone> Prover<H> {
             return Ok(0);
         };
         let _one = self.0.seal_lock().lock().await;
-        let recs = run_blocking(move || p.seal_pending())
+        let recs = offload(move || p.seal_pending())
             .await?
             .map_err(proofs_err)?;
         for r in &recs {
@@ -80,7 +80,7 @@ impl<H: ProverHost + Clone> Prover<H> {
             let node = self.clone();
             let outcome = match topic.as_str() {
                 SECTOR_TOPIC => {
-                    run_blocking(move || {
+                    offload(move || {
                         let r = SectorRecord::decode(&data)?;
                         if r.prover != source.to_bytes() {
                             return Err(AuditError::Field(
@@ -133,7 +133,7 @@ impl<H: ProverHost + Clone> Prover<H> {
             }
         }
         let p2 = p.clone();
-        run_blocking(move || {
+        offload(move || {
             let known = p2.sectors_of(&a.prover);
             if a.sectors.iter().any(|s| !known.contains(s)) {
                 return Err(AuditError::Field("audit of sectors with no known commitment").into());
@@ -175,7 +175,7 @@ impl<H: ProverHost + Clone> Prover<H> {
                 .map(|m| m.saturating_add(1));
             let p2 = p.clone();
             let owner = peer.to_bytes();
-            let _ = run_blocking(move || {
+            let _ = offload(move || {
                 // a peer may only vouch for its own sectors
                 for r in recs.iter().filter(|r| r.prover == owner) {
                     if let Err(e) = p2.register(r) {
@@ -296,7 +296,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         };
         // the verdict is pure ([`judge`]); the proof check in it runs on the blocking pool
         let (p2, r2) = (p.clone(), rec.clone());
-        let (verdict, reason, proof) = run_blocking(move || {
+        let (verdict, reason, proof) = offload(move || {
             judge(&answer, |proof| {
                 let mut r = r2;
                 r.proof = proof.to_vec();
@@ -307,7 +307,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         (rec.verdict, rec.reason, rec.proof) = (verdict, reason, proof);
         rec.signature = self.0.net().sign(&rec.signed_bytes());
         let (p2, r2) = (p.clone(), rec.clone());
-        let newly_faulty = run_blocking(move || p2.record_audit(&r2, true))
+        let newly_faulty = offload(move || p2.record_audit(&r2, true))
             .await?
             .map_err(proofs_err)?;
         if let Err(e) = self.0.net().publish(AUDIT_TOPIC, rec.encode()).await {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Proofs {
+impl Ledger {
     /// Seals every stored block not yet in a sector, on the low-priority sealing thread.
     /// Returns the new sector records.
     pub(crate) fn seal_pending(&self) -> Result<Vec<SectorRecord>, ProofsError> {

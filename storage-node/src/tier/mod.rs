@@ -29,7 +29,7 @@
 //! Reads are counted only when a client asks: block fetches by storage peers (repair, probes)
 //! are not accesses.
 
-use crate::error::{run_blocking, NodeError};
+use crate::error::{offload, NodeError};
 use crate::heat::{now_ms, Heat, Read, Speed};
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
@@ -224,15 +224,15 @@ impl Pass {
 }
 
 /// The promoter's side: engine and history.
-pub(crate) struct Tier {
+pub(crate) struct PromoterState {
     pub(crate) opts: TierOptions,
     state: Mutex<State>,
     lock: tokio::sync::Mutex<()>,
 }
 
-impl Tier {
+impl PromoterState {
     pub(crate) fn new(opts: TierOptions) -> Self {
-        Tier {
+        PromoterState {
             state: Mutex::new(State {
                 engine: Engine::new(opts.promote_bytes.max(1)),
                 ids: HashMap::new(),
@@ -248,7 +248,7 @@ impl Tier {
     }
 }
 
-impl Tier {
+impl PromoterState {
     pub(crate) fn seq(&self) -> u64 {
         self.state.lock().map(|s| s.seq).unwrap_or(0)
     }
@@ -273,7 +273,7 @@ fn engine_id(cid: &Cid) -> u64 {
 }
 
 /// The fast node's side: promoted copies kept here for peers.
-pub(crate) struct Cache {
+pub(crate) struct FastCache {
     repo: Arc<Repo>,
     capacity: u64,
     used: AtomicU64,
@@ -285,7 +285,7 @@ pub(crate) struct Cache {
     touched: Mutex<HashMap<Cid, (u32, u64)>>,
 }
 
-impl Cache {
+impl FastCache {
     /// Opens the cache of `repo`, counting the bytes it holds.
     pub(crate) fn open(repo: Arc<Repo>, capacity: u64) -> Result<Self, NodeError> {
         let mut used = 0;
@@ -302,7 +302,7 @@ impl Cache {
                 _ => tracing::warn!("skipping a malformed cache record"),
             }
         }
-        Ok(Cache {
+        Ok(FastCache {
             repo,
             capacity,
             used: AtomicU64::new(used),
@@ -595,9 +595,9 @@ pub(crate) trait TierHost: Send + Sync + 'static {
     /// The repo.
     fn shared_repo(&self) -> Arc<Repo>;
     /// The tier's own state.
-    fn tier(&self) -> &Tier;
+    fn tier(&self) -> &PromoterState;
     /// The copies kept here for peers.
-    fn cache(&self) -> Arc<Cache>;
+    fn cache(&self) -> Arc<FastCache>;
     /// Peers' measured speeds.
     fn peer_speeds(&self) -> Vec<(PeerId, Speed)>;
     /// Records a timed block fetch from `peer`.
@@ -629,7 +629,7 @@ mod tests {
     fn the_cache_keeps_to_its_capacity_and_drops_only_for_the_promoter() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Arc::new(Repo::open(dir.path()).unwrap());
-        let cache = Cache::open(repo.clone(), 100).unwrap();
+        let cache = FastCache::open(repo.clone(), 100).unwrap();
         let (a, b) = (PeerId::random(), PeerId::random());
         let blk = |i: u8, n: usize| {
             Block::new(
@@ -659,7 +659,7 @@ mod tests {
         assert_eq!(cache.uncache(b, &[z.cid]), vec![true]);
         // reopening counts what is held, per promoter too
         drop(cache);
-        let cache = Cache::open(repo, 100).unwrap();
+        let cache = FastCache::open(repo, 100).unwrap();
         assert_eq!(cache.used(), 50);
         assert_eq!(cache.put(a, blk(5, 1)), PutStatus::NoSpace);
         assert_eq!(cache.list().len(), 1);

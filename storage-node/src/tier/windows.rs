@@ -46,7 +46,7 @@ impl<H: TierHost + Clone> FastTier<H> {
     /// peers probed.
     pub async fn probe_peers(&self) -> usize {
         let repo = self.0.shared_repo();
-        let sample: Vec<Cid> = run_blocking(move || probe_candidates(&repo, 16 * PROBE_SAMPLE))
+        let sample: Vec<Cid> = offload(move || probe_candidates(&repo, 16 * PROBE_SAMPLE))
             .await
             .unwrap_or_default()
             .into_iter()
@@ -137,12 +137,12 @@ impl<H: TierHost + Clone> FastTier<H> {
             self.0.cache(),
             now.saturating_sub(ORPHAN_WINDOWS * window_ms),
         );
-        run_blocking(move || cache.expire(before)).await?;
+        offload(move || cache.expire(before)).await?;
         pass.report.probed = self.probe_peers().await;
         let fast = self.fast_peers();
         pass.report.fast_peers = fast.iter().map(|p| p.to_string()).collect();
         let repo = self.0.shared_repo();
-        let mut promoted = run_blocking(move || load_promotions(&repo)).await??;
+        let mut promoted = offload(move || load_promotions(&repo)).await??;
         self.fold_fast_reads(&mut pass, &mut promoted).await;
         let planned = self.plan(&mut pass, &opts, &promoted).await?;
         let demote: Vec<(Cid, Promotion, String)> = planned
@@ -163,7 +163,7 @@ impl<H: TierHost + Clone> FastTier<H> {
             ..
         } = pass;
         let repo = self.0.shared_repo();
-        run_blocking(move || repo.store().write(updates, Durability::Sync)).await??;
+        offload(move || repo.store().write(updates, Durability::Sync)).await??;
         if report.promoted + report.demoted > 0 {
             tracing::info!(
                 window,
@@ -299,7 +299,7 @@ impl<H: TierHost + Clone> FastTier<H> {
         let promote_bytes = lim.promote_bytes;
         // the repo is asked only about candidates that still fit the promotable bytes (as
         // `plan_window` keeps them), not about every tracked shard
-        let base: HashSet<Cid> = run_blocking(move || {
+        let base: HashSet<Cid> = offload(move || {
             let mut bytes = 0u64;
             let mut base = HashSet::new();
             for (c, size) in ids {
@@ -358,7 +358,7 @@ impl<H: TierHost + Clone> FastTier<H> {
         let me = self.0.net().peer_id();
         for (cid, size) in promote {
             let repo = self.0.shared_repo();
-            let block = match run_blocking(move || repo.block(&cid)).await? {
+            let block = match offload(move || repo.block(&cid)).await? {
                 Ok(b) => Block {
                     cid,
                     data: b.into(),
@@ -441,13 +441,13 @@ impl<H: TierHost + Clone> FastTier<H> {
     /// The fast tier's state: measured peers, promotions, copies held, the last plan, moves.
     pub async fn tier_status(&self) -> TierStatus {
         let repo = self.0.shared_repo();
-        let promoted = run_blocking(move || load_promotions(&repo))
+        let promoted = offload(move || load_promotions(&repo))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
         let cache = self.0.cache();
-        let cached = run_blocking(move || cache.list()).await.unwrap_or_default();
+        let cached = offload(move || cache.list()).await.unwrap_or_default();
         let tier = self.0.tier();
         let (windows, last, moves) = tier
             .state
