@@ -1,7 +1,7 @@
 //! The prover's work over its host: sealing passes, the gossip of sector and audit records,
 //! audits of peers (schedule, request, verdict, signature, log) and faults.
 
-use super::schedule::{audit_target, judge, Answer};
+use super::schedule::{audit_target, judge, window_is_current, Answer};
 use super::*;
 
 impl<H: ProverHost + Clone> Prover<H> {
@@ -122,6 +122,12 @@ impl<H: ProverHost + Clone> Prover<H> {
         };
         if a.auditor == p.me() {
             return Ok(Ok(false));
+        }
+        if !window_is_current(a.window, p.window_now()) {
+            return Ok(Err(AuditError::Field(
+                "audit record for a window that is not the previous, current or next",
+            )
+            .into()));
         }
         if !cairn_net::identity::verify_signature(&a.auditor, &a.signed_bytes(), &a.signature) {
             return Ok(Err(AuditError::Field("auditor signature invalid").into()));

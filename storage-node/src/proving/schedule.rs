@@ -27,6 +27,15 @@ pub(crate) fn audit_target(me: PeerId, provers: &[PeerId], window: u64) -> Optio
     Some(ring[(pos + shift) % ring.len()])
 }
 
+/// Whether a gossiped audit record's `window` may still count at a receiver whose current
+/// window is `now`: the previous window (an audit made late in it arrives after the turn), the
+/// current one, or the next (an auditor whose clock runs slightly ahead at the turn). Anything
+/// else is refused, so nobody can gossip a verdict for a window long past or far ahead: a
+/// `Fail` for window `u64::MAX` would otherwise never be cleared by a later pass.
+pub(crate) fn window_is_current(window: u64, now: u64) -> bool {
+    window.saturating_add(1) >= now && window <= now.saturating_add(1)
+}
+
 /// What an auditor got back for a window proof request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Answer {
@@ -268,5 +277,31 @@ mod tests {
         assert!(c.len() <= MAX_REASON);
         assert!(c.chars().all(|ch| ch == 'é'));
         assert_eq!(cut("short"), "short");
+    }
+
+    #[test]
+    fn only_verdicts_of_the_previous_current_or_next_window_count() {
+        // (record's window, receiver's current window, counts)
+        let cases: &[(u64, u64, bool)] = &[
+            (10, 10, true),
+            (9, 10, true),
+            (11, 10, true),
+            (8, 10, false),
+            (12, 10, false),
+            (u64::MAX, 10, false),
+            (0, 10, false),
+            (0, 0, true),
+            (1, 0, true),
+            (u64::MAX, u64::MAX, true),
+            (u64::MAX - 1, u64::MAX, true),
+            (u64::MAX, u64::MAX - 1, true),
+        ];
+        for &(window, now, counts) in cases {
+            assert_eq!(
+                window_is_current(window, now),
+                counts,
+                "window {window} at {now}"
+            );
+        }
     }
 }
