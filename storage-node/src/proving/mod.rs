@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod prover;
+mod quota;
 mod schedule;
 mod seal;
 use thiserror::Error;
@@ -166,6 +167,8 @@ pub(crate) struct Ledger {
     /// prover -> sector -> comm_r, from verified sector records.
     registry: Mutex<HashMap<Vec<u8>, BTreeMap<u64, Fr>>>,
     faulty: Mutex<HashMap<PeerId, u64>>,
+    /// Gossiped audit records accepted per auditor and window ([`quota`]).
+    pub(crate) verdict_quota: Mutex<quota::VerdictQuota>,
     /// Bumped whenever the faulty set changes.
     faulty_seq: tokio::sync::watch::Sender<u64>,
     status: Mutex<ProofStatus>,
@@ -219,6 +222,7 @@ impl Ledger {
             head: Mutex::new((0, [0; 32])),
             registry: Mutex::new(HashMap::new()),
             faulty: Mutex::new(HashMap::new()),
+            verdict_quota: Mutex::new(quota::VerdictQuota::default()),
             faulty_seq: tokio::sync::watch::channel(0).0,
             status: Mutex::new(ProofStatus::default()),
         };

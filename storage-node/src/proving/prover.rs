@@ -132,6 +132,18 @@ impl<H: ProverHost + Clone> Prover<H> {
         if !cairn_net::identity::verify_signature(&a.auditor, &a.signed_bytes(), &a.signature) {
             return Ok(Err(AuditError::Field("auditor signature invalid").into()));
         }
+        // counted once the signature holds, so nobody spends another auditor's quota
+        let admitted = p
+            .verdict_quota
+            .lock()
+            .map(|mut q| q.admit(&a.auditor, a.window, p.window_now()))
+            .unwrap_or(false);
+        if !admitted {
+            return Ok(Err(AuditError::Field(
+                "the auditor sent more audit records this window than any audit needs",
+            )
+            .into()));
+        }
         let known = p.sectors_of(&a.prover);
         if a.sectors.iter().any(|s| !known.contains(s)) {
             if let Ok(prover) = PeerId::from_bytes(&a.prover) {
