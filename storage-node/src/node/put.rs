@@ -71,10 +71,7 @@ impl Node {
             placement: Vec::new(),
         };
         let live = live_of(&nodes);
-        let keys: Vec<Vec<u8>> = stripes
-            .iter()
-            .map(|s| s.data.first().map(|c| c.to_bytes()).unwrap_or_default())
-            .collect();
+        let keys: Vec<Vec<u8>> = stripes.iter().map(crate::plan::stripe_key).collect();
         let shape: Vec<(&[u8], usize)> = keys
             .iter()
             .zip(&stripes)

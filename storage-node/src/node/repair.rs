@@ -78,7 +78,7 @@ impl Node {
                     .shards()
                     .map(|c| holders.get(c).cloned().unwrap_or_default())
                     .collect();
-                let key = s.data.first().map(|c| c.to_bytes()).unwrap_or_default();
+                let key = crate::plan::stripe_key(s);
                 let (lost, targets) = match repair_stripe(&key, &hs, &live, me) {
                     StripeRepair::Whole | StripeRepair::NotLeader => continue,
                     StripeRepair::Short { lost, free } => {
@@ -249,7 +249,7 @@ impl Node {
                 .iter()
                 .map(|c| holders.get(c).cloned().unwrap_or_default())
                 .collect();
-            let key = s.data.first().map(|c| c.to_bytes()).unwrap_or_default();
+            let key = crate::plan::stripe_key(s);
             let view = StripeView {
                 key: &key,
                 shards: &cids,

@@ -18,6 +18,12 @@ use cairn_core::rendezvous::{self, Candidate};
 use std::collections::HashSet;
 use std::hash::Hash;
 
+/// The rendezvous key of a stripe: its first data shard CID's bytes (empty for a stripe with
+/// no data shard, which no decoder accepts anyway).
+pub fn stripe_key(s: &cairn_core::erasure::Stripe) -> Vec<u8> {
+    s.data.first().map(|c| c.to_bytes()).unwrap_or_default()
+}
+
 /// A live node that could receive a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Live<P> {
@@ -128,7 +134,7 @@ pub fn repair_stripe<P: Copy + Ord + Hash>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn live(ids: &[u8], free: u64) -> Vec<Live<u8>> {
@@ -141,8 +147,8 @@ mod tests {
             .collect()
     }
 
-    /// Rendezvous order of `ids` for `key` (equal free space).
-    fn ranked(key: &[u8], ids: &[u8]) -> Vec<u8> {
+    /// Rendezvous order of `ids` for `key` (equal free space); the rebalancing tests use it too.
+    pub(crate) fn ranked(key: &[u8], ids: &[u8]) -> Vec<u8> {
         let c: Vec<Candidate> = ids
             .iter()
             .map(|i| Candidate {

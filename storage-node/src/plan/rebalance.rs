@@ -320,17 +320,7 @@ mod tests {
 
     /// Rendezvous order of the nodes in `ids` for the test key (equal free space).
     fn ranked(ids: &[u8]) -> Vec<u8> {
-        let c: Vec<Candidate> = ids
-            .iter()
-            .map(|i| Candidate {
-                id: vec![*i],
-                weight: 1000,
-            })
-            .collect();
-        rendezvous::rank(b"stripe-key", &c)
-            .into_iter()
-            .map(|r| ids[r])
-            .collect()
+        crate::plan::tests::ranked(b"stripe-key", ids)
     }
 
     #[test]
