@@ -354,3 +354,89 @@ fn placement_eval_reports_every_policy_and_size() {
     )
     .contains("unknown policy"));
 }
+
+/// A hostile dataset (a CAR anyone could hand out) never makes `get` write outside its output
+/// folder: a directory listing one name twice (a symlink to a file outside, then a file of the
+/// same name) is refused with the directory's CID, and a lone symlink is written as a link,
+/// never followed (docs/threat-model.md).
+#[test]
+fn hostile_dags_never_write_outside_the_output_folder() {
+    use cairn_core::block::{HashAlg, DAG_PB, RAW};
+    use cairn_core::dagpb::{PbLink, PbNode};
+    use cairn_core::unixfs::{DataType, UnixFsData};
+    use cairn_core::Block;
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    let victim = t.path().join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    let pb = |links: Vec<(&str, &Block)>, data: UnixFsData| {
+        let node = PbNode {
+            links: links
+                .into_iter()
+                .map(|(name, b)| PbLink {
+                    hash: b.cid,
+                    name: Some(name.to_string()),
+                    tsize: Some(b.data.len() as u64),
+                })
+                .collect(),
+            data: Some(data.encode()),
+        };
+        Block::new(HashAlg::Sha2_256, DAG_PB, node.encode())
+    };
+    let mut link = UnixFsData::new(DataType::Symlink);
+    link.data = victim.to_string_lossy().as_bytes().to_vec();
+    let symlink = pb(vec![], link);
+    let evil = Block::new(HashAlg::Sha2_256, RAW, b"overwritten".to_vec());
+    let car_of = |root: &Block, blocks: &[&Block]| {
+        let mut out = cairn_core::car::header(&[root.cid]);
+        for b in blocks {
+            cairn_core::car::section(b, &mut out);
+        }
+        out
+    };
+    // (what, directory links, the error or none)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a Block)>, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "a symlink and a file of one name",
+            vec![("x", &symlink), ("x", &evil)],
+            Some("duplicate"),
+        ),
+        ("a lone symlink", vec![("x", &symlink)], None),
+    ];
+    for (i, (what, links, error)) in cases.into_iter().enumerate() {
+        let dir = pb(links, UnixFsData::new(DataType::Directory));
+        let car = t.path().join(format!("hostile-{i}.car"));
+        std::fs::write(&car, car_of(&dir, &[&dir, &symlink, &evil])).unwrap();
+        let out = t.path().join(format!("out-{i}"));
+        let imported = cairn(&repo, &["car", "import", s(&car)]);
+        let got = cairn(&repo, &["get", &dir.cid.to_string(), "-o", s(&out)]);
+        match error {
+            Some(e) => {
+                assert!(!got.status.success(), "{what}: get succeeded");
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&imported.stderr),
+                    String::from_utf8_lossy(&got.stderr)
+                );
+                assert!(text.contains(e), "{what}: {text}");
+                assert!(text.contains(&dir.cid.to_string()), "{what}: {text}");
+            }
+            None => {
+                assert!(got.status.success(), "{what}: {got:?}");
+                let x = out.join("x");
+                let meta = std::fs::symlink_metadata(&x).unwrap();
+                assert!(
+                    meta.file_type().is_symlink(),
+                    "{what}: not written as a link"
+                );
+                assert_eq!(std::fs::read_link(&x).unwrap(), victim);
+            }
+        }
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"precious",
+            "{what}: the file outside the output folder was written"
+        );
+    }
+}

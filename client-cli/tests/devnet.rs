@@ -64,9 +64,11 @@ fn demo_fetches_every_byte_with_two_of_six_nodes_killed() {
     assert!(out.contains(": promote "), "{out}");
     assert!(out.contains(": demote "), "{out}");
     assert!(out.contains("no longer keeps a copy"), "{out}");
-    // proofs: every live node passes, the wiped node fails, the log re-verifies
+    // proofs: every live node passes; the wiped node (its log and sectors gone) cannot prove
+    // and says so unsigned, a miss, which its confirming auditor confirms: it is faulty; the
+    // log re-verifies
     assert!(out.matches(", PASS").count() >= 4, "{out}");
-    assert!(out.contains("is not held here"), "{out}");
+    assert!(out.contains("was never committed here"), "{out}");
     assert!(out.contains("now counts as faulty"), "{out}");
     assert!(out.contains("the audit log verifies"), "{out}");
     assert!(out.contains("entries"), "{out}");

@@ -19,6 +19,9 @@ pub const BLOCKS_PROTOCOL: StreamProtocol = StreamProtocol::new("/cairn/blocks/1
 /// Inbound block streams served at once; more are refused (closed) until one ends. 64 streams
 /// of 1 MiB blocks keep a node's disk and link busy without unbounded memory.
 pub const MAX_INBOUND_STREAMS: usize = 64;
+/// Inbound block streams one peer may have open at once (a client keeps up to 16 per peer): no
+/// single peer can take all [`MAX_INBOUND_STREAMS`].
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 16;
 /// How long a server waits for the next frame of a request before dropping the stream, so an
 /// idle peer cannot hold a stream permit forever.
 pub const SERVER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,12 +98,18 @@ pub(crate) async fn serve(
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
+    let per_peer = crate::limits::PerPeer::new(MAX_INBOUND_STREAMS_PER_PEER);
     loop {
         let next = tokio::select! {
             n = incoming.next() => n,
             _ = stop.changed() => None,
         };
         let Some((peer, stream)) = next else { break };
+        let Some(mine) = per_peer.try_acquire(peer) else {
+            tracing::debug!(%local, %peer, "inbound block stream refused: that peer has {} open", MAX_INBOUND_STREAMS_PER_PEER);
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!(%local, %peer, "inbound block stream refused: too many at once");
             drop(stream);
@@ -111,7 +120,7 @@ pub(crate) async fn serve(
             if let Err(e) = serve_one(peer, stream, service, delay).await {
                 tracing::debug!(%local, %peer, error = %e, "block stream ended with an error");
             }
-            drop(permit);
+            drop((permit, mine));
         });
     }
 }

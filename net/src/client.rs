@@ -25,11 +25,13 @@ pub(crate) enum Command {
     Providers(Cid, Reply<Vec<PeerId>>),
     PutManifest(Vec<u8>, Vec<u8>, Reply<()>),
     GetManifest(Cid, Reply<ManifestRecord>),
+    GetManifests(Cid, Reply<Vec<ManifestRecord>>),
     Ctrl(PeerId, CtrlRequest, Reply<CtrlResponse>),
     Respond(ResponseChannel<CtrlResponse>, CtrlResponse),
     Disconnect(PeerId),
     Bootstrap(Reply<()>),
     Subscribe(String, Reply<()>),
+    ReportGossip(crate::config::GossipId, crate::config::GossipVerdict),
     Publish(String, Vec<u8>, Reply<()>),
     Shutdown(Option<oneshot::Sender<()>>),
 }
@@ -67,6 +69,19 @@ impl NetClient {
     pub async fn subscribe(&self, topic: &str) -> Result<(), NetError> {
         self.call(|r| Command::Subscribe(topic.to_string(), r))
             .await
+    }
+
+    /// Reports the application's verdict on a received gossip message: accepted messages are
+    /// forwarded, rejected ones count against the peer that sent them (peer scoring).
+    pub async fn report_gossip(
+        &self,
+        id: crate::config::GossipId,
+        verdict: crate::config::GossipVerdict,
+    ) -> Result<(), NetError> {
+        self.cmd
+            .send(Command::ReportGossip(id, verdict))
+            .await
+            .map_err(|_| NetError::Shutdown)
     }
 
     /// Publishes `data` (at most [`MAX_GOSSIP`] bytes) on a gossip topic.
@@ -140,17 +155,29 @@ impl NetClient {
         self.call(|r| Command::Providers(cid, r)).await
     }
 
-    /// Publishes the manifest record of `root` (the manifest head block itself).
+    /// Publishes the manifest record of `root` (the manifest head block itself), signed by
+    /// this node.
     pub async fn publish_manifest(&self, root: &Cid, head: &Block) -> Result<(), NetError> {
         let key = manifest_key(root);
-        let value = encode_manifest_record(&head.cid, &head.data);
+        let value = encode_manifest_record(root, &head.cid, &head.data, &self.key);
         self.call(|r| Command::PutManifest(key, value, r)).await
     }
 
-    /// Finds and validates the manifest record of `root`.
+    /// Finds and validates the manifest record of `root`: the first valid one found.
     pub async fn resolve_manifest(&self, root: &Cid) -> Result<ManifestRecord, NetError> {
         let root = *root;
         self.call(|r| Command::GetManifest(root, r)).await
+    }
+
+    /// Every valid manifest record of `root` the DHT query meets (distinct manifests, at most
+    /// [`crate::records::MAX_CANDIDATES`]), for a caller that found the first one does not
+    /// describe the root's DAG.
+    pub async fn resolve_manifest_candidates(
+        &self,
+        root: &Cid,
+    ) -> Result<Vec<ManifestRecord>, NetError> {
+        let root = *root;
+        self.call(|r| Command::GetManifests(root, r)).await
     }
 
     /// Sends a control request.

@@ -15,6 +15,17 @@ pub(crate) const COMMAND_QUEUE: usize = 256;
 pub(crate) const EVENT_QUEUE: usize = 1024;
 /// Inbound control requests handled at once; more get an error answer.
 pub(crate) const MAX_INBOUND_CTRL: usize = 64;
+/// Inbound control requests one peer may have in progress at once (so one peer cannot take
+/// all [`MAX_INBOUND_CTRL`]); more get an error answer.
+pub const MAX_INBOUND_CTRL_PER_PEER: usize = 8;
+/// Incoming connections being set up at once (Noise handshakes cost CPU).
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// Established incoming connections.
+pub const MAX_ESTABLISHED_INCOMING: u32 = 512;
+/// Established connections in all.
+pub const MAX_ESTABLISHED: u32 = 1024;
+/// Established connections with one peer (two nodes dialling each other at once make two).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 /// Records kept in the DHT store (provider keys and manifest records each count).
 pub(crate) const MAX_DHT_RECORDS: usize = 200_000;
 /// Keys this node provides: one per shard it holds (1.5 per MiB stored at RS(4,2)).
@@ -71,7 +82,9 @@ pub enum NetEvent {
     /// A ping to a peer came back after this round-trip time.
     Rtt(PeerId, Duration),
     /// A gossip message on a subscribed topic (authenticated by its author's libp2p signature,
-    /// at most [`MAX_GOSSIP`] bytes; the payload itself is unvalidated).
+    /// at most [`MAX_GOSSIP`] bytes; the payload itself is unvalidated). It is forwarded to
+    /// other peers only once the application reports it valid
+    /// ([`crate::NetClient::report_gossip`]).
     Gossip {
         /// The author.
         source: PeerId,
@@ -79,5 +92,36 @@ pub enum NetEvent {
         topic: String,
         /// The payload.
         data: Vec<u8>,
+        /// What to hand back with the verdict on it.
+        id: GossipId,
     },
 }
+
+/// Names one received gossip message (its id and the peer that forwarded it) for
+/// [`crate::NetClient::report_gossip`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipId {
+    pub(crate) message: libp2p::gossipsub::MessageId,
+    pub(crate) from: PeerId,
+}
+
+/// The application's verdict on a gossip message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipVerdict {
+    /// Valid: forward it.
+    Accept,
+    /// Invalid on its face (malformed, a bad signature, a claim its own evidence refutes): drop
+    /// it and count it against the peer that sent it (gossipsub peer scoring; a peer that sends
+    /// a few is graylisted).
+    Reject,
+    /// Not for us now (a stale window, a quota, a view of the ring that differs): drop it, no
+    /// penalty.
+    Ignore,
+}
+
+/// Gossipsub peer-score weight of one invalid message on a Cairn topic (the penalty is this
+/// times the square of the decayed count of invalid messages): three rejected messages put a
+/// peer below [`GOSSIP_GRAYLIST`], and its messages are then ignored until the count decays.
+pub const GOSSIP_INVALID_WEIGHT: f64 = -10.0;
+/// Score below which a peer's gossip is ignored altogether.
+pub const GOSSIP_GRAYLIST: f64 = -80.0;

@@ -23,12 +23,17 @@ mod client;
 mod config;
 mod ctrl;
 pub mod identity;
+mod limits;
 pub mod records;
 mod swarm;
 pub mod wire;
 
 pub use client::NetClient;
-pub use config::{NetConfig, NetEvent, CTRL_PROTOCOL, KAD_PROTOCOL, MAX_GOSSIP};
+pub use config::{
+    GossipId, GossipVerdict, NetConfig, NetEvent, CTRL_PROTOCOL, GOSSIP_GRAYLIST,
+    GOSSIP_INVALID_WEIGHT, KAD_PROTOCOL, MAX_CONNECTIONS_PER_PEER, MAX_ESTABLISHED,
+    MAX_ESTABLISHED_INCOMING, MAX_GOSSIP, MAX_INBOUND_CTRL_PER_PEER, MAX_PENDING_INCOMING,
+};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use swarm::start;

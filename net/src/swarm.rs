@@ -3,9 +3,11 @@
 use crate::blocks;
 use crate::client::{Command, NetClient, Reply};
 use crate::config::{
-    NetConfig, NetEvent, COMMAND_QUEUE, CTRL_PROTOCOL, CTRL_TIMEOUT, EVENT_QUEUE, KAD_MAX_PACKET,
-    KAD_PROTOCOL, MAX_DHT_RECORDS, MAX_GOSSIP, MAX_INBOUND_CTRL, MAX_PROVIDED_KEYS,
-    REQUEST_TIMEOUT,
+    GossipId, GossipVerdict, NetConfig, NetEvent, COMMAND_QUEUE, CTRL_PROTOCOL, CTRL_TIMEOUT,
+    EVENT_QUEUE, GOSSIP_GRAYLIST, GOSSIP_INVALID_WEIGHT, KAD_MAX_PACKET, KAD_PROTOCOL,
+    MAX_CONNECTIONS_PER_PEER, MAX_DHT_RECORDS, MAX_ESTABLISHED, MAX_ESTABLISHED_INCOMING,
+    MAX_GOSSIP, MAX_INBOUND_CTRL, MAX_INBOUND_CTRL_PER_PEER, MAX_PENDING_INCOMING,
+    MAX_PROVIDED_KEYS, REQUEST_TIMEOUT,
 };
 use crate::ctrl::CtrlCodec;
 use crate::records::{self, manifest_key, validate_manifest_record, ManifestRecord};
@@ -25,14 +27,52 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
+mod dht;
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kad: kad::Behaviour<MemoryStore>,
     ctrl: request_response::Behaviour<CtrlCodec>,
     stream: libp2p_stream::Behaviour,
     gossip: gossipsub::Behaviour,
+}
+
+/// Gossipsub peer scoring: only invalid messages (those the application rejects) and the
+/// protocol's own behaviour penalties count. Cairn's topics are quiet (a few messages per
+/// window), so the mesh-delivery terms, which punish peers for not delivering enough, are off;
+/// so is the IP colocation term, since a devnet runs every node on one address.
+fn gossip_score() -> gossipsub::PeerScoreParams {
+    gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    }
+}
+
+fn gossip_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: GOSSIP_GRAYLIST,
+        ..Default::default()
+    }
+}
+
+/// Scoring of one Cairn topic: invalid messages weigh [`GOSSIP_INVALID_WEIGHT`] each (squared
+/// count, decaying by half every 10 decay intervals); every delivery-rate term is off.
+fn topic_score() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: GOSSIP_INVALID_WEIGHT,
+        invalid_message_deliveries_decay: 0.93,
+        ..Default::default()
+    }
 }
 
 /// Builds the swarm, starts listening, dials the bootstrap peers and spawns the swarm task.
@@ -76,6 +116,13 @@ pub async fn start(
                 kad::Mode::Client
             }));
             Ok(Behaviour {
+                limits: libp2p::connection_limits::Behaviour::new(
+                    libp2p::connection_limits::ConnectionLimits::default()
+                        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                        .with_max_established_incoming(Some(MAX_ESTABLISHED_INCOMING))
+                        .with_max_established(Some(MAX_ESTABLISHED))
+                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+                ),
                 identify: identify::Behaviour::new(
                     identify::Config::new("/cairn/id/1.0.0".into(), key.public())
                         .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
@@ -88,15 +135,21 @@ pub async fn start(
                     request_response::Config::default().with_request_timeout(CTRL_TIMEOUT),
                 ),
                 stream: libp2p_stream::Behaviour::new(),
-                gossip: gossipsub::Behaviour::new(
-                    gossipsub::MessageAuthenticity::Signed(key.clone()),
-                    gossipsub::ConfigBuilder::default()
-                        .max_transmit_size(MAX_GOSSIP)
-                        .validation_mode(gossipsub::ValidationMode::Strict)
-                        .build()
-                        .map_err(|e| std::io::Error::other(e.to_string()))?,
-                )
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
+                gossip: {
+                    let mut g = gossipsub::Behaviour::new(
+                        gossipsub::MessageAuthenticity::Signed(key.clone()),
+                        gossipsub::ConfigBuilder::default()
+                            .max_transmit_size(MAX_GOSSIP)
+                            .validation_mode(gossipsub::ValidationMode::Strict)
+                            .validate_messages()
+                            .build()
+                            .map_err(|e| std::io::Error::other(e.to_string()))?,
+                    )
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    g.with_peer_score(gossip_score(), gossip_thresholds())
+                        .map_err(std::io::Error::other)?;
+                    g
+                },
             })
         })
         .map_err(|e| t(&e))?
@@ -158,11 +211,13 @@ pub async fn start(
         events: ev_tx,
         service,
         ctrl_permits: Arc::new(Semaphore::new(MAX_INBOUND_CTRL)),
+        ctrl_per_peer: crate::limits::PerPeer::new(MAX_INBOUND_CTRL_PER_PEER),
         dials: HashMap::new(),
         provides: HashMap::new(),
         providers: HashMap::new(),
         puts: HashMap::new(),
         gets: HashMap::new(),
+        gets_all: HashMap::new(),
         requests: HashMap::new(),
         bootstraps: HashMap::new(),
         bootstrapped: false,
@@ -181,11 +236,13 @@ struct SwarmTask {
     events: mpsc::Sender<NetEvent>,
     service: Arc<dyn Service>,
     ctrl_permits: Arc<Semaphore>,
+    ctrl_per_peer: crate::limits::PerPeer,
     dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
     provides: HashMap<QueryId, Reply<()>>,
     providers: HashMap<QueryId, (HashSet<PeerId>, Reply<Vec<PeerId>>)>,
     puts: HashMap<QueryId, Reply<()>>,
     gets: HashMap<QueryId, Reply<ManifestRecord>>,
+    gets_all: HashMap<QueryId, (Vec<ManifestRecord>, Reply<Vec<ManifestRecord>>)>,
     requests: HashMap<OutboundRequestId, Reply<CtrlResponse>>,
     bootstraps: HashMap<QueryId, Reply<()>>,
     bootstrapped: bool,
@@ -273,6 +330,10 @@ impl SwarmTask {
                 let q = kad.get_record(kad::RecordKey::new(&manifest_key(&root)));
                 self.gets.insert(q, reply);
             }
+            Command::GetManifests(root, reply) => {
+                let q = kad.get_record(kad::RecordKey::new(&manifest_key(&root)));
+                self.gets_all.insert(q, (Vec::new(), reply));
+            }
             Command::Ctrl(peer, req, reply) => {
                 let id = self.swarm.behaviour_mut().ctrl.send_request(&peer, req);
                 self.requests.insert(id, reply);
@@ -300,14 +361,28 @@ impl SwarmTask {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::Subscribe(topic, reply) => {
-                let r = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossip
-                    .subscribe(&gossipsub::IdentTopic::new(topic))
+                let g = &mut self.swarm.behaviour_mut().gossip;
+                let t = gossipsub::IdentTopic::new(topic);
+                if let Err(e) = g.set_topic_params(t.clone(), topic_score()) {
+                    tracing::warn!(error = %e, "gossip topic scoring not set");
+                }
+                let r = g
+                    .subscribe(&t)
                     .map(|_| ())
                     .map_err(|e| NetError::Query(e.to_string()));
                 let _ = reply.send(r);
+            }
+            Command::ReportGossip(id, verdict) => {
+                let acceptance = match verdict {
+                    GossipVerdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    GossipVerdict::Reject => gossipsub::MessageAcceptance::Reject,
+                    GossipVerdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&id.message, &id.from, acceptance);
             }
             Command::Publish(topic, data, reply) => {
                 let r = self
@@ -391,112 +466,33 @@ impl SwarmTask {
             })) => self.emit(NetEvent::Rtt(peer, rtt)),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 message,
-                ..
+                message_id,
+                propagation_source,
             })) => {
-                if let Some(source) = message.source {
-                    self.emit(NetEvent::Gossip {
+                let id = GossipId {
+                    message: message_id,
+                    from: propagation_source,
+                };
+                match message.source {
+                    Some(source) => self.emit(NetEvent::Gossip {
                         source,
                         topic: message.topic.into_string(),
                         data: message.data,
-                    });
+                        id,
+                    }),
+                    None => {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .gossip
+                            .report_message_validation_result(
+                                &id.message,
+                                &id.from,
+                                gossipsub::MessageAcceptance::Reject,
+                            );
+                    }
                 }
             }
-            _ => {}
-        }
-    }
-
-    fn on_kad(&mut self, ev: kad::Event) {
-        match ev {
-            kad::Event::InboundRequest { request } => match request {
-                kad::InboundRequest::PutRecord {
-                    source,
-                    record: Some(rec),
-                    ..
-                } => match validate_manifest_record(rec.key.as_ref(), &rec.value) {
-                    Ok(_) => {
-                        if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(rec) {
-                            tracing::warn!(%source, error = %e, "DHT record not stored");
-                        }
-                    }
-                    Err(e) => tracing::info!(%source, error = %e, "invalid DHT record rejected"),
-                },
-                kad::InboundRequest::AddProvider { record: Some(rec) } => {
-                    match records::validate_provider_key(rec.key.as_ref()) {
-                        Ok(_) => {
-                            if let Err(e) =
-                                self.swarm.behaviour_mut().kad.store_mut().add_provider(rec)
-                            {
-                                tracing::warn!(error = %e, "provider record not stored");
-                            }
-                        }
-                        Err(e) => tracing::info!(provider = %rec.provider, error = %e,
-                            "invalid provider record rejected"),
-                    }
-                }
-                _ => {}
-            },
-            kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
-            } => match result {
-                QueryResult::Bootstrap(_) if step.last => {
-                    if let Some(reply) = self.bootstraps.remove(&id) {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
-                QueryResult::StartProviding(r) => {
-                    if let Some(reply) = self.provides.remove(&id) {
-                        // Providing is stored locally first; a network with no other DHT
-                        // server yet still serves the record from here.
-                        let _ = reply.send(match r {
-                            Ok(_) | Err(kad::AddProviderError::Timeout { .. }) => Ok(()),
-                        });
-                    }
-                }
-                QueryResult::GetProviders(r) => {
-                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
-                        if let Some((acc, _)) = self.providers.get_mut(&id) {
-                            acc.extend(providers);
-                        }
-                    }
-                    if step.last {
-                        if let Some((acc, reply)) = self.providers.remove(&id) {
-                            let _ = reply.send(Ok(acc.into_iter().collect()));
-                        }
-                    }
-                }
-                QueryResult::PutRecord(r) => {
-                    if let Some(reply) = self.puts.remove(&id) {
-                        let _ = reply.send(match r {
-                            Ok(_) => Ok(()),
-                            // stored locally; peers that took it are found by get_record
-                            Err(kad::PutRecordError::QuorumFailed { .. }) => Ok(()),
-                            Err(e) => Err(NetError::Query(e.to_string())),
-                        });
-                    }
-                }
-                QueryResult::GetRecord(r) => {
-                    if let Ok(kad::GetRecordOk::FoundRecord(pr)) = r {
-                        match validate_manifest_record(pr.record.key.as_ref(), &pr.record.value) {
-                            Ok(rec) => {
-                                if let Some(reply) = self.gets.remove(&id) {
-                                    let _ = reply.send(Ok(rec));
-                                }
-                                if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-                                    q.finish();
-                                }
-                            }
-                            Err(e) => tracing::info!(peer = ?pr.peer, error = %e,
-                                "invalid manifest record skipped"),
-                        }
-                    }
-                    if step.last {
-                        if let Some(reply) = self.gets.remove(&id) {
-                            let _ = reply.send(Err(NetError::NotFound("manifest record")));
-                        }
-                    }
-                }
-                _ => {}
-            },
             _ => {}
         }
     }
@@ -512,6 +508,15 @@ impl SwarmTask {
                     },
                 ..
             } => {
+                let Some(slot) = self.ctrl_per_peer.try_acquire(peer) else {
+                    let _ = self.swarm.behaviour_mut().ctrl.send_response(
+                        channel,
+                        CtrlResponse::Error(format!(
+                            "busy: at most {MAX_INBOUND_CTRL_PER_PEER} requests per peer at once"
+                        )),
+                    );
+                    return;
+                };
                 let Ok(permit) = self.ctrl_permits.clone().try_acquire_owned() else {
                     let _ = self
                         .swarm
@@ -548,7 +553,7 @@ impl SwarmTask {
                     .await
                     .unwrap_or_else(|e| CtrlResponse::Error(e.to_string()));
                     let _ = tx.send(Command::Respond(channel, resp)).await;
-                    drop(permit);
+                    drop((permit, slot));
                     tracing::trace!(%peer, "control request answered");
                 });
             }

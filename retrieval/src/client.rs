@@ -7,9 +7,8 @@ use bytes::Bytes;
 use cairn_core::dag::{DagError, Node};
 use cairn_core::erasure::{Coder, ErasureError, Stripe};
 use cairn_core::gather::Gather;
-use cairn_core::manifest::{self, Manifest};
+use cairn_core::manifest::Manifest;
 use cairn_core::{Block, Cid};
-use cairn_net::wire::{CtrlRequest, CtrlResponse, MAX_CACHED, MAX_HAVE};
 use cairn_net::{NetClient, PeerId};
 use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
@@ -120,17 +119,12 @@ pub struct Resolved {
 /// The retrieval client. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    net: NetClient,
+    pub(crate) net: NetClient,
     opts: Options,
     /// Providers caught serving wrong bytes; skipped from then on.
     liars: Arc<Mutex<HashSet<PeerId>>>,
     progress: Option<mpsc::Sender<Progress>>,
 }
-
-/// Peers asked for `Have` at once.
-const HAVE_FANOUT: usize = 16;
-/// DHT provider lookups at once, for shards no asked peer has.
-const PROVIDER_LOOKUPS: usize = 16;
 
 impl Client {
     /// A client over a network handle.
@@ -157,7 +151,7 @@ impl Client {
             .unwrap_or_default()
     }
 
-    async fn emit(&self, p: Progress) {
+    pub(crate) async fn emit(&self, p: Progress) {
         if let Some(tx) = &self.progress {
             let _ = tx.send(p).await;
         }
@@ -168,7 +162,7 @@ impl Client {
     }
 
     /// Fetches one block from one of `peers`, verified; emits failures.
-    async fn fetch_from(&self, cid: &Cid, peers: &[PeerId]) -> Option<(Bytes, PeerId)> {
+    pub(crate) async fn fetch_from(&self, cid: &Cid, peers: &[PeerId]) -> Option<(Bytes, PeerId)> {
         for &peer in peers {
             if self.is_liar(&peer) {
                 continue;
@@ -216,154 +210,6 @@ impl Client {
             .await;
         }
         None
-    }
-
-    /// Storage nodes worth asking: the DHT routing table plus open connections.
-    async fn candidate_peers(&self, extra: Vec<PeerId>) -> Vec<PeerId> {
-        let mut set: HashSet<PeerId> = extra.into_iter().collect();
-        set.extend(self.net.routing_peers().await.unwrap_or_default());
-        set.extend(self.net.connected_peers().await.unwrap_or_default());
-        set.remove(&self.net.peer_id());
-        let mut v: Vec<PeerId> = set.into_iter().collect();
-        v.sort();
-        v
-    }
-
-    /// Resolves `root`: verified manifest record, pages, and where every shard is.
-    pub async fn resolve(&self, root: &Cid) -> Result<Resolved, RetrievalError> {
-        // fill the routing table first: every storage node is a candidate holder
-        if let Err(e) = self.net.bootstrap().await {
-            tracing::debug!(error = %e, "DHT bootstrap failed; asking the peers already known");
-        }
-        let rec = self.net.resolve_manifest(root).await?;
-        let manifest_cid = rec.head.cid;
-        let providers = self.net.providers(manifest_cid).await.unwrap_or_default();
-        let peers = self.candidate_peers(providers).await;
-        let m = rec.manifest;
-        let coder =
-            Coder::new(m.k as usize, m.m as usize).map_err(|e| RetrievalError::Manifest {
-                cid: manifest_cid,
-                reason: e.to_string(),
-            })?;
-        let mut stripes = Vec::new();
-        for page in &m.pages {
-            let (b, _) = self
-                .fetch_from(page, &peers)
-                .await
-                .ok_or(RetrievalError::Page(*page))?;
-            let s = manifest::decode_page(&b).map_err(|e| RetrievalError::Manifest {
-                cid: *page,
-                reason: e.to_string(),
-            })?;
-            stripes.extend(s);
-        }
-        let mut position = HashMap::new();
-        for (i, s) in stripes.iter().enumerate() {
-            coder.check(s).map_err(|e| RetrievalError::Manifest {
-                cid: manifest_cid,
-                reason: e.to_string(),
-            })?;
-            for (j, c) in s.shards().enumerate() {
-                position.insert(*c, (i, j));
-            }
-        }
-        let (holders, fast) = self.locate(&stripes, &peers).await;
-        tracing::debug!(
-            peers = peers.len(),
-            located = holders.len(),
-            "shards located"
-        );
-        self.emit(Progress::Resolved {
-            manifest: manifest_cid,
-            stripes: stripes.len(),
-            bytes: m.bytes,
-            peers: peers.len(),
-        })
-        .await;
-        Ok(Resolved {
-            root: *root,
-            manifest_cid,
-            manifest: m,
-            stripes,
-            holders,
-            fast,
-            position,
-        })
-    }
-
-    /// Asks every peer which shards it holds (base copies, and promoted copies of the fast
-    /// tier); shards nobody claims are looked up in the DHT.
-    async fn locate(
-        &self,
-        stripes: &[Stripe],
-        peers: &[PeerId],
-    ) -> (HashMap<Cid, Vec<PeerId>>, HashMap<Cid, Vec<PeerId>>) {
-        let all: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
-        let answers: Vec<(PeerId, Vec<Cid>, Vec<Cid>)> = stream::iter(peers.iter().copied())
-            .map(|peer| {
-                let all = &all;
-                async move {
-                    let mut held = Vec::new();
-                    for chunk in all.chunks(MAX_HAVE) {
-                        match self.net.ctrl(peer, CtrlRequest::Have(chunk.to_vec())).await {
-                            Ok(CtrlResponse::Have(flags)) if flags.len() == chunk.len() => held
-                                .extend(
-                                    chunk.iter().zip(flags).filter(|(_, f)| *f).map(|(c, _)| *c),
-                                ),
-                            Ok(_) | Err(_) => break,
-                        }
-                    }
-                    let mut fast = Vec::new();
-                    for chunk in all.chunks(MAX_CACHED) {
-                        match self
-                            .net
-                            .ctrl(peer, CtrlRequest::Cached(chunk.to_vec()))
-                            .await
-                        {
-                            Ok(CtrlResponse::Reads(r)) if r.len() == chunk.len() => fast.extend(
-                                chunk
-                                    .iter()
-                                    .zip(r)
-                                    .filter(|(_, r)| r.is_some())
-                                    .map(|(c, _)| *c),
-                            ),
-                            // a peer without a fast tier answers with an error
-                            Ok(_) | Err(_) => break,
-                        }
-                    }
-                    (peer, held, fast)
-                }
-            })
-            .buffer_unordered(HAVE_FANOUT)
-            .collect()
-            .await;
-        let mut holders: HashMap<Cid, Vec<PeerId>> = HashMap::new();
-        let mut fast: HashMap<Cid, Vec<PeerId>> = HashMap::new();
-        for (peer, held, cached) in answers {
-            for c in held {
-                holders.entry(c).or_default().push(peer);
-            }
-            for c in cached {
-                fast.entry(c).or_default().push(peer);
-            }
-        }
-        let unclaimed: Vec<Cid> = all
-            .iter()
-            .filter(|c| !holders.contains_key(c))
-            .copied()
-            .collect();
-        let found: Vec<(Cid, Vec<PeerId>)> = stream::iter(unclaimed)
-            .map(|c| async move { (c, self.net.providers(c).await.unwrap_or_default()) })
-            .buffer_unordered(PROVIDER_LOOKUPS)
-            .collect()
-            .await;
-        for (c, p) in found {
-            let p: Vec<PeerId> = p.into_iter().filter(|p| *p != self.net.peer_id()).collect();
-            if !p.is_empty() {
-                holders.insert(c, p);
-            }
-        }
-        (holders, fast)
     }
 
     /// The data shards `wanted` (indices into the stripe) of stripe `index`, verified: fetched

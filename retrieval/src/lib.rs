@@ -32,5 +32,6 @@ pub mod client;
 pub mod dataset;
 pub mod error;
 pub mod layout;
+pub mod resolve;
 
 pub use client::{Client, Options, Progress, Resolved, RetrievalError};

@@ -109,46 +109,71 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
     }
 
     // a peer that asks for more window proofs than an auditor needs is refused: at most 4 per
-    // peer per window, so nobody can keep a prover busy
+    // window for the prover's designated auditors, 2 for anyone else, so nobody can keep a
+    // prover busy
     let prover = nodes
         .iter()
         .find(|n| n.peer_id().to_string() == holders[0])
         .unwrap();
-    let asker = nodes
-        .iter()
-        .find(|n| n.peer_id() != prover.peer_id())
-        .unwrap();
-    let ask = |req: AuditRequest| {
-        let net = asker.net().clone();
-        let to = prover.peer_id();
-        async move {
-            match net.ctrl(to, CtrlRequest::App(req.encode())).await.unwrap() {
-                CtrlResponse::App(b) => Ok(AuditResponse::decode(&b).unwrap()),
-                CtrlResponse::Error(e) => Err(e),
-                other => panic!("{other:?}"),
+    let (primary, confirmer) = prover.auditors_of(prover.peer_id()).unwrap();
+    // a designated auditor counts as one only for the window it is designated in
+    let window = prover.proof_status().unwrap().window;
+    for (asker, limit, text) in [
+        (
+            nodes.iter().find(|n| n.peer_id() == primary).unwrap(),
+            4,
+            "at most 4 window proofs per peer",
+        ),
+        (
+            nodes
+                .iter()
+                .find(|n| {
+                    n.peer_id() != prover.peer_id()
+                        && n.peer_id() != primary
+                        && Some(n.peer_id()) != confirmer
+                })
+                .unwrap(),
+            2,
+            "not this window's auditor",
+        ),
+    ] {
+        let ask = |req: AuditRequest| {
+            let net = asker.net().clone();
+            let to = prover.peer_id();
+            async move {
+                match net.ctrl(to, CtrlRequest::App(req.encode())).await.unwrap() {
+                    CtrlResponse::App(b) => Ok(AuditResponse::decode(&b).unwrap()),
+                    CtrlResponse::Error(e) => Err(e),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let Ok(AuditResponse::Sectors(records)) = ask(AuditRequest::Sectors { from: 0 }).await
+        else {
+            panic!("no sector list");
+        };
+        let sectors: Vec<u64> = records.iter().map(|r| r.sector).cycle().take(2).collect();
+        let mut refused = None;
+        for i in 0..6 {
+            let r = ask(AuditRequest::Prove {
+                window,
+                nonce: [i as u8; 32],
+                sectors: sectors.clone(),
+            })
+            .await;
+            match r {
+                Ok(AuditResponse::Proof { .. }) => {}
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
             }
         }
-    };
-    let Ok(AuditResponse::Sectors(records)) = ask(AuditRequest::Sectors { from: 0 }).await else {
-        panic!("no sector list");
-    };
-    let sectors: Vec<u64> = records.iter().map(|r| r.sector).cycle().take(2).collect();
-    let mut refused = None;
-    for i in 0..6 {
-        let r = ask(AuditRequest::Prove {
-            window: 1,
-            nonce: [i as u8; 32],
-            sectors: sectors.clone(),
-        })
-        .await;
-        if let Err(e) = r {
-            refused = Some((i, e));
-            break;
-        }
+        let (i, e) = refused.expect("six window proofs in a row were all served");
+        assert!(i <= limit, "refused only after {i} proofs");
+        assert!(e.contains(text), "{e}");
     }
-    let (i, e) = refused.expect("six window proofs in a row were all served");
-    assert!(i <= 4, "refused only after {i} proofs");
-    assert!(e.contains("at most 4 window proofs per peer"), "{e}");
 
     // the log re-verifies end to end: chain, signatures, seal proofs, window proofs
     let log = nodes[0].audit_log(0).await.unwrap();
@@ -189,9 +214,11 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
         b.delete(Table::Replicas, k);
     }
     store.write(b, Durability::Sync).unwrap();
+    // only the window's designated auditor's verdict counts
+    let (primary, _) = nodes[0].auditors_of(victim.peer_id()).unwrap();
     let auditor = nodes
         .iter()
-        .find(|n| n.peer_id() != victim.peer_id())
+        .find(|n| n.peer_id() == primary)
         .unwrap()
         .clone();
     let mut changes = auditor.faulty_changes().unwrap();
@@ -236,17 +263,20 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
         assert!(!s.holders.is_empty(), "shard {} has no live holder", s.cid);
         assert!(!s.holders.contains(&victim.peer_id().to_string()));
     }
-    // a prover that is gone misses its window: a signed "missed" verdict, and it is faulty
+    // a prover that is gone misses its window: a signed "missed" verdict by its primary
+    // auditor, which alone is not a fault; the window's confirming auditor audits it too on
+    // hearing of the miss, misses it as well, and then it is faulty everywhere
     let gone = nodes
         .iter()
         .find(|n| n.peer_id().to_string() == holders[0])
         .unwrap()
         .clone();
     gone.shutdown().await;
-    let other = nodes
-        .iter()
-        .find(|n| n.peer_id() != gone.peer_id() && n.peer_id() != victim.peer_id())
-        .unwrap();
+    let (primary, confirmer) = nodes[0].auditors_of(gone.peer_id()).unwrap();
+    let confirmer = confirmer.expect("five provers have a confirming auditor");
+    let other = nodes.iter().find(|n| n.peer_id() == primary).unwrap();
+    let mut changes = other.faulty_changes().unwrap();
+    let _ = changes.borrow_and_update();
     let a = other
         .audit_once_for(gone.peer_id())
         .await
@@ -254,7 +284,14 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
         .expect("the gone node has committed sectors");
     assert_eq!(a.verdict, Verdict::Missed, "{a:?}");
     assert!(a.proof.is_empty());
-    assert!(other.faulty_peers().contains(&gone.peer_id()));
+    assert!(!other.faulty_peers().contains(&gone.peer_id()));
+    // the confirmer's own miss arrives by gossip (no sleeps: wait for the change)
+    while !other.faulty_peers().contains(&gone.peer_id()) {
+        tokio::time::timeout(Duration::from_secs(60), changes.changed())
+            .await
+            .unwrap_or_else(|_| panic!("confirmer {confirmer} never confirmed the miss"))
+            .unwrap();
+    }
     for n in &nodes {
         n.shutdown().await;
     }

@@ -375,7 +375,12 @@ async fn malformed_streams_and_forged_records_are_rejected_without_harm() {
         .net()
         .put_record_unchecked(
             cairn_net::records::manifest_key(&other),
-            cairn_net::records::encode_manifest_record(&rep.manifest.parse().unwrap(), &head),
+            cairn_net::records::encode_manifest_record(
+                &other,
+                &rep.manifest.parse().unwrap(),
+                &head,
+                &Keypair::generate_ed25519(),
+            ),
         )
         .await
         .unwrap();

@@ -74,15 +74,20 @@ impl LogEntry {
 /// What re-verifying a log found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogReport {
+    /// Position of the first entry: 0, or where a compacted log now starts (the entries before
+    /// it were dropped, and the still-needed ones appended again; [`verify_log`]).
+    pub first: u64,
     /// Entries checked.
     pub entries: u64,
     /// Sector records whose seal proof verified.
     pub sectors: u64,
     /// Passes whose proof verified.
     pub passes: u64,
-    /// Fails that carried a proof, re-checked to be invalid.
+    /// Fails that carried a proof, re-checked to be invalid (the prover's signature on it
+    /// checked too).
     pub fails_rechecked: u64,
-    /// Fails and misses without a proof: signed claims that cannot be re-checked.
+    /// Fails on a refusal the prover signed, and misses: a miss is a signed claim of the
+    /// auditor's that cannot be re-checked, which is why one needs a second auditor.
     pub claims: u64,
     /// Problems, each with the entry's position (empty: the log verifies).
     pub problems: Vec<String>,
@@ -92,8 +97,15 @@ pub struct LogReport {
 pub type SignatureCheck = dyn Fn(&[u8], &[u8], &[u8]) -> bool;
 
 /// Re-verifies a whole log: consecutive positions, the hash chain, every sector record's seal
-/// proof, every audit record's signature (`sig_ok(peer, message, signature)`), that audited
-/// sectors were committed with the same `comm_r`, and every carried proof.
+/// proof, every audit record's signature (`sig_ok(peer, message, signature)`), the prover's
+/// signature on the answer behind every fail, that audited sectors were committed in the log
+/// with the same `comm_r`, and every carried proof.
+///
+/// A node bounds its log by compaction: it drops the oldest entries and appends again those
+/// still needed (sector records of live commitments, the audits behind current faults). The
+/// log then starts at a position above 0, its first entry's `prev` is the hash of a dropped
+/// entry (taken as the anchor), and a sector record may follow an audit that names it, so
+/// commitments are collected from the whole log before audits are checked.
 pub fn verify_log(
     entries: &[LogEntry],
     params: &NetParams,
@@ -101,12 +113,37 @@ pub fn verify_log(
     post_keys: &Keys,
     sig_ok: &SignatureCheck,
 ) -> LogReport {
-    let mut rep = LogReport::default();
-    let mut prev = [0u8; 32];
+    let mut rep = LogReport {
+        first: entries.first().map(|e| e.seq).unwrap_or(0),
+        ..LogReport::default()
+    };
+    let mut prev = match entries.first() {
+        Some(e) if e.seq > 0 => e.prev,
+        _ => [0u8; 32],
+    };
     let mut committed: HashMap<(Vec<u8>, u64), Fr> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
+        if e.kind != EntryKind::Sector {
+            continue;
+        }
+        match SectorRecord::decode(&e.body) {
+            Err(err) => rep.problems.push(format!("entry {i}: {err}")),
+            Ok(s) => match s.verify_seal(params, seal_keys) {
+                Ok(true) => {
+                    rep.sectors += 1;
+                    committed.insert((s.prover.clone(), s.sector), s.comm_r);
+                }
+                Ok(false) => rep.problems.push(format!(
+                    "entry {i}: seal proof of sector {} invalid",
+                    s.sector
+                )),
+                Err(err) => rep.problems.push(format!("entry {i}: {err}")),
+            },
+        }
+    }
+    for (i, e) in entries.iter().enumerate() {
         rep.entries += 1;
-        if e.seq != i as u64 {
+        if e.seq != rep.first + i as u64 {
             rep.problems
                 .push(format!("entry {i}: position {} out of order", e.seq));
         }
@@ -115,53 +152,48 @@ pub fn verify_log(
                 .push(format!("entry {i}: does not chain to the entry before"));
         }
         prev = e.hash();
-        match e.kind {
-            EntryKind::Sector => match SectorRecord::decode(&e.body) {
-                Err(err) => rep.problems.push(format!("entry {i}: {err}")),
-                Ok(s) => match s.verify_seal(params, seal_keys) {
-                    Ok(true) => {
-                        rep.sectors += 1;
-                        committed.insert((s.prover.clone(), s.sector), s.comm_r);
-                    }
-                    Ok(false) => rep.problems.push(format!(
-                        "entry {i}: seal proof of sector {} invalid",
-                        s.sector
-                    )),
-                    Err(err) => rep.problems.push(format!("entry {i}: {err}")),
-                },
-            },
-            EntryKind::Audit => match AuditRecord::decode(&e.body) {
-                Err(err) => rep.problems.push(format!("entry {i}: {err}")),
-                Ok(a) => {
-                    if !sig_ok(&a.auditor, &a.signed_bytes(), &a.signature) {
-                        rep.problems
-                            .push(format!("entry {i}: auditor signature invalid"));
-                        continue;
-                    }
-                    let unknown = a
-                        .sectors
-                        .iter()
-                        .any(|(id, c)| committed.get(&(a.prover.clone(), *id)) != Some(c));
-                    if unknown {
-                        rep.problems.push(format!(
-                            "entry {i}: audits a sector with no matching commitment earlier in the log"
-                        ));
-                        continue;
-                    }
-                    let ok = a.proof_verifies(params, post_keys);
-                    match (a.verdict, a.proof.is_empty()) {
-                        (Verdict::Pass, _) if ok => rep.passes += 1,
-                        (Verdict::Pass, _) => rep
-                            .problems
-                            .push(format!("entry {i}: a pass whose proof does not verify")),
-                        (_, false) if !ok => rep.fails_rechecked += 1,
-                        (_, false) => rep
-                            .problems
-                            .push(format!("entry {i}: a fail whose proof verifies")),
-                        (_, true) => rep.claims += 1,
-                    }
+        if e.kind != EntryKind::Audit {
+            continue;
+        }
+        match AuditRecord::decode(&e.body) {
+            Err(err) => rep.problems.push(format!("entry {i}: {err}")),
+            Ok(a) => {
+                if !sig_ok(&a.auditor, &a.signed_bytes(), &a.signature) {
+                    rep.problems
+                        .push(format!("entry {i}: auditor signature invalid"));
+                    continue;
                 }
-            },
+                if a.verdict == Verdict::Fail
+                    && !sig_ok(&a.prover, &a.answer_message(), &a.answer_sig)
+                {
+                    rep.problems.push(format!(
+                        "entry {i}: a fail without the prover's signed answer"
+                    ));
+                    continue;
+                }
+                let unknown = a
+                    .sectors
+                    .iter()
+                    .any(|(id, c)| committed.get(&(a.prover.clone(), *id)) != Some(c));
+                if unknown {
+                    rep.problems.push(format!(
+                        "entry {i}: audits a sector with no matching commitment in the log"
+                    ));
+                    continue;
+                }
+                let ok = a.proof_verifies(params, post_keys);
+                match (a.verdict, a.proof.is_empty()) {
+                    (Verdict::Pass, _) if ok => rep.passes += 1,
+                    (Verdict::Pass, _) => rep
+                        .problems
+                        .push(format!("entry {i}: a pass whose proof does not verify")),
+                    (_, false) if !ok => rep.fails_rechecked += 1,
+                    (_, false) => rep
+                        .problems
+                        .push(format!("entry {i}: a fail whose proof verifies")),
+                    (_, true) => rep.claims += 1,
+                }
+            }
         }
     }
     rep

@@ -27,8 +27,22 @@ pub enum AuditRequest {
 /// A prover's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditResponse {
-    /// The window proof.
-    Proof([u8; PROOF_LEN]),
+    /// The window proof, signed by the prover over [`answer_message`].
+    Proof {
+        /// The proof.
+        proof: [u8; PROOF_LEN],
+        /// The prover's signature.
+        signature: Vec<u8>,
+    },
+    /// A refusal the prover stands by (a sector it committed to and no longer holds), signed
+    /// over [`answer_message`] with an empty proof. Load shedding ("busy", a rate limit) is an
+    /// unsigned control error instead: it says nothing about the prover's data.
+    Refused {
+        /// Why, at most [`MAX_REASON`] bytes.
+        reason: String,
+        /// The prover's signature.
+        signature: Vec<u8>,
+    },
     /// Up to [`MAX_SECTORS_PAGE`] sector records, by number.
     Sectors(Vec<SectorRecord>),
 }
@@ -90,9 +104,15 @@ impl AuditResponse {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![RECORD_VERSION];
         match self {
-            AuditResponse::Proof(p) => {
+            AuditResponse::Proof { proof, signature } => {
                 out.push(1);
-                out.extend_from_slice(p);
+                out.extend_from_slice(proof);
+                put_bytes(&mut out, signature);
+            }
+            AuditResponse::Refused { reason, signature } => {
+                out.push(3);
+                put_bytes(&mut out, reason.as_bytes());
+                put_bytes(&mut out, signature);
             }
             AuditResponse::Sectors(v) => {
                 out.push(2);
@@ -110,9 +130,17 @@ impl AuditResponse {
         let mut r = Reader::versioned(buf)?;
         let resp = match r.u8()? {
             1 => {
-                let mut p = [0u8; PROOF_LEN];
-                p.copy_from_slice(r.take(PROOF_LEN)?);
-                AuditResponse::Proof(p)
+                let mut proof = [0u8; PROOF_LEN];
+                proof.copy_from_slice(r.take(PROOF_LEN)?);
+                let signature = r.bytes(MAX_SIGNATURE, "signature length")?.to_vec();
+                AuditResponse::Proof { proof, signature }
+            }
+            3 => {
+                let reason = std::str::from_utf8(r.bytes(MAX_REASON, "reason length")?)
+                    .map_err(|_| AuditError::Field("reason is not UTF-8"))?
+                    .to_string();
+                let signature = r.bytes(MAX_SIGNATURE, "signature length")?.to_vec();
+                AuditResponse::Refused { reason, signature }
             }
             2 => {
                 let n = r.u8()? as usize;

@@ -37,8 +37,10 @@ mod tests {
             nonce: [3; 32],
             sectors: vec![(0, Fr::from(5u64)), (1, Fr::from(6u64))],
             verdict: Verdict::Fail,
+            role: Role::Primary,
             proof: vec![],
-            reason: "no answer".into(),
+            reason: "sector 1 is not held here".into(),
+            answer_sig: vec![8; 64],
             signature: vec![4; 64],
         }
     }
@@ -90,7 +92,14 @@ mod tests {
             assert_eq!(AuditRequest::decode(&req.encode()).unwrap(), req);
         }
         for resp in [
-            AuditResponse::Proof([5; PROOF_LEN]),
+            AuditResponse::Proof {
+                proof: [5; PROOF_LEN],
+                signature: vec![6; 64],
+            },
+            AuditResponse::Refused {
+                reason: "sector 4 is not held here".into(),
+                signature: vec![6; 64],
+            },
             AuditResponse::Sectors(vec![s.clone(); MAX_SECTORS_PAGE]),
         ] {
             let e = resp.encode();
@@ -105,5 +114,53 @@ mod tests {
         let mut a = audit();
         a.verdict = Verdict::Pass;
         assert!(AuditRecord::decode(&a.encode()).is_err());
+    }
+
+    #[test]
+    fn a_fail_must_carry_the_provers_signed_answer() {
+        let mut a = audit();
+        a.answer_sig.clear();
+        assert!(AuditRecord::decode(&a.encode()).is_err());
+        a.verdict = Verdict::Missed;
+        assert!(AuditRecord::decode(&a.encode()).is_ok());
+        // an unknown role tag is malformed
+        let mut e = audit().encode();
+        let at = e.len() - (2 + 64) - (2 + 64) - (2 + audit().reason.len()) - 2 - 1;
+        assert_eq!(e[at], Role::Primary.tag());
+        e[at] = 9;
+        assert!(AuditRecord::decode(&e).is_err());
+    }
+
+    #[test]
+    fn the_answer_message_binds_every_field() {
+        let a = audit();
+        let base = a.answer_message();
+        let mut variants = Vec::new();
+        let mut b = a.clone();
+        b.auditor[0] ^= 1;
+        variants.push(b);
+        let mut b = a.clone();
+        b.window += 1;
+        variants.push(b);
+        let mut b = a.clone();
+        b.nonce[0] ^= 1;
+        variants.push(b);
+        let mut b = a.clone();
+        b.sectors[0].0 += 1;
+        variants.push(b);
+        let mut b = a.clone();
+        b.reason.push('!');
+        variants.push(b);
+        let mut b = a.clone();
+        b.proof = vec![1; PROOF_LEN];
+        variants.push(b);
+        for v in variants {
+            assert_ne!(v.answer_message(), base, "{v:?}");
+        }
+        // what the auditor adds (verdict, role, its signature) is not part of it
+        let mut b = a.clone();
+        b.role = Role::Confirmer;
+        b.signature = vec![];
+        assert_eq!(b.answer_message(), base);
     }
 }

@@ -139,6 +139,85 @@ impl Verdict {
     }
 }
 
+/// Why an auditor audited: its duty for the prover in that window.
+///
+/// Every window, each prover has a *primary* auditor and, in a ring of three or more provers, a
+/// *confirming* auditor, both derived from the window number and the set of provers (the node
+/// crate's schedule). Only their verdicts count; any other audit (an operator's by hand) is
+/// `Manual`: shown to whoever asked, never gossiped, never counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Not a designated auditor of the prover in the window.
+    Manual,
+    /// The window's primary auditor of the prover.
+    Primary,
+    /// The window's confirming auditor: it audits after the primary reports a miss.
+    Confirmer,
+}
+
+impl Role {
+    /// The wire tag.
+    pub fn tag(self) -> u8 {
+        match self {
+            Role::Manual => 0,
+            Role::Primary => 1,
+            Role::Confirmer => 2,
+        }
+    }
+
+    /// The role of a wire tag.
+    pub fn from_tag(t: u8) -> Option<Role> {
+        match t {
+            0 => Some(Role::Manual),
+            1 => Some(Role::Primary),
+            2 => Some(Role::Confirmer),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Manual => "manual",
+            Role::Primary => "primary",
+            Role::Confirmer => "confirmer",
+        }
+    }
+}
+
+/// The bytes a prover signs when it answers a window proof request: a domain tag, the auditor,
+/// the prover, the window, the nonce and the sector numbers asked for, then `01` and the proof,
+/// or `02` and the refusal text. A signed answer is what makes a `Fail` checkable by everyone:
+/// the auditor cannot invent a bad proof or a refusal the prover did not give.
+pub fn answer_message(
+    auditor: &[u8],
+    prover: &[u8],
+    window: u64,
+    nonce: &[u8; 32],
+    sectors: &[u64],
+    proof: &[u8],
+    refusal: &str,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(400);
+    out.extend_from_slice(b"cairn window answer v1");
+    put_bytes(&mut out, auditor);
+    put_bytes(&mut out, prover);
+    out.extend_from_slice(&window.to_le_bytes());
+    out.extend_from_slice(nonce);
+    out.push(sectors.len() as u8);
+    for s in sectors {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    if proof.is_empty() {
+        out.push(2);
+        put_bytes(&mut out, refusal.as_bytes());
+    } else {
+        out.push(1);
+        put_bytes(&mut out, proof);
+    }
+    out
+}
+
 /// One audit of one prover's window, signed by the auditor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -154,10 +233,16 @@ pub struct AuditRecord {
     pub sectors: Vec<(u64, Fr)>,
     /// The verdict.
     pub verdict: Verdict,
+    /// The auditor's duty for this prover and window.
+    pub role: Role,
     /// The proof received (empty when none was).
     pub proof: Vec<u8>,
-    /// Why, in words (empty on a pass).
+    /// Why, in words (empty on a pass). On a fail without a proof, the prover's own signed
+    /// refusal.
     pub reason: String,
+    /// The prover's signature over [`AuditRecord::answer_message`] (empty when the prover gave
+    /// no signed answer: a miss). A fail must carry it.
+    pub answer_sig: Vec<u8>,
     /// The auditor's signature over [`AuditRecord::signed_bytes`].
     pub signature: Vec<u8>,
 }
@@ -177,9 +262,26 @@ impl AuditRecord {
             out.extend_from_slice(&fr_bytes(c));
         }
         out.push(self.verdict.tag());
+        out.push(self.role.tag());
         put_bytes(&mut out, &self.proof);
         put_bytes(&mut out, self.reason.as_bytes());
+        put_bytes(&mut out, &self.answer_sig);
         out
+    }
+
+    /// The prover's answer as it signed it ([`answer_message`]): the carried proof, or when
+    /// there is none, the reason as the prover's refusal.
+    pub fn answer_message(&self) -> Vec<u8> {
+        let ids: Vec<u64> = self.sectors.iter().map(|s| s.0).collect();
+        answer_message(
+            &self.auditor,
+            &self.prover,
+            self.window,
+            &self.nonce,
+            &ids,
+            &self.proof,
+            &self.reason,
+        )
     }
 
     /// Encodes the record with its signature.
@@ -210,6 +312,7 @@ impl AuditRecord {
             2 => Verdict::Missed,
             _ => return Err(AuditError::Field("verdict")),
         };
+        let role = Role::from_tag(r.u8()?).ok_or(AuditError::Field("role"))?;
         let proof = r.bytes(PROOF_LEN, "proof length")?.to_vec();
         if verdict == Verdict::Pass && proof.len() != PROOF_LEN {
             return Err(AuditError::Field("a pass without a proof"));
@@ -217,6 +320,12 @@ impl AuditRecord {
         let reason = std::str::from_utf8(r.bytes(MAX_REASON, "reason length")?)
             .map_err(|_| AuditError::Field("reason is not UTF-8"))?
             .to_string();
+        let answer_sig = r.bytes(MAX_SIGNATURE, "answer signature length")?.to_vec();
+        if verdict == Verdict::Fail && answer_sig.is_empty() {
+            return Err(AuditError::Field(
+                "a fail without the prover's signed answer",
+            ));
+        }
         let signature = r.bytes(MAX_SIGNATURE, "signature length")?.to_vec();
         r.end()?;
         Ok(AuditRecord {
@@ -226,8 +335,10 @@ impl AuditRecord {
             nonce,
             sectors,
             verdict,
+            role,
             proof,
             reason,
+            answer_sig,
             signature,
         })
     }

@@ -15,7 +15,8 @@
 //! | POST | `/api/v0/scrub` | token | verify every local block now (blocks checked, bytes, corrupt ones) |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
 //! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
-//! | POST | `/api/v0/audit?peer=ID` | token | seal pending blocks, then audit this window's peer (or `peer`) now |
+//! | POST | `/api/v0/audit?peer=ID` | token | seal pending blocks, then audit this window's peer (or `peer`) now; `role` says whether this node is `peer`'s designated auditor (only then the verdict `counts`) |
+//! | GET | `/api/v0/audit/auditors?peer=ID` | – | `peer`'s designated auditors this window (`primary`, `confirmer`) as this node sees the ring |
 //!
 //! Writes need `Authorization: Bearer <token>`, the token being the repo's `api.token` file.
 
@@ -373,8 +374,38 @@ async fn audit_now(
             "prover": cairn_net::PeerId::from_bytes(&a.prover).map(|p| p.to_string()).unwrap_or_default(),
             "window": a.window,
             "verdict": a.verdict.name(),
+            "role": a.role.name(),
+            "counts": a.role != cairn_proofs::audit::Role::Manual,
             "reason": a.reason,
         })),
+    })))
+}
+
+async fn auditors(
+    State(s): State<ApiState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(p) = q.peer else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "peer= is required".into(),
+        ));
+    };
+    let peer: cairn_net::PeerId = p
+        .parse()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("peer {p:?}: {e}")))?;
+    let st = s.node.proof_status().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "proofs are off on this node ([proofs] enabled = false)".into(),
+        )
+    })?;
+    let a = s.node.auditors_of(peer);
+    Ok(Json(serde_json::json!({
+        "prover": peer.to_string(),
+        "window": st.window,
+        "primary": a.map(|(p, _)| p.to_string()),
+        "confirmer": a.and_then(|(_, c)| c).map(|c| c.to_string()),
     })))
 }
 
@@ -394,6 +425,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
         .route("/api/v0/scrub", post(scrub))
         .route("/api/v0/audit/log", get(audit_log))
         .route("/api/v0/audit", post(audit_now))
+        .route("/api/v0/audit/auditors", get(auditors))
         .route("/api/v0/proofs", get(proofs))
         .layer(DefaultBodyLimit::disable())
         .with_state(ApiState {

@@ -191,6 +191,8 @@ struct NodeService {
     /// Storage nodes seen answering `Info`: their block fetches (repair, probes) are not
     /// client reads.
     storage_peers: Mutex<HashSet<PeerId>>,
+    /// This node's identity, which signs its answers to auditors.
+    key: Keypair,
 }
 
 /// Storage peers remembered at most (their reads are not counted as client reads).
@@ -198,6 +200,9 @@ const MAX_STORAGE_PEERS: usize = 4096;
 
 /// Datasets indexed in memory at once; the index is rebuilt from the store when evicted.
 const MAX_INDEXED_DATASETS: usize = 64;
+/// How often a node republishes the manifest records of the datasets it holds and re-announces
+/// what it holds (Kademlia keeps records and provider records for 36 and 48 hours).
+const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// Announcement batches queued; when full, a batch is dropped and the next reprovide covers it.
 const ANNOUNCE_QUEUE: usize = 256;
 /// DHT announcements in flight at once.
@@ -245,14 +250,18 @@ pub(crate) struct Inner {
     tier: PromoterState,
 }
 
-/// Live nodes as the plans rank them: rendezvous id and free bytes.
-fn live_of(nodes: &[(PeerId, NodeInfo)]) -> Vec<crate::plan::Live<PeerId>> {
+/// Live nodes as the plans rank them: rendezvous id and free bytes, capped by what each has
+/// proven when proofs are on ([`crate::plan::weight`]).
+fn live_of(
+    nodes: &[(PeerId, NodeInfo)],
+    proofs: Option<&Ledger>,
+) -> Vec<crate::plan::Live<PeerId>> {
     nodes
         .iter()
         .map(|(p, i)| crate::plan::Live {
             id: *p,
             rank_id: p.to_bytes(),
-            free: i.free(),
+            free: crate::plan::weight(i.free(), proofs.map(|l| l.proven_bytes(p))),
         })
         .collect()
 }
@@ -296,6 +305,7 @@ impl Node {
             announce: ann_tx,
             proofs: proofs.clone(),
             reads: Arc::new(AccessLog::default()),
+            key: key.clone(),
         });
         let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
         let tier = PromoterState::new(opts.tier.clone());
@@ -320,6 +330,7 @@ impl Node {
                 tier,
             }),
         };
+        node.republish_records().await;
         let tasks = vec![
             tokio::spawn(node.clone().announcer(ann_rx)),
             tokio::spawn(node.clone().reprovide()),

@@ -61,6 +61,32 @@ impl Node {
         Prover(self).seal_worker().await
     }
 
+    /// Handles a proofs gossip message as if `source` had gossiped it, and says what came of
+    /// it: `Ok(true)` when a prover became faulty, `Err` with the reason it was refused. The
+    /// gossip worker does the same for every message; tests that play a dishonest peer call
+    /// it to see why a forged record is refused.
+    #[doc(hidden)]
+    pub async fn accept_gossip(
+        &self,
+        source: PeerId,
+        topic: &str,
+        data: Vec<u8>,
+    ) -> Result<bool, String> {
+        let outcome = Prover(self.clone())
+            .handle_gossip(source, topic, data)
+            .await;
+        match outcome {
+            Ok(Ok(faulty)) => {
+                if faulty {
+                    self.inner.repair_now.notify_one();
+                }
+                Ok(faulty)
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     pub(crate) async fn gossip_worker(self, rx: mpsc::Receiver<GossipMsg>) {
         Prover(self).gossip_worker(rx).await
     }
@@ -75,8 +101,14 @@ impl Node {
         Prover(self.clone()).audit_once().await
     }
 
-    /// Audits `target` now (what [`Node::audit_once`] does for the window's peer). `None` when
-    /// no sector of `target` is known.
+    /// The designated auditors of `target` this window (primary, confirming), as this node
+    /// sees the ring of provers.
+    pub fn auditors_of(&self, target: PeerId) -> Option<(PeerId, Option<PeerId>)> {
+        Prover(self.clone()).auditors_of(target)
+    }
+
+    /// Audits `target` now, in this node's role for it this window: only a designated
+    /// auditor's verdict is gossiped and counts. `None` when no sector of `target` is known.
     pub async fn audit_once_for(&self, target: PeerId) -> Result<Option<AuditRecord>, NodeError> {
         Prover(self.clone()).audit_once_for(target).await
     }

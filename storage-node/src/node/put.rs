@@ -70,7 +70,7 @@ impl Node {
             nodes: 1,
             placement: Vec::new(),
         };
-        let live = live_of(&nodes);
+        let live = live_of(&nodes, self.inner.proofs.as_deref());
         let keys: Vec<Vec<u8>> = stripes.iter().map(crate::plan::stripe_key).collect();
         let shape: Vec<(&[u8], usize)> = keys
             .iter()

@@ -60,7 +60,7 @@ impl Node {
         round.failed.extend(unreadable);
         let nodes = self.live_nodes().await;
         let ids: Vec<PeerId> = nodes.iter().map(|x| x.0).collect();
-        let live = live_of(&nodes);
+        let live = live_of(&nodes, self.inner.proofs.as_deref());
         let me = self.peer_id();
         for (m, stripes, manifest_blocks) in datasets {
             let cids: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();

@@ -146,7 +146,7 @@ impl Service for NodeService {
 
     fn app(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {
         match &self.proofs {
-            Some(p) => p.answer(from, msg),
+            Some(p) => p.answer(from, msg, &|m| cairn_net::identity::sign(&self.key, m)),
             None => Err("this node does not prove storage".into()),
         }
     }

@@ -19,8 +19,55 @@ impl Node {
         }
     }
 
-    /// Announces every manifest and held shard (at start: provider records live in memory).
+    /// Announces every manifest and held shard, and republishes the manifest record of every
+    /// dataset held here (from the manifest in the repo): at start, since DHT records live in
+    /// the peers' memory and a network whose nodes all restarted would otherwise resolve
+    /// nothing, and every [`REPUBLISH_INTERVAL`] after that, so records outlive the peers that
+    /// stored them.
     pub(super) async fn reprovide(self) {
+        let mut stop = self.inner.stop.subscribe();
+        let mut tick = tokio::time::interval(REPUBLISH_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {}
+            }
+            if !self.reprovide_once().await {
+                return;
+            }
+        }
+    }
+
+    /// Puts the manifest record of every dataset held here into the DHT (the local store
+    /// first, then the closest peers): [`Node::start`] does it before it returns, so a node
+    /// that restarted answers for its datasets at once.
+    pub(super) async fn republish_records(&self) {
+        let repo = self.inner.repo.clone();
+        let records = offload(move || {
+            let mut records = Vec::new();
+            for (root, mcid) in repo.datasets().unwrap_or_default() {
+                if let Ok(data) = repo.block(&mcid) {
+                    let head = cairn_core::Block {
+                        cid: mcid,
+                        data: Bytes::from(data),
+                    };
+                    records.push((root, head));
+                }
+            }
+            records
+        })
+        .await
+        .unwrap_or_default();
+        for (root, head) in &records {
+            if let Err(e) = self.inner.net.publish_manifest(root, head).await {
+                tracing::debug!(%root, error = %e, "manifest record not republished");
+            }
+        }
+    }
+
+    /// One reprovide pass; `false` when the node is stopping.
+    async fn reprovide_once(&self) -> bool {
+        self.republish_records().await;
         let repo = self.inner.repo.clone();
         let held = offload(move || {
             let mut out = Vec::new();
@@ -42,9 +89,10 @@ impl Node {
         .unwrap_or_default();
         for chunk in held.chunks(1024) {
             if self.inner.svc.announce.send(chunk.to_vec()).await.is_err() {
-                return;
+                return false;
             }
         }
+        true
     }
 
     pub(super) async fn repair_worker(self, mut events: mpsc::Receiver<NetEvent>) {
@@ -74,9 +122,11 @@ impl Node {
                         continue;
                     }
                     Some(NetEvent::Connected(_)) => continue,
-                    Some(NetEvent::Gossip { source, topic, data }) => {
-                        if self.inner.gossip.try_send((source, topic, data)).is_err() {
+                    Some(NetEvent::Gossip { source, topic, data, id }) => {
+                        if let Err(e) = self.inner.gossip.try_send((source, topic, data, id)) {
                             tracing::debug!("gossip queue full; message dropped");
+                            let id = e.into_inner().3;
+                            let _ = self.inner.net.report_gossip(id, cairn_net::GossipVerdict::Ignore).await;
                         }
                         continue;
                     }

@@ -35,6 +35,21 @@ pub struct Live<P> {
     pub free: u64,
 }
 
+/// Bytes a node that has proven no storage yet may be weighted with in placement.
+pub const UNPROVEN_ALLOWANCE: u64 = 1 << 30;
+
+/// The free bytes placement weights a node with: what it claims (`Info`, self-reported), but,
+/// when the network runs proofs, at most twice the data it has proven (`proven`: bytes in its
+/// sealed sectors whose seal proofs verified) or [`UNPROVEN_ALLOWANCE`], whichever is more. A
+/// node that claims a huge disk attracts no more than an honest one until it seals what it is
+/// given; an honest node's weight doubles as it proves. `None` (proofs off): the claim.
+pub fn weight(free: u64, proven: Option<u64>) -> u64 {
+    match proven {
+        None => free,
+        Some(p) => free.min(UNPROVEN_ALLOWANCE.max(p.saturating_mul(2))),
+    }
+}
+
 fn candidates<'a, P: 'a>(nodes: impl Iterator<Item = &'a Live<P>>) -> Vec<Candidate> {
     nodes
         .map(|l| Candidate {
@@ -135,6 +150,24 @@ pub fn repair_stripe<P: Copy + Ord + Hash>(
 
 #[cfg(test)]
 pub(super) mod tests {
+    #[test]
+    fn a_claimed_capacity_counts_only_as_far_as_it_is_proven() {
+        const G: u64 = UNPROVEN_ALLOWANCE;
+        // (claimed free, proven, weight)
+        let table: [(u64, Option<u64>, u64); 7] = [
+            (1 << 50, None, 1 << 50),           // proofs off: the claim
+            (1 << 50, Some(0), G),              // a huge claim, nothing proven
+            (100, Some(0), 100),                // a small claim stands
+            (1 << 50, Some(G), 2 * G),          // twice what is proven
+            (3 * G, Some(4 * G), 3 * G),        // never above the claim
+            (1 << 50, Some(u64::MAX), 1 << 50), // no overflow
+            (0, Some(G), 0),                    // full is full
+        ];
+        for (free, proven, want) in table {
+            assert_eq!(weight(free, proven), want, "{free} {proven:?}");
+        }
+    }
+
     use super::*;
 
     fn live(ids: &[u8], free: u64) -> Vec<Live<u8>> {

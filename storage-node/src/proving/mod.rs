@@ -12,8 +12,11 @@
 //!   the verdict and gossips it on [`AUDIT_TOPIC`].
 //! - **Log**: every node appends verified sector records and audit records (its own and
 //!   gossiped ones whose signature and proof it re-checked) to a hash-chained log in the store.
-//! - **Faults**: a failed or missed window marks the prover faulty: it no longer counts as a
-//!   live holder, so repair rebuilds its shards elsewhere; a later pass clears it.
+//! - **Faults** ([`faults`]): only a window's designated auditors count. A failed window (the
+//!   prover's own signed answer, re-checked by everyone) marks the prover faulty; a missed one
+//!   does when the window's confirming auditor misses it too. A faulty prover no longer counts
+//!   as a live holder, so repair rebuilds its shards elsewhere; a later designated pass clears
+//!   it. The faulty set is replayed from the log when the node starts, so it survives restarts.
 
 use crate::error::{offload, NodeError};
 use ark_bn254::Fr;
@@ -23,7 +26,7 @@ use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{NetClient, PeerId};
 use cairn_proofs::audit::{
     self, fr_bytes, AuditError, AuditRecord, AuditRequest, AuditResponse, EntryKind, LogEntry,
-    NetParams, SectorRecord, Verdict, MAX_SECTORS_PAGE,
+    NetParams, Role, SectorRecord, Verdict, MAX_SECTORS_PAGE,
 };
 use cairn_proofs::keys::{KeyError, Keys};
 use cairn_proofs::sdr::Sealed;
@@ -36,6 +39,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod answer;
+mod faults;
+mod log;
 mod prover;
 mod quota;
 mod schedule;
@@ -139,13 +145,14 @@ pub struct ProofStatus {
     pub params: (usize, usize, usize, usize),
     /// Window length in seconds.
     pub window_secs: u64,
+    /// The current window number.
+    #[serde(default)]
+    pub window: u64,
 }
 
-/// Window proofs one peer may ask for per window (an auditor asks once; retries after a miss
-/// fit).
-pub const PROOFS_PER_PEER_WINDOW: u32 = 4;
-/// Distinct peers that may ask for proofs per window.
-const MAX_PROVE_PEERS: usize = 1024;
+pub use quota::{
+    PROOFS_FOR_OTHERS_PER_WINDOW, PROOFS_PER_OTHER_PEER_WINDOW, PROOFS_PER_PEER_WINDOW,
+};
 
 /// The node's sector and audit ledger: sealed sectors and what is pending, window proofs
 /// asked of it, verdicts, faulty peers and the hash-chained audit log, over the repo.
@@ -156,17 +163,25 @@ pub(crate) struct Ledger {
     seal_keys: Keys,
     post_keys: Keys,
     prove_lock: Mutex<()>,
-    /// Window proofs made for each peer in the current window (window, peer -> count): a peer
-    /// gets at most [`PROOFS_PER_PEER_WINDOW`], so nobody can keep the prover busy.
-    served: Mutex<(u64, HashMap<PeerId, u32>)>,
+    /// Designated auditors' requests waiting for or holding `prove_lock`: others wait for none.
+    designated_waiting: std::sync::atomic::AtomicUsize,
+    /// Window proofs made in the current window (window, designated peer -> count, count for
+    /// everyone else, other peer -> count): see [`PROOFS_PER_PEER_WINDOW`] and
+    /// [`PROOFS_FOR_OTHERS_PER_WINDOW`].
+    served: Mutex<quota::ProveQuota>,
     /// Sealing runs here: one thread at the lowest CPU priority, so that window proofs (which
     /// have a deadline) and serving are never starved by background sealing.
     seal_pool: rayon::ThreadPool,
-    /// (next position, hash of the last entry).
-    head: Mutex<(u64, [u8; 32])>,
+    /// The hash-chained audit log, bounded by compaction.
+    log: log::AuditLog,
     /// prover -> sector -> comm_r, from verified sector records.
     registry: Mutex<HashMap<Vec<u8>, BTreeMap<u64, Fr>>>,
-    faulty: Mutex<HashMap<PeerId, u64>>,
+    /// prover -> sector -> data bytes, from the same records.
+    sealed: Mutex<HashMap<Vec<u8>, BTreeMap<u64, u64>>>,
+    faults: Mutex<faults::Faults>,
+    /// (prover, window) pairs this node has started a confirming audit for (the current and
+    /// previous window only).
+    confirming: Mutex<Vec<(Vec<u8>, u64)>>,
     /// Gossiped audit records accepted per auditor and window ([`quota`]).
     pub(crate) verdict_quota: Mutex<quota::VerdictQuota>,
     /// Bumped whenever the faulty set changes.
@@ -205,6 +220,8 @@ impl Ledger {
         opts.params.check()?;
         let seal_keys = opts.params.seal_keys(&opts.keys_dir)?;
         let post_keys = opts.params.post_keys(&opts.keys_dir)?;
+        let audit_log =
+            log::AuditLog::open(repo.clone(), log::MAX_LOG_ENTRIES, log::COMPACT_BATCH)?;
         let p = Ledger {
             repo,
             me: me.to_bytes(),
@@ -212,31 +229,42 @@ impl Ledger {
             seal_keys,
             post_keys,
             prove_lock: Mutex::new(()),
-            served: Mutex::new((0, HashMap::new())),
+            designated_waiting: std::sync::atomic::AtomicUsize::new(0),
+            served: Mutex::new(quota::ProveQuota::default()),
             seal_pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .thread_name(|_| "cairn-seal".into())
                 .start_handler(|_| lowest_priority())
                 .build()
                 .map_err(|e| StoreError::Backend(format!("sealing thread: {e}")))?,
-            head: Mutex::new((0, [0; 32])),
+            log: audit_log,
             registry: Mutex::new(HashMap::new()),
-            faulty: Mutex::new(HashMap::new()),
+            sealed: Mutex::new(HashMap::new()),
+            faults: Mutex::new(faults::Faults::default()),
+            confirming: Mutex::new(Vec::new()),
             verdict_quota: Mutex::new(quota::VerdictQuota::default()),
             faulty_seq: tokio::sync::watch::channel(0).0,
             status: Mutex::new(ProofStatus::default()),
         };
-        let mut head = (0u64, [0u8; 32]);
+        let mut faults = faults::Faults::default();
         for e in p.log()? {
-            head = (e.seq + 1, e.hash());
-            if e.kind == EntryKind::Sector {
-                if let Ok(r) = SectorRecord::decode(&e.body) {
-                    p.remember(&r);
+            match e.kind {
+                EntryKind::Sector => {
+                    if let Ok(r) = SectorRecord::decode(&e.body) {
+                        p.remember(&r);
+                    }
+                }
+                // the log holds only records that were checked when they were appended, so
+                // replaying their verdicts gives back the faulty set the node had
+                EntryKind::Audit => {
+                    if let Ok(a) = AuditRecord::decode(&e.body) {
+                        faults.apply(&a.prover, a.window, a.role, a.verdict);
+                    }
                 }
             }
         }
-        if let Ok(mut h) = p.head.lock() {
-            *h = head;
+        if let Ok(mut f) = p.faults.lock() {
+            *f = faults;
         }
         let mut st = ProofStatus::default();
         for (_, v) in p.repo.store().table_scan(Table::Sectors)? {
@@ -261,58 +289,85 @@ impl Ledger {
                 .or_default()
                 .insert(r.sector, r.comm_r);
         }
+        if let Ok(mut sealed) = self.sealed.lock() {
+            sealed
+                .entry(r.prover.clone())
+                .or_default()
+                .insert(r.sector, r.data_len);
+        }
+    }
+
+    /// Data bytes in `peer`'s sealed sectors whose seal proofs verified here: the storage it
+    /// has proven, which caps its weight in placement ([`crate::plan::weight`]).
+    pub(crate) fn proven_bytes(&self, peer: &PeerId) -> u64 {
+        self.sealed
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&peer.to_bytes()).map(|m| m.values().sum()))
+            .unwrap_or(0)
     }
 
     /// The whole log, in order.
     pub(crate) fn log(&self) -> Result<Vec<LogEntry>, ProofsError> {
-        let mut out = Vec::new();
-        for (_, v) in self.repo.store().table_scan(Table::AuditLog)? {
-            out.push(LogEntry::decode(&v)?);
-        }
-        Ok(out)
+        Ok(self.log.entries()?)
     }
 
-    /// Appends a record to the log (durably).
+    /// Appends a record to the log (durably). When the log is compacted, the dropped sector
+    /// records still registered and the audits behind current faults are kept
+    /// ([`log::carry_over`]).
     fn append(&self, kind: EntryKind, body: Vec<u8>) -> Result<LogEntry, ProofsError> {
-        let mut head = self
-            .head
-            .lock()
-            .map_err(|_| StoreError::Backend("audit log lock poisoned".into()))?;
-        let e = LogEntry {
-            seq: head.0,
-            prev: head.1,
-            kind,
-            body,
-        };
-        let mut b = Batch::new();
-        b.put(Table::AuditLog, be(e.seq), e.encode());
-        self.repo.store().write(b, Durability::Sync)?;
-        *head = (e.seq + 1, e.hash());
+        let e = self.log.append(kind, body, |dropped| {
+            let registry = self.registry.lock().ok();
+            let faults = self.faults.lock().ok();
+            log::carry_over(
+                dropped,
+                |r| {
+                    registry
+                        .as_ref()
+                        .and_then(|reg| reg.get(&r.prover).and_then(|m| m.get(&r.sector)))
+                        == Some(&r.comm_r)
+                },
+                |p| faults.as_ref().is_some_and(|f| f.is_faulty(p)),
+            )
+        })?;
         if let Ok(mut s) = self.status.lock() {
-            s.log_entries = head.0;
+            s.log_entries = self.log.next();
         }
         Ok(e)
     }
 
     /// Whether `peer` is marked faulty.
     pub(crate) fn is_faulty(&self, peer: &PeerId) -> bool {
-        self.faulty
+        self.faults
             .lock()
-            .map(|f| f.contains_key(peer))
+            .map(|f| f.is_faulty(&peer.to_bytes()))
             .unwrap_or(false)
+    }
+
+    /// The faulty peers and the window of each one's latest fault.
+    pub(crate) fn faulty_peers(&self) -> Vec<(PeerId, u64)> {
+        self.faults
+            .lock()
+            .map(|f| {
+                f.faulty()
+                    .filter_map(|(p, w)| PeerId::from_bytes(p).ok().map(|p| (p, w)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Status counters.
     pub(crate) fn status(&self) -> ProofStatus {
         let mut s = self.status.lock().map(|s| s.clone()).unwrap_or_default();
         s.faulty = self
-            .faulty
-            .lock()
-            .map(|f| f.iter().map(|(p, w)| (p.to_string(), *w)).collect())
-            .unwrap_or_default();
+            .faulty_peers()
+            .into_iter()
+            .map(|(p, w)| (p.to_string(), w))
+            .collect();
         let p = self.opts.params;
         s.params = (p.sector_size, p.layers, p.challenges, p.batch);
         s.window_secs = self.opts.window.as_secs();
+        s.window = self.window_now();
         s
     }
 
@@ -343,81 +398,35 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Answers an auditor (runs on the blocking pool).
-    pub(crate) fn answer(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {
-        match AuditRequest::decode(msg).map_err(|e| e.to_string())? {
-            AuditRequest::Sectors { from: first } => self
-                .own_records(first)
-                .map(|v| AuditResponse::Sectors(v).encode())
-                .map_err(|e| e.to_string()),
-            AuditRequest::Prove {
-                window,
-                nonce,
-                sectors,
-            } => {
-                if sectors.len() != self.opts.params.batch {
-                    return Err(format!(
-                        "a proof covers {} sectors, not {}",
-                        self.opts.params.batch,
-                        sectors.len()
-                    ));
-                }
-                let mut loaded = Vec::new();
-                for id in &sectors {
-                    match self.load_sector(*id) {
-                        Ok(Some((_, s))) => loaded.push((*id, s)),
-                        Ok(None) => return Err(format!("sector {id} is not held here")),
-                        Err(e) => return Err(format!("sector {id}: {e}")),
-                    }
-                }
-                self.admit_prove(from)?;
-                let arrived = std::time::Instant::now();
-                let _one = self.prove_lock.lock().map_err(|_| "prover lock poisoned")?;
-                // the auditor started its clock before this request arrived: once its deadline
-                // has passed here it has stopped waiting, so a proof now would only delay the
-                // proofs still awaited (load shedding; the auditor has recorded a miss already)
-                let deadline = answer_deadline(self.opts.window);
-                if arrived.elapsed() >= deadline {
-                    tracing::warn!(auditor = %from, window, waited = arrived.elapsed().as_secs_f64(),
-                        "window proof skipped: the auditor's deadline passed while earlier proofs ran");
-                    return Err(format!(
-                        "busy: the {:.0} s deadline passed before this proof could start",
-                        deadline.as_secs_f64()
-                    ));
-                }
-                let refs: Vec<(u64, &Sealed)> = loaded.iter().map(|(i, s)| (*i, s)).collect();
-                let t = std::time::Instant::now();
-                let proof =
-                    audit::prove_window(&self.opts.params, &self.post_keys, &nonce, window, &refs)
-                        .map_err(|e| e.to_string())?;
-                tracing::info!(auditor = %from, window, secs = t.elapsed().as_secs_f64(), "window proved");
-                if let Ok(mut s) = self.status.lock() {
-                    s.proofs_made += 1;
-                }
-                Ok(AuditResponse::Proof(proof).encode())
-            }
+    /// Whether this node should start a confirming audit of `prover` for `window` (it is the
+    /// current or previous window and none was started for it): at most one per pair.
+    pub(crate) fn start_confirming(&self, prover: &[u8], window: u64) -> bool {
+        let now = self.window_now();
+        if window.saturating_add(1) < now || window > now {
+            return false;
         }
+        let Ok(mut c) = self.confirming.lock() else {
+            return false;
+        };
+        c.retain(|(_, w)| w.saturating_add(1) >= now);
+        if c.iter().any(|(p, w)| p == prover && *w == window) || c.len() >= 64 {
+            return false;
+        }
+        c.push((prover.to_vec(), window));
+        true
     }
 
-    /// Counts a window proof for `from`, or refuses it when `from` already had
-    /// [`PROOFS_PER_PEER_WINDOW`] this window (or too many peers asked).
-    fn admit_prove(&self, from: PeerId) -> Result<(), String> {
-        let now = self.window_now();
-        let mut s = self.served.lock().map_err(|_| "rate limiter poisoned")?;
-        if s.0 != now {
-            *s = (now, HashMap::new());
-        }
-        if s.1.len() >= MAX_PROVE_PEERS && !s.1.contains_key(&from) {
-            return Err("too many auditors this window; try the next".into());
-        }
-        let n = s.1.entry(from).or_insert(0);
-        if *n >= PROOFS_PER_PEER_WINDOW {
-            return Err(format!(
-                "at most {PROOFS_PER_PEER_WINDOW} window proofs per peer per window"
-            ));
-        }
-        *n += 1;
-        Ok(())
+    /// Every peer with a verified sector record, this node included when it has one: the
+    /// ring the audit schedule is computed over ([`schedule::ring_of`]).
+    pub(crate) fn ring(&self) -> Vec<PeerId> {
+        self.registry
+            .lock()
+            .map(|r| {
+                r.keys()
+                    .filter_map(|k| PeerId::from_bytes(k).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Registers a sector record after checking its seal proof; logs it when new. Returns
@@ -469,8 +478,8 @@ impl Ledger {
         a.proof_verifies(&self.opts.params, &self.post_keys)
     }
 
-    /// Logs an audit record (already checked) and applies its verdict. Returns whether the
-    /// prover is now faulty.
+    /// Logs an audit record (already checked) and applies its verdict ([`faults`]). Returns
+    /// whether the prover became faulty.
     pub(crate) fn record_audit(&self, a: &AuditRecord, mine: bool) -> Result<bool, ProofsError> {
         self.append(EntryKind::Audit, a.encode())?;
         if mine {
@@ -482,33 +491,26 @@ impl Ledger {
                 }
             }
         }
-        let Ok(prover) = PeerId::from_bytes(&a.prover) else {
-            return Ok(false);
-        };
-        let mut f = self
-            .faulty
+        let change = self
+            .faults
             .lock()
-            .map_err(|_| StoreError::Backend("fault table lock poisoned".into()))?;
-        match a.verdict {
-            Verdict::Pass => {
-                if f.get(&prover).is_some_and(|w| *w < a.window) {
-                    f.remove(&prover);
-                    self.faulty_seq.send_modify(|n| *n += 1);
-                    tracing::info!(%prover, window = a.window, "prover passed again; no longer faulty");
-                }
-                Ok(false)
+            .map_err(|_| StoreError::Backend("fault table lock poisoned".into()))?
+            .apply(&a.prover, a.window, a.role, a.verdict);
+        let prover = peer_str(&a.prover);
+        match change {
+            faults::Change::Faulty => {
+                tracing::warn!(%prover, window = a.window, verdict = a.verdict.name(), role = a.role.name(), reason = %a.reason,
+                    "prover failed a window; its sectors are faulty and its shards will be repaired");
             }
-            Verdict::Fail | Verdict::Missed => {
-                let newly = !f.contains_key(&prover);
-                f.insert(prover, a.window);
-                self.faulty_seq.send_modify(|n| *n += 1);
-                if newly {
-                    tracing::warn!(%prover, window = a.window, verdict = a.verdict.name(), reason = %a.reason,
-                        "prover failed a window; its sectors are faulty and its shards will be repaired");
-                }
-                Ok(newly)
+            faults::Change::Cleared => {
+                tracing::info!(%prover, window = a.window, "prover passed again; no longer faulty");
             }
+            faults::Change::None | faults::Change::StillFaulty => {}
         }
+        if change != faults::Change::None {
+            self.faulty_seq.send_modify(|n| *n += 1);
+        }
+        Ok(change == faults::Change::Faulty)
     }
 
     /// This node's peer id bytes.
@@ -518,7 +520,7 @@ impl Ledger {
 }
 
 /// A gossip message handed from the network event loop to the proof worker.
-pub(crate) type GossipMsg = (PeerId, String, Vec<u8>);
+pub(crate) type GossipMsg = (PeerId, String, Vec<u8>, cairn_net::GossipId);
 /// Gossip messages queued for the proof worker; more are dropped (audits repeat every window).
 pub(crate) const GOSSIP_QUEUE: usize = 256;
 /// Peers asked for their sector list per window.

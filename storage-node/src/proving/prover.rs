@@ -1,8 +1,38 @@
 //! The prover's work over its host: sealing passes, the gossip of sector and audit records,
 //! audits of peers (schedule, request, verdict, signature, log) and faults.
 
-use super::schedule::{audit_target, judge, window_is_current, Answer};
+use super::schedule::{audit_target, auditors_of, judge, role_of, window_is_current, Answer};
 use super::*;
+use cairn_net::GossipVerdict;
+
+/// Why a gossiped record was refused, and whether the peer that sent it is to blame
+/// (`penalize`: the record is invalid on its face; otherwise it is only not for this node now:
+/// a stale window, a quota, a differing view of the ring, trouble of this node's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub(crate) reason: String,
+    pub(crate) penalize: bool,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+fn invalid(reason: &str) -> Refused {
+    Refused {
+        reason: reason.to_string(),
+        penalize: true,
+    }
+}
+
+fn not_now(reason: &str) -> Refused {
+    Refused {
+        reason: reason.to_string(),
+        penalize: false,
+    }
+}
 
 impl<H: ProverHost + Clone> Prover<H> {
     fn proofs(&self) -> Option<Arc<Ledger>> {
@@ -13,7 +43,7 @@ impl<H: ProverHost + Clone> Prover<H> {
     pub fn faulty_peers(&self) -> Vec<PeerId> {
         self.0
             .proofs()
-            .and_then(|p| p.faulty.lock().ok().map(|f| f.keys().copied().collect()))
+            .map(|p| p.faulty_peers().into_iter().map(|(p, _)| p).collect())
             .unwrap_or_default()
     }
 
@@ -69,68 +99,95 @@ impl<H: ProverHost + Clone> Prover<H> {
     }
 
     pub(crate) async fn gossip_worker(self, mut rx: mpsc::Receiver<GossipMsg>) {
-        let Some(p) = self.proofs() else { return };
+        if self.proofs().is_none() {
+            return;
+        }
         let mut stop = self.0.stop_signal();
         loop {
-            let (source, topic, data) = tokio::select! {
+            let (source, topic, data, id) = tokio::select! {
                 _ = stop.changed() => return,
                 m = rx.recv() => match m { Some(m) => m, None => return },
             };
-            let p = p.clone();
-            let node = self.clone();
-            let outcome = match topic.as_str() {
-                SECTOR_TOPIC => {
-                    offload(move || {
-                        let r = SectorRecord::decode(&data)?;
-                        if r.prover != source.to_bytes() {
-                            return Err(AuditError::Field(
-                                "sector record gossiped by another peer",
-                            )
-                            .into());
-                        }
-                        p.register(&r).map(|_| false)
-                    })
-                    .await
-                }
-                AUDIT_TOPIC => {
-                    let a = match AuditRecord::decode(&data) {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::debug!(%source, error = %e, "malformed audit record dropped");
-                            continue;
-                        }
-                    };
-                    node.accept_audit(a).await
-                }
-                _ => continue,
+            let outcome = self.handle_gossip(source, &topic, data).await;
+            let verdict = match &outcome {
+                Ok(Ok(_)) => GossipVerdict::Accept,
+                Ok(Err(r)) if r.penalize => GossipVerdict::Reject,
+                _ => GossipVerdict::Ignore,
             };
+            // forwarded only when valid here; an invalid one counts against its sender
+            let _ = self.0.net().report_gossip(id, verdict).await;
             match outcome {
                 Ok(Ok(true)) => self.0.repair_notify().notify_one(),
                 Ok(Ok(false)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(%source, %topic, error = %e, "gossip record rejected")
+                Ok(Err(r)) => {
+                    tracing::debug!(%source, %topic, reason = %r.reason, penalize = r.penalize, "gossip record refused")
                 }
                 Err(e) => tracing::warn!(error = %e, "gossip handling failed"),
             }
         }
     }
 
-    /// Checks a gossiped audit record (signature, known commitments, proof) and logs it.
-    async fn accept_audit(&self, a: AuditRecord) -> Result<Result<bool, ProofsError>, NodeError> {
+    /// Handles one gossip message from `source` on `topic`: a sector record (registered when
+    /// its prover sent it and its seal proof verifies) or an audit record ([`Self::accept_audit`]).
+    /// `Ok(Ok(true))` when a prover became faulty.
+    pub(crate) async fn handle_gossip(
+        &self,
+        source: PeerId,
+        topic: &str,
+        data: Vec<u8>,
+    ) -> Result<Result<bool, Refused>, NodeError> {
         let Some(p) = self.proofs() else {
-            return Ok(Ok(false));
+            return Ok(Err(not_now("this node does not prove storage")));
+        };
+        match topic {
+            SECTOR_TOPIC => {
+                offload(move || {
+                    let r = SectorRecord::decode(&data).map_err(|e| invalid(&e.to_string()))?;
+                    if r.prover != source.to_bytes() {
+                        return Err(invalid("sector record gossiped by another peer"));
+                    }
+                    p.register(&r).map(|_| false).map_err(|e| match e {
+                        // a seal proof that does not verify, a shape that is not the network's
+                        ProofsError::Audit(e) => invalid(&e.to_string()),
+                        // this node's own trouble (its store, its keys)
+                        e => not_now(&e.to_string()),
+                    })
+                })
+                .await
+            }
+            AUDIT_TOPIC => match AuditRecord::decode(&data) {
+                Ok(a) => self.accept_audit(a).await,
+                Err(e) => Ok(Err(invalid(&e.to_string()))),
+            },
+            _ => Ok(Err(not_now("not a proofs topic"))),
+        }
+    }
+
+    /// Checks a gossiped audit record and logs it: the window is the receiver's previous,
+    /// current or next; the auditor signed it, has quota left, and is the prover's designated
+    /// auditor in the role it claims; the audited sectors are committed; a pass's proof
+    /// verifies; a fail carries the prover's signed answer (a proof that does not verify, or a
+    /// refusal). A primary's miss makes this node audit the prover too when it is the window's
+    /// confirming auditor.
+    async fn accept_audit(&self, a: AuditRecord) -> Result<Result<bool, Refused>, NodeError> {
+        let Some(p) = self.proofs() else {
+            return Ok(Err(not_now("this node does not prove storage")));
         };
         if a.auditor == p.me() {
             return Ok(Ok(false));
         }
+        if a.role == Role::Manual {
+            return Ok(Err(invalid(
+                "an audit by a peer that is not a designated auditor counts for nothing",
+            )));
+        }
         if !window_is_current(a.window, p.window_now()) {
-            return Ok(Err(AuditError::Field(
+            return Ok(Err(not_now(
                 "audit record for a window that is not the previous, current or next",
-            )
-            .into()));
+            )));
         }
         if !cairn_net::identity::verify_signature(&a.auditor, &a.signed_bytes(), &a.signature) {
-            return Ok(Err(AuditError::Field("auditor signature invalid").into()));
+            return Ok(Err(invalid("auditor signature invalid")));
         }
         // counted once the signature holds, so nobody spends another auditor's quota
         let admitted = p
@@ -139,36 +196,71 @@ impl<H: ProverHost + Clone> Prover<H> {
             .map(|mut q| q.admit(&a.auditor, a.window, p.window_now()))
             .unwrap_or(false);
         if !admitted {
-            return Ok(Err(AuditError::Field(
+            return Ok(Err(not_now(
                 "the auditor sent more audit records this window than any audit needs",
-            )
-            .into()));
+            )));
         }
+        let (Ok(auditor), Ok(prover)) = (
+            PeerId::from_bytes(&a.auditor),
+            PeerId::from_bytes(&a.prover),
+        ) else {
+            return Ok(Err(invalid("peer id unreadable")));
+        };
         let known = p.sectors_of(&a.prover);
         if a.sectors.iter().any(|s| !known.contains(s)) {
-            if let Ok(prover) = PeerId::from_bytes(&a.prover) {
-                self.fetch_sectors(prover).await;
-            }
+            self.fetch_sectors(prover).await;
+        }
+        if role_of(auditor, prover, &p.ring(), a.window) != a.role {
+            return Ok(Err(not_now(
+                "the auditor is not the prover's designated auditor in that role this window",
+            )));
         }
         let p2 = p.clone();
-        offload(move || {
+        let a2 = a.clone();
+        let outcome = offload(move || {
+            let a = a2;
             let known = p2.sectors_of(&a.prover);
             if a.sectors.iter().any(|s| !known.contains(s)) {
-                return Err(AuditError::Field("audit of sectors with no known commitment").into());
+                return Err(not_now("audit of sectors with no known commitment"));
             }
             let ok = !a.proof.is_empty() && p2.proof_verifies(&a);
             match a.verdict {
-                Verdict::Pass if !ok => {
-                    return Err(AuditError::Field("a pass whose proof does not verify").into())
-                }
+                Verdict::Pass if !ok => return Err(invalid("a pass whose proof does not verify")),
                 Verdict::Fail | Verdict::Missed if ok => {
-                    return Err(AuditError::Field("a fail whose proof verifies").into())
+                    return Err(invalid("a fail whose proof verifies"))
+                }
+                Verdict::Fail
+                    if !cairn_net::identity::verify_signature(
+                        &a.prover,
+                        &a.answer_message(),
+                        &a.answer_sig,
+                    ) =>
+                {
+                    return Err(invalid("a fail without the prover's signed answer"))
                 }
                 _ => {}
             }
             p2.record_audit(&a, false)
+                .map_err(|e| not_now(&e.to_string()))
         })
-        .await
+        .await;
+        if matches!(outcome, Ok(Ok(_))) && a.verdict == Verdict::Missed && a.role == Role::Primary {
+            let me = self.0.net().peer_id();
+            let confirmer = auditors_of(prover, &p.ring(), a.window).and_then(|(_, c)| c);
+            if confirmer == Some(me) && p.start_confirming(&a.prover, a.window) {
+                let node = self.clone();
+                let window = a.window;
+                tokio::spawn(async move {
+                    match node.audit_as(prover, window, Role::Confirmer).await {
+                        Ok(Some(r)) => tracing::info!(%prover, window, verdict = r.verdict.name(),
+                            "confirming audit after the primary's miss"),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(%prover, error = %e, "confirming audit failed"),
+                    }
+                });
+            }
+        }
+        outcome
     }
 
     /// Asks `peer` for its sector records and registers the ones whose seal proof verifies.
@@ -256,23 +348,47 @@ impl<H: ProverHost + Clone> Prover<H> {
         {
             self.fetch_sectors(peer).await;
         }
-        match audit_target(me, &p.provers(), p.window_now()) {
-            Some(target) => self.audit_once_for(target).await,
+        let window = p.window_now();
+        match audit_target(me, &p.ring(), window) {
+            Some(target) => self.audit_as(target, window, Role::Primary).await,
             None => Ok(None),
         }
     }
 
-    /// Audits `target` now (what [`Node::audit_once`] does for the window's peer). `None` when
-    /// no sector of `target` is known.
+    /// Audits `target` now in this node's role for it this window ([`Role::Manual`] when it is
+    /// not one of `target`'s designated auditors: then the record is logged here but neither
+    /// gossiped nor counted). `None` when no sector of `target` is known.
     pub async fn audit_once_for(&self, target: PeerId) -> Result<Option<AuditRecord>, NodeError> {
         let Some(p) = self.proofs() else {
             return Ok(None);
         };
-        let me = self.0.net().peer_id();
-        let window = p.window_now();
         if !p.provers().contains(&target) {
             self.fetch_sectors(target).await;
         }
+        let window = p.window_now();
+        let role = role_of(self.0.net().peer_id(), target, &p.ring(), window);
+        self.audit_as(target, window, role).await
+    }
+
+    /// The designated auditors of `target` this window (primary, confirming), as this node
+    /// sees the ring.
+    pub fn auditors_of(&self, target: PeerId) -> Option<(PeerId, Option<PeerId>)> {
+        let p = self.proofs()?;
+        auditors_of(target, &p.ring(), p.window_now())
+    }
+
+    /// One audit of `target` for `window` in `role`: fresh nonce, a random batch of its
+    /// committed sectors, the verdict ([`judge`]), signed; logged, and gossiped unless manual.
+    pub(crate) async fn audit_as(
+        &self,
+        target: PeerId,
+        window: u64,
+        role: Role,
+    ) -> Result<Option<AuditRecord>, NodeError> {
+        let Some(p) = self.proofs() else {
+            return Ok(None);
+        };
+        let me = self.0.net().peer_id();
         let committed = p.sectors_of(&target.to_bytes());
         if committed.is_empty() {
             return Ok(None);
@@ -301,35 +417,56 @@ impl<H: ProverHost + Clone> Prover<H> {
             nonce,
             sectors: batch,
             verdict: Verdict::Missed,
+            role,
             proof: Vec::new(),
             reason: String::new(),
+            answer_sig: Vec::new(),
             signature: Vec::new(),
         };
         let answer = match answer {
             Err(_) => Answer::Late(deadline),
             Ok(Err(e)) => Answer::Unreachable(e.to_string()),
-            Ok(Ok(CtrlResponse::Error(e))) => Answer::Refused(e),
+            Ok(Ok(CtrlResponse::Error(e))) => Answer::Declined(e),
             Ok(Ok(CtrlResponse::App(bytes))) => Answer::Reply(bytes.to_vec()),
             Ok(Ok(_)) => Answer::Unexpected,
         };
-        // the verdict is pure ([`judge`]); the proof check in it runs on the blocking pool
+        // the verdict is pure ([`judge`]); the checks in it run on the blocking pool
         let (p2, r2) = (p.clone(), rec.clone());
-        let (verdict, reason, proof) = offload(move || {
-            judge(&answer, |proof| {
-                let mut r = r2;
-                r.proof = proof.to_vec();
-                p2.proof_verifies(&r)
-            })
+        let j = offload(move || {
+            let ids: Vec<u64> = r2.sectors.iter().map(|s| s.0).collect();
+            judge(
+                &answer,
+                |proof, refusal, sig| {
+                    let m = audit::answer_message(
+                        &r2.auditor,
+                        &r2.prover,
+                        r2.window,
+                        &r2.nonce,
+                        &ids,
+                        proof,
+                        refusal,
+                    );
+                    cairn_net::identity::verify_signature(&r2.prover, &m, sig)
+                },
+                |proof| {
+                    let mut r = r2.clone();
+                    r.proof = proof.to_vec();
+                    p2.proof_verifies(&r)
+                },
+            )
         })
         .await?;
-        (rec.verdict, rec.reason, rec.proof) = (verdict, reason, proof);
+        (rec.verdict, rec.reason, rec.proof, rec.answer_sig) =
+            (j.verdict, j.reason, j.proof, j.answer_sig);
         rec.signature = self.0.net().sign(&rec.signed_bytes());
         let (p2, r2) = (p.clone(), rec.clone());
         let newly_faulty = offload(move || p2.record_audit(&r2, true))
             .await?
             .map_err(proofs_err)?;
-        if let Err(e) = self.0.net().publish(AUDIT_TOPIC, rec.encode()).await {
-            tracing::debug!(error = %e, "audit record not gossiped");
+        if role != Role::Manual {
+            if let Err(e) = self.0.net().publish(AUDIT_TOPIC, rec.encode()).await {
+                tracing::debug!(error = %e, "audit record not gossiped");
+            }
         }
         if newly_faulty {
             self.0.repair_notify().notify_one();

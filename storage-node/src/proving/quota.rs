@@ -1,12 +1,27 @@
-//! How many gossiped audit records one auditor may add to this node's log per window: a pure
-//! counter (the window is passed in, no clock), so its cases are rows of a table test.
+//! Quotas of the audit protocol, pure counters (the window is passed in, no clock), so their
+//! cases are rows of table tests:
+//!
+//! - [`ProveQuota`]: how many window proofs a prover makes per window for each asker;
+//! - [`VerdictQuota`]: how many gossiped audit records one auditor may add to this node's log
+//!   per window.
 //!
 //! An honest auditor gossips one verdict per window, a few more when an operator audits by
 //! hand (`POST /api/v0/audit?peer=`) or a miss is retried. Without a cap, any peer could sign
 //! records as fast as it likes and grow every node's audit log without bound. Records are
 //! counted only once their signature verifies, so nobody spends another auditor's quota.
 
+use cairn_net::PeerId;
 use std::collections::HashMap;
+
+/// Window proofs a designated auditor (the prover's primary or confirming auditor of the
+/// current or previous window) may ask for per window (it asks once; retries after a miss fit).
+pub const PROOFS_PER_PEER_WINDOW: u32 = 4;
+/// Window proofs any other peer (an operator auditing by hand) may ask for per window.
+pub const PROOFS_PER_OTHER_PEER_WINDOW: u32 = 2;
+/// Window proofs made per window for peers that are not designated auditors, all together: a
+/// crowd of identities cannot keep the prover from answering its designated auditors. Those
+/// proofs also wait until no designated auditor's request is waiting.
+pub const PROOFS_FOR_OTHERS_PER_WINDOW: u32 = 4;
 
 /// Gossiped audit records accepted per auditor per window.
 pub(crate) const RECORDS_PER_AUDITOR_WINDOW: u32 = 16;
@@ -35,6 +50,52 @@ impl VerdictQuota {
         }
         *n += 1;
         true
+    }
+}
+
+/// Window proofs a prover makes per window, by kind of asker: a pure counter (the window is
+/// passed in), so its cases are rows of a table test.
+#[derive(Debug, Default)]
+pub(crate) struct ProveQuota {
+    window: u64,
+    designated: HashMap<PeerId, u32>,
+    others_total: u32,
+    others: HashMap<PeerId, u32>,
+}
+
+impl ProveQuota {
+    /// Counts one proof for `from` in window `now`, or says why not.
+    pub(crate) fn admit(&mut self, now: u64, from: PeerId, designated: bool) -> Result<(), String> {
+        if self.window != now {
+            *self = ProveQuota {
+                window: now,
+                ..ProveQuota::default()
+            };
+        }
+        if designated {
+            let n = self.designated.entry(from).or_insert(0);
+            if *n >= PROOFS_PER_PEER_WINDOW {
+                return Err(format!(
+                    "at most {PROOFS_PER_PEER_WINDOW} window proofs per peer per window"
+                ));
+            }
+            *n += 1;
+            return Ok(());
+        }
+        if self.others_total >= PROOFS_FOR_OTHERS_PER_WINDOW {
+            return Err(format!(
+                "busy: at most {PROOFS_FOR_OTHERS_PER_WINDOW} window proofs per window for peers that are not this window's auditors"
+            ));
+        }
+        let n = self.others.entry(from).or_insert(0);
+        if *n >= PROOFS_PER_OTHER_PEER_WINDOW {
+            return Err(format!(
+                "at most {PROOFS_PER_OTHER_PEER_WINDOW} window proofs per window for a peer that is not this window's auditor"
+            ));
+        }
+        *n += 1;
+        self.others_total += 1;
+        Ok(())
     }
 }
 
@@ -78,5 +139,46 @@ mod tests {
         // and when the windows turn, room comes back
         assert!(q.admit(b"one more identity", 7, 7));
         assert_eq!(q.counts.len(), 1);
+    }
+
+    #[test]
+    fn proofs_per_asker_and_window() {
+        let (d1, d2, o1, o2, o3) = (
+            PeerId::random(),
+            PeerId::random(),
+            PeerId::random(),
+            PeerId::random(),
+            PeerId::random(),
+        );
+        // (window, asker, designated, admitted)
+        let mut steps: Vec<(u64, PeerId, bool, bool)> = Vec::new();
+        // a designated auditor gets 4 per window, each of its own
+        for _ in 0..PROOFS_PER_PEER_WINDOW {
+            steps.push((5, d1, true, true));
+        }
+        steps.push((5, d1, true, false));
+        steps.push((5, d2, true, true));
+        // anyone else 2 per peer and 4 together
+        steps.extend([
+            (5, o1, false, true),
+            (5, o1, false, true),
+            (5, o1, false, false),
+            (5, o2, false, true),
+            (5, o2, false, true),
+            (5, o3, false, false),
+            // designated auditors are not held back by the others' total
+            (5, d2, true, true),
+            // a new window starts every count again
+            (6, o3, false, true),
+            (6, d1, true, true),
+        ]);
+        let mut q = ProveQuota::default();
+        for (i, (window, asker, designated, admitted)) in steps.into_iter().enumerate() {
+            assert_eq!(
+                q.admit(window, asker, designated).is_ok(),
+                admitted,
+                "step {i}"
+            );
+        }
     }
 }

@@ -1,0 +1,132 @@
+//! The prover's side of an audit: answering window proof requests (signed proofs and
+//! refusals), with admission per asker so that a crowd cannot keep the designated auditors out.
+
+use super::*;
+
+impl Ledger {
+    /// Answers an auditor (runs on the blocking pool). `sign` signs with this node's key: a
+    /// window proof and a refusal to prove a committed sector are signed
+    /// ([`audit::answer_message`]), so they are evidence an auditor can show; load shedding
+    /// and malformed requests are unsigned errors.
+    pub(crate) fn answer(
+        &self,
+        from: PeerId,
+        msg: &[u8],
+        sign: &dyn Fn(&[u8]) -> Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        match AuditRequest::decode(msg).map_err(|e| e.to_string())? {
+            AuditRequest::Sectors { from: first } => self
+                .own_records(first)
+                .map(|v| AuditResponse::Sectors(v).encode())
+                .map_err(|e| e.to_string()),
+            AuditRequest::Prove {
+                window,
+                nonce,
+                sectors,
+            } => {
+                if sectors.len() != self.opts.params.batch {
+                    return Err(format!(
+                        "a proof covers {} sectors, not {}",
+                        self.opts.params.batch,
+                        sectors.len()
+                    ));
+                }
+                let auditor = from.to_bytes();
+                let refuse = |reason: String| {
+                    let reason = schedule::cut(&reason);
+                    let m = audit::answer_message(
+                        &auditor,
+                        &self.me,
+                        window,
+                        &nonce,
+                        &sectors,
+                        &[],
+                        &reason,
+                    );
+                    let signature = sign(&m);
+                    Ok(AuditResponse::Refused { reason, signature }.encode())
+                };
+                let mut loaded = Vec::new();
+                for id in &sectors {
+                    match self.load_sector(*id) {
+                        Ok(Some((_, s))) => loaded.push((*id, s)),
+                        Ok(None) if self.committed(*id) => {
+                            return refuse(format!("sector {id} is not held here"))
+                        }
+                        Ok(None) => return Err(format!("sector {id} was never committed here")),
+                        Err(e) => return refuse(format!("sector {id}: {e}")),
+                    }
+                }
+                let designated = self.admit_prove(from, window)?;
+                let arrived = std::time::Instant::now();
+                let deadline = answer_deadline(self.opts.window);
+                // designated auditors queue for the prover; anyone else goes only when no
+                // designated request waits, so a crowd never delays the audits that count
+                use std::sync::atomic::Ordering::SeqCst;
+                let _one = if designated {
+                    self.designated_waiting.fetch_add(1, SeqCst);
+                    let g = self.prove_lock.lock();
+                    self.designated_waiting.fetch_sub(1, SeqCst);
+                    g.map_err(|_| "prover lock poisoned")?
+                } else {
+                    loop {
+                        if self.designated_waiting.load(SeqCst) == 0 {
+                            if let Ok(g) = self.prove_lock.try_lock() {
+                                break g;
+                            }
+                        }
+                        if arrived.elapsed() >= deadline {
+                            return Err("busy: proving for this window's auditors".into());
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                };
+                // the auditor started its clock before this request arrived: once its deadline
+                // has passed here it has stopped waiting, so a proof now would only delay the
+                // proofs still awaited (load shedding; the auditor has recorded a miss already)
+                if arrived.elapsed() >= deadline {
+                    tracing::warn!(auditor = %from, window, waited = arrived.elapsed().as_secs_f64(),
+                        "window proof skipped: the auditor's deadline passed while earlier proofs ran");
+                    return Err(format!(
+                        "busy: the {:.0} s deadline passed before this proof could start",
+                        deadline.as_secs_f64()
+                    ));
+                }
+                let refs: Vec<(u64, &Sealed)> = loaded.iter().map(|(i, s)| (*i, s)).collect();
+                let t = std::time::Instant::now();
+                let proof =
+                    audit::prove_window(&self.opts.params, &self.post_keys, &nonce, window, &refs)
+                        .map_err(|e| e.to_string())?;
+                tracing::info!(auditor = %from, window, designated, secs = t.elapsed().as_secs_f64(), "window proved");
+                if let Ok(mut s) = self.status.lock() {
+                    s.proofs_made += 1;
+                }
+                let m =
+                    audit::answer_message(&auditor, &self.me, window, &nonce, &sectors, &proof, "");
+                let signature = sign(&m);
+                Ok(AuditResponse::Proof { proof, signature }.encode())
+            }
+        }
+    }
+
+    /// Counts a window proof for `from` asking for `window`, or refuses it over its quota.
+    /// Returns whether `from` is one of this node's designated auditors for `window`, which
+    /// must be the current or the previous window (an audit begun just before the turn).
+    fn admit_prove(&self, from: PeerId, window: u64) -> Result<bool, String> {
+        let now = self.window_now();
+        let me = PeerId::from_bytes(&self.me).map_err(|_| "own peer id unreadable")?;
+        let designated = (window == now || window.saturating_add(1) == now)
+            && schedule::role_of(from, me, &self.ring(), window) != Role::Manual;
+        let mut s = self.served.lock().map_err(|_| "rate limiter poisoned")?;
+        s.admit(now, from, designated)?;
+        Ok(designated)
+    }
+
+    /// Whether this node committed to sector `id` (it has a verified record of it).
+    fn committed(&self, id: u64) -> bool {
+        self.registry
+            .lock()
+            .map(|r| r.get(&self.me).is_some_and(|m| m.contains_key(&id)))
+            .unwrap_or(false)
+    }
+}
