@@ -99,7 +99,10 @@ impl Service for NodeService {
             // held here already (base placement): nothing to copy
             return PutStatus::Stored;
         }
-        self.cache.put(from, block)
+        let proofs = self.proofs.clone();
+        self.cache.put(from, block, &|p| {
+            proofs.as_ref().is_none_or(|l| l.is_prover(p))
+        })
     }
 
     fn cache_done(&self, from: PeerId, stored: &[Cid]) -> bool {

@@ -297,6 +297,14 @@ impl Ledger {
         }
     }
 
+    /// Whether `peer` has a sealed sector whose seal proof verified here.
+    pub(crate) fn is_prover(&self, peer: &PeerId) -> bool {
+        self.registry
+            .lock()
+            .map(|r| r.get(&peer.to_bytes()).is_some_and(|m| !m.is_empty()))
+            .unwrap_or(false)
+    }
+
     /// Data bytes in `peer`'s sealed sectors whose seal proofs verified here: the storage it
     /// has proven, which caps its weight in placement ([`crate::plan::weight`]).
     pub(crate) fn proven_bytes(&self, peer: &PeerId) -> u64 {

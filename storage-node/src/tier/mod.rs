@@ -357,19 +357,31 @@ impl FastCache {
             .collect()
     }
 
-    /// Keeps `block` for `from`, unless the capacity is used up.
-    pub(crate) fn put(&self, from: PeerId, block: Block) -> PutStatus {
+    /// Keeps `block` for `from`, unless the capacity is used up: one promoter may use half of
+    /// it, and promoters that have not `proven` storage (no verified sealed sector; always
+    /// true when proofs are off) a quarter of it together, so identities that cost nothing
+    /// cannot fill the fast tier.
+    pub(crate) fn put(
+        &self,
+        from: PeerId,
+        block: Block,
+        proven: &dyn Fn(&PeerId) -> bool,
+    ) -> PutStatus {
         if self.entry(&block.cid).is_some() {
             return PutStatus::Stored;
         }
         let len = block.data.len() as u64;
-        let theirs = self
+        let (theirs, unproven) = self
             .by_promoter
             .lock()
-            .map(|m| m.get(&from).copied().unwrap_or(0))
-            .unwrap_or(u64::MAX);
+            .map(|m| {
+                let unproven: u64 = m.iter().filter(|(p, _)| !proven(p)).map(|(_, b)| b).sum();
+                (m.get(&from).copied().unwrap_or(0), unproven)
+            })
+            .unwrap_or((u64::MAX, u64::MAX));
         if self.used.load(Ordering::Relaxed) + len > self.capacity
             || theirs.saturating_add(len) > self.capacity / 2
+            || (!proven(&from) && unproven.saturating_add(len) > self.capacity / 4)
         {
             return PutStatus::NoSpace;
         }
@@ -640,11 +652,11 @@ mod tests {
         };
         let (x, y, z) = (blk(1, 50), blk(2, 40), blk(3, 30));
         // one promoter may use half the capacity
-        assert_eq!(cache.put(a, blk(4, 51)), PutStatus::NoSpace);
-        assert_eq!(cache.put(a, x.clone()), PutStatus::Stored);
-        assert_eq!(cache.put(b, y.clone()), PutStatus::Stored);
-        assert_eq!(cache.put(a, z.clone()), PutStatus::NoSpace);
-        assert_eq!(cache.put(b, z.clone()), PutStatus::NoSpace); // 120 > 100
+        assert_eq!(cache.put(a, blk(4, 51), &|_| true), PutStatus::NoSpace);
+        assert_eq!(cache.put(a, x.clone(), &|_| true), PutStatus::Stored);
+        assert_eq!(cache.put(b, y.clone(), &|_| true), PutStatus::Stored);
+        assert_eq!(cache.put(a, z.clone(), &|_| true), PutStatus::NoSpace);
+        assert_eq!(cache.put(b, z.clone(), &|_| true), PutStatus::NoSpace); // 120 > 100
         assert_eq!(cache.used(), 90);
         assert_eq!(cache.get(&x.cid).as_deref(), Some(&x.data[..]));
         assert_eq!(cache.get(&z.cid), None);
@@ -655,16 +667,24 @@ mod tests {
         // a peer cannot drop another's copy
         assert_eq!(cache.uncache(b, &[x.cid, y.cid]), vec![false, true]);
         assert_eq!(cache.used(), 50);
-        assert_eq!(cache.put(b, z.clone()), PutStatus::Stored);
+        assert_eq!(cache.put(b, z.clone(), &|_| true), PutStatus::Stored);
         assert_eq!(cache.uncache(b, &[z.cid]), vec![true]);
         // reopening counts what is held, per promoter too
         drop(cache);
         let cache = FastCache::open(repo, 100).unwrap();
         assert_eq!(cache.used(), 50);
-        assert_eq!(cache.put(a, blk(5, 1)), PutStatus::NoSpace);
+        assert_eq!(cache.put(a, blk(5, 1), &|_| true), PutStatus::NoSpace);
         assert_eq!(cache.list().len(), 1);
         assert_eq!(cache.expire(u64::MAX), 1);
         assert_eq!(cache.used(), 0);
         assert_eq!(cache.get(&x.cid), None);
+        // promoters with no proven storage share a quarter of the capacity
+        let (c, d) = (PeerId::random(), PeerId::random());
+        let proven = |p: &PeerId| *p != c && *p != d;
+        assert_eq!(cache.put(c, blk(6, 26), &proven), PutStatus::NoSpace);
+        assert_eq!(cache.put(c, blk(6, 20), &proven), PutStatus::Stored);
+        assert_eq!(cache.put(d, blk(7, 10), &proven), PutStatus::NoSpace);
+        // a proven promoter is not held back by them
+        assert_eq!(cache.put(a, blk(8, 40), &proven), PutStatus::Stored);
     }
 }
