@@ -6,7 +6,9 @@
 use cairn_core::testgen::Gen;
 use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{Keypair, NetConfig};
-use cairn_proofs::audit::{verify_log, AuditRequest, AuditResponse, NetParams, Verdict};
+use cairn_proofs::audit::{
+    verify_log, AuditRequest, AuditResponse, EntryKind, LogEntry, NetParams, Verdict,
+};
 use cairn_repo::store::{Batch, Durability, Table};
 use cairn_repo::Repo;
 use cairn_storage_node::node::{Node, NodeOptions};
@@ -195,6 +197,45 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
     }
     let r = verify_log(
         &bad,
+        &params(),
+        &seal_keys,
+        &post_keys,
+        &cairn_net::identity::verify_signature,
+    );
+    assert!(!r.problems.is_empty());
+    // a compacted log verifies: the oldest entries (through the first audit) dropped, their
+    // sector records appended again at the head; it starts above 0, anchored on its first
+    // entry's `prev`
+    let k = log.iter().position(|e| e.kind == EntryKind::Audit).unwrap() + 1;
+    let mut compacted = log[k..].to_vec();
+    let (mut seq, mut prev) = match compacted.last() {
+        Some(e) => (e.seq + 1, e.hash()),
+        None => (log[k - 1].seq + 1, log[k - 1].hash()),
+    };
+    for e in log[..k].iter().filter(|e| e.kind == EntryKind::Sector) {
+        let again = LogEntry {
+            seq,
+            prev,
+            kind: e.kind,
+            body: e.body.clone(),
+        };
+        (seq, prev) = (seq + 1, again.hash());
+        compacted.push(again);
+    }
+    let r = verify_log(
+        &compacted,
+        &params(),
+        &seal_keys,
+        &post_keys,
+        &cairn_net::identity::verify_signature,
+    );
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.first, k as u64);
+    // but a log that starts at 0 must start from nothing
+    let mut forged = log.clone();
+    forged[0].prev = [1; 32];
+    let r = verify_log(
+        &forged,
         &params(),
         &seal_keys,
         &post_keys,
