@@ -27,7 +27,7 @@ pub const MANIFEST_KEY_PREFIX: &[u8] = b"/cairn/root/";
 pub const MAX_RECORD_VALUE: usize = 64 << 10;
 
 /// Distinct manifest records of one root a query collects at most.
-pub const MAX_CANDIDATES: usize = 8;
+pub const MAX_CANDIDATES: usize = 32;
 /// Format version of manifest record values.
 pub const RECORD_VERSION: u8 = 2;
 /// Longest publisher peer id accepted (ed25519 ids are 38 bytes).

@@ -151,6 +151,8 @@ impl Client {
     /// directory or HAMT shard); past that, the walk of `get` checks the rest as it goes.
     async fn check_dag(&self, r: &Resolved) -> Result<(), RetrievalError> {
         let mut frontier = vec![r.root];
+        // a DAG may link one block many times (identical chunks, shared subdirectories)
+        let mut seen: HashSet<Cid> = HashSet::from([r.root]);
         let mut fetched = 0usize;
         let mut depth = 0;
         while !frontier.is_empty() && fetched < CHECK_BLOCKS {
@@ -175,11 +177,12 @@ impl Client {
             let mut next = Vec::new();
             for blocks in got {
                 for (c, bytes) in blocks? {
-                    match Node::decode(&c, bytes)? {
-                        Node::File { children, .. } => next.extend(children.iter().map(|x| x.0)),
-                        Node::Directory(e) | Node::Hamt(e) => next.extend(e.iter().map(|x| x.1)),
-                        Node::Raw(_) | Node::Symlink(_) => {}
-                    }
+                    let children: Vec<Cid> = match Node::decode(&c, bytes)? {
+                        Node::File { children, .. } => children.iter().map(|x| x.0).collect(),
+                        Node::Directory(e) | Node::Hamt(e) => e.iter().map(|x| x.1).collect(),
+                        Node::Raw(_) | Node::Symlink(_) => Vec::new(),
+                    };
+                    next.extend(children.into_iter().filter(|c| seen.insert(*c)));
                 }
             }
             frontier = next;

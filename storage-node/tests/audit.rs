@@ -111,36 +111,45 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
     }
 
     // a peer that asks for more window proofs than an auditor needs is refused: at most 4 per
-    // window for the prover's designated auditors, 2 for anyone else, so nobody can keep a
-    // prover busy
+    // window for the prover's designated auditors (and members of the ring), 2 for a stranger,
+    // so nobody can keep a prover busy
     let prover = nodes
         .iter()
         .find(|n| n.peer_id().to_string() == holders[0])
         .unwrap();
-    let (primary, confirmer) = prover.auditors_of(prover.peer_id()).unwrap();
+    let (primary, _) = prover.auditors_of(prover.peer_id()).unwrap();
     // a designated auditor counts as one only for the window it is designated in
     let window = prover.proof_status().unwrap().window;
+    // a peer with no sealed sector: a stranger to the ring
+    let (stranger, _events) = cairn_net::start(
+        Keypair::generate_ed25519(),
+        NetConfig {
+            server: false,
+            ..NetConfig::default()
+        },
+        std::sync::Arc::new(cairn_net::NoService),
+    )
+    .await
+    .unwrap();
+    stranger
+        .dial(prover.net().listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
     for (asker, limit, text) in [
-        (
-            nodes.iter().find(|n| n.peer_id() == primary).unwrap(),
-            4,
-            "at most 4 window proofs per peer",
-        ),
         (
             nodes
                 .iter()
-                .find(|n| {
-                    n.peer_id() != prover.peer_id()
-                        && n.peer_id() != primary
-                        && Some(n.peer_id()) != confirmer
-                })
-                .unwrap(),
-            2,
-            "not this window's auditor",
+                .find(|n| n.peer_id() == primary)
+                .unwrap()
+                .net()
+                .clone(),
+            4,
+            "at most 4 window proofs per peer",
         ),
+        (stranger.clone(), 2, "not this window's auditor"),
     ] {
         let ask = |req: AuditRequest| {
-            let net = asker.net().clone();
+            let net = asker.clone();
             let to = prover.peer_id();
             async move {
                 match net.ctrl(to, CtrlRequest::App(req.encode())).await.unwrap() {

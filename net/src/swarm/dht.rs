@@ -94,16 +94,13 @@ impl SwarmTask {
                         match validate_manifest_record(pr.record.key.as_ref(), &pr.record.value) {
                             Ok(rec) => {
                                 if let Some((acc, _)) = self.gets_all.get_mut(&id) {
-                                    if !acc.iter().any(|c| c.head.cid == rec.head.cid) {
+                                    if acc.len() < records::MAX_CANDIDATES
+                                        && !acc.iter().any(|c| c.head.cid == rec.head.cid)
+                                    {
                                         acc.push(rec);
                                     }
-                                    if acc.len() >= records::MAX_CANDIDATES {
-                                        if let Some(mut q) =
-                                            self.swarm.behaviour_mut().kad.query_mut(&id)
-                                        {
-                                            q.finish();
-                                        }
-                                    }
+                                    // no early stop: a query that ended at the first few candidates
+                                    // could be served only by records planted at the closest nodes
                                 }
                             }
                             Err(e) => tracing::info!(peer = ?pr.peer, error = %e,

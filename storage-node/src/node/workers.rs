@@ -27,14 +27,17 @@ impl Node {
     pub(super) async fn reprovide(self) {
         let mut stop = self.inner.stop.subscribe();
         let mut tick = tokio::time::interval(REPUBLISH_INTERVAL);
+        // the first pass only announces: `Node::start` put the records just before
+        let mut republish = false;
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = tick.tick() => {}
             }
-            if !self.reprovide_once().await {
+            if !self.reprovide_once(republish).await {
                 return;
             }
+            republish = true;
         }
     }
 
@@ -58,16 +61,22 @@ impl Node {
         })
         .await
         .unwrap_or_default();
-        for (root, head) in &records {
-            if let Err(e) = self.inner.net.publish_manifest(root, head).await {
-                tracing::debug!(%root, error = %e, "manifest record not republished");
-            }
-        }
+        let net = &self.inner.net;
+        stream::iter(records)
+            .for_each_concurrent(ANNOUNCE_PARALLEL, |(root, head)| async move {
+                if let Err(e) = net.publish_manifest(&root, &head).await {
+                    tracing::debug!(%root, error = %e, "manifest record not republished");
+                }
+            })
+            .await;
     }
 
-    /// One reprovide pass; `false` when the node is stopping.
-    async fn reprovide_once(&self) -> bool {
-        self.republish_records().await;
+    /// One reprovide pass (manifest records too when `republish`); `false` when the node is
+    /// stopping.
+    async fn reprovide_once(&self, republish: bool) -> bool {
+        if republish {
+            self.republish_records().await;
+        }
         let repo = self.inner.repo.clone();
         let held = offload(move || {
             let mut out = Vec::new();

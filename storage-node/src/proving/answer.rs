@@ -5,9 +5,10 @@ use super::*;
 
 impl Ledger {
     /// Answers an auditor (runs on the blocking pool). `sign` signs with this node's key: a
-    /// window proof and a refusal to prove a committed sector are signed
-    /// ([`audit::answer_message`]), so they are evidence an auditor can show; load shedding
-    /// and malformed requests are unsigned errors.
+    /// window proof, and a refusal to prove a committed sector it no longer holds for a window
+    /// that is now, are signed ([`audit::answer_message`]), so they are evidence an auditor can
+    /// show; load shedding, read errors and malformed requests are unsigned errors (at most a
+    /// miss).
     pub(crate) fn answer(
         &self,
         from: PeerId,
@@ -46,18 +47,23 @@ impl Ledger {
                     let signature = sign(&m);
                     Ok(AuditResponse::Refused { reason, signature }.encode())
                 };
+                // admitted before any sector is read: the quota also bounds the disk reads
+                let designated = self.admit_prove(from, window)?;
+                let timely = schedule::window_is_current(window, self.window_now());
                 let mut loaded = Vec::new();
                 for id in &sectors {
                     match self.load_sector(*id) {
                         Ok(Some((_, s))) => loaded.push((*id, s)),
-                        Ok(None) if self.committed(*id) => {
+                        // the one refusal this node signs (evidence of a lost sector), and only
+                        // for a window that is now: nobody collects signed refusals ahead
+                        Ok(None) if self.committed(*id) && timely => {
                             return refuse(format!("sector {id} is not held here"))
                         }
                         Ok(None) => return Err(format!("sector {id} was never committed here")),
-                        Err(e) => return refuse(format!("sector {id}: {e}")),
+                        // a read error may pass: not signed, so it is at most a miss
+                        Err(e) => return Err(format!("sector {id}: {e}")),
                     }
                 }
-                let designated = self.admit_prove(from, window)?;
                 let arrived = std::time::Instant::now();
                 let deadline = answer_deadline(self.opts.window);
                 // designated auditors queue for the prover; anyone else goes only when no
@@ -110,13 +116,18 @@ impl Ledger {
     }
 
     /// Counts a window proof for `from` asking for `window`, or refuses it over its quota.
-    /// Returns whether `from` is one of this node's designated auditors for `window`, which
-    /// must be the current or the previous window (an audit begun just before the turn).
+    /// Returns whether `from` goes first: a window that is now (previous, current or next, for
+    /// clocks that differ a little) asked by a designated auditor of this node for it, or by
+    /// any member of the ring (a peer whose sealed sector this node verified). Members go first
+    /// too because rings can differ between nodes while sector records spread: an attacker
+    /// that shows this node one more member cannot turn the real auditors into strangers who
+    /// share the small pool of [`PROOFS_FOR_OTHERS_PER_WINDOW`].
     fn admit_prove(&self, from: PeerId, window: u64) -> Result<bool, String> {
         let now = self.window_now();
         let me = PeerId::from_bytes(&self.me).map_err(|_| "own peer id unreadable")?;
-        let designated = (window == now || window.saturating_add(1) == now)
-            && schedule::role_of(from, me, &self.ring(), window) != Role::Manual;
+        let ring = self.ring();
+        let designated = schedule::window_is_current(window, now)
+            && (ring.contains(&from) || schedule::role_of(from, me, &ring, window) != Role::Manual);
         let mut s = self.served.lock().map_err(|_| "rate limiter poisoned")?;
         s.admit(now, from, designated)?;
         Ok(designated)

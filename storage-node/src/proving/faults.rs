@@ -65,8 +65,10 @@ impl Faults {
             },
             Verdict::Fail => self.mark(prover, window),
             Verdict::Missed => {
+                // a prover's own older misses only: replaying a compacted log brings a carried
+                // miss after newer records of other provers, and it must still meet its pair
                 self.misses
-                    .retain(|(_, w), _| w.saturating_add(MISS_WINDOWS) > window);
+                    .retain(|(p, w), _| p != prover || w.saturating_add(MISS_WINDOWS) > window);
                 let key = (prover.to_vec(), window);
                 if !self.misses.contains_key(&key) && self.misses.len() >= MAX_PENDING_MISSES {
                     return Change::None;
@@ -234,10 +236,19 @@ mod tests {
                 "an unconfirmed miss older than two windows is forgotten",
                 vec![
                     (P, 5, Primary, Missed, Change::None),
-                    (Q, 7, Primary, Missed, Change::None),
+                    (P, 7, Primary, Missed, Change::None),
                     (P, 5, Confirmer, Missed, Change::None),
                 ],
                 false,
+            ),
+            (
+                "but not because of another prover's newer records (a compacted log's order)",
+                vec![
+                    (P, 5, Confirmer, Missed, Change::None),
+                    (Q, 90, Primary, Missed, Change::None),
+                    (P, 5, Primary, Missed, Change::Faulty),
+                ],
+                true,
             ),
         ];
         for (what, steps, faulty) in cases {

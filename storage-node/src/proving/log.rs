@@ -1,5 +1,9 @@
 //! The node's hash-chained audit log in its store, kept bounded by compaction.
 //!
+//! The bound is [`MAX_LOG_ENTRIES`] plus what must be kept: when the live sector records and
+//! the evidence of current faults alone exceed it, the log holds them and a compaction runs at
+//! most once per [`COMPACT_BATCH`] appends.
+//!
 //! Entries are appended durably, each chained to the one before ([`LogEntry`]). When the log
 //! holds more than [`MAX_LOG_ENTRIES`], its oldest [`COMPACT_BATCH`] entries are dropped and
 //! those still needed are appended again at the head, in one durable write: the sector records
@@ -19,12 +23,14 @@ pub(crate) const MAX_LOG_ENTRIES: u64 = 100_000;
 /// Oldest entries dropped per compaction.
 pub(crate) const COMPACT_BATCH: u64 = 10_000;
 
-/// Position of the next entry, hash of the last one, position of the first one held.
+/// Position of the next entry, hash of the last one, position of the first one held, and the
+/// entry count past which the next compaction runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Head {
     next: u64,
     last: [u8; 32],
     first: u64,
+    limit: u64,
 }
 
 /// The audit log of a repo.
@@ -52,16 +58,19 @@ impl AuditLog {
                 next: 0,
                 last: [0; 32],
                 first: 0,
+                limit: cap.max(1),
             }),
             cap: cap.max(1),
             batch: batch.clamp(1, cap.max(1)),
         };
         let entries = log.entries()?;
         if let (Some(f), Some(l)) = (entries.first(), entries.last()) {
+            let held = (l.seq + 1).saturating_sub(f.seq);
             *log.head.lock().map_err(|_| poisoned())? = Head {
                 next: l.seq + 1,
                 last: l.hash(),
                 first: f.seq,
+                limit: log.cap.max(held),
             };
         }
         Ok(log)
@@ -103,7 +112,7 @@ impl AuditLog {
         self.repo.store().write(b, Durability::Sync)?;
         head.next = e.seq + 1;
         head.last = e.hash();
-        if head.next - head.first > self.cap {
+        if head.next.saturating_sub(head.first) > head.limit {
             self.compact(&mut head, keep)?;
         }
         Ok(e)
@@ -149,6 +158,14 @@ impl AuditLog {
             first = cut,
             "audit log compacted"
         );
+        // when most of what was dropped had to be carried, the log cannot shrink below the
+        // cap: compact again only after another batch, so appends never each scan the log
+        let held = h.next.saturating_sub(h.first);
+        h.limit = if held <= self.cap {
+            self.cap
+        } else {
+            held + self.batch
+        };
         *head = h;
         Ok(())
     }
@@ -268,6 +285,25 @@ mod tests {
             .map(|(e, _)| (e.kind, e.body))
             .collect();
         assert_eq!(kept, want);
+    }
+
+    #[test]
+    fn when_everything_is_needed_compaction_runs_once_per_batch() {
+        let repo = Arc::new(Repo::in_memory());
+        let log = AuditLog::open(repo, 20, 5).unwrap();
+        let runs = std::cell::Cell::new(0);
+        let keep_all = |d: &[LogEntry]| {
+            runs.set(runs.get() + 1);
+            d.iter()
+                .map(|e| (e.kind, e.body.clone()))
+                .collect::<Vec<_>>()
+        };
+        for i in 0..120u8 {
+            log.append(EntryKind::Audit, vec![i], keep_all).unwrap();
+        }
+        // 100 appends past the cap: at most one compaction per 5 of them, none lost
+        assert!(runs.get() <= 21, "{} compactions", runs.get());
+        assert_eq!(log.entries().unwrap().len(), 120);
     }
 
     #[test]

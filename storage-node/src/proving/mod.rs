@@ -179,6 +179,8 @@ pub(crate) struct Ledger {
     /// prover -> sector -> data bytes, from the same records.
     sealed: Mutex<HashMap<Vec<u8>, BTreeMap<u64, u64>>>,
     faults: Mutex<faults::Faults>,
+    /// Held from appending an audit record to applying its verdict.
+    verdicts: Mutex<()>,
     /// (prover, window) pairs this node has started a confirming audit for (the current and
     /// previous window only).
     confirming: Mutex<Vec<(Vec<u8>, u64)>>,
@@ -241,6 +243,7 @@ impl Ledger {
             registry: Mutex::new(HashMap::new()),
             sealed: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults::Faults::default()),
+            verdicts: Mutex::new(()),
             confirming: Mutex::new(Vec::new()),
             verdict_quota: Mutex::new(quota::VerdictQuota::default()),
             faulty_seq: tokio::sync::watch::channel(0).0,
@@ -489,6 +492,13 @@ impl Ledger {
     /// Logs an audit record (already checked) and applies its verdict ([`faults`]). Returns
     /// whether the prover became faulty.
     pub(crate) fn record_audit(&self, a: &AuditRecord, mine: bool) -> Result<bool, ProofsError> {
+        // one record at a time from log to fault table, so the table changes in log order and
+        // replaying the log at start gives the same faulty set (the fault table itself cannot
+        // be held across the append: a compaction reads it)
+        let _in_order = self
+            .verdicts
+            .lock()
+            .map_err(|_| StoreError::Backend("verdict lock poisoned".into()))?;
         self.append(EntryKind::Audit, a.encode())?;
         if mine {
             if let Ok(mut s) = self.status.lock() {

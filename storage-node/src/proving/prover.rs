@@ -174,7 +174,8 @@ impl<H: ProverHost + Clone> Prover<H> {
             return Ok(Err(not_now("this node does not prove storage")));
         };
         if a.auditor == p.me() {
-            return Ok(Ok(false));
+            // this node's own records come from here, not from gossip: never forwarded
+            return Ok(Err(not_now("a record naming this node as its auditor")));
         }
         if a.role == Role::Manual {
             return Ok(Err(invalid(
@@ -189,7 +190,22 @@ impl<H: ProverHost + Clone> Prover<H> {
         if !cairn_net::identity::verify_signature(&a.auditor, &a.signed_bytes(), &a.signature) {
             return Ok(Err(invalid("auditor signature invalid")));
         }
-        // counted once the signature holds, so nobody spends another auditor's quota
+        let (Ok(auditor), Ok(prover)) = (
+            PeerId::from_bytes(&a.auditor),
+            PeerId::from_bytes(&a.prover),
+        ) else {
+            return Ok(Err(invalid("peer id unreadable")));
+        };
+        // the role first: only a member of the ring (a peer whose sealed sector this node
+        // verified) can be designated, so identities that cost nothing go no further: they
+        // neither spend the quota below nor make this node fetch anything
+        if role_of(auditor, prover, &p.ring(), a.window) != a.role {
+            return Ok(Err(not_now(
+                "the auditor is not the prover's designated auditor in that role this window",
+            )));
+        }
+        // counted once the signature and the role hold, so nobody spends another auditor's
+        // quota
         let admitted = p
             .verdict_quota
             .lock()
@@ -200,20 +216,10 @@ impl<H: ProverHost + Clone> Prover<H> {
                 "the auditor sent more audit records this window than any audit needs",
             )));
         }
-        let (Ok(auditor), Ok(prover)) = (
-            PeerId::from_bytes(&a.auditor),
-            PeerId::from_bytes(&a.prover),
-        ) else {
-            return Ok(Err(invalid("peer id unreadable")));
-        };
         let known = p.sectors_of(&a.prover);
         if a.sectors.iter().any(|s| !known.contains(s)) {
+            // a designated auditor names a sector this node has not heard of yet
             self.fetch_sectors(prover).await;
-        }
-        if role_of(auditor, prover, &p.ring(), a.window) != a.role {
-            return Ok(Err(not_now(
-                "the auditor is not the prover's designated auditor in that role this window",
-            )));
         }
         let p2 = p.clone();
         let a2 = a.clone();

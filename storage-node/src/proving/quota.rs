@@ -13,8 +13,9 @@
 use cairn_net::PeerId;
 use std::collections::HashMap;
 
-/// Window proofs a designated auditor (the prover's primary or confirming auditor of the
-/// current or previous window) may ask for per window (it asks once; retries after a miss fit).
+/// Window proofs a first-class asker (one of the prover's designated auditors for the window it
+/// asks about, or any member of its ring, asking for a window that is now) may ask for per
+/// window (an auditor asks once; retries after a miss fit).
 pub const PROOFS_PER_PEER_WINDOW: u32 = 4;
 /// Window proofs any other peer (an operator auditing by hand) may ask for per window.
 pub const PROOFS_PER_OTHER_PEER_WINDOW: u32 = 2;
