@@ -11,53 +11,19 @@
 use cairn_core::testgen::Gen;
 use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{Keypair, NetConfig, PeerId};
-use cairn_proofs::audit::{AuditRecord, AuditRequest, AuditResponse, NetParams, Role, Verdict};
+use cairn_proofs::audit::{AuditRecord, AuditRequest, AuditResponse, Role, Verdict};
 use cairn_repo::store::{Batch, Durability, Table};
 use cairn_repo::Repo;
-use cairn_storage_node::node::{Node, NodeOptions};
-use cairn_storage_node::proving::{ProofOptions, AUDIT_TOPIC};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use cairn_storage_node::node::{Node, NodeOptions, PutReport};
+use cairn_storage_node::proving::AUDIT_TOPIC;
+use std::path::Path;
 
 mod common;
-use common::client_for;
-
-fn params() -> NetParams {
-    NetParams {
-        sector_size: 16 << 10,
-        layers: 2,
-        challenges: 10,
-        batch: 2,
-        seal_challenges: 2,
-    }
-}
-
-fn keys_dir() -> PathBuf {
-    // shared by runs: the development setup is deterministic, and slow
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("cairn-test-keys")
-}
-
-fn opts(proofs: bool) -> NodeOptions {
-    NodeOptions {
-        capacity: 1 << 30,
-        k: 2,
-        m: 2,
-        repair_interval: Duration::ZERO,
-        scrub_interval: Duration::ZERO,
-        proofs: proofs.then(|| ProofOptions {
-            params: params(),
-            // the background workers stay out of the way; the test drives every step
-            window: Duration::from_secs(24 * 3600),
-            keys_dir: keys_dir(),
-            seal_interval: Duration::from_secs(24 * 3600),
-        }),
-        ..NodeOptions::default()
-    }
-}
+use common::{client_for, opts, params};
 
 /// Starts a node on `repo` and dials `peers`.
-async fn start(repo: Repo, key: Keypair, proofs: bool, peers: &[Node]) -> Node {
-    let n = Node::start(repo, key, NetConfig::default(), opts(proofs))
+async fn start(repo: Repo, key: Keypair, opts: NodeOptions, peers: &[Node]) -> Node {
+    let n = Node::start(repo, key, NetConfig::default(), opts)
         .await
         .unwrap();
     for p in peers {
@@ -67,15 +33,26 @@ async fn start(repo: Repo, key: Keypair, proofs: bool, peers: &[Node]) -> Node {
     n
 }
 
-/// `n` nodes with proofs on, on repos in `dir` (kept for restarts) with keys `keys`.
+/// Nodes (proofs on when `proofs`) on repos in `dir` (kept for restarts) with keys `keys`.
 async fn network(dir: &Path, keys: &[Keypair], proofs: bool) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let repo = Repo::open(&dir.join(format!("node-{i}"))).unwrap();
-        let n = start(repo, k.clone(), proofs, &nodes).await;
+        let n = start(repo, k.clone(), opts(proofs), &nodes).await;
         nodes.push(n);
     }
     nodes
+}
+
+/// Puts `len` seeded bytes (`seed`) through `node` as a file in `dir`, spread over the
+/// network; the report and the bytes.
+async fn put_seeded(node: &Node, dir: &Path, seed: u64, len: usize) -> (PutReport, Vec<u8>) {
+    let path = dir.join(format!("data-{seed}.bin"));
+    let data = Gen::bytes(seed, len);
+    std::fs::write(&path, &data).unwrap();
+    let rep = node.put(&path).await.unwrap();
+    assert!(rep.distributed);
+    (rep, data)
 }
 
 /// A network whose holders have sealed a dataset and audited each other once (so every node
@@ -83,10 +60,7 @@ async fn network(dir: &Path, keys: &[Keypair], proofs: bool) -> Vec<Node> {
 async fn sealed_network(dir: &Path, n: usize) -> (Vec<Node>, Vec<Keypair>) {
     let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate_ed25519()).collect();
     let nodes = network(dir, &keys, true).await;
-    let path = dir.join("data.bin");
-    std::fs::write(&path, Gen::bytes(5, 40 << 10)).unwrap();
-    let rep = nodes[0].put(&path).await.unwrap();
-    assert!(rep.distributed);
+    put_seeded(&nodes[0], dir, 5, 40 << 10).await;
     for n in &nodes {
         n.seal_now().await.unwrap();
     }
@@ -442,14 +416,8 @@ async fn faults_survive_a_restart() {
         n.shutdown().await;
     }
     drop(nodes);
-    let again = Node::start(
-        Repo::open(&dir.path().join(format!("node-{i}"))).unwrap(),
-        keys[i].clone(),
-        NetConfig::default(),
-        opts(true),
-    )
-    .await
-    .unwrap();
+    let repo = Repo::open(&dir.path().join(format!("node-{i}"))).unwrap();
+    let again = start(repo, keys[i].clone(), opts(true), &[]).await;
     assert_eq!(again.peer_id(), primary);
     assert!(again.faulty_peers().contains(&victim));
     again.shutdown().await;
@@ -460,11 +428,7 @@ async fn every_dataset_resolves_after_all_nodes_restart() {
     let dir = tempfile::tempdir().unwrap();
     let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate_ed25519()).collect();
     let nodes = network(dir.path(), &keys, false).await;
-    let path = dir.path().join("data.bin");
-    let data = Gen::bytes(11, (3 << 20) + 12345);
-    std::fs::write(&path, &data).unwrap();
-    let rep = nodes[0].put(&path).await.unwrap();
-    assert!(rep.distributed);
+    let (rep, data) = put_seeded(&nodes[0], dir.path(), 11, (3 << 20) + 12345).await;
     for n in &nodes {
         n.shutdown().await;
     }
@@ -491,11 +455,7 @@ async fn a_hijacked_manifest_record_does_not_make_a_root_unretrievable() {
     let dir = tempfile::tempdir().unwrap();
     let keys: Vec<Keypair> = (0..5).map(|_| Keypair::generate_ed25519()).collect();
     let nodes = network(dir.path(), &keys, false).await;
-    let path = dir.path().join("data.bin");
-    let data = Gen::bytes(17, (2 << 20) + 777);
-    std::fs::write(&path, &data).unwrap();
-    let rep = nodes[0].put(&path).await.unwrap();
-    assert!(rep.distributed);
+    let (rep, data) = put_seeded(&nodes[0], dir.path(), 17, (2 << 20) + 777).await;
     let root: cairn_core::Cid = rep.root.parse().unwrap();
     // the attacker (node 4) signs and publishes its own manifest for the same root: valid as
     // a record (it names the root), but its stripe lists blocks that are not the root's DAG;
@@ -567,24 +527,10 @@ async fn liar_share(dir: &Path, proofs: bool) -> (usize, usize) {
         if i == 5 {
             o.capacity = 1 << 50;
         }
-        let n = Node::start(
-            Repo::in_memory(),
-            Keypair::generate_ed25519(),
-            NetConfig::default(),
-            o,
-        )
-        .await
-        .unwrap();
-        for p in &nodes {
-            let addr = p.net().listen_addrs().await.unwrap()[0].clone();
-            n.net().dial(addr).await.unwrap();
-        }
+        let n = start(Repo::in_memory(), Keypair::generate_ed25519(), o, &nodes).await;
         nodes.push(n);
     }
-    let path = dir.join(format!("data-{proofs}.bin"));
-    std::fs::write(&path, Gen::bytes(23, 20 << 20)).unwrap();
-    let rep = nodes[0].put(&path).await.unwrap();
-    assert!(rep.distributed);
+    let (rep, _) = put_seeded(&nodes[0], dir, 23, 20 << 20).await;
     let liar = nodes[5].peer_id().to_string();
     let held = rep
         .placement

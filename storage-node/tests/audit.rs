@@ -6,47 +6,14 @@
 use cairn_core::testgen::Gen;
 use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{Keypair, NetConfig};
-use cairn_proofs::audit::{
-    verify_log, AuditRequest, AuditResponse, EntryKind, LogEntry, NetParams, Verdict,
-};
+use cairn_proofs::audit::{verify_log, AuditRequest, AuditResponse, EntryKind, LogEntry, Verdict};
 use cairn_repo::store::{Batch, Durability, Table};
 use cairn_repo::Repo;
-use cairn_storage_node::node::{Node, NodeOptions};
-use cairn_storage_node::proving::ProofOptions;
+use cairn_storage_node::node::Node;
 use std::time::Duration;
 
-fn params() -> NetParams {
-    NetParams {
-        sector_size: 16 << 10,
-        layers: 2,
-        challenges: 10,
-        batch: 2,
-        seal_challenges: 2,
-    }
-}
-
-fn keys_dir() -> std::path::PathBuf {
-    // shared by runs: the development setup is deterministic, and slow
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cairn-test-keys")
-}
-
-fn opts() -> NodeOptions {
-    NodeOptions {
-        capacity: 1 << 30,
-        k: 2,
-        m: 2,
-        repair_interval: Duration::ZERO,
-        scrub_interval: Duration::ZERO,
-        proofs: Some(ProofOptions {
-            params: params(),
-            // the background workers stay out of the way; the test drives every step
-            window: Duration::from_secs(24 * 3600),
-            keys_dir: keys_dir(),
-            seal_interval: Duration::from_secs(24 * 3600),
-        }),
-        ..NodeOptions::default()
-    }
-}
+mod common;
+use common::{keys_dir, opts, params};
 
 async fn network(n: usize) -> Vec<Node> {
     let mut nodes = Vec::new();
@@ -56,7 +23,7 @@ async fn network(n: usize) -> Vec<Node> {
                 Repo::in_memory(),
                 Keypair::generate_ed25519(),
                 NetConfig::default(),
-                opts(),
+                opts(true),
             )
             .await
             .unwrap(),
@@ -190,13 +157,16 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
     let log = nodes[0].audit_log(0).await.unwrap();
     let seal_keys = params().seal_keys(&keys_dir()).unwrap();
     let post_keys = params().post_keys(&keys_dir()).unwrap();
-    let report = verify_log(
-        &log,
-        &params(),
-        &seal_keys,
-        &post_keys,
-        &cairn_net::identity::verify_signature,
-    );
+    let verify = |log: &[LogEntry]| {
+        verify_log(
+            log,
+            &params(),
+            &seal_keys,
+            &post_keys,
+            &cairn_net::identity::verify_signature,
+        )
+    };
+    let report = verify(&log);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(report.sectors > 0 && report.passes > 0, "{report:?}");
     // a tampered entry breaks the chain
@@ -204,13 +174,7 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
     if let Some(e) = bad.first_mut() {
         e.body[5] ^= 1;
     }
-    let r = verify_log(
-        &bad,
-        &params(),
-        &seal_keys,
-        &post_keys,
-        &cairn_net::identity::verify_signature,
-    );
+    let r = verify(&bad);
     assert!(!r.problems.is_empty());
     // a compacted log verifies: the oldest entries (through the first audit) dropped, their
     // sector records appended again at the head; it starts above 0, anchored on its first
@@ -231,25 +195,13 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
         (seq, prev) = (seq + 1, again.hash());
         compacted.push(again);
     }
-    let r = verify_log(
-        &compacted,
-        &params(),
-        &seal_keys,
-        &post_keys,
-        &cairn_net::identity::verify_signature,
-    );
+    let r = verify(&compacted);
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     assert_eq!(r.first, k as u64);
     // but a log that starts at 0 must start from nothing
     let mut forged = log.clone();
     forged[0].prev = [1; 32];
-    let r = verify_log(
-        &forged,
-        &params(),
-        &seal_keys,
-        &post_keys,
-        &cairn_net::identity::verify_signature,
-    );
+    let r = verify(&forged);
     assert!(!r.problems.is_empty());
 
     // a holder loses its sealed data: its next audit fails and it becomes faulty

@@ -1,9 +1,49 @@
-//! Helpers shared by the multi-node tests.
+//! Helpers shared by the multi-node tests (each test file uses some of them).
+#![allow(dead_code)]
 
 use cairn_net::{Keypair, NetConfig, NoService};
+use cairn_proofs::audit::NetParams;
 use cairn_retrieval::{Client, Options};
-use cairn_storage_node::node::Node;
+use cairn_storage_node::node::{Node, NodeOptions};
+use cairn_storage_node::proving::ProofOptions;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Small proof parameters: 16 KiB sectors, 2 layers, 10 challenges, batches of 2.
+pub fn params() -> NetParams {
+    NetParams {
+        sector_size: 16 << 10,
+        layers: 2,
+        challenges: 10,
+        batch: 2,
+        seal_challenges: 2,
+    }
+}
+
+/// Where the development keys of [`params`] are kept, shared by runs: the setup is
+/// deterministic, and slow.
+pub fn keys_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cairn-test-keys")
+}
+
+/// A node with RS(2,2), no background repair or scrub, and proofs on [`params`] when `proofs`
+/// (with day-long windows and sealing intervals: the test drives every step).
+pub fn opts(proofs: bool) -> NodeOptions {
+    NodeOptions {
+        capacity: 1 << 30,
+        k: 2,
+        m: 2,
+        repair_interval: Duration::ZERO,
+        scrub_interval: Duration::ZERO,
+        proofs: proofs.then(|| ProofOptions {
+            params: params(),
+            window: Duration::from_secs(24 * 3600),
+            keys_dir: keys_dir(),
+            seal_interval: Duration::from_secs(24 * 3600),
+        }),
+        ..NodeOptions::default()
+    }
+}
 
 /// A retrieval client (not a server) bootstrapped from and connected to `node`, and its
 /// network handle.
