@@ -65,9 +65,10 @@ impl AuditLog {
         };
         let entries = log.entries()?;
         if let (Some(f), Some(l)) = (entries.first(), entries.last()) {
-            let held = (l.seq + 1).saturating_sub(f.seq);
+            // positions come from disk: no arithmetic on them may overflow
+            let held = l.seq.saturating_add(1).saturating_sub(f.seq);
             *log.head.lock().map_err(|_| poisoned())? = Head {
-                next: l.seq + 1,
+                next: l.seq.saturating_add(1),
                 last: l.hash(),
                 first: f.seq,
                 limit: log.cap.max(held),
@@ -110,7 +111,7 @@ impl AuditLog {
         let mut b = Batch::new();
         b.put(Table::AuditLog, be(e.seq), e.encode());
         self.repo.store().write(b, Durability::Sync)?;
-        head.next = e.seq + 1;
+        head.next = e.seq.saturating_add(1);
         head.last = e.hash();
         if head.next.saturating_sub(head.first) > head.limit {
             self.compact(&mut head, keep)?;
