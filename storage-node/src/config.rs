@@ -131,6 +131,10 @@ pub struct ProofsConfig {
     pub window_secs: u64,
     /// Seconds between looks for unsealed blocks.
     pub seal_interval_secs: u64,
+    /// Seconds a peer counts as the holder of a block it says it has before a sealed sector
+    /// of its verified records lists the block (the grace period for new shards: sealing
+    /// takes time).
+    pub grace_secs: u64,
     /// Where development keys are cached (empty: `$CAIRN_KEYS`, else `~/.cache/cairn/keys`).
     pub keys_dir: PathBuf,
 }
@@ -145,6 +149,7 @@ impl Default for ProofsConfig {
             batch: 2,
             window_secs: 60,
             seal_interval_secs: 10,
+            grace_secs: 6 * 3600,
             keys_dir: PathBuf::new(),
         }
     }
@@ -181,6 +186,7 @@ impl ProofsConfig {
                 self.keys_dir.clone()
             },
             seal_interval: std::time::Duration::from_secs(self.seal_interval_secs.max(1)),
+            grace: std::time::Duration::from_secs(self.grace_secs),
         })
     }
 }

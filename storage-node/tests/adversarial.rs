@@ -111,6 +111,9 @@ fn forged(
         window,
         nonce: [7; 32],
         sectors: Vec::new(),
+        open: Vec::new(),
+        piece: 0,
+        openings: Vec::new(),
         verdict,
         role,
         proof: Vec::new(),
@@ -363,6 +366,7 @@ async fn a_flood_of_proof_requests_does_not_keep_the_designated_auditor_out() {
                 window: 1,
                 nonce: [i; 32],
                 sectors: sectors.clone(),
+                open: Vec::new(),
             };
             flood.push(tokio::spawn(async move {
                 net.ctrl(to, CtrlRequest::App(req.encode())).await

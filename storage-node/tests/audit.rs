@@ -137,6 +137,7 @@ async fn audits_pass_log_verifies_and_lost_data_fails_then_repairs() {
                 window,
                 nonce: [i as u8; 32],
                 sectors: sectors.clone(),
+                open: Vec::new(),
             })
             .await;
             match r {

@@ -7,8 +7,12 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use cairn_core::cursor::{Cursor, CursorError};
 use thiserror::Error;
 
-/// Format version of every record here.
-pub const RECORD_VERSION: u8 = 1;
+/// Format version of every record and message here (2: sector records list their pieces,
+/// window proofs carry openings), except the log entry's framing ([`LOG_VERSION`]).
+pub const RECORD_VERSION: u8 = 2;
+/// Format version of a log entry's framing (its body is a record of [`RECORD_VERSION`]; a
+/// body of an older version stays in the chain but is no longer read).
+pub const LOG_VERSION: u8 = 1;
 /// Bytes of a compressed Groth16 proof on BN254.
 pub const PROOF_LEN: usize = 128;
 /// Longest peer id accepted (an ed25519 peer id is 38 bytes).
@@ -19,8 +23,8 @@ pub const MAX_SIGNATURE: usize = 128;
 pub const MAX_AUDIT_SECTORS: usize = 16;
 /// Longest reason text in an audit record.
 pub const MAX_REASON: usize = 256;
-/// Longest log entry body.
-pub const MAX_ENTRY_BODY: usize = 4096;
+/// Longest log entry body (a sector record listing [`MAX_PIECES`] pieces fits).
+pub const MAX_ENTRY_BODY: usize = 8192;
 /// Seed of the development key setup (never for production: that needs a ceremony).
 pub const DEV_SETUP_SEED: u64 = 0xCA12_0001;
 
@@ -119,11 +123,16 @@ impl From<CursorError> for AuditError {
 impl<'a> Reader<'a> {
     /// A reader past the leading format version, which must be [`RECORD_VERSION`].
     pub(super) fn versioned(buf: &'a [u8]) -> Result<Self, AuditError> {
+        Self::with_version(buf, RECORD_VERSION)
+    }
+
+    /// A reader past the leading format version, which must be `version`.
+    pub(super) fn with_version(buf: &'a [u8], version: u8) -> Result<Self, AuditError> {
         let mut r = Reader {
             c: Cursor::new(buf),
         };
         let v = r.u8()?;
-        if v != RECORD_VERSION {
+        if v != version {
             return Err(AuditError::Version(v));
         }
         Ok(r)

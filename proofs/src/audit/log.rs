@@ -31,7 +31,7 @@ impl LogEntry {
     /// Encodes the entry.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + 48);
-        out.push(RECORD_VERSION);
+        out.push(LOG_VERSION);
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.prev);
         out.push(match self.kind {
@@ -44,7 +44,7 @@ impl LogEntry {
 
     /// Decodes untrusted bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, AuditError> {
-        let mut r = Reader::versioned(buf)?;
+        let mut r = Reader::with_version(buf, LOG_VERSION)?;
         let seq = r.u64()?;
         let prev = r.b32()?;
         let kind = match r.u8()? {

@@ -4,6 +4,10 @@ use super::*;
 
 /// Most sector records in one [`AuditResponse::Sectors`] page.
 pub const MAX_SECTORS_PAGE: usize = 32;
+/// Most encoded bytes of the records of one [`AuditResponse::Sectors`] page (the answer must
+/// fit an application message, 12 KiB): a page ends early rather than grow past it, and holds
+/// at least one record.
+pub const MAX_SECTORS_PAGE_BYTES: usize = 11 << 10;
 
 /// What an auditor asks a prover (carried in the network's application messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,8 @@ pub enum AuditRequest {
         nonce: [u8; 32],
         /// Sector numbers (1 to [`MAX_AUDIT_SECTORS`]).
         sectors: Vec<u64>,
+        /// Data leaves of the first sector to open with the proof (at most [`MAX_OPENINGS`]).
+        open: Vec<u64>,
     },
     /// List your sector records with numbers from `from` on.
     Sectors {
@@ -27,10 +33,13 @@ pub enum AuditRequest {
 /// A prover's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditResponse {
-    /// The window proof, signed by the prover over [`answer_message`].
+    /// The window proof and the openings asked for, signed by the prover over
+    /// [`answer_message`].
     Proof {
         /// The proof.
         proof: [u8; PROOF_LEN],
+        /// The asked leaves of the first sector, in the order asked.
+        openings: Vec<Opening>,
         /// The prover's signature.
         signature: Vec<u8>,
     },
@@ -56,6 +65,7 @@ impl AuditRequest {
                 window,
                 nonce,
                 sectors,
+                open,
             } => {
                 out.push(1);
                 out.extend_from_slice(&window.to_le_bytes());
@@ -64,6 +74,7 @@ impl AuditRequest {
                 for s in sectors {
                     out.extend_from_slice(&s.to_le_bytes());
                 }
+                put_leaves(&mut out, open);
             }
             AuditRequest::Sectors { from } => {
                 out.push(2);
@@ -85,10 +96,12 @@ impl AuditRequest {
                     return Err(AuditError::Field("sector count"));
                 }
                 let sectors = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
+                let open = read_leaves(&mut r)?;
                 AuditRequest::Prove {
                     window,
                     nonce,
                     sectors,
+                    open,
                 }
             }
             2 => AuditRequest::Sectors { from: r.u64()? },
@@ -104,9 +117,14 @@ impl AuditResponse {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![RECORD_VERSION];
         match self {
-            AuditResponse::Proof { proof, signature } => {
+            AuditResponse::Proof {
+                proof,
+                openings,
+                signature,
+            } => {
                 out.push(1);
                 out.extend_from_slice(proof);
+                put_openings(&mut out, openings);
                 put_bytes(&mut out, signature);
             }
             AuditResponse::Refused { reason, signature } => {
@@ -132,8 +150,13 @@ impl AuditResponse {
             1 => {
                 let mut proof = [0u8; PROOF_LEN];
                 proof.copy_from_slice(r.take(PROOF_LEN)?);
+                let openings = read_openings(&mut r)?;
                 let signature = r.bytes(MAX_SIGNATURE, "signature length")?.to_vec();
-                AuditResponse::Proof { proof, signature }
+                AuditResponse::Proof {
+                    proof,
+                    openings,
+                    signature,
+                }
             }
             3 => {
                 let reason = std::str::from_utf8(r.bytes(MAX_REASON, "reason length")?)
@@ -150,7 +173,7 @@ impl AuditResponse {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     v.push(SectorRecord::decode(
-                        r.bytes(1024, "sector record length")?,
+                        r.bytes(MAX_ENTRY_BODY, "sector record length")?,
                     )?);
                 }
                 AuditResponse::Sectors(v)

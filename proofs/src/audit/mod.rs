@@ -15,12 +15,14 @@ mod codec;
 mod log;
 mod messages;
 mod params;
+mod pieces;
 mod records;
 
 pub use codec::*;
 pub use log::*;
 pub use messages::*;
 pub use params::*;
+pub use pieces::*;
 pub use records::*;
 
 #[cfg(test)]
@@ -36,6 +38,20 @@ mod tests {
             window: 9,
             nonce: [3; 32],
             sectors: vec![(0, Fr::from(5u64)), (1, Fr::from(6u64))],
+            open: vec![3, 9],
+            piece: 1,
+            openings: vec![
+                Opening {
+                    leaf: 3,
+                    value: Fr::from(7u64),
+                    path: vec![Fr::from(8u64); 7],
+                },
+                Opening {
+                    leaf: 9,
+                    value: Fr::from(9u64),
+                    path: vec![Fr::from(10u64); 7],
+                },
+            ],
             verdict: Verdict::Fail,
             role: Role::Primary,
             proof: vec![],
@@ -63,6 +79,18 @@ mod tests {
             layers: 2,
             data_len: 100,
             ticket: [7; 32],
+            pieces: vec![
+                Piece {
+                    cid: vec![1; 36],
+                    offset: 0,
+                    len: 60,
+                },
+                Piece {
+                    cid: vec![2; 36],
+                    offset: 7,
+                    len: 40,
+                },
+            ],
             comm_d: Fr::from(1u64),
             comm_r: Fr::from(2u64),
             seal_proof: [0; PROOF_LEN],
@@ -86,6 +114,7 @@ mod tests {
                 window: 3,
                 nonce: [1; 32],
                 sectors: vec![4, 4],
+                open: vec![1, 2],
             },
             AuditRequest::Sectors { from: 9 },
         ] {
@@ -94,13 +123,14 @@ mod tests {
         for resp in [
             AuditResponse::Proof {
                 proof: [5; PROOF_LEN],
+                openings: audit().openings,
                 signature: vec![6; 64],
             },
             AuditResponse::Refused {
                 reason: "sector 4 is not held here".into(),
                 signature: vec![6; 64],
             },
-            AuditResponse::Sectors(vec![s.clone(); MAX_SECTORS_PAGE]),
+            AuditResponse::Sectors(vec![s.clone(); 8]),
         ] {
             let e = resp.encode();
             assert!(e.len() <= 12 << 10);
@@ -154,6 +184,17 @@ mod tests {
         let mut b = a.clone();
         b.proof = vec![1; PROOF_LEN];
         variants.push(b);
+        let mut b = a.clone();
+        b.open[0] += 1;
+        variants.push(b);
+        let mut with_proof = a.clone();
+        with_proof.proof = vec![1; PROOF_LEN];
+        let mut b = with_proof.clone();
+        b.openings[1].path[3] = Fr::from(11u64);
+        assert_ne!(b.answer_message(), with_proof.answer_message());
+        b = with_proof.clone();
+        b.openings[0].value = Fr::from(12u64);
+        assert_ne!(b.answer_message(), with_proof.answer_message());
         for v in variants {
             assert_ne!(v.answer_message(), base, "{v:?}");
         }

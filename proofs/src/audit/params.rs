@@ -108,24 +108,29 @@ pub fn seal_sector(
         .ok_or_else(|| AuditError::Prove("no sector sealed".into()))
 }
 
-/// [`seal_sector`] for several sectors `(sector, ticket, data)` at once: they are labelled
-/// together ([`label_sectors`]), then each seal is proved ([`prove_seal`]). The results are
-/// in order.
+/// [`seal_sector`] for several sectors `(sector, ticket, data)` at once, each listing no
+/// pieces: they are labelled together ([`label_sectors`], with the ticket bound to the empty
+/// piece list), then each seal is proved ([`prove_seal`]). The results are in order.
 pub fn seal_sectors(
     params: &NetParams,
     seal_keys: &Keys,
     prover: &[u8],
     sectors: &[(u64, [u8; 32], &[u8])],
 ) -> Result<Vec<(Sealed, SectorRecord)>, AuditError> {
+    let bound: Vec<(u64, [u8; 32], &[u8])> = sectors
+        .iter()
+        .map(|&(s, t, d)| (s, bound_ticket(&t, &[]), d))
+        .collect();
     let mut out = Vec::with_capacity(sectors.len());
-    for (s, (sealed, labels)) in sectors.iter().zip(label_sectors(params, prover, sectors)?) {
-        let record = prove_seal(params, seal_keys, prover, s, &sealed, labels)?;
+    for (s, (sealed, labels)) in sectors.iter().zip(label_sectors(params, prover, &bound)?) {
+        let record = prove_seal(params, seal_keys, prover, s, Vec::new(), &sealed, labels)?;
         out.push((sealed, record));
     }
     Ok(out)
 }
 
-/// Seals `sectors` `(sector, ticket, data)` as `prover`'s, labelled together
+/// Seals `sectors` `(sector, ticket, data)` as `prover`'s, labelled together (`ticket` is the
+/// one the sector is sealed with: [`bound_ticket`] of the record's ticket and pieces)
 /// ([`sdr::labels_many`], eight at a time where the CPU allows): each sealed sector with the
 /// labels its seal proof needs, in order.
 pub fn label_sectors(
@@ -148,34 +153,53 @@ pub fn label_sectors(
         .map_err(|e| AuditError::Prove(e.to_string()))
 }
 
-/// Proves the seal of `sector` `(sector, ticket, data)`, sealed as `sealed` with `labels`
-/// (consumed: they are the largest part of sealing's memory): its public record.
+/// Proves the seal of `sector` `(sector, ticket, data)` listing `pieces`, sealed as `sealed`
+/// (with [`bound_ticket`] of `ticket` and `pieces`) and `labels` (consumed: they are the
+/// largest part of sealing's memory): its public record. Errors when the sector was sealed with
+/// another ticket or piece list.
 pub fn prove_seal(
     params: &NetParams,
     seal_keys: &Keys,
     prover: &[u8],
     sector: &(u64, [u8; 32], &[u8]),
+    pieces: Vec<Piece>,
     sealed: &Sealed,
     labels: Vec<Vec<Fr>>,
 ) -> Result<SectorRecord, AuditError> {
     let &(id, ticket, data) = sector;
+    if pieces.len() > MAX_PIECES {
+        return Err(AuditError::Field("piece count"));
+    }
+    let rid = sdr::replica_id(
+        &node_id(prover),
+        id,
+        &bound_ticket(&ticket, &pieces),
+        sealed.comm_d,
+    );
+    if rid != sealed.replica_id {
+        return Err(AuditError::Prove(
+            "the sector was sealed with another ticket or piece list".into(),
+        ));
+    }
     let p = params.sector();
     let circuit = SealCircuit::prove_with_labels(&p, params.seal_challenges, data, sealed, &labels)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
     drop(labels);
     let proof = Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
-    Ok(SectorRecord {
+    let record = SectorRecord {
         prover: prover.to_vec(),
         sector: id,
         sector_size: params.sector_size as u64,
         layers: params.layers as u8,
         data_len: data.len() as u64,
         ticket,
+        pieces,
         comm_d: sealed.comm_d,
         comm_r: sealed.comm_r,
         seal_proof: encode_proof(&proof),
-    })
+    };
+    Ok(record)
 }
 
 /// Proves window `window` for `nonce` over `sectors` (exactly `params.batch` of them, a sector

@@ -22,8 +22,12 @@ pub struct SectorRecord {
     pub layers: u8,
     /// Data bytes in the sector.
     pub data_len: u64,
-    /// The sealing ticket (part of `replica_id`).
+    /// The prover's random sealing ticket: `replica_id` is derived from it bound to `pieces`
+    /// ([`bound_ticket`]).
     pub ticket: [u8; 32],
+    /// The blocks the sector's data holds, in order (their lengths add up to at most
+    /// `data_len`; a sector sealed from other bytes lists none).
+    pub pieces: Vec<Piece>,
     /// Root over the data leaves.
     pub comm_d: Fr,
     /// `H(comm_c, comm_r_last)`.
@@ -38,14 +42,14 @@ impl SectorRecord {
         sdr::replica_id(
             &node_id(&self.prover),
             self.sector,
-            &self.ticket,
+            &bound_ticket(&self.ticket, &self.pieces),
             self.comm_d,
         )
     }
 
     /// Encodes the record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(300);
+        let mut out = Vec::with_capacity(300 + self.pieces.len() * 56);
         out.push(RECORD_VERSION);
         put_bytes(&mut out, &self.prover);
         out.extend_from_slice(&self.sector.to_le_bytes());
@@ -53,6 +57,7 @@ impl SectorRecord {
         out.push(self.layers);
         out.extend_from_slice(&self.data_len.to_le_bytes());
         out.extend_from_slice(&self.ticket);
+        put_pieces(&mut out, &self.pieces);
         out.extend_from_slice(&fr_bytes(&self.comm_d));
         out.extend_from_slice(&fr_bytes(&self.comm_r));
         out.extend_from_slice(&self.seal_proof);
@@ -74,6 +79,7 @@ impl SectorRecord {
             return Err(AuditError::Field("data length exceeds the sector"));
         }
         let ticket = r.b32()?;
+        let pieces = read_pieces(&mut r, data_len)?;
         let comm_d = r.fr()?;
         let comm_r = r.fr()?;
         let mut seal_proof = [0u8; PROOF_LEN];
@@ -86,6 +92,7 @@ impl SectorRecord {
             layers,
             data_len,
             ticket,
+            pieces,
             comm_d,
             comm_r,
             seal_proof,
@@ -185,21 +192,38 @@ impl Role {
     }
 }
 
+/// What a prover answered to a window proof request: its proof and openings, or a refusal.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    /// The proof (empty for a refusal).
+    pub proof: &'a [u8],
+    /// The leaves opened with it.
+    pub openings: &'a [Opening],
+    /// The refusal text (when there is no proof).
+    pub refusal: &'a str,
+}
+
 /// The bytes a prover signs when it answers a window proof request: a domain tag, the auditor,
-/// the prover, the window, the nonce and the sector numbers asked for, then `01` and the proof,
-/// or `02` and the refusal text. A signed answer is what makes a `Fail` checkable by everyone:
-/// the auditor cannot invent a bad proof or a refusal the prover did not give.
+/// the prover, the window, the nonce, the sector numbers and the leaves asked for, then `01`,
+/// the proof and the openings, or `02` and the refusal text. A signed answer is what makes a
+/// `Fail` checkable by everyone: the auditor cannot invent a bad proof, a bad opening or a
+/// refusal the prover did not give.
 pub fn answer_message(
     auditor: &[u8],
     prover: &[u8],
     window: u64,
     nonce: &[u8; 32],
     sectors: &[u64],
-    proof: &[u8],
-    refusal: &str,
+    open: &[u64],
+    answered: Answered<'_>,
 ) -> Vec<u8> {
+    let Answered {
+        proof,
+        openings,
+        refusal,
+    } = answered;
     let mut out = Vec::with_capacity(400);
-    out.extend_from_slice(b"cairn window answer v1");
+    out.extend_from_slice(b"cairn window answer v2");
     put_bytes(&mut out, auditor);
     put_bytes(&mut out, prover);
     out.extend_from_slice(&window.to_le_bytes());
@@ -208,12 +232,14 @@ pub fn answer_message(
     for s in sectors {
         out.extend_from_slice(&s.to_le_bytes());
     }
+    put_leaves(&mut out, open);
     if proof.is_empty() {
         out.push(2);
         put_bytes(&mut out, refusal.as_bytes());
     } else {
         out.push(1);
         put_bytes(&mut out, proof);
+        put_openings(&mut out, openings);
     }
     out
 }
@@ -231,6 +257,13 @@ pub struct AuditRecord {
     pub nonce: [u8; 32],
     /// Challenged sectors and their `comm_r`, in proof order.
     pub sectors: Vec<(u64, Fr)>,
+    /// Data leaves of the first sector asked to be opened (at most [`MAX_OPENINGS`]).
+    pub open: Vec<u64>,
+    /// The piece of the first sector's record the opened leaves were drawn from: their bytes
+    /// must equal its block's.
+    pub piece: u8,
+    /// The openings received, in the order asked (empty when none were).
+    pub openings: Vec<Opening>,
     /// The verdict.
     pub verdict: Verdict,
     /// The auditor's duty for this prover and window.
@@ -261,6 +294,9 @@ impl AuditRecord {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&fr_bytes(c));
         }
+        put_leaves(&mut out, &self.open);
+        out.push(self.piece);
+        put_openings(&mut out, &self.openings);
         out.push(self.verdict.tag());
         out.push(self.role.tag());
         put_bytes(&mut out, &self.proof);
@@ -269,8 +305,8 @@ impl AuditRecord {
         out
     }
 
-    /// The prover's answer as it signed it ([`answer_message`]): the carried proof, or when
-    /// there is none, the reason as the prover's refusal.
+    /// The prover's answer as it signed it ([`answer_message`]): the carried proof and
+    /// openings, or when there is no proof, the reason as the prover's refusal.
     pub fn answer_message(&self) -> Vec<u8> {
         let ids: Vec<u64> = self.sectors.iter().map(|s| s.0).collect();
         answer_message(
@@ -279,8 +315,12 @@ impl AuditRecord {
             self.window,
             &self.nonce,
             &ids,
-            &self.proof,
-            &self.reason,
+            &self.open,
+            Answered {
+                proof: &self.proof,
+                openings: &self.openings,
+                refusal: &self.reason,
+            },
         )
     }
 
@@ -306,6 +346,9 @@ impl AuditRecord {
         for _ in 0..n {
             sectors.push((r.u64()?, r.fr()?));
         }
+        let open = read_leaves(&mut r)?;
+        let piece = r.u8()?;
+        let openings = read_openings(&mut r)?;
         let verdict = match r.u8()? {
             0 => Verdict::Pass,
             1 => Verdict::Fail,
@@ -334,6 +377,9 @@ impl AuditRecord {
             window,
             nonce,
             sectors,
+            open,
+            piece,
+            openings,
             verdict,
             role,
             proof,
@@ -341,6 +387,19 @@ impl AuditRecord {
             answer_sig,
             signature,
         })
+    }
+
+    /// Whether every asked leaf was opened, in order, with a path to `comm_d` (the first
+    /// sector's, from its record) in a tree of the network's depth. The bytes are checked
+    /// against the block by [`Opening::matches`], by whoever has the block.
+    pub fn openings_verify(&self, params: &NetParams, comm_d: Fr) -> bool {
+        let depth = (params.sector_size / 32).trailing_zeros() as usize;
+        self.openings.len() == self.open.len()
+            && self
+                .openings
+                .iter()
+                .zip(&self.open)
+                .all(|(o, l)| o.leaf == *l && o.verifies(comm_d, depth))
     }
 
     /// Whether the carried proof verifies for this record's window, nonce and sectors

@@ -439,6 +439,18 @@ impl Node {
 
     /// For every shard in `cids`: which of `nodes` hold it (verified, not quarantined).
     async fn holders(&self, cids: &[Cid], nodes: &[PeerId]) -> HashMap<Cid, Vec<PeerId>> {
+        self.holders_and_lagging(cids, nodes).await.0
+    }
+
+    /// [`Self::holders`], and the peers that say they hold one of `cids` but do not count as
+    /// its holder (proofs on: no sealed sector lists it and its grace period is over). Repair
+    /// places nothing on those: they are behind on sealing, or keep what they are given
+    /// without proving it.
+    async fn holders_and_lagging(
+        &self,
+        cids: &[Cid],
+        nodes: &[PeerId],
+    ) -> (HashMap<Cid, Vec<PeerId>>, HashSet<PeerId>) {
         let me = self.peer_id();
         let net = &self.inner.net;
         let svc = self.inner.svc.clone();
@@ -471,7 +483,22 @@ impl Node {
                 out.entry(c).or_default().push(p);
             }
         }
-        out
+        // with proofs on, a claim counts only once a sealed sector of the peer lists the
+        // block (or while its grace period lasts): storage bound to assignment
+        let mut lagging = HashSet::new();
+        if let Some(l) = self.inner.proofs.as_deref() {
+            for (c, ps) in out.iter_mut() {
+                ps.retain(|p| {
+                    let counts = l.counts_as_holder(p, c);
+                    if !counts {
+                        lagging.insert(*p);
+                    }
+                    counts
+                });
+            }
+            out.retain(|_, ps| !ps.is_empty());
+        }
+        (out, lagging)
     }
 
     /// The node's state.

@@ -29,6 +29,14 @@ impl ProverHost for Node {
     fn seal_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.seal_lock
     }
+
+    fn shard_rebuilt(
+        &self,
+        cid: cairn_core::Cid,
+    ) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send {
+        let node = self.clone();
+        async move { node.shard_rebuilt(cid).await }
+    }
 }
 
 impl Node {
@@ -50,6 +58,12 @@ impl Node {
     /// The audit log (entries from `from` on, at most [`LOG_PAGE`]).
     pub async fn audit_log(&self, from: u64) -> Result<Vec<LogEntry>, NodeError> {
         Prover(self.clone()).audit_log(from).await
+    }
+
+    /// Asks `peer` for its sector records now and registers those whose seal proof verifies
+    /// (audits do it for peers not heard of yet; records are gossiped as they are sealed).
+    pub async fn refresh_sectors(&self, peer: PeerId) {
+        Prover(self.clone()).fetch_sectors(peer).await
     }
 
     /// Seals every stored block not yet in a sector, now.

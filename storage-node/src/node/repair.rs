@@ -64,7 +64,16 @@ impl Node {
         let me = self.peer_id();
         for (m, stripes, manifest_blocks) in datasets {
             let cids: Vec<Cid> = stripes.iter().flat_map(|s| s.shards().copied()).collect();
-            let holders = self.holders(&cids, &ids).await;
+            let (holders, lagging) = self.holders_and_lagging(&cids, &ids).await;
+            if !lagging.is_empty() {
+                tracing::info!(dataset = %m.root, peers = ?lagging,
+                    "peers say they hold shards no sealed sector of theirs lists, past the grace period: not counted, and given nothing");
+            }
+            let live: Vec<Live<PeerId>> = live
+                .iter()
+                .filter(|l| !lagging.contains(&l.id))
+                .cloned()
+                .collect();
             let coder = match Coder::new(m.k as usize, m.m as usize) {
                 Ok(c) => c,
                 Err(e) => {
@@ -188,6 +197,49 @@ impl Node {
             rebuilt += 1;
         }
         Ok(rebuilt)
+    }
+
+    /// Shard `cid` rebuilt from the other shards of its stripe (in the first dataset known
+    /// here that has it), fetched verified from their counted holders and decoded: what an
+    /// auditor compares an opened piece with when the prover is the shard's only holder.
+    pub(crate) async fn shard_rebuilt(&self, cid: Cid) -> Option<Vec<u8>> {
+        let repo = self.inner.repo.clone();
+        let (k, m, s, i) = offload(move || {
+            for (_, mcid) in repo.datasets().ok()? {
+                let Ok(man) = repo.manifest(&mcid) else {
+                    continue;
+                };
+                let Ok(stripes) = repo.stripes(&man) else {
+                    continue;
+                };
+                for s in stripes {
+                    let at = s.shards().position(|c| *c == cid);
+                    if let Some(i) = at {
+                        return Some((man.k, man.m, s, i));
+                    }
+                }
+            }
+            None
+        })
+        .await
+        .ok()??;
+        let coder = Coder::new(k as usize, m as usize).ok()?;
+        let ids: Vec<PeerId> = self.live_nodes().await.iter().map(|x| x.0).collect();
+        let cids: Vec<Cid> = s.shards().copied().collect();
+        let holders = self.holders(&cids, &ids).await;
+        let mut gather = Gather::for_stripe(&coder, &s, &[i]).ok()?;
+        gather.lost(i);
+        while let Some(batch) = gather.next_batch() {
+            let got = futures::future::join_all(
+                batch.iter().map(|&j| self.shard_from(&cids[j], &holders)),
+            )
+            .await;
+            for (&j, b) in batch.iter().zip(got) {
+                gather.offer(j, b.ok()?);
+            }
+        }
+        let mut shards = gather.finish(&coder, &s).ok()?;
+        shards.get_mut(i)?.take()
     }
 
     /// Shard `cid` from the first of its holders that serves it (read here when this node is

@@ -24,6 +24,7 @@ impl Ledger {
                 window,
                 nonce,
                 sectors,
+                open,
             } => {
                 if sectors.len() != self.opts.params.batch {
                     return Err(format!(
@@ -41,8 +42,12 @@ impl Ledger {
                         window,
                         &nonce,
                         &sectors,
-                        &[],
-                        &reason,
+                        &open,
+                        audit::Answered {
+                            proof: &[],
+                            openings: &[],
+                            refusal: &reason,
+                        },
                     );
                     let signature = sign(&m);
                     Ok(AuditResponse::Refused { reason, signature }.encode())
@@ -51,9 +56,13 @@ impl Ledger {
                 let designated = self.admit_prove(from, window)?;
                 let timely = schedule::window_is_current(window, self.window_now());
                 let mut loaded = Vec::new();
+                let mut first_record = None;
                 for id in &sectors {
                     match self.load_sector(*id) {
-                        Ok(Some((_, s))) => loaded.push((*id, s)),
+                        Ok(Some((r, s))) => {
+                            first_record.get_or_insert(r);
+                            loaded.push((*id, s))
+                        }
                         // the one refusal this node signs (evidence of a lost sector), and only
                         // for a window that is now: nobody collects signed refusals ahead
                         Ok(None) if self.committed(*id) && timely => {
@@ -103,14 +112,38 @@ impl Ledger {
                 let proof =
                     audit::prove_window(&self.opts.params, &self.post_keys, &nonce, window, &refs)
                         .map_err(|e| e.to_string())?;
+                // the leaves asked for, of the first sector (read errors are unsigned)
+                let openings = match (open.is_empty(), &first_record, loaded.first()) {
+                    (true, _, _) => Vec::new(),
+                    (false, Some(r), Some((id, s))) => self
+                        .open_sector(*id, r, s, &open)
+                        .map_err(|e| format!("opening sector {id}: {e}"))?,
+                    _ => return Err("no sector to open".into()),
+                };
                 tracing::info!(auditor = %from, window, designated, secs = t.elapsed().as_secs_f64(), "window proved");
                 if let Ok(mut s) = self.status.lock() {
                     s.proofs_made += 1;
                 }
-                let m =
-                    audit::answer_message(&auditor, &self.me, window, &nonce, &sectors, &proof, "");
+                let m = audit::answer_message(
+                    &auditor,
+                    &self.me,
+                    window,
+                    &nonce,
+                    &sectors,
+                    &open,
+                    audit::Answered {
+                        proof: &proof,
+                        openings: &openings,
+                        refusal: "",
+                    },
+                );
                 let signature = sign(&m);
-                Ok(AuditResponse::Proof { proof, signature }.encode())
+                Ok(AuditResponse::Proof {
+                    proof,
+                    openings,
+                    signature,
+                }
+                .encode())
             }
         }
     }

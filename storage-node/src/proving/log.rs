@@ -213,6 +213,7 @@ mod tests {
             layers: 2,
             data_len: 100,
             ticket: [7; 32],
+            pieces: Vec::new(),
             comm_d: Fr::from(1u64),
             comm_r: Fr::from(n + 2),
             seal_proof: [0; PROOF_LEN],
@@ -227,6 +228,9 @@ mod tests {
             window: 5,
             nonce: [3; 32],
             sectors: vec![(0, Fr::from(2u64))],
+            open: Vec::new(),
+            piece: 0,
+            openings: Vec::new(),
             verdict,
             role,
             proof: if verdict == Verdict::Pass {

@@ -12,6 +12,9 @@
 //!   the verdict and gossips it on [`AUDIT_TOPIC`].
 //! - **Log**: every node appends verified sector records and audit records (its own and
 //!   gossiped ones whose signature and proof it re-checked) to a hash-chained log in the store.
+//! - **Assignment** ([`cover`]): sector records list the blocks they hold; a peer counts as a
+//!   block's holder once a sealed sector lists it (after a grace period, only then), and
+//!   audits challenge the sectors holding the prover's shards, opening one piece's leaves.
 //! - **Faults** ([`faults`]): only a window's designated auditors count. A failed window (the
 //!   prover's own signed answer, re-checked by everyone) marks the prover faulty; a missed one
 //!   does when the window's confirming auditor misses it too. A faulty prover no longer counts
@@ -26,7 +29,7 @@ use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{NetClient, PeerId};
 use cairn_proofs::audit::{
     self, fr_bytes, AuditError, AuditRecord, AuditRequest, AuditResponse, EntryKind, LogEntry,
-    NetParams, Role, SectorRecord, Verdict, MAX_SECTORS_PAGE,
+    NetParams, Piece, Role, SectorRecord, Verdict, MAX_SECTORS_PAGE,
 };
 use cairn_proofs::keys::{KeyError, Keys};
 use cairn_proofs::sdr::Sealed;
@@ -40,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod answer;
+mod cover;
 mod faults;
 mod log;
 mod prover;
@@ -67,6 +71,9 @@ pub struct ProofOptions {
     pub keys_dir: PathBuf,
     /// How often the sealing worker looks for unsealed blocks.
     pub seal_interval: Duration,
+    /// How long a peer counts as the holder of a block it says it has before a sealed sector
+    /// of its verified records lists the block ([`cover`]).
+    pub grace: Duration,
 }
 
 /// Proof failures.
@@ -178,6 +185,8 @@ pub(crate) struct Ledger {
     registry: Mutex<HashMap<Vec<u8>, BTreeMap<u64, Fr>>>,
     /// prover -> sector -> data bytes, from the same records.
     sealed: Mutex<HashMap<Vec<u8>, BTreeMap<u64, u64>>>,
+    /// The blocks those records list, and claims in their grace period ([`cover`]).
+    cover: Mutex<cover::Cover>,
     faults: Mutex<faults::Faults>,
     /// Held from appending an audit record to applying its verdict.
     verdicts: Mutex<()>,
@@ -242,6 +251,7 @@ impl Ledger {
             log: audit_log,
             registry: Mutex::new(HashMap::new()),
             sealed: Mutex::new(HashMap::new()),
+            cover: Mutex::new(cover::Cover::default()),
             faults: Mutex::new(faults::Faults::default()),
             verdicts: Mutex::new(()),
             confirming: Mutex::new(Vec::new()),
@@ -270,20 +280,52 @@ impl Ledger {
             *f = faults;
         }
         let mut st = ProofStatus::default();
-        for (_, v) in p.repo.store().table_scan(Table::Sectors)? {
-            st.sectors += 1;
-            if let Some(r) = serde_json::from_slice::<SectorMeta>(&v)
+        let mut stale = Vec::new();
+        for (k, v) in p.repo.store().table_scan(Table::Sectors)? {
+            match serde_json::from_slice::<SectorMeta>(&v)
                 .ok()
                 .and_then(|m| unhex(&m.record))
                 .and_then(|b| SectorRecord::decode(&b).ok())
             {
-                st.sealed_bytes += r.data_len;
+                Some(r) => {
+                    st.sectors += 1;
+                    st.sealed_bytes += r.data_len;
+                }
+                None => stale.push(k),
             }
         }
+        p.drop_sectors(&stale)?;
         if let Ok(mut s) = p.status.lock() {
             *s = st;
         }
         Ok(p)
+    }
+
+    /// Drops sealed sectors whose record no longer reads (sealed by an older version, whose
+    /// records listed no pieces): their replicas and metadata go, and their blocks are sealed
+    /// again by the next sealing pass.
+    fn drop_sectors(&self, keys: &[Vec<u8>]) -> Result<(), ProofsError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let store = self.repo.store();
+        let mut batch = Batch::new();
+        for (cid, sector) in store.table_scan(Table::Sealed)? {
+            if keys.contains(&sector) {
+                batch.delete(Table::Sealed, cid);
+            }
+        }
+        for k in keys {
+            batch
+                .delete(Table::Sectors, k.clone())
+                .delete(Table::Replicas, k.clone());
+        }
+        store.write(batch, Durability::Sync)?;
+        tracing::warn!(
+            sectors = keys.len(),
+            "sealed sectors of an older format dropped; their blocks will be sealed again"
+        );
+        Ok(())
     }
 
     fn remember(&self, r: &SectorRecord) {
@@ -297,6 +339,9 @@ impl Ledger {
                 .entry(r.prover.clone())
                 .or_default()
                 .insert(r.sector, r.data_len);
+        }
+        if let Ok(mut c) = self.cover.lock() {
+            c.add(r);
         }
     }
 
@@ -393,6 +438,7 @@ impl Ledger {
     /// This node's sector records with numbers from `from` on (one page).
     fn own_records(&self, from: u64) -> Result<Vec<SectorRecord>, ProofsError> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for (k, v) in self.repo.store().table_scan(Table::Sectors)? {
             let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| ProofsError::Meta(0))?);
             if id < from {
@@ -400,6 +446,11 @@ impl Ledger {
             }
             let meta: SectorMeta = serde_json::from_slice(&v).map_err(|_| ProofsError::Meta(id))?;
             if let Some(r) = unhex(&meta.record).and_then(|b| SectorRecord::decode(&b).ok()) {
+                let n = r.encode().len() + 2;
+                if !out.is_empty() && bytes + n > audit::MAX_SECTORS_PAGE_BYTES {
+                    break;
+                }
+                bytes += n;
                 out.push(r);
             }
             if out.len() == MAX_SECTORS_PAGE {
@@ -558,6 +609,9 @@ pub(crate) trait ProverHost: Send + Sync + 'static {
     fn repair_notify(&self) -> &tokio::sync::Notify;
     /// Held while a sealing pass runs.
     fn seal_lock(&self) -> &tokio::sync::Mutex<()>;
+    /// Shard `cid` rebuilt from the rest of its stripe, verified (for checking an opening
+    /// when no other node holds the shard).
+    fn shard_rebuilt(&self, cid: Cid) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send;
 }
 
 /// The node's proving duties over a [`ProverHost`]: sealing what it stores, answering and

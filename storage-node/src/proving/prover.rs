@@ -221,19 +221,58 @@ impl<H: ProverHost + Clone> Prover<H> {
             // a designated auditor names a sector this node has not heard of yet
             self.fetch_sectors(prover).await;
         }
+        // what of the prover's answer verifies: the proof, and the opened leaves' paths to the
+        // listed piece's sector (`None`: that piece is not known here)
+        let (p2, a2) = (p.clone(), a.clone());
+        let checked = offload(move || {
+            let proof_ok = !a2.proof.is_empty() && p2.proof_verifies(&a2);
+            if a2.open.is_empty() {
+                return Some((proof_ok, true, None));
+            }
+            let first = a2.sectors.first()?.0;
+            let (comm_d, detail, start) = p2.piece_of(&a2.prover, first, a2.piece)?;
+            let cid = Cid::try_from(detail.cid.as_slice()).ok()?;
+            let paths_ok = a2.openings_verify(&p2.opts.params, comm_d);
+            let o = cover::Opened {
+                cid,
+                piece: a2.piece,
+                leaves: a2.open.clone(),
+                comm_d,
+                start,
+                detail,
+            };
+            Some((proof_ok, paths_ok, Some(o)))
+        })
+        .await?;
+        let Some((proof_ok, paths_ok, opened)) = checked else {
+            return Ok(Err(not_now("audit of a piece with no known listing")));
+        };
+        let mut ok = proof_ok && paths_ok;
+        if ok && a.verdict == Verdict::Fail {
+            // a fail whose proof and paths hold must be about the opened bytes: checked
+            // against the block (from here, the auditor or the prover)
+            if let Some(o) = &opened {
+                let Some(block) = self.block_for_check(o.cid, &[auditor, prover]).await else {
+                    return Ok(Err(not_now(
+                        "the opened block could not be fetched to check",
+                    )));
+                };
+                ok = a
+                    .openings
+                    .iter()
+                    .all(|x| x.matches(&o.detail, o.start, &block));
+            }
+        }
         let p2 = p.clone();
         let a2 = a.clone();
         let outcome = offload(move || {
             let a = a2;
-            let known = p2.sectors_of(&a.prover);
-            if a.sectors.iter().any(|s| !known.contains(s)) {
-                return Err(not_now("audit of sectors with no known commitment"));
-            }
-            let ok = !a.proof.is_empty() && p2.proof_verifies(&a);
             match a.verdict {
-                Verdict::Pass if !ok => return Err(invalid("a pass whose proof does not verify")),
+                Verdict::Pass if !ok => {
+                    return Err(invalid("a pass whose proof or openings do not verify"))
+                }
                 Verdict::Fail | Verdict::Missed if ok => {
-                    return Err(invalid("a fail whose proof verifies"))
+                    return Err(invalid("a fail whose proof and openings verify"))
                 }
                 Verdict::Fail
                     if !cairn_net::identity::verify_signature(
@@ -256,8 +295,12 @@ impl<H: ProverHost + Clone> Prover<H> {
             if confirmer == Some(me) && p.start_confirming(&a.prover, a.window) {
                 let node = self.clone();
                 let window = a.window;
+                let primary = a.clone();
                 tokio::spawn(async move {
-                    match node.audit_as(prover, window, Role::Confirmer).await {
+                    match node
+                        .audit_as(prover, window, Role::Confirmer, Some(&primary))
+                        .await
+                    {
                         Ok(Some(r)) => tracing::info!(%prover, window, verdict = r.verdict.name(),
                             "confirming audit after the primary's miss"),
                         Ok(None) => {}
@@ -269,8 +312,30 @@ impl<H: ProverHost + Clone> Prover<H> {
         outcome
     }
 
+    /// Block `cid` for checking an opening, verified against its CID: from this node's store,
+    /// else from `first` (in order), else rebuilt from the rest of its stripe.
+    async fn block_for_check(&self, cid: Cid, first: &[PeerId]) -> Option<Vec<u8>> {
+        let p = self.proofs()?;
+        let repo = p.repo.clone();
+        if let Ok(Ok(b)) = offload(move || repo.block(&cid)).await {
+            return Some(b);
+        }
+        let me = self.0.net().peer_id();
+        for peer in first.iter().filter(|r| **r != me) {
+            let got = tokio::time::timeout(
+                Duration::from_secs(10),
+                self.0.net().fetch_verified(*peer, &cid),
+            )
+            .await;
+            if let Ok(Ok(Some(b))) = got {
+                return Some(b.to_vec());
+            }
+        }
+        self.0.shard_rebuilt(cid).await
+    }
+
     /// Asks `peer` for its sector records and registers the ones whose seal proof verifies.
-    async fn fetch_sectors(&self, peer: PeerId) {
+    pub(crate) async fn fetch_sectors(&self, peer: PeerId) {
         let Some(p) = self.proofs() else { return };
         let mut from = 0u64;
         for _ in 0..64 {
@@ -283,7 +348,7 @@ impl<H: ProverHost + Clone> Prover<H> {
             let Ok(AuditResponse::Sectors(recs)) = AuditResponse::decode(&bytes) else {
                 return;
             };
-            let full = recs.len() == MAX_SECTORS_PAGE;
+            let full = !recs.is_empty();
             let next = recs
                 .iter()
                 .map(|r| r.sector)
@@ -356,7 +421,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         }
         let window = p.window_now();
         match audit_target(me, &p.ring(), window) {
-            Some(target) => self.audit_as(target, window, Role::Primary).await,
+            Some(target) => self.audit_as(target, window, Role::Primary, None).await,
             None => Ok(None),
         }
     }
@@ -373,7 +438,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         }
         let window = p.window_now();
         let role = role_of(self.0.net().peer_id(), target, &p.ring(), window);
-        self.audit_as(target, window, role).await
+        self.audit_as(target, window, role, None).await
     }
 
     /// The designated auditors of `target` this window (primary, confirming), as this node
@@ -383,32 +448,70 @@ impl<H: ProverHost + Clone> Prover<H> {
         auditors_of(target, &p.ring(), p.window_now())
     }
 
-    /// One audit of `target` for `window` in `role`: fresh nonce, a random batch of its
-    /// committed sectors, the verdict ([`judge`]), signed; logged, and gossiped unless manual.
+    /// One audit of `target` for `window` in `role`: fresh nonce, the sectors holding shards it
+    /// is counted as holding (or, when there are none, a random batch of its committed
+    /// sectors; [`cover::challenge`]), one piece's leaves opened and compared with the block;
+    /// the verdict ([`judge`]), signed; logged, and gossiped unless manual. A confirming audit
+    /// (`repeat`: the primary's record of a miss) asks for the same sectors and leaves.
     pub(crate) async fn audit_as(
         &self,
         target: PeerId,
         window: u64,
         role: Role,
+        repeat: Option<&AuditRecord>,
     ) -> Result<Option<AuditRecord>, NodeError> {
         let Some(p) = self.proofs() else {
             return Ok(None);
         };
         let me = self.0.net().peer_id();
-        let committed = p.sectors_of(&target.to_bytes());
-        if committed.is_empty() {
+        let (p2, tb) = (p.clone(), target.to_bytes());
+        let (mut batch, mut opened) = offload(move || p2.plan_challenge(&tb)).await?;
+        if let Some(r) = repeat {
+            // the same sectors and leaves as the primary asked for, when this node knows them
+            let known = p.sectors_of(&r.prover);
+            if r.sectors.iter().all(|s| known.contains(s)) {
+                batch = r.sectors.clone();
+                opened = r
+                    .sectors
+                    .first()
+                    .zip(r.open.first())
+                    .and_then(|((first, _), _)| {
+                        let (comm_d, detail, start) = p.piece_of(&r.prover, *first, r.piece)?;
+                        Some(cover::Opened {
+                            cid: Cid::try_from(detail.cid.as_slice()).ok()?,
+                            piece: r.piece,
+                            leaves: r.open.clone(),
+                            comm_d,
+                            start,
+                            detail,
+                        })
+                    });
+            }
+        }
+        if batch.is_empty() {
             return Ok(None);
         }
+        // the block of the opened piece, verified against its CID: here, from the prover, or
+        // from a few other provers; without it nothing is opened this time
+        let block = match &opened {
+            Some(o) => self.block_for_check(o.cid, &[target]).await,
+            None => None,
+        };
+        if block.is_none() {
+            opened = None;
+        }
         let mut rng = rand::rngs::OsRng;
-        let batch: Vec<(u64, Fr)> = (0..p.opts.params.batch)
-            .map(|_| committed[(rng.next_u64() % committed.len() as u64) as usize])
-            .collect();
         let mut nonce = [0u8; 32];
         rng.fill_bytes(&mut nonce);
+        let open: Vec<u64> = opened
+            .as_ref()
+            .map(|o| o.leaves.clone())
+            .unwrap_or_default();
         let req = AuditRequest::Prove {
             window,
             nonce,
             sectors: batch.iter().map(|s| s.0).collect(),
+            open: open.clone(),
         };
         let deadline = answer_deadline(p.opts.window);
         let answer = tokio::time::timeout(
@@ -422,6 +525,9 @@ impl<H: ProverHost + Clone> Prover<H> {
             window,
             nonce,
             sectors: batch,
+            open,
+            piece: opened.as_ref().map(|o| o.piece).unwrap_or(0),
+            openings: Vec::new(),
             verdict: Verdict::Missed,
             role,
             proof: Vec::new(),
@@ -442,28 +548,44 @@ impl<H: ProverHost + Clone> Prover<H> {
             let ids: Vec<u64> = r2.sectors.iter().map(|s| s.0).collect();
             judge(
                 &answer,
-                |proof, refusal, sig| {
+                |proof, openings, refusal, sig| {
                     let m = audit::answer_message(
                         &r2.auditor,
                         &r2.prover,
                         r2.window,
                         &r2.nonce,
                         &ids,
-                        proof,
-                        refusal,
+                        &r2.open,
+                        audit::Answered {
+                            proof,
+                            openings,
+                            refusal,
+                        },
                     );
                     cairn_net::identity::verify_signature(&r2.prover, &m, sig)
                 },
-                |proof| {
+                |proof, openings| {
                     let mut r = r2.clone();
                     r.proof = proof.to_vec();
-                    p2.proof_verifies(&r)
+                    r.openings = openings.to_vec();
+                    if !p2.proof_verifies(&r) {
+                        return Err("the proof does not verify".into());
+                    }
+                    match (&opened, &block) {
+                        (Some(o), Some(b)) => check_openings(&r, &p2.opts.params, o, b),
+                        _ => Ok(()),
+                    }
                 },
             )
         })
         .await?;
-        (rec.verdict, rec.reason, rec.proof, rec.answer_sig) =
-            (j.verdict, j.reason, j.proof, j.answer_sig);
+        (
+            rec.verdict,
+            rec.reason,
+            rec.proof,
+            rec.openings,
+            rec.answer_sig,
+        ) = (j.verdict, j.reason, j.proof, j.openings, j.answer_sig);
         rec.signature = self.0.net().sign(&rec.signed_bytes());
         let (p2, r2) = (p.clone(), rec.clone());
         let newly_faulty = offload(move || p2.record_audit(&r2, true))
@@ -479,4 +601,29 @@ impl<H: ProverHost + Clone> Prover<H> {
         }
         Ok(Some(rec))
     }
+}
+
+/// Whether a record's openings hold for the piece `o`: every asked leaf opened with a path to
+/// the sector's `comm_d`, and its bytes equal to the block's (`block`, already checked against
+/// its CID). `Err` says which part fails.
+pub(crate) fn check_openings(
+    r: &AuditRecord,
+    params: &NetParams,
+    o: &cover::Opened,
+    block: &[u8],
+) -> Result<(), String> {
+    if !r.openings_verify(params, o.comm_d) {
+        return Err("an opened leaf is not in the sealed sector's data".into());
+    }
+    if !r
+        .openings
+        .iter()
+        .all(|x| x.matches(&o.detail, o.start, block))
+    {
+        return Err(format!(
+            "the sealed sector's data is not the block {} it lists",
+            o.cid
+        ));
+    }
+    Ok(())
 }

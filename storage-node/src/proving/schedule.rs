@@ -2,7 +2,7 @@
 //! no network, no randomness), so every case is a row of a table test.
 
 use cairn_net::PeerId;
-use cairn_proofs::audit::{AuditResponse, Role, Verdict, MAX_REASON};
+use cairn_proofs::audit::{AuditResponse, Opening, Role, Verdict, MAX_REASON};
 use std::time::Duration;
 
 /// The ring of a window's audits: the provers (peers with a verified sector record, this node
@@ -120,24 +120,28 @@ pub(crate) struct Judgement {
     pub(crate) reason: String,
     /// The proof the prover sent (empty when none).
     pub(crate) proof: Vec<u8>,
+    /// The leaves it opened with the proof.
+    pub(crate) openings: Vec<Opening>,
     /// The prover's signature on its answer (empty when it gave no signed answer).
     pub(crate) answer_sig: Vec<u8>,
 }
 
-/// The verdict on an answer. `signed(proof, refusal, signature)` checks the prover's signature
-/// on its answer; `verifies(proof)` checks a well-formed, signed proof against the request.
-/// Only what the prover signed can fail it: a signed proof that does not verify, or a signed
-/// refusal. Anything else (no answer, an unsigned error, a malformed or unsigned answer) is a
-/// miss: a claim of the auditor's alone, which a second auditor must confirm.
+/// The verdict on an answer. `signed(proof, openings, refusal, signature)` checks the prover's
+/// signature on its answer; `verifies(proof, openings)` checks a well-formed, signed proof and
+/// its openings against the request (`Err` says what is wrong). Only what the prover signed can
+/// fail it: a signed proof or opening that does not verify, or a signed refusal. Anything else
+/// (no answer, an unsigned error, a malformed or unsigned answer) is a miss: a claim of the
+/// auditor's alone, which a second auditor must confirm.
 pub(crate) fn judge(
     answer: &Answer,
-    signed: impl Fn(&[u8], &str, &[u8]) -> bool,
-    verifies: impl FnOnce(&[u8]) -> bool,
+    signed: impl Fn(&[u8], &[Opening], &str, &[u8]) -> bool,
+    verifies: impl FnOnce(&[u8], &[Opening]) -> Result<(), String>,
 ) -> Judgement {
     let missed = |reason: String| Judgement {
         verdict: Verdict::Missed,
         reason: cut(&reason),
         proof: Vec::new(),
+        openings: Vec::new(),
         answer_sig: Vec::new(),
     };
     match answer {
@@ -146,30 +150,35 @@ pub(crate) fn judge(
         Answer::Declined(e) => missed(format!("declined: {e}")),
         Answer::Unexpected => missed("unexpected answer".into()),
         Answer::Reply(bytes) => match AuditResponse::decode(bytes) {
-            Ok(AuditResponse::Proof { proof, signature }) => {
-                if !signed(&proof, "", &signature) {
+            Ok(AuditResponse::Proof {
+                proof,
+                openings,
+                signature,
+            }) => {
+                if !signed(&proof, &openings, "", &signature) {
                     return missed("a proof the prover did not sign".into());
                 }
-                let (verdict, reason) = if verifies(&proof) {
-                    (Verdict::Pass, String::new())
-                } else {
-                    (Verdict::Fail, "the proof does not verify".into())
+                let (verdict, reason) = match verifies(&proof, &openings) {
+                    Ok(()) => (Verdict::Pass, String::new()),
+                    Err(e) => (Verdict::Fail, cut(&e)),
                 };
                 Judgement {
                     verdict,
                     reason,
                     proof: proof.to_vec(),
+                    openings,
                     answer_sig: signature,
                 }
             }
             Ok(AuditResponse::Refused { reason, signature }) => {
-                if !signed(&[], &reason, &signature) {
+                if !signed(&[], &[], &reason, &signature) {
                     return missed("a refusal the prover did not sign".into());
                 }
                 Judgement {
                     verdict: Verdict::Fail,
                     reason,
                     proof: Vec::new(),
+                    openings: Vec::new(),
                     answer_sig: signature,
                 }
             }
@@ -308,6 +317,7 @@ mod tests {
         let proof = |sig: &[u8]| {
             AuditResponse::Proof {
                 proof: [7u8; PROOF_LEN],
+                openings: Vec::new(),
                 signature: sig.to_vec(),
             }
             .encode()
@@ -443,11 +453,15 @@ mod tests {
             let mut called = false;
             let j = judge(
                 &answer,
-                |_, _, sig| sig == SIG,
-                |p| {
+                |_, _, _, sig| sig == SIG,
+                |p, _| {
                     called = true;
                     assert_eq!(p, &[7u8; PROOF_LEN][..]);
-                    ok
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("the proof does not verify".into())
+                    }
                 },
             );
             assert_eq!(j.verdict, verdict, "{answer:?}");

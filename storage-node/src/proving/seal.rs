@@ -40,6 +40,14 @@ impl Ledger {
             }
             let mut off = 0usize;
             while off < bytes.len() {
+                if cur.pieces.len() == audit::MAX_PIECES {
+                    // a record lists at most so many pieces: the rest goes to the next sector
+                    batch.push(std::mem::take(&mut cur));
+                    if batch.len() == batch_max {
+                        out.extend(self.seal_batch(&batch)?);
+                        batch.clear();
+                    }
+                }
                 let n = (cap - cur.data.len()).min(bytes.len() - off);
                 cur.data.extend_from_slice(&bytes[off..off + n]);
                 cur.pieces.push((cid, off as u64, n as u64));
@@ -69,24 +77,46 @@ impl Ledger {
     pub(super) fn seal_batch(&self, batch: &[Pending]) -> Result<Vec<SectorRecord>, ProofsError> {
         let mut rng = rand::rngs::OsRng;
         let mut inputs = Vec::with_capacity(batch.len());
+        let mut bound = Vec::with_capacity(batch.len());
+        let mut lists = Vec::with_capacity(batch.len());
         for b in batch {
             let sector = rng.next_u64() >> 1;
             let mut ticket = [0u8; 32];
             rng.fill_bytes(&mut ticket);
+            // the record lists the blocks in the sector, and the seal is made with a ticket
+            // bound to that list, so the seal proof commits to it
+            let pieces: Vec<Piece> = b
+                .pieces
+                .iter()
+                .map(|(c, o, n)| Piece {
+                    cid: c.to_bytes(),
+                    offset: *o,
+                    len: *n,
+                })
+                .collect();
             inputs.push((sector, ticket, b.data.as_slice()));
+            bound.push((
+                sector,
+                audit::bound_ticket(&ticket, &pieces),
+                b.data.as_slice(),
+            ));
+            lists.push(pieces);
         }
         let t = std::time::Instant::now();
-        let labelled = audit::label_sectors(&self.opts.params, &self.me, &inputs)?;
+        let labelled = audit::label_sectors(&self.opts.params, &self.me, &bound)?;
         let label_secs = t.elapsed().as_secs_f64();
         let mut out = Vec::with_capacity(batch.len());
         // each sector is kept (and its record logged) as soon as its seal is proved
-        for ((b, input), (sealed, labels)) in batch.iter().zip(&inputs).zip(labelled) {
+        for (((b, input), pieces), (sealed, labels)) in
+            batch.iter().zip(&inputs).zip(lists).zip(labelled)
+        {
             let t = std::time::Instant::now();
             let record = audit::prove_seal(
                 &self.opts.params,
                 &self.seal_keys,
                 &self.me,
                 input,
+                pieces,
                 &sealed,
                 labels,
             )?;
@@ -145,6 +175,58 @@ impl Ledger {
             s.sealed_bytes += b.data.len() as u64;
         }
         Ok(())
+    }
+
+    /// Opens `leaves` of sealed sector `id` (its data's leaves, with paths to `comm_d`): the
+    /// data is read back from the plain blocks its pieces name, or, when they are gone or
+    /// changed, unsealed from the replica.
+    pub(super) fn open_sector(
+        &self,
+        id: u64,
+        record: &SectorRecord,
+        sealed: &Sealed,
+        leaves: &[u64],
+    ) -> Result<Vec<audit::Opening>, ProofsError> {
+        let store = self.repo.store();
+        let meta: Option<SectorMeta> = store
+            .table_get(Table::Sectors, &be(id))?
+            .and_then(|m| serde_json::from_slice(&m).ok());
+        let mut data = Vec::with_capacity(record.data_len as usize);
+        for (c, off, n) in meta.map(|m| m.pieces).unwrap_or_default() {
+            let Some(bytes) = Cid::try_from(c.as_str())
+                .ok()
+                .and_then(|c| store.get_raw(&c).ok().flatten())
+            else {
+                break;
+            };
+            let (off, n) = (off as usize, n as usize);
+            match bytes.get(off..off.saturating_add(n)) {
+                Some(b) => data.extend_from_slice(b),
+                None => break,
+            }
+        }
+        if data.len() as u64 == record.data_len {
+            let (root, out) = audit::open_leaves(&self.opts.params, &data, leaves)?;
+            if root == record.comm_d {
+                return Ok(out);
+            }
+        }
+        tracing::info!(
+            sector = id,
+            "plain blocks of a sealed sector missing; unsealing it to open leaves"
+        );
+        let data = cairn_proofs::sdr::unseal(
+            &self.opts.params.sector(),
+            &sealed.replica,
+            sealed.replica_id,
+            record.data_len as usize,
+        )
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+        let (root, out) = audit::open_leaves(&self.opts.params, &data, leaves)?;
+        if root != record.comm_d {
+            return Err(ProofsError::Meta(id));
+        }
+        Ok(out)
     }
 
     pub(super) fn load_sector(

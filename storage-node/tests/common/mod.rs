@@ -27,7 +27,7 @@ pub fn keys_dir() -> std::path::PathBuf {
 }
 
 /// A node with RS(2,2), no background repair or scrub, and proofs on [`params`] when `proofs`
-/// (with day-long windows and sealing intervals: the test drives every step).
+/// (with day-long windows, sealing intervals and grace periods: the test drives every step).
 pub fn opts(proofs: bool) -> NodeOptions {
     NodeOptions {
         capacity: 1 << 30,
@@ -40,6 +40,7 @@ pub fn opts(proofs: bool) -> NodeOptions {
             window: Duration::from_secs(24 * 3600),
             keys_dir: keys_dir(),
             seal_interval: Duration::from_secs(24 * 3600),
+            grace: Duration::from_secs(24 * 3600),
         }),
         ..NodeOptions::default()
     }
