@@ -99,7 +99,8 @@ pub type SignatureCheck = dyn Fn(&[u8], &[u8], &[u8]) -> bool;
 /// Re-verifies a whole log: consecutive positions, the hash chain, every sector record's seal
 /// proof, every audit record's signature (`sig_ok(peer, message, signature)`), the prover's
 /// signature on the answer behind every fail, that audited sectors were committed in the log
-/// with the same `comm_r`, and every carried proof.
+/// with the same `comm_r`, every carried proof, and the paths of opened leaves (a fail about
+/// the opened bytes needs the block and is counted as a claim).
 ///
 /// A node bounds its log by compaction: it drops the oldest entries and appends again those
 /// still needed (sector records of live commitments, the audits behind current faults). The
@@ -121,7 +122,8 @@ pub fn verify_log(
         Some(e) if e.seq > 0 => e.prev,
         _ => [0u8; 32],
     };
-    let mut committed: HashMap<(Vec<u8>, u64), Fr> = HashMap::new();
+    // (prover, sector) -> (comm_r, comm_d, pieces)
+    let mut committed: HashMap<(Vec<u8>, u64), (Fr, Fr, usize)> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         if e.kind != EntryKind::Sector {
             continue;
@@ -131,7 +133,10 @@ pub fn verify_log(
             Ok(s) => match s.verify_seal(params, seal_keys) {
                 Ok(true) => {
                     rep.sectors += 1;
-                    committed.insert((s.prover.clone(), s.sector), s.comm_r);
+                    committed.insert(
+                        (s.prover.clone(), s.sector),
+                        (s.comm_r, s.comm_d, s.pieces.len()),
+                    );
                 }
                 Ok(false) => rep.problems.push(format!(
                     "entry {i}: seal proof of sector {} invalid",
@@ -171,23 +176,34 @@ pub fn verify_log(
                     ));
                     continue;
                 }
-                let unknown = a
-                    .sectors
-                    .iter()
-                    .any(|(id, c)| committed.get(&(a.prover.clone(), *id)) != Some(c));
+                let unknown = a.sectors.iter().any(|(id, c)| {
+                    committed.get(&(a.prover.clone(), *id)).map(|x| x.0) != Some(*c)
+                });
                 if unknown {
                     rep.problems.push(format!(
                         "entry {i}: audits a sector with no matching commitment in the log"
                     ));
                     continue;
                 }
-                let ok = a.proof_verifies(params, post_keys);
+                // the opened leaves' paths lead to the first sector's comm_d, from a piece it
+                // lists (their bytes need the block, which the log does not hold)
+                let paths_ok = a.open.is_empty()
+                    || a.sectors.first().is_some_and(|(id, _)| {
+                        committed.get(&(a.prover.clone(), *id)).is_some_and(
+                            |&(_, comm_d, pieces)| {
+                                (a.piece as usize) < pieces && a.openings_verify(params, comm_d)
+                            },
+                        )
+                    });
+                let ok = a.proof_verifies(params, post_keys) && paths_ok;
                 match (a.verdict, a.proof.is_empty()) {
                     (Verdict::Pass, _) if ok => rep.passes += 1,
-                    (Verdict::Pass, _) => rep
-                        .problems
-                        .push(format!("entry {i}: a pass whose proof does not verify")),
+                    (Verdict::Pass, _) => rep.problems.push(format!(
+                        "entry {i}: a pass whose proof or openings do not verify"
+                    )),
                     (_, false) if !ok => rep.fails_rechecked += 1,
+                    // a fail about the opened bytes: checkable only with the block
+                    (_, false) if !a.open.is_empty() => rep.claims += 1,
                     (_, false) => rep
                         .problems
                         .push(format!("entry {i}: a fail whose proof verifies")),

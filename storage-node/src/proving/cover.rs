@@ -16,11 +16,13 @@
 //!   sealed from other bytes than it lists fails.
 //!
 //! The decisions are pure functions of their inputs (time and draws are arguments), tested by
-//! tables.
+//! tables; the ledger's calls into them (with the clock, the store and fresh randomness) are in
+//! `assign.rs`.
 
-use super::*;
-use cairn_proofs::audit::{piece_leaves, piece_starts, Piece};
-use std::collections::HashSet;
+use ark_bn254::Fr;
+use cairn_core::Cid;
+use cairn_proofs::audit::{piece_leaves, piece_starts, Piece, SectorRecord};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most (peer, block) claims remembered for their grace period. When full, a new claim does
 /// not count until a sealed sector lists its block (the safe side: repair makes another copy).
@@ -193,90 +195,6 @@ pub(crate) fn leaves_to_open(
     (0..count).map(|_| first + draw(n) % n).collect()
 }
 
-impl Ledger {
-    /// Whether `peer`, which says it has `cid`, counts as its holder now ([`Cover::counts`]).
-    pub(crate) fn counts_as_holder(&self, peer: &PeerId, cid: &Cid) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let grace = self.opts.grace.as_secs();
-        self.cover
-            .lock()
-            .map(|mut c| c.counts(&peer.to_bytes(), &cid.to_bytes(), now, grace))
-            .unwrap_or(false)
-    }
-
-    /// The shards (data and parity) of every dataset whose manifest this node has.
-    fn known_shards(&self) -> HashSet<Vec<u8>> {
-        let mut out = HashSet::new();
-        let Ok(datasets) = self.repo.datasets() else {
-            return out;
-        };
-        for (_, mcid) in datasets {
-            let Ok(m) = self.repo.manifest(&mcid) else {
-                continue;
-            };
-            let Ok(stripes) = self.repo.stripes(&m) else {
-                continue;
-            };
-            for s in &stripes {
-                out.extend(s.shards().map(|c| c.to_bytes()));
-            }
-        }
-        out
-    }
-
-    /// An audit's challenge of `prover` ([`challenge`]) with fresh randomness: the sectors with
-    /// their `comm_r`, and what to open (block, piece index, leaves, `comm_d`, the piece and
-    /// its start). Empty when no sector of `prover` is known.
-    pub(crate) fn plan_challenge(&self, prover: &[u8]) -> (Vec<(u64, Fr)>, Option<Opened>) {
-        let committed = self.sectors_of(prover);
-        let ids: Vec<u64> = committed.iter().map(|s| s.0).collect();
-        let shards = self.known_shards();
-        let Ok(cover) = self.cover.lock() else {
-            return (Vec::new(), None);
-        };
-        let assigned = cover.assigned(prover, &shards);
-        let mut rng = rand::rngs::OsRng;
-        let c = challenge(&assigned, &ids, self.opts.params.batch, |n| {
-            rng.next_u64() % n.max(1)
-        });
-        let sectors = c
-            .sectors
-            .iter()
-            .filter_map(|s| committed.iter().find(|x| x.0 == *s).copied())
-            .collect();
-        let opened = c.open.and_then(|(cid, piece)| {
-            let first = *c.sectors.first()?;
-            let (comm_d, p, start) = cover.piece(prover, first, piece)?;
-            let leaves = leaves_to_open(start, p.len, audit::MAX_OPENINGS, |n| {
-                rng.next_u64() % n.max(1)
-            });
-            let cid = Cid::try_from(cid.as_slice()).ok()?;
-            Some(Opened {
-                cid,
-                piece,
-                leaves,
-                comm_d,
-                start,
-                detail: p,
-            })
-        });
-        (sectors, opened)
-    }
-
-    /// `comm_d`, the piece and its start, for checking openings of `prover`'s `sector`.
-    pub(crate) fn piece_of(
-        &self,
-        prover: &[u8],
-        sector: u64,
-        piece: u8,
-    ) -> Option<(Fr, Piece, u64)> {
-        self.cover.lock().ok()?.piece(prover, sector, piece)
-    }
-}
-
 /// The piece an audit opens.
 #[derive(Debug, Clone)]
 pub(crate) struct Opened {
@@ -316,7 +234,7 @@ mod tests {
                 .collect(),
             comm_d: Fr::from(sector),
             comm_r: Fr::from(sector + 1),
-            seal_proof: [0; audit::PROOF_LEN],
+            seal_proof: [0; cairn_proofs::audit::PROOF_LEN],
         }
     }
 

@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod answer;
+mod assign;
 mod cover;
 mod faults;
 mod log;
@@ -639,6 +640,7 @@ pub fn describe(e: &LogEntry) -> serde_json::Value {
                 "prover": peer_str(&r.prover),
                 "sector": r.sector,
                 "data_len": r.data_len,
+                "pieces": r.pieces.len(),
                 "comm_r": hex(&fr_bytes(&r.comm_r)),
             }),
             Err(err) => serde_json::json!({ "kind": "sector", "error": err.to_string() }),
@@ -650,6 +652,7 @@ pub fn describe(e: &LogEntry) -> serde_json::Value {
                 "prover": peer_str(&a.prover),
                 "window": a.window,
                 "sectors": a.sectors.iter().map(|s| s.0).collect::<Vec<_>>(),
+                "opened": a.open,
                 "verdict": a.verdict.name(),
                 "reason": a.reason,
             }),
