@@ -6,7 +6,8 @@
 //!
 //! Attacks tested elsewhere: junk pushes and a forged manifest record under another root
 //! (`tests/network.rs`), duplicate-name and symlink DAGs (`client-cli/tests/cli.rs`),
-//! a proof that does not verify and a prover that lost its data (`tests/audit.rs`).
+//! a proof that does not verify and a prover that lost its data (`tests/audit.rs`), shards
+//! kept unsealed and a sector sealed from other bytes than it lists (`tests/assignment.rs`).
 
 use cairn_core::testgen::Gen;
 use cairn_net::wire::{CtrlRequest, CtrlResponse};

@@ -213,6 +213,16 @@ pub trait BlockStore: Send + Sync {
     fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of a table, in key order.
     fn table_scan(&self, t: Table) -> Result<Entries, StoreError>;
+    /// At most `limit` entries of a table with keys from `from` on (inclusive), in key order.
+    /// The default filters a whole scan; stores with ordered iterators start at `from`.
+    fn table_scan_from(&self, t: Table, from: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        Ok(self
+            .table_scan(t)?
+            .into_iter()
+            .filter(|(k, _)| k.as_slice() >= from)
+            .take(limit)
+            .collect())
+    }
 
     /// A block's bytes, verified against its CID.
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {

@@ -237,6 +237,21 @@ impl BlockStore for RocksStore {
         }
         Ok(out)
     }
+
+    fn table_scan_from(
+        &self,
+        t: Table,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(from, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(t.name())?, mode).take(limit) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

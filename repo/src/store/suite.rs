@@ -97,6 +97,23 @@ fn tables(s: &dyn BlockStore) {
     assert_eq!(s.table_get(Table::Datasets, b"a").unwrap(), None);
     assert_eq!(s.table_scan(Table::Quarantine).unwrap().len(), 1);
     assert!(s.table_scan(Table::Pins).unwrap().is_empty());
+    // a page of a table from a key on, in key order (the audit log's pager)
+    let mut batch = Batch::new();
+    for i in 0..10u64 {
+        batch.put(Table::AuditLog, i.to_be_bytes().to_vec(), vec![i as u8]);
+    }
+    s.write(batch, Durability::Sync).unwrap();
+    let page = |from: u64, limit| {
+        s.table_scan_from(Table::AuditLog, &from.to_be_bytes(), limit)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v[0])
+            .collect::<Vec<u8>>()
+    };
+    assert_eq!(page(3, 4), vec![3, 4, 5, 6]);
+    assert_eq!(page(8, 4), vec![8, 9]);
+    assert!(page(10, 4).is_empty());
+    assert_eq!(page(0, 100).len(), 10);
 }
 
 fn enumeration_is_complete(s: &dyn BlockStore) {

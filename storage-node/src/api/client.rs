@@ -170,18 +170,21 @@ pub fn put_report(v: Value) -> Result<PutReport, ClientError> {
     typed(v, "put")
 }
 
-/// The audit log from entry `from` on, every page of `GET /api/v0/audit/log` read until a
-/// short one; each entry as the API describes it (`entry` holds the encoded bytes in hex).
+/// The audit log from position `from` on (a compacted log starts above 0), every page of
+/// `GET /api/v0/audit/log` read until a short one, each next page from the position after the
+/// last entry; each entry as the API describes it (`entry` holds the encoded bytes in hex).
 pub fn audit_log(api: &str, from: u64) -> Result<Vec<Value>, ClientError> {
-    let mut out = Vec::new();
+    let mut out: Vec<Value> = Vec::new();
+    let mut next = from;
     loop {
-        let next = from + out.len() as u64;
         let page = get_json(api, &format!("/api/v0/audit/log?from={next}"))?;
         let list = page["entries"].as_array().cloned().unwrap_or_default();
         let n = list.len();
+        let last = list.last().and_then(|e| e["seq"].as_u64());
         out.extend(list);
-        if n < crate::proving::LOG_PAGE {
-            return Ok(out);
+        match last {
+            Some(seq) if n >= crate::proving::LOG_PAGE && seq >= next => next = seq + 1,
+            _ => return Ok(out),
         }
     }
 }

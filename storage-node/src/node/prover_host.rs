@@ -55,7 +55,7 @@ impl Node {
         Prover(self.clone()).proof_status()
     }
 
-    /// The audit log (entries from `from` on, at most [`LOG_PAGE`]).
+    /// The audit log: at most [`LOG_PAGE`] entries from position `from` on.
     pub async fn audit_log(&self, from: u64) -> Result<Vec<LogEntry>, NodeError> {
         Prover(self.clone()).audit_log(from).await
     }

@@ -88,6 +88,26 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// At most `limit` entries from position `from` on, in order, read from there (not the
+    /// whole log).
+    pub(crate) fn entries_from(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let mut out = Vec::new();
+        for (k, v) in self
+            .repo
+            .store()
+            .table_scan_from(Table::AuditLog, &be(from), limit)?
+        {
+            out.push(LogEntry::decode(&v).map_err(|e| {
+                StoreError::Backend(format!("audit log entry {}: {e}", hex_key(&k)))
+            })?);
+        }
+        Ok(out)
+    }
+
     /// Entries appended so far (the next position).
     pub(crate) fn next(&self) -> u64 {
         self.head.lock().map(|h| h.next).unwrap_or(0)

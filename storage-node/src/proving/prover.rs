@@ -57,13 +57,14 @@ impl<H: ProverHost + Clone> Prover<H> {
         self.0.proofs().as_ref().map(|p| p.status())
     }
 
-    /// The audit log (entries from `from` on, at most [`LOG_PAGE`]).
+    /// The audit log: at most [`LOG_PAGE`] entries from position `from` on, read from there.
     pub async fn audit_log(&self, from: u64) -> Result<Vec<LogEntry>, NodeError> {
         let Some(p) = self.proofs() else {
             return Ok(Vec::new());
         };
-        let all = offload(move || p.log()).await?.map_err(proofs_err)?;
-        Ok(all.into_iter().skip(from as usize).take(LOG_PAGE).collect())
+        offload(move || p.log.entries_from(from, LOG_PAGE))
+            .await?
+            .map_err(|e| proofs_err(e.into()))
     }
 
     /// Seals every stored block not yet in a sector, now.
