@@ -149,35 +149,19 @@ impl Repo {
         Ok(report)
     }
 
-    /// Removes every block no pin needs (a pinned dataset keeps its DAG, parity and manifest).
-    /// Datasets whose root is no longer pinned are forgotten.
-    pub fn gc(&self) -> Result<GcReport, RepoError> {
+    /// Every block a pin needs: a pinned dataset's manifest head and pages and every shard of
+    /// its stripes (data and parity), and a pinned root without a dataset its whole DAG. Errs
+    /// ([`RepoError::GcUnsafe`]) when what a pin needs cannot be read: nothing may be collected
+    /// then.
+    pub fn needed(&self) -> Result<HashSet<Cid>, RepoError> {
         let mut keep: HashSet<Cid> = HashSet::new();
         let datasets: std::collections::HashMap<Cid, Cid> = self.datasets()?.into_iter().collect();
-        let mut forget = Vec::new();
-        for (root, mcid) in &datasets {
-            if self
-                .store
-                .table_get(Table::Pins, &root.to_bytes())?
-                .is_none()
-            {
-                forget.push(*root);
-            }
-            let _ = mcid;
-        }
         for root in self.pin_ls()? {
             if let Some(mcid) = datasets.get(&root) {
-                let m = self.manifest(mcid).map_err(|e| RepoError::GcUnsafe {
+                keep.extend(self.dataset_blocks(mcid).map_err(|e| RepoError::GcUnsafe {
                     root,
                     reason: e.to_string(),
-                })?;
-                let stripes = self.stripes(&m).map_err(|e| RepoError::GcUnsafe {
-                    root,
-                    reason: e.to_string(),
-                })?;
-                keep.insert(*mcid);
-                keep.extend(m.pages.iter().copied());
-                keep.extend(stripes.iter().flat_map(|s| s.shards().copied()));
+                })?);
             } else {
                 let mut seen = Vec::new();
                 self.reader()
@@ -189,29 +173,69 @@ impl Repo {
                 keep.extend(seen);
             }
         }
-        let mut doomed = Vec::new();
-        let mut report = GcReport::default();
+        Ok(keep)
+    }
+
+    /// A dataset's manifest head and pages and every shard of its stripes (data and parity).
+    pub fn dataset_blocks(&self, manifest: &Cid) -> Result<HashSet<Cid>, RepoError> {
+        let m = self.manifest(manifest)?;
+        let stripes = self.stripes(&m)?;
+        let mut out: HashSet<Cid> = HashSet::new();
+        out.insert(*manifest);
+        out.extend(m.pages.iter().copied());
+        out.extend(stripes.iter().flat_map(|s| s.shards().copied()));
+        Ok(out)
+    }
+
+    /// Every stored block not in `keep`.
+    pub fn unneeded(&self, keep: &HashSet<Cid>) -> Result<Vec<Cid>, RepoError> {
+        let mut out = Vec::new();
         self.store.for_each_cid(&mut |c| {
-            if keep.contains(&c) {
-                report.kept += 1;
-            } else {
-                doomed.push(c);
+            if !keep.contains(&c) {
+                out.push(c);
             }
             true
         })?;
+        Ok(out)
+    }
+
+    /// Removes the blocks `doomed` (with their quarantine marks and manifest copies), in
+    /// durable batches of 1024.
+    pub fn collect(&self, doomed: &[Cid]) -> Result<GcReport, RepoError> {
+        let mut report = GcReport::default();
         for chunk in doomed.chunks(1024) {
             let mut b = Batch::new();
             for c in chunk {
-                report.bytes += self.store.size(c)?.unwrap_or(0);
+                let Some(n) = self.store.size(c)? else {
+                    continue;
+                };
+                report.bytes += n;
                 report.removed += 1;
                 b.delete_block(*c);
                 b.delete(Table::Quarantine, c.to_bytes());
+                b.delete(Table::Manifests, c.to_bytes());
             }
             self.store.write(b, Durability::Sync)?;
         }
+        Ok(report)
+    }
+
+    /// Removes every block no pin needs (a pinned dataset keeps its DAG, parity and manifest).
+    /// Datasets whose root is no longer pinned are forgotten.
+    pub fn gc(&self) -> Result<GcReport, RepoError> {
+        let keep = self.needed()?;
+        let doomed = self.unneeded(&keep)?;
+        let mut report = self.collect(&doomed)?;
+        report.kept = self.unneeded(&HashSet::new())?.len() as u64;
         let mut b = Batch::new();
-        for root in forget {
-            b.delete(Table::Datasets, root.to_bytes());
+        for (root, _) in self.datasets()? {
+            if self
+                .store
+                .table_get(Table::Pins, &root.to_bytes())?
+                .is_none()
+            {
+                b.delete(Table::Datasets, root.to_bytes());
+            }
         }
         for (k, _) in self.store.table_scan(Table::Manifests)? {
             let c = cid_from_bytes(&k).map_err(|_| StoreError::BadKey("manifests"))?;

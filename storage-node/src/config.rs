@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub repair_interval_secs: u64,
     /// Seconds between scrubs of the local store (0 turns scrubbing off).
     pub scrub_interval_secs: u64,
+    /// Seconds between collection passes (0 turns them off): a block that no dataset, pin or
+    /// push of the last interval needs goes when two passes in a row find it so.
+    pub collect_interval_secs: u64,
     /// Proofs of storage.
     pub proofs: ProofsConfig,
     /// The fast tier: promoting hot shards to fast peers.
@@ -204,6 +207,7 @@ impl Default for NodeConfig {
             m: 2,
             repair_interval_secs: 60,
             scrub_interval_secs: 3600,
+            collect_interval_secs: 3600,
             proofs: ProofsConfig::default(),
             placement: PlacementConfig::default(),
         }

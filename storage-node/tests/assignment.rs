@@ -3,10 +3,13 @@
 //! test: it keeps the shards it was given but never seals them, or it seals a sector from other
 //! bytes than the blocks its record lists. Each test shows that the network stops counting the
 //! node as a holder of those shards, rebuilds them elsewhere, and that every file of the
-//! dataset still comes back byte for byte.
+//! dataset still comes back byte for byte. A last test shows that what a peer pushes and never
+//! commits is collected, and committed data stays.
 
+use cairn_core::profile::Profile;
 use cairn_core::testgen::Gen;
 use cairn_core::{Block, Cid};
+use cairn_net::wire::PutStatus;
 use cairn_net::{Keypair, NetConfig, PeerId};
 use cairn_proofs::audit::Verdict;
 use cairn_repo::store::{Batch, Durability};
@@ -245,6 +248,76 @@ async fn a_sector_sealed_from_other_bytes_than_it_lists_fails_its_opening() {
         assert!(r.failed.is_empty(), "{r:?}");
     }
     every_file_comes_back(&nodes[0], dir.path(), &rep, &files).await;
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_of_a_push_never_committed_are_collected_and_committed_data_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = network(4, &opts(false)).await;
+    let (rep, files) = put_folder(&nodes[0], dir.path(), 10, 3000).await;
+    let target = &nodes[1];
+    let before = target
+        .repo()
+        .store()
+        .size(&rep.manifest.parse().unwrap())
+        .unwrap();
+    assert!(
+        before.is_some(),
+        "the target holds the committed dataset's manifest"
+    );
+    // a peer pushes another dataset's manifest and shards to the target and never commits
+    // (it stopped, or meant to leave them there for free)
+    let other = Repo::in_memory();
+    let src = dir.path().join("other.bin");
+    std::fs::write(&src, Gen::bytes(77, 5000)).unwrap();
+    let profile = Profile::by_name("cairn-v1")
+        .and_then(|p| p.with_stripe(2, 2))
+        .unwrap();
+    let ing = other.put(&src, &profile, &|_| {}).unwrap();
+    let m = other.manifest(&ing.manifest).unwrap();
+    let mut blocks = vec![Block {
+        cid: ing.manifest,
+        data: other.block(&ing.manifest).unwrap().into(),
+    }];
+    for p in &m.pages {
+        blocks.push(Block {
+            cid: *p,
+            data: other.block(p).unwrap().into(),
+        });
+    }
+    for s in other.stripes(&m).unwrap() {
+        for c in s.shards() {
+            blocks.push(Block {
+                cid: *c,
+                data: other.block(c).unwrap().into(),
+            });
+        }
+    }
+    let (_client, cnet) = client_for(target).await;
+    let st = cnet
+        .push(target.peer_id(), ing.manifest, &blocks)
+        .await
+        .unwrap();
+    assert!(st.iter().all(|s| *s == PutStatus::Stored), "{st:?}");
+    let held = |c: &Cid| target.repo().store().size(c).unwrap().is_some();
+    assert!(blocks.iter().all(|b| held(&b.cid)));
+    // the first pass notes them, the second removes them (this node collects on demand only,
+    // so no push counts as still arriving)
+    let first = target.collect_garbage().await.unwrap();
+    assert_eq!(first.removed, 0);
+    assert_eq!(first.unneeded, blocks.len() as u64, "{first:?}");
+    let second = target.collect_garbage().await.unwrap();
+    assert_eq!(second.removed, blocks.len() as u64, "{second:?}");
+    assert!(blocks.iter().all(|b| !held(&b.cid)));
+    // what the target holds of the committed dataset stays, and every file comes back
+    let mine: Vec<Cid> = shards_of(&rep, target.peer_id());
+    assert!(!mine.is_empty() && mine.iter().all(held));
+    assert_eq!(target.collect_garbage().await.unwrap().unneeded, 0);
+    every_file_comes_back(&nodes[2], dir.path(), &rep, &files).await;
+    cnet.shutdown().await;
     for n in &nodes {
         n.shutdown().await;
     }

@@ -13,6 +13,7 @@
 //! | POST | `/api/v0/placement/run` | token | run one placement window now; returns its plan and outcome |
 //! | POST | `/api/v0/repair` | token | one repair round now |
 //! | POST | `/api/v0/scrub` | token | verify every local block now (blocks checked, bytes, corrupt ones) |
+//! | POST | `/api/v0/collect` | token | one collection pass: blocks no dataset, pin or recent push needs are noted, those noted by the pass before too removed (`skipped`, `unneeded`, `removed`, `bytes`) |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
 //! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
 //! | POST | `/api/v0/audit?peer=ID` | token | seal pending blocks, then audit this window's peer (or `peer`) now; `role` says whether this node is `peer`'s designated auditor (only then the verdict `counts`) |
@@ -112,6 +113,14 @@ async fn auth(
 
 async fn status(State(s): State<ApiState>) -> Json<crate::node::NodeStatus> {
     Json(s.node.status().await)
+}
+
+async fn collect(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<crate::node::CollectReport>, ApiError> {
+    authorize(&s, &headers)?;
+    Ok(Json(s.node.collect_garbage().await?))
 }
 
 #[derive(Deserialize)]
@@ -423,6 +432,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
         .route("/api/v0/placement/{root}", get(placement))
         .route("/api/v0/repair", post(repair))
         .route("/api/v0/scrub", post(scrub))
+        .route("/api/v0/collect", post(collect))
         .route("/api/v0/audit/log", get(audit_log))
         .route("/api/v0/audit", post(audit_now))
         .route("/api/v0/audit/auditors", get(auditors))
@@ -512,6 +522,7 @@ pub async fn run(
         m: config.m,
         repair_interval: Duration::from_secs(config.repair_interval_secs),
         scrub_interval: Duration::from_secs(config.scrub_interval_secs),
+        collect_interval: Duration::from_secs(config.collect_interval_secs),
         proofs: config.proofs.options(),
         tier: config.placement.options(),
     };

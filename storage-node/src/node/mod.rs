@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod collect;
 mod prover_host;
 mod put;
 mod repair;
@@ -34,6 +35,7 @@ mod workers;
 
 pub(crate) use crate::error::offload;
 pub use crate::error::NodeError;
+pub use collect::CollectReport;
 
 /// Node settings beyond the network's.
 #[derive(Debug, Clone)]
@@ -50,6 +52,9 @@ pub struct NodeOptions {
     pub repair_interval: Duration,
     /// Seconds between scrubs of the local store (0: only on demand).
     pub scrub_interval: Duration,
+    /// Between collection passes of data no dataset, pin or recent push needs (0: only on
+    /// demand); a block goes when two passes in a row find it unneeded.
+    pub collect_interval: Duration,
     /// Proofs of storage (sealing, window proofs, audits); `None` turns them off.
     pub proofs: Option<ProofOptions>,
     /// The fast tier (promoting hot shards to fast peers, keeping peers' promoted copies).
@@ -65,6 +70,7 @@ impl Default for NodeOptions {
             m: 2,
             repair_interval: Duration::from_secs(60),
             scrub_interval: Duration::from_secs(3600),
+            collect_interval: Duration::from_secs(3600),
             proofs: None,
             tier: TierOptions::default(),
         }
@@ -193,6 +199,8 @@ struct NodeService {
     storage_peers: Mutex<HashSet<PeerId>>,
     /// This node's identity, which signs its answers to auditors.
     key: Keypair,
+    /// Uncommitted datasets pushed here -> when their last block came (ms), for collection.
+    pushes: Mutex<HashMap<Cid, u64>>,
 }
 
 /// Storage peers remembered at most (their reads are not counted as client reads).
@@ -248,6 +256,10 @@ pub(crate) struct Inner {
     gossip: mpsc::Sender<GossipMsg>,
     speeds: PeerSpeeds,
     tier: PromoterState,
+    /// Puts ingesting now (collection waits for none).
+    ingesting: std::sync::atomic::AtomicUsize,
+    /// What the last collection pass found unneeded.
+    collect_prev: Mutex<HashSet<Cid>>,
 }
 
 /// Live nodes as the plans rank them: rendezvous id and free bytes, capped by what each has
@@ -306,6 +318,7 @@ impl Node {
             proofs: proofs.clone(),
             reads: Arc::new(AccessLog::default()),
             key: key.clone(),
+            pushes: Mutex::new(HashMap::new()),
         });
         let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
         let tier = PromoterState::new(opts.tier.clone());
@@ -328,6 +341,8 @@ impl Node {
                 gossip: gossip_tx,
                 speeds: PeerSpeeds::default(),
                 tier,
+                ingesting: std::sync::atomic::AtomicUsize::new(0),
+                collect_prev: Mutex::new(HashSet::new()),
             }),
         };
         node.republish_records().await;
@@ -336,6 +351,7 @@ impl Node {
             tokio::spawn(node.clone().reprovide()),
             tokio::spawn(node.clone().repair_worker(events)),
             tokio::spawn(node.clone().scrub_worker()),
+            tokio::spawn(node.clone().collect_worker()),
             tokio::spawn(node.clone().seal_worker()),
             tokio::spawn(node.clone().audit_worker()),
             tokio::spawn(node.clone().gossip_worker(gossip_rx)),

@@ -13,6 +13,9 @@ impl Node {
     /// [`Node::put`] with the publisher's choice of profile, `k` and `m` (each defaults to the
     /// node's config).
     pub async fn put_with(&self, path: &Path, o: &PutOptions) -> Result<PutReport, NodeError> {
+        // collection skips its passes while this runs: an ingest writes blocks before the
+        // dataset that needs them
+        let _ingesting = Ingesting::new(&self.inner.ingesting);
         let name = o.profile.as_deref().unwrap_or(&self.inner.opts.profile);
         let profile = Profile::by_name(name)
             .and_then(|p| {
@@ -363,5 +366,21 @@ impl Node {
         }
         report.removed_from.sort();
         Ok(report)
+    }
+}
+
+/// Counts a put in progress for as long as it lives.
+struct Ingesting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Ingesting<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Ingesting(n)
+    }
+}
+
+impl Drop for Ingesting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -126,6 +126,7 @@ impl Service for NodeService {
 
     fn put_block(&self, from: PeerId, manifest: &Cid, block: Block) -> PutStatus {
         if block.cid == *manifest {
+            self.push_seen(manifest, now_ms());
             return match Manifest::decode(&block.data) {
                 Ok(_) => self.store_block(block, true),
                 Err(e) => {
@@ -141,10 +142,14 @@ impl Service for NodeService {
         if is_page {
             return self.store_block(block, true);
         }
-        match self.dataset(manifest) {
+        let status = match self.dataset(manifest) {
             Some(d) if d.shards.contains(&block.cid) => self.store_block(block, false),
             _ => PutStatus::NotInDataset,
+        };
+        if status == PutStatus::Stored {
+            self.push_seen(manifest, now_ms());
         }
+        status
     }
 
     fn app(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {
@@ -199,6 +204,7 @@ impl Service for NodeService {
             tracing::error!(%from, error = %e, "recording a pushed dataset failed");
             return Ok(false);
         }
+        self.push_committed(manifest);
         Ok(true)
     }
 

@@ -26,7 +26,7 @@ pub fn keys_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cairn-test-keys")
 }
 
-/// A node with RS(2,2), no background repair or scrub, and proofs on [`params`] when `proofs`
+/// A node with RS(2,2), no background repair, scrub or collection, and proofs on [`params`] when `proofs`
 /// (with day-long windows, sealing intervals and grace periods: the test drives every step).
 pub fn opts(proofs: bool) -> NodeOptions {
     NodeOptions {
@@ -35,6 +35,7 @@ pub fn opts(proofs: bool) -> NodeOptions {
         m: 2,
         repair_interval: Duration::ZERO,
         scrub_interval: Duration::ZERO,
+        collect_interval: Duration::ZERO,
         proofs: proofs.then(|| ProofOptions {
             params: params(),
             window: Duration::from_secs(24 * 3600),
