@@ -66,18 +66,8 @@ impl NodeService {
 impl Node {
     pub(super) async fn collect_worker(self) {
         let period = self.inner.opts.collect_interval;
-        if period.is_zero() {
-            return;
-        }
-        let mut stop = self.inner.stop.subscribe();
-        let mut tick = tokio::time::interval(period);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = tick.tick() => {}
-            }
-            match self.collect_garbage().await {
+        self.every(period, |node| async move {
+            match node.collect_garbage().await {
                 Ok(r) if r.removed > 0 => {
                     tracing::info!(
                         removed = r.removed,
@@ -88,7 +78,8 @@ impl Node {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "collection failed"),
             }
-        }
+        })
+        .await
     }
 
     /// One collection pass: blocks that no dataset committed here, no pin and no push active

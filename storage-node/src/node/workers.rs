@@ -151,8 +151,13 @@ impl Node {
         }
     }
 
-    pub(super) async fn scrub_worker(self) {
-        let period = self.inner.opts.scrub_interval;
+    /// Runs `pass` every `period` (the first one a period from now) until the node stops;
+    /// a zero period runs nothing.
+    pub(super) async fn every<F, Fut>(&self, period: Duration, mut pass: F)
+    where
+        F: FnMut(Node) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         if period.is_zero() {
             return;
         }
@@ -164,14 +169,22 @@ impl Node {
                 _ = stop.changed() => return,
                 _ = tick.tick() => {}
             }
-            match self.scrub().await {
+            pass(self.clone()).await;
+        }
+    }
+
+    pub(super) async fn scrub_worker(self) {
+        let period = self.inner.opts.scrub_interval;
+        self.every(period, |node| async move {
+            match node.scrub().await {
                 Ok(n) if n > 0 => {
-                    let _ = self.repair_round().await;
+                    let _ = node.repair_round().await;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "scrub failed"),
             }
-        }
+        })
+        .await
     }
 
     /// Verifies every local block, quarantining corrupt ones (which then count as lost and are

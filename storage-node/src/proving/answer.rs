@@ -34,22 +34,19 @@ impl Ledger {
                     ));
                 }
                 let auditor = from.to_bytes();
+                // the prover's signature over its answer to this request
+                let signed = |answered: audit::Answered<'_>| {
+                    sign(&audit::answer_message(
+                        &auditor, &self.me, window, &nonce, &sectors, &open, answered,
+                    ))
+                };
                 let refuse = |reason: String| {
                     let reason = schedule::cut(&reason);
-                    let m = audit::answer_message(
-                        &auditor,
-                        &self.me,
-                        window,
-                        &nonce,
-                        &sectors,
-                        &open,
-                        audit::Answered {
-                            proof: &[],
-                            openings: &[],
-                            refusal: &reason,
-                        },
-                    );
-                    let signature = sign(&m);
+                    let signature = signed(audit::Answered {
+                        proof: &[],
+                        openings: &[],
+                        refusal: &reason,
+                    });
                     Ok(AuditResponse::Refused { reason, signature }.encode())
                 };
                 // admitted before any sector is read: the quota also bounds the disk reads
@@ -124,20 +121,11 @@ impl Ledger {
                 if let Ok(mut s) = self.status.lock() {
                     s.proofs_made += 1;
                 }
-                let m = audit::answer_message(
-                    &auditor,
-                    &self.me,
-                    window,
-                    &nonce,
-                    &sectors,
-                    &open,
-                    audit::Answered {
-                        proof: &proof,
-                        openings: &openings,
-                        refusal: "",
-                    },
-                );
-                let signature = sign(&m);
+                let signature = signed(audit::Answered {
+                    proof: &proof,
+                    openings: &openings,
+                    refusal: "",
+                });
                 Ok(AuditResponse::Proof {
                     proof,
                     openings,
