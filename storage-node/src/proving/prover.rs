@@ -88,6 +88,10 @@ impl<H: ProverHost + Clone> Prover<H> {
         let Some(p) = self.proofs() else { return };
         let mut stop = self.0.stop_signal();
         let mut tick = tokio::time::interval(p.opts.seal_interval);
+        // the first pass one interval from now, not at once: a pass that starts whenever the
+        // low-priority sealing thread first gets the CPU would seal whatever has arrived by
+        // then, which nobody asked for yet (and tests that drive sealing could not)
+        tick.tick().await;
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
