@@ -70,11 +70,8 @@ impl AuditRequest {
                 out.push(1);
                 out.extend_from_slice(&window.to_le_bytes());
                 out.extend_from_slice(nonce);
-                out.push(sectors.len() as u8);
-                for s in sectors {
-                    out.extend_from_slice(&s.to_le_bytes());
-                }
-                put_leaves(&mut out, open);
+                put_u64s(&mut out, sectors);
+                put_u64s(&mut out, open);
             }
             AuditRequest::Sectors { from } => {
                 out.push(2);

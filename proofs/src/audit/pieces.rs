@@ -181,11 +181,12 @@ pub(super) fn read_openings(r: &mut Reader<'_>) -> Result<Vec<Opening>, AuditErr
     (0..n).map(|_| Opening::read(r)).collect()
 }
 
-/// Appends requested leaf indices: a count byte, then u64 each.
-pub(super) fn put_leaves(out: &mut Vec<u8>, leaves: &[u64]) {
-    out.push(leaves.len() as u8);
-    for l in leaves {
-        out.extend_from_slice(&l.to_le_bytes());
+/// Appends a short list of numbers (sector numbers, leaf indices): a count byte, then a u64
+/// little-endian each.
+pub(super) fn put_u64s(out: &mut Vec<u8>, values: &[u64]) {
+    out.push(values.len() as u8);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
     }
 }
 

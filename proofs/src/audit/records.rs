@@ -228,11 +228,8 @@ pub fn answer_message(
     put_bytes(&mut out, prover);
     out.extend_from_slice(&window.to_le_bytes());
     out.extend_from_slice(nonce);
-    out.push(sectors.len() as u8);
-    for s in sectors {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    put_leaves(&mut out, open);
+    put_u64s(&mut out, sectors);
+    put_u64s(&mut out, open);
     if proof.is_empty() {
         out.push(2);
         put_bytes(&mut out, refusal.as_bytes());
@@ -294,7 +291,7 @@ impl AuditRecord {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&fr_bytes(c));
         }
-        put_leaves(&mut out, &self.open);
+        put_u64s(&mut out, &self.open);
         out.push(self.piece);
         put_openings(&mut out, &self.openings);
         out.push(self.verdict.tag());
