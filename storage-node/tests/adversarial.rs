@@ -4,7 +4,8 @@
 //! designated audits still get through, and what honest nodes know (faults, manifest records)
 //! survives restarts.
 //!
-//! Attacks tested elsewhere: junk pushes and a forged manifest record under another root
+//! Attacks tested elsewhere: junk pushes off assignment and Sybils filling a disk or a cache
+//! (`tests/admission.rs`), stray blocks and a forged manifest record under another root
 //! (`tests/network.rs`), duplicate-name and symlink DAGs (`client-cli/tests/cli.rs`),
 //! a proof that does not verify and a prover that lost its data (`tests/audit.rs`), shards
 //! kept unsealed and a sector sealed from other bytes than it lists (`tests/assignment.rs`).

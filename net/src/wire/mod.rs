@@ -169,6 +169,9 @@ pub enum PutStatus {
     NoSpace = 3,
     /// The node failed to store it.
     Failed = 4,
+    /// Not accepted from this peer: the receiver's own placement does not assign the shard's
+    /// stripe to it, or the pusher has used its quota of the receiver's space.
+    Refused = 5,
 }
 
 impl PutStatus {
@@ -180,6 +183,7 @@ impl PutStatus {
             2 => PutStatus::NotInDataset,
             3 => PutStatus::NoSpace,
             4 => PutStatus::Failed,
+            5 => PutStatus::Refused,
             t => return Err(WireError::Tag(t)),
         })
     }

@@ -50,11 +50,14 @@ pub enum Table {
     /// Who published each network dataset held here, the only peer whose `Remove` is
     /// honoured: manifest CID bytes -> publisher peer id bytes (the first claim is kept).
     Publishers,
+    /// Bytes of each network dataset that each peer pushed here, charged to that peer's push
+    /// quota: manifest CID bytes ++ pusher peer id bytes -> u64 big-endian byte count.
+    Pushed,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Pins,
         Table::Datasets,
         Table::Quarantine,
@@ -67,6 +70,7 @@ impl Table {
         Table::Cache,
         Table::CacheIndex,
         Table::Publishers,
+        Table::Pushed,
     ];
 
     /// Column family / map name.
@@ -84,6 +88,7 @@ impl Table {
             Table::Cache => "cache",
             Table::CacheIndex => "cache_index",
             Table::Publishers => "publishers",
+            Table::Pushed => "pushed",
         }
     }
 }

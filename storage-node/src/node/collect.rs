@@ -134,6 +134,10 @@ impl Node {
         }
         let repo = self.inner.repo.clone();
         let gone = offload(move || repo.collect(&doomed)).await??;
+        let svc = self.inner.svc.clone();
+        if let Err(e) = offload(move || svc.recount_pushes()).await? {
+            tracing::warn!(error = %e, "recounting push charges failed");
+        }
         report.removed = gone.removed;
         report.bytes = gone.bytes;
         let repo = self.inner.repo.clone();

@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod admit;
 mod collect;
 mod prover_host;
 mod put;
@@ -181,7 +182,10 @@ pub struct NodeStatus {
 struct DatasetIndex {
     root: Cid,
     pages: HashSet<Cid>,
-    shards: HashSet<Cid>,
+    /// Every shard -> its stripe's position in `stripes`.
+    shards: HashMap<Cid, u32>,
+    /// Each stripe's rendezvous key and shard count.
+    stripes: Vec<(Vec<u8>, usize)>,
 }
 
 /// The part of the node that peers talk to.
@@ -201,6 +205,10 @@ struct NodeService {
     key: Keypair,
     /// Uncommitted datasets pushed here -> when their last block came (ms), for collection.
     pushes: Mutex<HashMap<Cid, u64>>,
+    /// The live nodes this node saw last, as placement ranks them (push admission).
+    view: Mutex<Vec<crate::plan::Live<PeerId>>>,
+    /// What each pusher holds here (push admission).
+    charges: Mutex<admit::PushCharges>,
 }
 
 /// Storage peers remembered at most (their reads are not counted as client reads).
@@ -319,7 +327,11 @@ impl Node {
             reads: Arc::new(AccessLog::default()),
             key: key.clone(),
             pushes: Mutex::new(HashMap::new()),
+            view: Mutex::new(Vec::new()),
+            charges: Mutex::new(admit::PushCharges::default()),
         });
+        let s2 = svc.clone();
+        offload(move || s2.recount_pushes()).await??;
         let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
         let tier = PromoterState::new(opts.tier.clone());
         let (net, events) = cairn_net::start(key, net_config, svc.clone()).await?;
@@ -450,6 +462,9 @@ impl Node {
             out.retain(|(peer, _)| !p.is_faulty(peer));
         }
         out.sort_by_key(|(p, _)| *p);
+        self.inner
+            .svc
+            .set_view(live_of(&out, self.inner.proofs.as_deref()));
         out
     }
 

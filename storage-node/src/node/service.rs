@@ -1,5 +1,6 @@
 //! What the node answers its peers: the block protocol's [`Service`] on the repo.
 
+use super::admit::Admission;
 use super::*;
 
 impl NodeService {
@@ -22,7 +23,15 @@ impl NodeService {
         let d = Arc::new(DatasetIndex {
             root: m.root,
             pages: m.pages.iter().copied().collect(),
-            shards: stripes.iter().flat_map(|s| s.shards().copied()).collect(),
+            shards: stripes
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| s.shards().map(move |c| (*c, i as u32)))
+                .collect(),
+            stripes: stripes
+                .iter()
+                .map(|s| (crate::plan::stripe_key(s), s.data.len() + s.parity.len()))
+                .collect(),
         });
         let mut idx = self.index.lock().ok()?;
         if idx.len() >= MAX_INDEXED_DATASETS {
@@ -32,22 +41,46 @@ impl NodeService {
         Some(d)
     }
 
-    fn store_block(&self, block: Block, manifest_copy: bool) -> PutStatus {
+    /// Stores a block `from` pushed for dataset `manifest` (a copy in table `manifests` too for
+    /// the manifest's own blocks), when admission lets it ([`super::admit`]) and it fits.
+    fn store_block(
+        &self,
+        from: &PeerId,
+        manifest: &Cid,
+        block: Block,
+        manifest_copy: bool,
+        rank: Option<(usize, usize)>,
+    ) -> PutStatus {
         let len = block.data.len() as u64;
+        // a block held already (perhaps quarantined, or without its manifest copy) is written
+        // again, free: it takes no new space
         let had = self.repo.store().has(&block.cid).unwrap_or(false);
-        if !had && self.used.load(Ordering::Relaxed) + len > self.capacity {
-            return PutStatus::NoSpace;
+        if !had {
+            match self.admission(from, len, rank) {
+                Admission::Admit => {}
+                refused => {
+                    tracing::debug!(%from, %manifest, cid = %block.cid, ?refused, "pushed block refused");
+                    return PutStatus::Refused;
+                }
+            }
+            if self.used.load(Ordering::Relaxed) + len > self.capacity {
+                return PutStatus::NoSpace;
+            }
         }
         let cid = block.cid;
         let mut b = Batch::new();
         if manifest_copy {
             b.put(Table::Manifests, cid.to_bytes(), block.data.to_vec());
         }
+        if !had {
+            self.charge(&mut b, manifest, from, len);
+        }
         b.put_block(block).delete(Table::Quarantine, cid.to_bytes());
         match self.repo.store().write(b, Durability::Deferred) {
             Ok(()) => {
                 if !had {
                     self.used.fetch_add(len, Ordering::Relaxed);
+                    self.charged(*from, len);
                 }
                 PutStatus::Stored
             }
@@ -128,7 +161,7 @@ impl Service for NodeService {
         if block.cid == *manifest {
             self.push_seen(manifest, now_ms());
             return match Manifest::decode(&block.data) {
-                Ok(_) => self.store_block(block, true),
+                Ok(_) => self.store_block(&from, manifest, block, true, None),
                 Err(e) => {
                     tracing::info!(%from, %manifest, error = %e, "pushed manifest rejected");
                     PutStatus::NotInDataset
@@ -140,11 +173,21 @@ impl Service for NodeService {
             Err(_) => return PutStatus::NotInDataset,
         };
         if is_page {
-            return self.store_block(block, true);
+            return self.store_block(&from, manifest, block, true, None);
         }
         let status = match self.dataset(manifest) {
-            Some(d) if d.shards.contains(&block.cid) => self.store_block(block, false),
-            _ => PutStatus::NotInDataset,
+            Some(d) => match d
+                .shards
+                .get(&block.cid)
+                .and_then(|&i| d.stripes.get(i as usize))
+            {
+                Some((key, n)) => {
+                    let rank = self.rank_here(key, *n);
+                    self.store_block(&from, manifest, block, false, rank)
+                }
+                None => PutStatus::NotInDataset,
+            },
+            None => PutStatus::NotInDataset,
         };
         if status == PutStatus::Stored {
             self.push_seen(manifest, now_ms());
@@ -238,6 +281,9 @@ impl Service for NodeService {
                 );
                 if let Ok(mut idx) = self.index.lock() {
                     idx.remove(manifest);
+                }
+                if let Err(e) = self.recount_pushes() {
+                    tracing::warn!(error = %e, "recounting push charges failed");
                 }
                 tracing::info!(%from, %root, blocks = r.removed, bytes = r.bytes, "dataset removed on its publisher's request");
                 Ok(true)

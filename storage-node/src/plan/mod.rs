@@ -87,6 +87,14 @@ pub fn put_targets<P: Copy>(
     )
 }
 
+/// Where `me` ranks among `live` for a stripe's rendezvous `key` (0 first); `None` when it is
+/// not among them (or weighs nothing).
+pub fn rank_of<P: PartialEq>(key: &[u8], live: &[Live<P>], me: &P) -> Option<usize> {
+    rendezvous::rank(key, &candidates(live.iter()))
+        .into_iter()
+        .position(|i| live[i].id == *me)
+}
+
 /// What a node does about one stripe in a repair round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StripeRepair<P> {
