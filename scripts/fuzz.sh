@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../fuzz"
 secs="${1:-300}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(cid_parse dagpb_decode manifest_decode car_read erasure_reconstruct store_model wire_decode record_validate proof_decode audit_decode tier_record)
+[ ${#targets[@]} -gt 0 ] || targets=(cid_parse dagpb_decode manifest_decode cbor_skim car_read erasure_reconstruct store_model wire_decode record_validate proof_decode audit_decode tier_record)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1 # cargo-fuzz passes sanitizer flags that stable rustc accepts only so
 cargo fuzz build -O --features store,node,net,proofs

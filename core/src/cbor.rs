@@ -2,6 +2,9 @@
 //! text keys, and CID links (tag 42). Enough for the manifest and CAR headers, with limits on
 //! size, item counts and nesting so that untrusted bytes cannot make it allocate or recurse
 //! without bound.
+//!
+//! [`walk_path`] and [`links`] read any DAG-CBOR block (the whole IPLD data model) without
+//! building values: the HTTP gateway paths through and walks DAG-CBOR documents with them.
 
 use crate::block::cid_from_bytes;
 use cid::Cid;
@@ -266,6 +269,197 @@ impl Decoder<'_> {
     }
 }
 
+/// Where a path leads inside one DAG-CBOR block (see [`walk_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The path reaches a link after using `used` segments (0 when the block is itself
+    /// nothing but a link).
+    Link {
+        /// The link's target.
+        cid: Cid,
+        /// Segments used inside this block.
+        used: usize,
+    },
+    /// Every segment was used and the path ends on a value that is not a link.
+    Value,
+    /// Segment `index` names nothing (no such map key or array index, or a scalar in the way).
+    Missing {
+        /// The segment.
+        index: usize,
+    },
+}
+
+/// Follows `segments` (map keys, array indices) from the top of a DAG-CBOR block until they
+/// run out or reach a link. Unlike [`Value::decode`], this reads the whole IPLD data model
+/// (negative integers, floats, booleans, null) but builds nothing: it skims, with the same
+/// nesting limit, so it is as safe on untrusted bytes.
+pub fn walk_path(buf: &[u8], segments: &[&str]) -> Result<Step, CborError> {
+    let mut s = Skim { buf, pos: 0 };
+    let mut used = 0;
+    loop {
+        let (major, v) = s.head()?;
+        if major == 6 && v == 42 {
+            return Ok(Step::Link {
+                cid: s.link()?,
+                used,
+            });
+        }
+        let Some(seg) = segments.get(used) else {
+            return Ok(Step::Value);
+        };
+        match major {
+            5 => {
+                let mut found = false;
+                for _ in 0..s.count(v)? {
+                    let (km, kv) = s.head()?;
+                    let key = if km == 3 {
+                        Some(s.take(s.count(kv)?)?)
+                    } else {
+                        None
+                    };
+                    if key.is_none() {
+                        s.skip_body(km, kv, 1, &mut None)?;
+                    }
+                    if key == Some(seg.as_bytes()) {
+                        found = true;
+                        break;
+                    }
+                    s.skip(1, &mut None)?;
+                }
+                if !found {
+                    return Ok(Step::Missing { index: used });
+                }
+            }
+            4 => {
+                let n = s.count(v)?;
+                let Some(i) = seg.parse::<usize>().ok().filter(|i| *i < n) else {
+                    return Ok(Step::Missing { index: used });
+                };
+                for _ in 0..i {
+                    s.skip(1, &mut None)?;
+                }
+            }
+            _ => return Ok(Step::Missing { index: used }),
+        }
+        used += 1;
+        if used > MAX_DEPTH * 4 {
+            return Err(CborError::Invalid("nested too deeply"));
+        }
+    }
+}
+
+/// Every link (tag 42) in a DAG-CBOR block, in document order. Reads the whole IPLD data
+/// model, like [`walk_path`].
+pub fn links(buf: &[u8]) -> Result<Vec<Cid>, CborError> {
+    let mut s = Skim { buf, pos: 0 };
+    let mut out = Some(Vec::new());
+    s.skip(0, &mut out)?;
+    if s.pos != buf.len() {
+        return Err(CborError::Trailing);
+    }
+    Ok(out.unwrap_or_default())
+}
+
+/// A reader that steps over CBOR items without building values.
+struct Skim<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Skim<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CborError> {
+        if self.buf.len() - self.pos < n {
+            return Err(CborError::Truncated);
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Major type and argument (for major 7: the simple value, or the float's bits).
+    fn head(&mut self) -> Result<(u8, u64), CborError> {
+        let b = self.take(1)?[0];
+        let (major, info) = (b >> 5, b & 0x1f);
+        let n = match info {
+            0..=23 => return Ok((major, u64::from(info))),
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            _ => return Err(CborError::Unsupported("indefinite length or reserved info")),
+        };
+        let v = self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
+        Ok((major, v))
+    }
+
+    /// A count of items or bytes, refused when more than the bytes left could hold.
+    fn count(&self, v: u64) -> Result<usize, CborError> {
+        if v > (self.buf.len() - self.pos) as u64 {
+            return Err(CborError::Truncated);
+        }
+        Ok(v as usize)
+    }
+
+    /// The CID of a tag 42 whose head was just read.
+    fn link(&mut self) -> Result<Cid, CborError> {
+        let (major, v) = self.head()?;
+        if major != 2 {
+            return Err(CborError::Invalid("tag 42 without 0x00-prefixed bytes"));
+        }
+        let n = self.count(v)?;
+        match self.take(n)? {
+            [0, cid @ ..] => {
+                cid_from_bytes(cid).map_err(|_| CborError::Invalid("tag 42 holds an invalid CID"))
+            }
+            _ => Err(CborError::Invalid("tag 42 without 0x00-prefixed bytes")),
+        }
+    }
+
+    fn skip(&mut self, depth: usize, links: &mut Option<Vec<Cid>>) -> Result<(), CborError> {
+        let (major, v) = self.head()?;
+        self.skip_body(major, v, depth, links)
+    }
+
+    fn skip_body(
+        &mut self,
+        major: u8,
+        v: u64,
+        depth: usize,
+        links: &mut Option<Vec<Cid>>,
+    ) -> Result<(), CborError> {
+        if depth > MAX_DEPTH * 4 {
+            return Err(CborError::Invalid("nested too deeply"));
+        }
+        match major {
+            0 | 1 | 7 => Ok(()),
+            2 | 3 => {
+                let n = self.count(v)?;
+                self.take(n).map(|_| ())
+            }
+            4 | 5 => {
+                let items = self
+                    .count(v)?
+                    .saturating_mul(if major == 5 { 2 } else { 1 });
+                for _ in 0..items {
+                    self.skip(depth + 1, links)?;
+                }
+                Ok(())
+            }
+            6 if v == 42 => {
+                let cid = self.link()?;
+                if let Some(l) = links {
+                    l.push(cid);
+                }
+                Ok(())
+            }
+            _ => Err(CborError::Unsupported("tag other than 42")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +491,69 @@ mod tests {
         // huge count
     }
 
+    #[test]
+    fn paths_and_links_through_the_whole_data_model() {
+        let a = HashAlg::Sha2_256.cid(RAW, b"a");
+        let b = HashAlg::Sha2_256.cid(RAW, b"b");
+        let link = |c: &Cid| {
+            let mut v = vec![0xd8, 42];
+            let bytes = c.to_bytes();
+            head(&mut v, 2, bytes.len() as u64 + 1);
+            v.push(0);
+            v.extend_from_slice(&bytes);
+            v
+        };
+        // {"cats": false, "n": -2, "f": 1.5, "files": {"single": a, "list": [null, b]}}
+        let mut doc = vec![0xa4];
+        for (k, val) in [
+            ("cats", vec![0xf4]),
+            ("n", vec![0x21]),
+            ("f", vec![0xf9, 0x3e, 0x00]),
+        ] {
+            head(&mut doc, 3, k.len() as u64);
+            doc.extend_from_slice(k.as_bytes());
+            doc.extend_from_slice(&val);
+        }
+        doc.extend_from_slice(&[0x65]);
+        doc.extend_from_slice(b"files");
+        doc.push(0xa2);
+        doc.extend_from_slice(&[0x66]);
+        doc.extend_from_slice(b"single");
+        doc.extend_from_slice(&link(&a));
+        doc.extend_from_slice(&[0x64]);
+        doc.extend_from_slice(b"list");
+        doc.extend_from_slice(&[0x82, 0xf6]);
+        doc.extend_from_slice(&link(&b));
+        // the strict decoder refuses booleans; the skimmer reads them
+        assert!(Value::decode(&doc).is_err());
+        assert_eq!(links(&doc).unwrap(), vec![a, b]);
+        for (path, want) in [
+            (&["files", "single"][..], Step::Link { cid: a, used: 2 }),
+            (&["files", "list", "1"][..], Step::Link { cid: b, used: 3 }),
+            (
+                &["files", "single", "deeper"][..],
+                Step::Link { cid: a, used: 2 },
+            ),
+            (&["files"][..], Step::Value),
+            (&[][..], Step::Value),
+            (&["cats", "x"][..], Step::Missing { index: 1 }),
+            (&["nope"][..], Step::Missing { index: 0 }),
+            (&["files", "list", "2"][..], Step::Missing { index: 2 }),
+            (&["files", "list", "x"][..], Step::Missing { index: 2 }),
+        ] {
+            assert_eq!(walk_path(&doc, path).unwrap(), want, "{path:?}");
+        }
+        assert_eq!(
+            walk_path(&link(&a), &["x"]).unwrap(),
+            Step::Link { cid: a, used: 0 }
+        );
+        // truncated anywhere: an error, never a panic
+        for cut in 0..doc.len() {
+            assert!(links(&doc[..cut]).is_err());
+            let _ = walk_path(&doc[..cut], &["files", "list", "1"]);
+        }
+    }
+
     fn arb_value() -> impl Strategy<Value = Value> {
         let cid = any::<Vec<u8>>().prop_map(|b| Value::Link(HashAlg::Blake3.cid(RAW, &b)));
         let leaf = prop_oneof![
@@ -325,6 +582,8 @@ mod tests {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = Value::decode(&bytes);
+            let _ = links(&bytes);
+            let _ = walk_path(&bytes, &["a", "0"]);
         }
     }
 }

@@ -212,6 +212,15 @@ impl Client {
         None
     }
 
+    /// One block from whichever of the nodes that announced it serves it first, verified
+    /// (a provider that sends wrong bytes is skipped from then on); `Ok(None)` when none has
+    /// it. No parity: a block is rebuilt from its stripe only by [`Client::obtain`], which
+    /// needs the dataset's manifest.
+    pub async fn fetch_block(&self, cid: &Cid) -> Result<Option<Bytes>, RetrievalError> {
+        let peers = self.net.providers(*cid).await?;
+        Ok(self.fetch_from(cid, &peers).await.map(|(b, _)| b))
+    }
+
     /// The data shards `wanted` (indices into the stripe) of stripe `index`, verified: fetched
     /// from their holders, or decoded from parity when holders are missing, slow or lying.
     pub async fn obtain(

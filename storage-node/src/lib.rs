@@ -2,8 +2,9 @@
 //!
 //! A Cairn storage node: the [`node::Node`] daemon on the embedded repo ([`cairn_repo`]):
 //! placement of shards over distinct peers, serving, announcing, scrub, repair and rebalancing;
-//! its HTTP [`api`]; [`proving`] (sealing, window proofs, audits and the audit log); and the
-//! fast tier ([`heat`], [`tier`]). The `cairn-node` binary is a thin wrapper around it.
+//! its HTTP [`api`]; an IPFS HTTP [`gateway`]; [`proving`] (sealing, window proofs, audits and
+//! the audit log); and the fast tier ([`heat`], [`tier`]). The `cairn-node` binary is a thin
+//! wrapper around it.
 //!
 //! ```
 //! use cairn_storage_node::config::NodeConfig;
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod config;
 mod error;
+pub mod gateway;
 pub mod heat;
 pub mod node;
 mod plan;

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 mod admit;
 mod collect;
+mod gateway_host;
 mod prover_host;
 mod put;
 mod repair;
