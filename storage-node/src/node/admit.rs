@@ -15,10 +15,13 @@
 //!   capacity shared by all of them, so any number of identities with nothing proven (Sybils)
 //!   together fill no more than that quarter. Proofs off: no quota (a network of known nodes).
 //!
-//! The decision ([`admit`]) is pure and table-tested.
+//! The decision ([`admit`]) is pure and table-tested; the node applies it where it answers
+//! pushes (`service.rs`).
 
-use super::*;
-use crate::plan::Live;
+use cairn_core::block::cid_from_bytes;
+use cairn_core::Cid;
+use cairn_net::PeerId;
+use std::collections::HashMap;
 
 /// A shard is accepted when the receiver ranks among the first `RANK_SLACK * n` nodes of its
 /// view for the stripe (`n` shards).
@@ -101,12 +104,22 @@ pub(crate) struct PushCharges {
 
 impl PushCharges {
     /// Bytes `p` holds here, and the overdraft over all pushers.
-    fn get(&self, p: &PeerId) -> (u64, u64) {
+    pub(super) fn get(&self, p: &PeerId) -> (u64, u64) {
         (self.theirs.get(p).copied().unwrap_or(0), self.overdrawn)
     }
 
+    /// Pushers with charges.
+    pub(super) fn pushers(&self) -> usize {
+        self.theirs.len()
+    }
+
+    /// Whether `p` has charges.
+    pub(super) fn knows(&self, p: &PeerId) -> bool {
+        self.theirs.contains_key(p)
+    }
+
     /// Records that `p` holds `theirs` bytes here, having proven `proven` (`None`: no quota).
-    fn set(&mut self, p: PeerId, theirs: u64, proven: Option<u64>) {
+    pub(super) fn set(&mut self, p: PeerId, theirs: u64, proven: Option<u64>) {
         let over = proven.map_or(0, |pr| overdraft(theirs, pr));
         let old = self.over.insert(p, over).unwrap_or(0);
         self.overdrawn = self.overdrawn - old + over;
@@ -116,7 +129,7 @@ impl PushCharges {
 
 /// Key of a row of table `pushed`: `u8` length of the manifest CID, its bytes, the pusher's
 /// peer id bytes.
-fn row_key(manifest: &Cid, pusher: &PeerId) -> Vec<u8> {
+pub(super) fn row_key(manifest: &Cid, pusher: &PeerId) -> Vec<u8> {
     let m = manifest.to_bytes();
     let mut k = Vec::with_capacity(1 + m.len() + 40);
     k.push(m.len() as u8);
@@ -126,118 +139,15 @@ fn row_key(manifest: &Cid, pusher: &PeerId) -> Vec<u8> {
 }
 
 /// The manifest and pusher of a row key (`None`: not a row this node wrote).
-fn parse_row_key(k: &[u8]) -> Option<(Cid, PeerId)> {
+pub(super) fn parse_row_key(k: &[u8]) -> Option<(Cid, PeerId)> {
     let (&n, rest) = k.split_first()?;
     let m = cid_from_bytes(rest.get(..n as usize)?).ok()?;
     let p = PeerId::from_bytes(rest.get(n as usize..)?).ok()?;
     Some((m, p))
 }
 
-fn row_value(v: &[u8]) -> u64 {
+pub(super) fn row_value(v: &[u8]) -> u64 {
     v.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
-impl NodeService {
-    /// Bytes `p` has proven here (`None`: proofs off).
-    fn proven_of(&self, p: &PeerId) -> Option<u64> {
-        self.proofs.as_ref().map(|l| l.proven_bytes(p))
-    }
-
-    /// Where this node ranks for a stripe (its rendezvous `key`, `n` shards) among the live
-    /// nodes it last saw; `None` with no view yet.
-    pub(super) fn rank_here(&self, key: &[u8], n: usize) -> Option<(usize, usize)> {
-        let me = self.key.public().to_peer_id();
-        let view = self.view.lock().ok()?;
-        if view.is_empty() {
-            return None;
-        }
-        crate::plan::rank_of(key, &view, &me).map(|r| (r, n))
-    }
-
-    /// Remembers the live nodes this node saw last, for [`Self::rank_here`].
-    pub(super) fn set_view(&self, live: Vec<Live<PeerId>>) {
-        if let Ok(mut v) = self.view.lock() {
-            *v = live;
-        }
-    }
-
-    /// Whether a block of `len` bytes pushed by `from` (its stripe ranked as `rank`) is stored.
-    pub(super) fn admission(
-        &self,
-        from: &PeerId,
-        len: u64,
-        rank: Option<(usize, usize)>,
-    ) -> Admission {
-        let proven = self.proven_of(from);
-        let Ok(c) = self.charges.lock() else {
-            return Admission::OverQuota;
-        };
-        if !c.theirs.contains_key(from) && c.theirs.len() >= MAX_PUSHERS {
-            return Admission::OverQuota;
-        }
-        let (theirs, overdrawn) = c.get(from);
-        admit(&Ask {
-            len,
-            rank,
-            proven,
-            theirs,
-            overdrawn,
-            capacity: self.capacity,
-        })
-    }
-
-    /// Adds to `b` the charge of `len` more bytes of dataset `manifest` to `from` (recorded in
-    /// memory by [`Self::charged`] once `b` is written).
-    pub(super) fn charge(&self, b: &mut Batch, manifest: &Cid, from: &PeerId, len: u64) {
-        let key = row_key(manifest, from);
-        let now = match self.repo.store().table_get(Table::Pushed, &key) {
-            Ok(Some(v)) => row_value(&v),
-            _ => 0,
-        };
-        b.put(
-            Table::Pushed,
-            key,
-            now.saturating_add(len).to_be_bytes().to_vec(),
-        );
-    }
-
-    /// Records in memory a charge written by [`Self::charge`].
-    pub(super) fn charged(&self, from: PeerId, len: u64) {
-        let proven = self.proven_of(&from);
-        if let Ok(mut c) = self.charges.lock() {
-            let theirs = c.get(&from).0.saturating_add(len);
-            c.set(from, theirs, proven);
-        }
-    }
-
-    /// Rebuilds the charges from table `pushed`, dropping the rows of datasets whose manifest
-    /// is no longer held (collected or removed).
-    pub(super) fn recount_pushes(&self) -> Result<(), StoreError> {
-        let mut totals: HashMap<PeerId, u64> = HashMap::new();
-        let mut b = Batch::new();
-        for (k, v) in self.repo.store().table_scan(Table::Pushed)? {
-            match parse_row_key(&k) {
-                Some((m, p)) if self.repo.store().has(&m)? => {
-                    *totals.entry(p).or_default() += row_value(&v);
-                }
-                _ => {
-                    b.delete(Table::Pushed, k);
-                }
-            }
-        }
-        if !b.ops.is_empty() {
-            self.repo.store().write(b, Durability::Deferred)?;
-        }
-        let mut fresh = PushCharges::default();
-        for (p, t) in totals {
-            let proven = self.proven_of(&p);
-            fresh.set(p, t, proven);
-        }
-        if let Ok(mut c) = self.charges.lock() {
-            *c = fresh;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! What the node answers its peers: the block protocol's [`Service`] on the repo.
 
-use super::admit::Admission;
+use super::admit::{self, Admission};
 use super::*;
 
 impl NodeService {
@@ -291,5 +291,109 @@ impl Service for NodeService {
             Err(RepoError::NotHeld(_)) => Ok(false),
             Err(e) => Err(format!("removing {root}: {e}")),
         }
+    }
+}
+
+/// Push admission ([`super::admit`]): the receiver's rank, the pushers' charges.
+impl NodeService {
+    /// Bytes `p` has proven here (`None`: proofs off).
+    fn proven_of(&self, p: &PeerId) -> Option<u64> {
+        self.proofs.as_ref().map(|l| l.proven_bytes(p))
+    }
+
+    /// Where this node ranks for a stripe (its rendezvous `key`, `n` shards) among the live
+    /// nodes it last saw; `None` with no view yet.
+    pub(super) fn rank_here(&self, key: &[u8], n: usize) -> Option<(usize, usize)> {
+        let me = self.key.public().to_peer_id();
+        let view = self.view.lock().ok()?;
+        if view.is_empty() {
+            return None;
+        }
+        crate::plan::rank_of(key, &view, &me).map(|r| (r, n))
+    }
+
+    /// Remembers the live nodes this node saw last, for [`Self::rank_here`].
+    pub(super) fn set_view(&self, live: Vec<crate::plan::Live<PeerId>>) {
+        if let Ok(mut v) = self.view.lock() {
+            *v = live;
+        }
+    }
+
+    /// Whether a block of `len` bytes pushed by `from` (its stripe ranked as `rank`) is stored.
+    pub(super) fn admission(
+        &self,
+        from: &PeerId,
+        len: u64,
+        rank: Option<(usize, usize)>,
+    ) -> admit::Admission {
+        let proven = self.proven_of(from);
+        let Ok(c) = self.charges.lock() else {
+            return admit::Admission::OverQuota;
+        };
+        if !c.knows(from) && c.pushers() >= admit::MAX_PUSHERS {
+            return admit::Admission::OverQuota;
+        }
+        let (theirs, overdrawn) = c.get(from);
+        admit::admit(&admit::Ask {
+            len,
+            rank,
+            proven,
+            theirs,
+            overdrawn,
+            capacity: self.capacity,
+        })
+    }
+
+    /// Adds to `b` the charge of `len` more bytes of dataset `manifest` to `from` (recorded in
+    /// memory by [`Self::charged`] once `b` is written).
+    pub(super) fn charge(&self, b: &mut Batch, manifest: &Cid, from: &PeerId, len: u64) {
+        let key = admit::row_key(manifest, from);
+        let now = match self.repo.store().table_get(Table::Pushed, &key) {
+            Ok(Some(v)) => admit::row_value(&v),
+            _ => 0,
+        };
+        b.put(
+            Table::Pushed,
+            key,
+            now.saturating_add(len).to_be_bytes().to_vec(),
+        );
+    }
+
+    /// Records in memory a charge written by [`Self::charge`].
+    pub(super) fn charged(&self, from: PeerId, len: u64) {
+        let proven = self.proven_of(&from);
+        if let Ok(mut c) = self.charges.lock() {
+            let theirs = c.get(&from).0.saturating_add(len);
+            c.set(from, theirs, proven);
+        }
+    }
+
+    /// Rebuilds the charges from table `pushed`, dropping the rows of datasets whose manifest
+    /// is no longer held (collected or removed).
+    pub(super) fn recount_pushes(&self) -> Result<(), StoreError> {
+        let mut totals: HashMap<PeerId, u64> = HashMap::new();
+        let mut b = Batch::new();
+        for (k, v) in self.repo.store().table_scan(Table::Pushed)? {
+            match admit::parse_row_key(&k) {
+                Some((m, p)) if self.repo.store().has(&m)? => {
+                    *totals.entry(p).or_default() += admit::row_value(&v);
+                }
+                _ => {
+                    b.delete(Table::Pushed, k);
+                }
+            }
+        }
+        if !b.ops.is_empty() {
+            self.repo.store().write(b, Durability::Deferred)?;
+        }
+        let mut fresh = admit::PushCharges::default();
+        for (p, t) in totals {
+            let proven = self.proven_of(&p);
+            fresh.set(p, t, proven);
+        }
+        if let Ok(mut c) = self.charges.lock() {
+            *c = fresh;
+        }
+        Ok(())
     }
 }
