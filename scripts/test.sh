@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then runs every unit, property and integration
-# test of the workspace (release profile, which the demo and benchmarks share), after the
+# test of the workspace, then the Python package's tests (release profile, which the demo and benchmarks share), after the
 # setup scripts' own test and the check that no files of a crate import each other in a circle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +10,5 @@ bash scripts/test-libclang.sh
 bash scripts/test-file-cycles.sh
 python3 scripts/file-cycles.py
 cargo test --release --workspace "$@"
+# the Python package (python/): its own venv, pytest against a fake gateway that can lie
+bash scripts/test-python.sh
