@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then runs every unit, property and integration
-# test of the workspace, then the Python package's tests (release profile, which the demo and benchmarks share), after the
-# setup scripts' own test and the check that no files of a crate import each other in a circle.
+# test of the workspace (release profile, which the demo and benchmarks share) and the Python
+# package's tests, after the setup scripts' own test and the check that no files of a crate
+# import each other in a circle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
