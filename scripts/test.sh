@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then runs every unit, property and integration
 # test of the workspace (release profile, which the demo and benchmarks share) and the Python
-# package's tests, after the setup scripts' own test and the check that no files of a crate
-# import each other in a circle.
+# package's tests (against a fake gateway, then against `cairn serve`), after the setup
+# scripts' own test and the check that no files of a crate import each other in a circle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -13,3 +13,5 @@ python3 scripts/file-cycles.py
 cargo test --release --workspace "$@"
 # the Python package (python/): its own venv, pytest against a fake gateway that can lie
 bash scripts/test-python.sh
+# the same package against a real gateway: `cairn serve` over a sample dataset
+bash scripts/test-python-live.sh

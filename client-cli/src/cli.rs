@@ -102,6 +102,15 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: CarCmd,
     },
+    /// Serve the repo as an IPFS HTTP gateway (`/ipfs/<cid>[/path]`: files, ranges and
+    /// listings; raw blocks and CARs for verifying clients; docs/gateway.md) until Ctrl-C or
+    /// SIGTERM. Prints `gateway listening on http://ADDR` once listening. The repo stays open
+    /// (locked) meanwhile. A node serves its own gateway (its config's `gateway`).
+    Serve {
+        /// Listen address (port 0 picks a free port; the line printed has the bound one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Placement: evaluate fast-tier policies on access traces.
     Placement {
         #[command(subcommand)]

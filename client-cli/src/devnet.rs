@@ -50,6 +50,10 @@ pub struct DevnetNode {
     pub repo: PathBuf,
     /// libp2p addresses.
     pub addrs: Vec<String>,
+    /// The node's IPFS gateway, a base URL (`http://127.0.0.1:PORT`); `None` when it serves
+    /// none.
+    #[serde(default)]
+    pub gateway: Option<String>,
 }
 
 /// `devnet.json`.
@@ -129,7 +133,8 @@ fn start_node(
     init.arg("init")
         .arg("--repo")
         .arg(repo)
-        .args(["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0"])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
         .args([
             "--capacity",
             &(16u64 << 30).to_string(),
@@ -202,6 +207,7 @@ pub fn run_node(bin: &Path, repo: &Path) -> Result<DevnetNode> {
         peer_id: ready.peer_id,
         repo: repo.to_path_buf(),
         addrs: ready.addrs,
+        gateway: ready.gateway,
     })
 }
 

@@ -16,7 +16,8 @@ pub(crate) fn local_only(what: &str, why: &str) -> anyhow::Error {
 }
 
 /// Commands that go to a node when `--api` is set; `None` for those that need no repo
-/// (`put --only-hash`, `proofs`, `placement`, `bench`, `devnet`, `demo`, `audit`).
+/// (`put --only-hash`, `proofs`, `placement`, `bench`, `devnet`, `demo`, `audit`); `serve`
+/// refuses it.
 pub(crate) fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
     let token = cli.token.as_deref();
     let json = cli.json;
@@ -233,6 +234,12 @@ pub(crate) fn run_api(cli: &Cli, api: &str) -> Result<Option<ExitCode>> {
             "car import",
             "import the CAR locally, then publish the tree with `cairn get` and `cairn put --api`",
         )),
+        Cmd::Serve { .. } => {
+            return Err(local_only(
+                "serve",
+                "it serves the embedded repo; a node serves its own gateway, its address is `gateway` in the node's /api/v0/status",
+            ))
+        }
         _ => return Ok(None),
     }
     Ok(Some(ExitCode::SUCCESS))

@@ -1,5 +1,6 @@
 //! End-to-end through separate `cairn-node` processes: `cairn demo` (devnet of 6, publish,
-//! kill 2, fetch and compare), and `cairn devnet up/down` with `put`/`stat`/`get --api`.
+//! kill 2, fetch and compare), and `cairn devnet up/down` with `put`/`stat`/`get --api` and
+//! each node's IPFS gateway.
 //! Needs the `cairn-node` binary beside `cairn` (built by `cargo test --workspace`).
 
 use std::path::Path;
@@ -33,6 +34,28 @@ impl Drop for Down {
             );
         }
     }
+}
+
+/// `GET url` (with `Cache-Control: only-if-cached` when `cached_only`): status and body.
+fn http_get(url: &str, cached_only: bool) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    if cached_only {
+        req = req.header("Cache-Control", "only-if-cached");
+    }
+    let resp = req.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    resp.into_body()
+        .into_reader()
+        .read_to_end(&mut body)
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (status, body)
 }
 
 fn node_binary_present() -> bool {
@@ -107,9 +130,18 @@ fn devnet_put_stat_get_through_the_api() {
     let nodes = net["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 6);
     for n in nodes {
-        for k in ["pid", "api", "peer_id", "repo"] {
+        for k in ["pid", "api", "peer_id", "repo", "gateway"] {
             assert!(!n[k].is_null(), "devnet.json lacks {k}");
         }
+        let gw = n["gateway"].as_str().unwrap();
+        assert!(gw.starts_with("http://127.0.0.1:"), "{gw}");
+        // the node reports the address it bound (the config says port 0)
+        let st = http_get(
+            &format!("http://{}/api/v0/status", n["api"].as_str().unwrap()),
+            false,
+        );
+        let st: serde_json::Value = serde_json::from_slice(&st.1).unwrap();
+        assert_eq!(st["gateway"], n["gateway"], "{st}");
     }
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dn.join("devnet.json")).unwrap()).unwrap();
@@ -227,6 +259,26 @@ fn devnet_put_stat_get_through_the_api() {
     assert_eq!(
         run(&["cat", &format!("/ipfs/{troot}/train/shard-0.tar")]),
         shard
+    );
+    // a node's gateway serves a file of the dataset that it does not hold every block of
+    // (`only-if-cached` says so with 412): the rest comes from its peers, byte for byte
+    let file_url = |n: &serde_json::Value| {
+        format!(
+            "{}/ipfs/{troot}/train/shard-0.tar",
+            n["gateway"].as_str().unwrap()
+        )
+    };
+    let lacking = nodes
+        .iter()
+        .find(|n| http_get(&file_url(n), true).0 == 412)
+        .expect("every node holds every block of the file");
+    let (status, body) = http_get(&file_url(lacking), false);
+    assert_eq!(status, 200);
+    assert!(
+        body == shard,
+        "the gateway sent other bytes ({} of {})",
+        body.len(),
+        shard.len()
     );
     let sub = d.path().join("sub");
     run(&[

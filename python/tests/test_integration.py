@@ -7,6 +7,7 @@ Optional: ``CAIRN_TEST_FILE`` (a file path below the CID; default: the first fil
 as in ``cairn bench sample-dataset``).
 """
 
+import json
 import os
 import random
 import urllib.request
@@ -105,6 +106,16 @@ def _pattern():
         return None
 
 
+def _expected_samples():
+    """Samples in the dataset by its ``dataset.json`` (``cairn bench sample-dataset`` writes
+    ``shards`` and ``samples_per_shard``), or None when it says nothing of them."""
+    try:
+        meta = json.loads(Client(URL).cat(f"{ROOT}/dataset.json"))
+        return int(meta["shards"]) * int(meta["samples_per_shard"])
+    except (cairn.CairnError, ValueError, KeyError, TypeError):
+        return None
+
+
 def test_shard_dataset_and_webdataset(monkeypatch):
     pattern = _pattern()
     if pattern is None:
@@ -116,9 +127,16 @@ def test_shard_dataset_and_webdataset(monkeypatch):
         monkeypatch.setattr(ct, "_worker_info", lambda w=w: (w, 2))
         keys += [(s["__url__"], s["__key__"]) for s in ds]
     assert keys and len(keys) == len(set(keys))
+    want = _expected_samples()
+    if want is not None:
+        assert len(keys) == want, "every sample of every shard, once"
     wds = pytest.importorskip("webdataset")
     import cairn.wds
     cairn.wds.register(gateway=URL)
     first = ds.shards()[0].path
     n = sum(1 for _ in wds.WebDataset(f"cairn://{ROOT}/{first}", shardshuffle=False, empty_check=False))
     assert n == sum(1 for u, _ in keys if u.endswith("/" + first))
+    # every shard through WebDataset: the same samples as ShardDataset's, each once
+    urls = [f"cairn://{ROOT}/{sh.path}" for sh in ds.shards()]
+    seen = [s["__key__"] for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False)]
+    assert sorted(seen) == sorted(k for _, k in keys)

@@ -1,14 +1,57 @@
 //! A streaming dataset API for training loops: the files of a dataset (for example WebDataset
-//! `.tar` shards), in order or in a seeded shuffle, with bounded prefetch.
+//! `.tar` shards), in order or in a seeded shuffle, each readable as a byte stream, a byte
+//! range or an [`AsyncRead`](tokio::io::AsyncRead) + [`AsyncSeek`](tokio::io::AsyncSeek)
+//! [`FileReader`], in memory bounded independently of the files' sizes.
+//!
+//! Every block is verified against its CID and fetched only when a read needs it (from its
+//! holders, or decoded from its stripe's parity), a few ahead of the reader
+//! ([`Options::read_ahead`](crate::Options::read_ahead)), and kept in a [`MemoryCache`] of
+//! at most [`Options::cache_bytes`](crate::Options::cache_bytes).
+//!
+//! ```no_run
+//! # async fn demo(client: cairn_retrieval::Client, root: cairn_core::Cid)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use cairn_retrieval::dataset::{Dataset, Order};
+//! use tokio::io::{AsyncReadExt, AsyncSeekExt};
+//!
+//! let ds = Dataset::open(client, &root).await?;
+//! for (entry, mut reader) in ds.readers(Order::Shuffled { seed: 7 }) {
+//!     let mut header = [0u8; 512]; // a tar header, say
+//!     reader.read_exact(&mut header).await?;
+//!     reader.seek(std::io::SeekFrom::Start(4096)).await?;
+//!     println!("{} ({} bytes)", entry.path, entry.size);
+//! }
+//! let first = ds.files()[0].clone();
+//! let head = ds.read_range(&first, 0..first.size.min(1 << 20)).await?;
+//! # let _ = head;
+//! # Ok(()) }
+//! ```
 
-use crate::cache::BlockCache;
-use crate::client::{Client, Resolved, RetrievalError};
-use bytes::Bytes;
-use cairn_core::dag::{Kind, Node};
+use crate::cache::MemoryCache;
+use crate::client::{Client, RetrievalError};
+use crate::lru::CacheStats;
+use crate::reader::{range_stream, FileReader, Source};
+use bytes::{Bytes, BytesMut};
+use cairn_core::block::RAW;
+use cairn_core::dag::{safe_name, DagError, DagReader, Node, MAX_DEPTH};
+use cairn_core::dagpb::DagPbError;
 use cairn_core::Cid;
 use futures::stream::{self, Stream, StreamExt};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
+
+/// Blocks fetched at once while listing a dataset (directory nodes, HAMT shards and file
+/// roots): each is one round trip, and listing waits on nothing else.
+const LIST_PARALLEL: usize = 16;
+
+/// Files a [`Dataset`] lists at most: its list is in memory (about 150 bytes per file), and a
+/// hostile DAG that links one directory from many places could otherwise list without end.
+pub const MAX_FILES: usize = 1 << 24;
+
+/// Bytes [`Dataset::read_range`] reserves up front at most: the rest grows as bytes arrive,
+/// so a file that claims a huge size does not allocate it before its blocks are seen.
+const RESERVE: u64 = 16 << 20;
 
 /// One file of a dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +60,11 @@ pub struct FileEntry {
     pub path: String,
     /// The file's CID.
     pub cid: Cid,
+    /// The file's size in bytes, as its root records it (reads check the blocks against it).
+    pub size: u64,
 }
 
-/// Order in which [`Dataset::stream`] yields files.
+/// Order in which [`Dataset::stream`] and [`Dataset::readers`] yield files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
     /// Path order.
@@ -31,11 +76,20 @@ pub enum Order {
     },
 }
 
-/// An opened dataset.
+/// What a [`Dataset`] has fetched and cached, for tests and progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatasetStats {
+    /// The block cache's counters.
+    pub cache: CacheStats,
+    /// Blocks fetched from the network (each verified; decoded ones included).
+    pub fetched_blocks: u64,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+}
+
+/// An opened dataset: its file list, and readers of its files.
 pub struct Dataset {
-    client: Client,
-    resolved: Arc<Resolved>,
-    cache: BlockCache,
+    src: Arc<Source>,
     files: Vec<FileEntry>,
 }
 
@@ -59,87 +113,163 @@ pub fn shuffle_order(n: usize, seed: u64) -> Vec<usize> {
     v
 }
 
+/// What a listed CID is.
+enum Found {
+    File(u64),
+    Dir(Vec<(String, Cid)>),
+    Symlink,
+}
+
+/// Compares paths component by component: the order of a depth-first walk that visits each
+/// directory's entries by name.
+fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
 impl Dataset {
-    /// Resolves `root` and lists its files, fetching only directory blocks and file heads.
-    /// Blocks are kept in `cache_dir`.
-    pub async fn open(
-        client: Client,
-        root: &Cid,
-        cache_dir: &Path,
-    ) -> Result<Dataset, RetrievalError> {
-        let cache = BlockCache::open(cache_dir).map_err(|source| RetrievalError::Io {
-            path: cache_dir.to_path_buf(),
-            source,
-        })?;
-        let resolved = Arc::new(client.resolve(root).await?);
-        // fetch the directory structure level by level (file heads, but not file bodies)
-        let mut frontier = vec![*root];
+    /// Resolves `root` and lists its files, fetching only directory nodes (HAMT shards
+    /// included) and the root nodes of files that are not a single raw block. Blocks are kept
+    /// in memory, at most [`Options::cache_bytes`](crate::Options::cache_bytes) of them.
+    pub async fn open(client: Client, root: &Cid) -> Result<Dataset, RetrievalError> {
+        let resolved = client.resolve(root).await?;
+        let src = Arc::new(Source::new(client, resolved));
+        let mut files = Vec::new();
+        let mut frontier: Vec<(String, Cid)> = vec![(String::new(), *root)];
+        let mut depth = 0;
         while !frontier.is_empty() {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Err(DagError::TooDeep.into());
+            }
+            let src2 = &src;
+            let found: Vec<(String, Cid, Result<Found, RetrievalError>)> = stream::iter(frontier)
+                .map(|(path, cid)| async move {
+                    let f = inspect(src2, cid).await;
+                    (path, cid, f)
+                })
+                .buffered(LIST_PARALLEL)
+                .collect()
+                .await;
             let mut next = Vec::new();
-            for c in &frontier {
-                if !cache.has(c) {
-                    let &(s, _) = resolved
-                        .position
-                        .get(c)
-                        .ok_or(RetrievalError::NotInDataset(*c))?;
-                    client.fetch_stripe(&resolved, s, &cache).await?;
+            for (path, cid, f) in found {
+                match f? {
+                    Found::File(size) => files.push(FileEntry { path, cid, size }),
+                    Found::Symlink => {}
+                    Found::Dir(entries) => next.extend(entries.into_iter().map(|(name, c)| {
+                        let p = if path.is_empty() {
+                            name
+                        } else {
+                            format!("{path}/{name}")
+                        };
+                        (p, c)
+                    })),
                 }
-                if c.codec() == cairn_core::block::RAW {
-                    continue;
-                }
-                let b = cache.get(c).ok_or(RetrievalError::NotInDataset(*c))?;
-                if let Node::Directory(e) | Node::Hamt(e) = Node::decode(c, b)? {
-                    next.extend(e.iter().map(|x| x.1));
+                if files.len() + next.len() > MAX_FILES {
+                    return Err(RetrievalError::TooManyFiles {
+                        root: *root,
+                        limit: MAX_FILES,
+                    });
                 }
             }
             frontier = next;
         }
-        let mut files = Vec::new();
-        list(&cache, root, String::new(), &mut files, 0)?;
-        Ok(Dataset {
-            client,
-            resolved,
-            cache,
-            files,
-        })
+        files.sort_by(|a, b| path_order(&a.path, &b.path));
+        Ok(Dataset { src, files })
     }
 
-    /// The files, in path order.
+    /// The dataset's root CID.
+    pub fn root(&self) -> &Cid {
+        &self.src.resolved().root
+    }
+
+    /// The files, in path order (directory by directory, entries by name).
     pub fn files(&self) -> &[FileEntry] {
         &self.files
     }
 
-    /// Reads one file (fetching, verifying and decoding from parity as needed).
-    pub async fn read(&self, f: &FileEntry) -> Result<Bytes, RetrievalError> {
-        self.client
-            .fetch_dag(&self.resolved, &f.cid, &self.cache)
-            .await?;
-        let cache = self.cache.clone();
-        let cid = f.cid;
-        tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            cache.reader().read_file(&cid, &mut out)?;
-            Ok::<_, RetrievalError>(Bytes::from(out))
-        })
-        .await
-        .map_err(|e| RetrievalError::Io {
-            path: self.cache.dir().to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+    /// The file at `path` (`/`-separated, as in [`FileEntry::path`]).
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        let i = self
+            .files
+            .binary_search_by(|f| path_order(&f.path, path))
+            .ok()?;
+        self.files.get(i)
     }
 
-    /// Yields every file with its bytes in `order`, fetching at most `prefetch` files ahead of
-    /// the consumer (at least 1).
+    /// A reader of `f` ([`AsyncRead`](tokio::io::AsyncRead) +
+    /// [`AsyncSeek`](tokio::io::AsyncSeek)); nothing is fetched before its first read.
+    pub fn reader(&self, f: &FileEntry) -> FileReader {
+        FileReader::new(self.src.clone(), f.cid, f.size)
+    }
+
+    /// Bytes `range` of `f`, in order, in pieces of at most one block, fetching only the
+    /// blocks under the range, a few ahead of the consumer. A range not inside the file is an
+    /// error ([`RetrievalError::Range`]); so is a block that cannot be had, which ends the
+    /// stream.
+    pub fn range(
+        &self,
+        f: &FileEntry,
+        range: Range<u64>,
+    ) -> impl Stream<Item = Result<Bytes, RetrievalError>> + Send + 'static {
+        let (start, end) = (range.start, range.end);
+        if start > end || end > f.size {
+            let e = RetrievalError::Range {
+                cid: f.cid,
+                start,
+                end,
+                size: f.size,
+            };
+            return stream::once(async move { Err(e) }).boxed();
+        }
+        range_stream(self.src.clone(), f.cid, f.size, start, end)
+    }
+
+    /// Bytes `range` of `f` in one buffer (see [`Dataset::range`]); memory grows with the
+    /// range, not the file.
+    pub async fn read_range(
+        &self,
+        f: &FileEntry,
+        range: Range<u64>,
+    ) -> Result<Bytes, RetrievalError> {
+        let len = range.end.saturating_sub(range.start);
+        let mut s = self.range(f, range);
+        let Some(first) = s.next().await.transpose()? else {
+            return Ok(Bytes::new());
+        };
+        if first.len() as u64 == len {
+            // one block (or part of one): no copy
+            return Ok(first);
+        }
+        let mut out = BytesMut::with_capacity(len.min(RESERVE) as usize);
+        out.extend_from_slice(&first);
+        while let Some(b) = s.next().await.transpose()? {
+            out.extend_from_slice(&b);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Reads one whole file into memory; for large files, prefer [`Dataset::reader`] or
+    /// [`Dataset::range`], which hold only a few blocks at a time.
+    pub async fn read(&self, f: &FileEntry) -> Result<Bytes, RetrievalError> {
+        self.read_range(f, 0..f.size).await
+    }
+
+    fn order(&self, order: Order) -> Vec<usize> {
+        match order {
+            Order::Sequential => (0..self.files.len()).collect(),
+            Order::Shuffled { seed } => shuffle_order(self.files.len(), seed),
+        }
+    }
+
+    /// Every file with its bytes in `order`, reading at most `prefetch` whole files ahead of
+    /// the consumer (at least 1). Memory grows with the files' sizes; for large files, use
+    /// [`Dataset::readers`].
     pub fn stream(
         &self,
         order: Order,
         prefetch: usize,
     ) -> impl Stream<Item = Result<(FileEntry, Bytes), RetrievalError>> + '_ {
-        let idx = match order {
-            Order::Sequential => (0..self.files.len()).collect(),
-            Order::Shuffled { seed } => shuffle_order(self.files.len(), seed),
-        };
-        stream::iter(idx)
+        stream::iter(self.order(order))
             .map(move |i| async move {
                 let f = self.files[i].clone();
                 let b = self.read(&f).await?;
@@ -147,36 +277,110 @@ impl Dataset {
             })
             .buffered(prefetch.max(1))
     }
-}
 
-fn list(
-    cache: &BlockCache,
-    cid: &Cid,
-    path: String,
-    out: &mut Vec<FileEntry>,
-    depth: usize,
-) -> Result<(), RetrievalError> {
-    if depth > cairn_core::dag::MAX_DEPTH {
-        return Err(cairn_core::dag::DagError::TooDeep.into());
+    /// Every file with a [`FileReader`] of it, in `order`; the readers fetch nothing until
+    /// they are read, so memory stays bounded however large the files are.
+    pub fn readers(&self, order: Order) -> impl Iterator<Item = (FileEntry, FileReader)> + '_ {
+        self.order(order).into_iter().map(move |i| {
+            let f = self.files[i].clone();
+            let r = self.reader(&f);
+            (f, r)
+        })
     }
-    let mut r = cache.reader();
-    match r.node(cid)?.kind() {
-        Kind::File => out.push(FileEntry { path, cid: *cid }),
-        Kind::Symlink => {}
-        Kind::Directory => {
-            let mut entries = r.list(cid)?;
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            for (name, c, _) in entries {
-                let p = if path.is_empty() {
-                    name
-                } else {
-                    format!("{path}/{name}")
-                };
-                list(cache, &c, p, out, depth + 1)?;
-            }
+
+    /// The block cache.
+    pub fn cache(&self) -> &MemoryCache {
+        self.src.cache()
+    }
+
+    /// What has been fetched and cached so far.
+    pub fn stats(&self) -> DatasetStats {
+        let (fetched_blocks, fetched_bytes) = self.src.fetched();
+        DatasetStats {
+            cache: self.src.cache().stats(),
+            fetched_blocks,
+            fetched_bytes,
         }
     }
-    Ok(())
+}
+
+/// What `cid` is, fetching its block unless it is a raw leaf (a file of one block, whose size
+/// the manifest records); a directory's entries, HAMT shards fetched and merged.
+async fn inspect(src: &Source, cid: Cid) -> Result<Found, RetrievalError> {
+    if cid.codec() == RAW {
+        return Ok(Found::File(src.recorded_len(&cid)?));
+    }
+    let bytes = src.block(&cid).await?;
+    match Node::decode(&cid, bytes.to_vec())? {
+        Node::Raw(b) => Ok(Found::File(b.len() as u64)),
+        Node::File { size, .. } => Ok(Found::File(size)),
+        Node::Symlink(_) => Ok(Found::Symlink),
+        Node::Directory(_) => entries(&cid, &HashMap::from([(cid, bytes)])),
+        Node::Hamt(links) => {
+            // the shards under this directory, level by level, then one listing over them
+            let mut blocks = HashMap::from([(cid, bytes)]);
+            let mut frontier = sub_shards(links);
+            let mut depth = 0;
+            while !frontier.is_empty() {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(DagError::TooDeep.into());
+                }
+                let got: Vec<(Cid, Result<Bytes, RetrievalError>)> = stream::iter(frontier)
+                    .map(|c| async move { (c, src.block(&c).await) })
+                    .buffered(LIST_PARALLEL)
+                    .collect()
+                    .await;
+                let mut next = Vec::new();
+                for (c, b) in got {
+                    let b = b?;
+                    match Node::decode(&c, b.to_vec())? {
+                        Node::Hamt(links) => next.extend(sub_shards(links)),
+                        _ => return Err(DagError::NotADirectory(c).into()),
+                    }
+                    blocks.insert(c, b);
+                }
+                // a shard linked twice is fetched once
+                let mut seen = HashSet::new();
+                next.retain(|s| !blocks.contains_key(s) && seen.insert(*s));
+                frontier = next;
+            }
+            entries(&cid, &blocks)
+        }
+    }
+}
+
+/// The links of a HAMT shard to its sub-shards (names of 2 hex digits).
+fn sub_shards(links: Vec<(String, Cid, u64)>) -> Vec<Cid> {
+    links
+        .into_iter()
+        .filter(|(n, _, _)| n.len() == 2)
+        .map(|(_, c, _)| c)
+        .collect()
+}
+
+/// The entries of directory `dir` (flat, or a HAMT whose shards are all in `blocks`), by the
+/// DAG reader's listing (sorted; a name listed twice is refused); a name that is not one path
+/// component is refused too.
+fn entries(dir: &Cid, blocks: &HashMap<Cid, Bytes>) -> Result<Found, RetrievalError> {
+    let mut r = DagReader::new(|c: &Cid| {
+        blocks
+            .get(c)
+            .map(|b| b.to_vec())
+            .ok_or_else(|| format!("HAMT shard {c} was not fetched").into())
+    });
+    let mut out = Vec::new();
+    for (name, cid, _) in r.list(dir)? {
+        if !safe_name(&name) {
+            return Err(DagError::Decode {
+                cid: *dir,
+                source: DagPbError::Malformed("unsafe entry name"),
+            }
+            .into());
+        }
+        out.push((name, cid));
+    }
+    Ok(Found::Dir(out))
 }
 
 #[cfg(test)]
@@ -192,5 +396,13 @@ mod tests {
         s.sort_unstable();
         assert_eq!(s, (0..1000).collect::<Vec<_>>());
         assert!(shuffle_order(0, 1).is_empty());
+    }
+
+    #[test]
+    fn path_order_is_depth_first_by_name() {
+        // '-' sorts before '/' as a byte, but a directory's files come before its siblings
+        let mut paths = vec!["a-c", "a/b", "a/a/z", "b", "a", "a/b0"];
+        paths.sort_by(|a, b| path_order(a, b));
+        assert_eq!(paths, vec!["a", "a/a/z", "a/b", "a/b0", "a-c", "b"]);
     }
 }

@@ -49,6 +49,34 @@ pub enum RetrievalError {
         /// A file it goes into.
         path: PathBuf,
     },
+    /// A byte range that is not inside the file.
+    #[error("range {start}..{end} is not inside file {cid} of {size} bytes")]
+    Range {
+        /// The file.
+        cid: Cid,
+        /// First byte asked for.
+        start: u64,
+        /// One past the last byte asked for.
+        end: u64,
+        /// The file's size.
+        size: u64,
+    },
+    /// A dataset lists more files than a [`Dataset`](crate::dataset::Dataset) keeps.
+    #[error("dataset {root} lists more than {limit} files")]
+    TooManyFiles {
+        /// The dataset.
+        root: Cid,
+        /// The limit.
+        limit: usize,
+    },
+    /// A task fetching a block ended without an answer (it panicked or was cancelled).
+    #[error("fetching block {cid}: the task failed: {reason}")]
+    Task {
+        /// The block.
+        cid: Cid,
+        /// Why.
+        reason: String,
+    },
     /// Local I/O failed.
     #[error("{path}: {source}")]
     Io {

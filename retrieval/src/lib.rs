@@ -4,7 +4,9 @@
 //! nodes which shards they hold, fetches blocks from several providers in parallel, verifies
 //! every block against its CID before use, and decodes stripes from parity when shards are
 //! missing, slow or wrong. Downloads keep their blocks in a cache directory, so a killed
-//! download resumes. [`dataset::Dataset`] streams a dataset's files to a training loop.
+//! download resumes. [`dataset::Dataset`] streams a dataset's files to a training loop, each
+//! readable as a byte range or a [`reader::FileReader`] (`AsyncRead` + `AsyncSeek`) in
+//! memory bounded independently of the files' sizes.
 //!
 //! ```no_run
 //! # async fn demo(root: cairn_core::Cid) -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +34,8 @@ pub mod client;
 pub mod dataset;
 pub mod error;
 pub mod layout;
+pub mod lru;
+pub mod reader;
 pub mod resolve;
 
 pub use client::{Client, Options, Progress, Resolved, RetrievalError};

@@ -43,7 +43,7 @@ impl Client {
     ///
     /// A manifest record is self-certifying (its block names the root) but anyone can publish
     /// one for any root, so the record is also checked against the DAG it claims to describe
-    /// ([`Client::check_dag`]). When the first record found does not hold, every record the
+    /// (`check_dag`). When the first record found does not hold, every record the
     /// DHT has for the root is tried, and the first that holds is used; the publishers of the
     /// others are named in the log.
     pub async fn resolve(&self, root: &Cid) -> Result<Resolved, RetrievalError> {

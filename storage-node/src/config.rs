@@ -37,6 +37,12 @@ pub struct NodeConfig {
     pub bootstrap: Vec<String>,
     /// HTTP API address. Keep it on loopback: reads are open, writes need the token.
     pub api: String,
+    /// IPFS HTTP gateway address (`docs/gateway.md`): the trustless and path gateway over
+    /// this node's blocks and, for blocks it lacks, its peers'. Port 0 picks a free port (the
+    /// bound address is in `/api/v0/status` as `gateway`). Empty or `off`: no gateway. It is
+    /// read-only and needs no token, but it fetches from peers on any request: keep it on
+    /// loopback unless it is meant to be public.
+    pub gateway: String,
     /// Bytes this node offers to store; peers weight placement by what is free.
     pub capacity: u64,
     /// Import profile of datasets put through this node (`cairn-v1`, `unixfs-v1-2025`,
@@ -201,6 +207,7 @@ impl Default for NodeConfig {
             listen: vec!["/ip4/0.0.0.0/tcp/4001".into()],
             bootstrap: Vec::new(),
             api: "127.0.0.1:5001".into(),
+            gateway: DEFAULT_GATEWAY.into(),
             capacity: 64 << 30,
             profile: "cairn-v1".into(),
             k: 4,
@@ -213,6 +220,12 @@ impl Default for NodeConfig {
         }
     }
 }
+
+/// The gateway address a node serves on unless its config says otherwise.
+pub const DEFAULT_GATEWAY: &str = "127.0.0.1:8080";
+
+/// The `gateway` values that turn the gateway off.
+pub const GATEWAY_OFF: [&str; 2] = ["", "off"];
 
 /// `$CAIRN_NODE_REPO`, else `~/.cairn-node`.
 pub fn default_repo() -> PathBuf {
@@ -236,6 +249,12 @@ impl NodeConfig {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
+    }
+
+    /// The gateway's listen address, or `None` when it is off (`gateway = ""` or `"off"`).
+    pub fn gateway_addr(&self) -> Option<&str> {
+        let g = self.gateway.trim();
+        (!GATEWAY_OFF.iter().any(|off| g.eq_ignore_ascii_case(off))).then_some(g)
     }
 
     /// The config as TOML.
@@ -264,6 +283,23 @@ mod tests {
         let partial: NodeConfig = toml::from_str("k = 6").unwrap();
         assert_eq!(partial.k, 6);
         assert_eq!(partial.m, 2);
+    }
+
+    #[test]
+    fn the_gateway_is_on_by_default_and_turns_off() {
+        // (config value, listen address)
+        for (value, want) in [
+            (None, Some(DEFAULT_GATEWAY)), // a config written before the key existed
+            (Some("127.0.0.1:0"), Some("127.0.0.1:0")),
+            (Some(" 0.0.0.0:8081 "), Some("0.0.0.0:8081")),
+            (Some(""), None),
+            (Some("off"), None),
+            (Some("OFF"), None),
+        ] {
+            let text = value.map_or(String::new(), |v| format!("gateway = {v:?}"));
+            let c: NodeConfig = toml::from_str(&text).unwrap();
+            assert_eq!(c.gateway_addr(), want, "{text}");
+        }
     }
 
     #[test]

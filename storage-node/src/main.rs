@@ -24,6 +24,10 @@ enum Cmd {
         /// HTTP API address.
         #[arg(long)]
         api: Option<String>,
+        /// IPFS HTTP gateway address (default 127.0.0.1:8080; port 0 picks a free one; "off"
+        /// serves none).
+        #[arg(long)]
+        gateway: Option<String>,
         /// libp2p listen address (repeatable).
         #[arg(long)]
         listen: Vec<String>,
@@ -222,6 +226,7 @@ fn real_main() -> Result<()> {
         Cmd::Init {
             repo,
             api,
+            gateway,
             listen,
             bootstrap,
             capacity,
@@ -233,6 +238,9 @@ fn real_main() -> Result<()> {
             }
             if let Some(a) = api {
                 c.api = a;
+            }
+            if let Some(g) = gateway {
+                c.gateway = g;
             }
             if !listen.is_empty() {
                 c.listen = listen;
@@ -341,9 +349,16 @@ fn real_main() -> Result<()> {
                 let listener = tokio::net::TcpListener::bind(&c.api)
                     .await
                     .with_context(|| format!("binding the API to {}", c.api))?;
+                let gateway = match c.gateway_addr() {
+                    Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| {
+                        format!("binding the gateway to {a} (set `gateway` in the config: another address, or \"off\")")
+                    })?),
+                    None => None,
+                };
                 api::run(
                     c,
                     listener,
+                    gateway,
                     |ready| {
                         // one line on stdout for whoever started us (devnet); logs go to stderr
                         let mut out = std::io::stdout();

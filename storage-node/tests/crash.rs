@@ -339,6 +339,8 @@ fn init_node(repo: &Path, bootstrap: Option<&str>) {
         .arg("--repo")
         .arg(repo)
         .args(["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        // two nodes on one machine: not both on the default gateway port
+        .args(["--gateway", "127.0.0.1:0"])
         .args(["--repair-interval", "0"]);
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);

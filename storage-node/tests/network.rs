@@ -523,7 +523,7 @@ async fn dataset_streams_files_in_order_and_in_a_seeded_shuffle() {
     let rep = nodes[0].put(&src).await.unwrap();
     let root: Cid = rep.root.parse().unwrap();
     let (client, cnet) = client_for(&nodes[2]).await;
-    let ds = cairn_retrieval::dataset::Dataset::open(client, &root, &dir.path().join("cache"))
+    let ds = cairn_retrieval::dataset::Dataset::open(client, &root)
         .await
         .unwrap();
     let names: Vec<&str> = ds.files().iter().map(|f| f.path.as_str()).collect();

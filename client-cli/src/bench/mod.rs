@@ -1,6 +1,7 @@
 //! `cairn bench`: each benchmark measures its baseline in the same run and prints the ratio.
 
 pub(crate) mod data;
+mod gateway;
 mod net;
 mod proofs;
 mod report;
@@ -47,6 +48,23 @@ pub enum BenchCmd {
         /// The sendme binary (default: `sendme` on PATH; scripts/bench-net.sh installs it).
         #[arg(long, env = "SENDME")]
         sendme: Option<PathBuf>,
+    },
+    /// Many HTTP clients at once, each streaming a different file from `cairn serve`: the
+    /// server's peak RSS (target <= 256 MiB) and throughput, vs the same files read by as
+    /// many threads from disk (and, for context, from the repo in process).
+    Gateway {
+        /// Files in the repo (client i streams file i % files).
+        #[arg(long, default_value_t = 64)]
+        files: usize,
+        /// Size of each file in MiB.
+        #[arg(long, default_value_t = 16)]
+        file_mib: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Scratch directory (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// RS(4,2) encode: reed-solomon-erasure (ours) vs reed-solomon-simd.
     Rs {
@@ -123,6 +141,20 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
         BenchCmd::Net { mib, dir, sendme } => {
             net::bench_net(*mib, dir.as_deref(), sendme.as_deref(), json)
         }
+        BenchCmd::Gateway {
+            files,
+            file_mib,
+            clients,
+            dir,
+        } => gateway::bench_gateway(
+            &gateway::GatewayBench {
+                files: *files,
+                file_mib: *file_mib,
+                clients: *clients,
+                dir: dir.as_deref(),
+            },
+            json,
+        ),
         BenchCmd::SampleDataset {
             out,
             shards,

@@ -3,7 +3,7 @@
 //! | method | path | auth | what |
 //! |---|---|---|---|
 //! | GET | `/api/v0/id` | – | peer id and listen addresses |
-//! | GET | `/api/v0/status` | – | capacity, use, peers, last repair and scrub |
+//! | GET | `/api/v0/status` | – | capacity, use, peers, last repair and scrub, the gateway's address (`gateway`, `http://host:port`, when on) |
 //! | GET | `/api/v0/auth` | token | checks the token (clients call it before an upload) |
 //! | POST | `/api/v0/put?tar=true&profile=P&k=K&m=M` | token | body: a file, or a tar of a directory; imports (profile, k and m default to the node's config), places, announces |
 //! | POST | `/api/v0/rm/{root}` | token | takes a dataset this node published off the network: every live holder drops it |
@@ -14,6 +14,7 @@
 //! | POST | `/api/v0/repair` | token | one repair round now |
 //! | POST | `/api/v0/scrub` | token | verify every local block now (blocks checked, bytes, corrupt ones) |
 //! | POST | `/api/v0/collect` | token | one collection pass: blocks no dataset, pin or recent push needs are noted, those noted by the pass before too removed (`skipped`, `unneeded`, `removed`, `bytes`) |
+//! | POST | `/api/v0/plan` | token | body `{"root", "files": [cid, ...]}` (or the Python package's `"shards": [{"path", "cid"}, ...]`): a reader's order of the dataset's files this epoch, registered with the placement engine (`files`, `blocks`) |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
 //! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
 //! | POST | `/api/v0/audit?peer=ID` | token | seal pending blocks, then audit this window's peer (or `peer`) now; `role` says whether this node is `peer`'s designated auditor (only then the verdict `counts`) |
@@ -56,6 +57,8 @@ struct ApiState {
     node: Node,
     token: Arc<String>,
     tmp: PathBuf,
+    /// The gateway's base URL, when the daemon serves one.
+    gateway: Option<Arc<String>>,
 }
 
 /// An API error: status plus one line.
@@ -112,7 +115,45 @@ async fn auth(
 }
 
 async fn status(State(s): State<ApiState>) -> Json<crate::node::NodeStatus> {
-    Json(s.node.status().await)
+    let mut st = s.node.status().await;
+    st.gateway = s.gateway.as_deref().cloned();
+    Json(st)
+}
+
+/// One file of a plan: its CID (the Python package also sends its path, ignored here).
+#[derive(Deserialize)]
+struct PlanFile {
+    cid: String,
+}
+
+/// `POST /api/v0/plan`: a reader's order of a dataset's files for an epoch, as CIDs (`files`)
+/// or as the Python package's `shards` (`{path, cid}` each); other keys (seed, epoch, rate)
+/// are accepted and not used yet.
+#[derive(Deserialize)]
+struct PlanBody {
+    root: String,
+    #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
+    shards: Vec<PlanFile>,
+}
+
+async fn plan(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Json(body): Json<PlanBody>,
+) -> Result<Json<crate::node::PlanReport>, ApiError> {
+    authorize(&s, &headers)?;
+    let root = parse_cid(&body.root).map_err(bad_request)?;
+    let files = body
+        .files
+        .iter()
+        .map(String::as_str)
+        .chain(body.shards.iter().map(|f| f.cid.as_str()))
+        .map(parse_cid)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad_request)?;
+    Ok(Json(s.node.register_plan(&root, &files).await?))
 }
 
 async fn collect(
@@ -418,8 +459,9 @@ async fn auditors(
     })))
 }
 
-/// The API router for `node`.
-pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
+/// The API router for `node`; `gateway` is the base URL of the gateway serving beside it, if
+/// any (reported by `/api/v0/status`).
+pub fn router(node: Node, token: String, tmp: PathBuf, gateway: Option<String>) -> Router {
     Router::new()
         .route("/api/v0/id", get(id))
         .route("/api/v0/status", get(status))
@@ -433,6 +475,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
         .route("/api/v0/repair", post(repair))
         .route("/api/v0/scrub", post(scrub))
         .route("/api/v0/collect", post(collect))
+        .route("/api/v0/plan", post(plan))
         .route("/api/v0/audit/log", get(audit_log))
         .route("/api/v0/audit", post(audit_now))
         .route("/api/v0/audit/auditors", get(auditors))
@@ -442,6 +485,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf) -> Router {
             node,
             token: Arc::new(token),
             tmp,
+            gateway: gateway.map(Arc::new),
         })
 }
 
@@ -488,11 +532,23 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs a node from `config` with its API on `api` until `shutdown` resolves; `ready` is called
-/// once the node and the API are up.
+/// How long requests in progress on the gateway may take to finish once the node is told to
+/// stop (a client streaming a large file would otherwise hold the shutdown up); then the
+/// daemon stops waiting and they end with the runtime.
+pub const GATEWAY_DRAIN: Duration = Duration::from_secs(5);
+
+/// The base URL of a gateway listening on `addr`.
+pub fn gateway_url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Runs a node from `config` with its API on `api` and its IPFS gateway on `gateway` (when
+/// given: see [`NodeConfig::gateway_addr`]) until `shutdown` resolves; `ready` is called once
+/// the node, the API and the gateway are up.
 pub async fn run(
     config: NodeConfig,
     api: tokio::net::TcpListener,
+    gateway: Option<tokio::net::TcpListener>,
     ready: impl FnOnce(Ready),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
@@ -535,19 +591,67 @@ pub async fn run(
     let api_addr = api.local_addr()?;
     // the bound address (the config may say port 0), for local tools like `cairn-node audit log`
     std::fs::write(config.repo.join(API_ADDR_FILE), api_addr.to_string())?;
-    let app = router(node.clone(), token, config.repo.join("tmp"));
+    // one stop signal for both servers: `shutdown`, or the API server ending on its own
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let gateway = match gateway {
+        Some(l) => {
+            let url = gateway_url(l.local_addr()?);
+            let src = Arc::new(node.clone());
+            let task = tokio::spawn(crate::gateway::serve_until(
+                l,
+                src,
+                stopped(stop_rx.clone()),
+            ));
+            Some((url, task))
+        }
+        None => None,
+    };
+    let gateway_base = gateway.as_ref().map(|(u, _)| u.clone());
+    let app = router(
+        node.clone(),
+        token,
+        config.repo.join("tmp"),
+        gateway_base.clone(),
+    );
     let st = node.status().await;
     ready(Ready {
         peer_id: st.peer_id,
         api: api_addr.to_string(),
+        gateway: gateway_base.clone(),
         addrs: st.addrs,
     });
-    tracing::info!(api = %api_addr, peer = %node.peer_id(), "node running");
-    axum::serve(api, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    tracing::info!(
+        api = %api_addr,
+        gateway = gateway_base.as_deref().unwrap_or("off"),
+        peer = %node.peer_id(),
+        "node running"
+    );
+    let tx = stop_tx.clone();
+    let served = axum::serve(api, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tx.send_replace(true);
+        })
+        .await;
     tracing::info!("shutting down");
+    stop_tx.send_replace(true);
+    if let Some((url, mut task)) = gateway {
+        match tokio::time::timeout(GATEWAY_DRAIN, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(%url, error = %e, "the gateway failed"),
+            Ok(Err(e)) => tracing::warn!(%url, error = %e, "the gateway task failed"),
+            Err(_) => {
+                tracing::info!(%url, "gateway requests still running; cutting them");
+                task.abort();
+            }
+        }
+    }
     let _ = std::fs::remove_file(config.repo.join(API_ADDR_FILE));
     node.shutdown().await;
+    served?;
     Ok(())
 }

@@ -32,6 +32,9 @@ pub struct Ready {
     pub peer_id: String,
     /// Bound API address.
     pub api: String,
+    /// The IPFS gateway's base URL (`http://host:port`, the bound address), when it is on.
+    #[serde(default)]
+    pub gateway: Option<String>,
     /// libp2p listen addresses.
     pub addrs: Vec<String>,
 }

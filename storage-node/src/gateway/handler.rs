@@ -7,7 +7,7 @@ use super::headers::{content_disposition, content_type_for, CACHE_IMMUTABLE, CAC
 use super::listing::{self, Listing, Style};
 use super::params::{self, CarParams, CarQuery, ContentPath, Format, Scope};
 use super::resolve::{self, decode, Resolved};
-use super::source::{fetch, BlockSource, LocalOnly};
+use super::source::{fetch, BlockSource, LocalOnly, Rooted};
 use super::walk::{self, CarPlan};
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -144,6 +144,11 @@ async fn handle<S: BlockSource>(src: Arc<S>, r: &Req) -> Result<Response, Gatewa
         .strip_prefix("/ipfs/")
         .ok_or_else(|| GatewayError::InvalidPath("expected /ipfs/{cid}[/path]".into()))?;
     let path = params::content_path(rest)?;
+    // every block of this request is asked for as part of the DAG the URL names
+    let src = Arc::new(Rooted {
+        inner: src,
+        root: path.root,
+    });
     let car_query = CarQuery {
         version: r.param("car-version"),
         order: r.param("car-order"),

@@ -34,6 +34,7 @@ mod error;
 mod handler;
 pub mod headers;
 mod listing;
+pub mod memo;
 pub mod params;
 mod repo_source;
 mod resolve;
@@ -41,6 +42,7 @@ mod source;
 mod walk;
 
 pub use error::GatewayError;
+pub use memo::DatasetMemo;
 pub use repo_source::RepoSource;
 pub use source::BlockSource;
 pub use walk::{PREFETCH, WINDOW};

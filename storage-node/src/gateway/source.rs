@@ -16,6 +16,18 @@ pub trait BlockSource: Send + Sync + 'static {
     /// The block's bytes, verified against its CID; `Ok(None)` when it cannot be had.
     fn block(&self, cid: &Cid) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send;
 
+    /// The block `cid`, asked for while serving a request rooted at `root` (the CID the URL
+    /// names): a source that fetches from the network may use the dataset `root` belongs to
+    /// (its stripes, parity and holders) to find the block. By default [`Self::block`].
+    fn block_in(
+        &self,
+        root: &Cid,
+        cid: &Cid,
+    ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
+        let _ = root;
+        self.block(cid)
+    }
+
     /// Whether the block is held locally, without fetching anything (for
     /// `Cache-Control: only-if-cached`, answered with 412 when it is not).
     fn has_local(&self, cid: &Cid) -> bool;
@@ -35,6 +47,25 @@ pub async fn fetch<S: BlockSource>(src: &S, cid: &Cid) -> Result<Bytes, GatewayE
     src.block(cid)
         .await?
         .ok_or(GatewayError::BlockUnavailable(*cid))
+}
+
+/// `S` serving one request rooted at `root`: every block is asked for with
+/// [`BlockSource::block_in`].
+pub struct Rooted<S> {
+    /// The source.
+    pub inner: std::sync::Arc<S>,
+    /// The CID the request's URL names.
+    pub root: Cid,
+}
+
+impl<S: BlockSource> BlockSource for Rooted<S> {
+    async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+        self.inner.block_in(&self.root, cid).await
+    }
+
+    fn has_local(&self, cid: &Cid) -> bool {
+        self.inner.has_local(cid)
+    }
 }
 
 /// A source limited to what `S` holds locally (`Cache-Control: only-if-cached`): blocks that

@@ -6,6 +6,13 @@
 //! slows the walk down instead of piling bytes up in memory. A block that cannot be had ends
 //! the stream with an error: the connection is cut before the announced length (or the final
 //! chunk), so the client sees the truncation.
+//!
+//! Memory: a response holds the block it is sending (its pieces queued in the channel and in
+//! the connection's write buffer are slices of it, at most [`SEND_CHUNK`] each) and, while the
+//! next block is fetched, the one before it. Blocks fetched further ahead count against
+//! [`AHEAD_BLOCKS`], shared by every response in the process: when it is used up, a walk
+//! fetches its next block when it needs it, so many clients at once cost about two blocks
+//! each plus that budget (`cairn bench gateway`: 64 clients streaming 1 MiB-chunk files).
 
 use super::error::GatewayError;
 use super::params::Scope;
@@ -36,6 +43,21 @@ pub const WINDOW: usize = 8;
 /// Body chunks queued between a walk and the connection.
 pub const CHANNEL_DEPTH: usize = 2;
 
+/// The largest body chunk handed to the connection: a block is sent in slices of this size,
+/// so what the channel and the connection's write buffer hold are slices of the block being
+/// sent rather than whole blocks after it.
+pub const SEND_CHUNK: usize = 128 << 10;
+
+/// Blocks fetched ahead of the one a walk needs next, summed over every response of every
+/// gateway in this process (32 MiB with 1 MiB chunks; blocks are at most 4 MiB). A walk
+/// that finds none left fetches its next block when it gets to it, so a response never waits
+/// for another one's blocks.
+pub const AHEAD_BLOCKS: usize = 32;
+
+/// The budget of [`AHEAD_BLOCKS`]: a permit per block fetched ahead, given back when the walk
+/// takes the block out of its queue.
+static AHEAD: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AHEAD_BLOCKS);
+
 /// A sink for body chunks; a send fails only when the client has gone away.
 pub type Tx = mpsc::Sender<Result<Bytes, GatewayError>>;
 
@@ -58,14 +80,25 @@ where
     Body::from_stream(rx)
 }
 
-/// Sends one chunk; `false` when the client has gone away (the walk then stops quietly).
-pub(super) async fn send(tx: &mut Tx, chunk: Bytes) -> bool {
-    chunk.is_empty() || tx.send(Ok(chunk)).await.is_ok()
+/// Sends `chunk` in slices of at most [`SEND_CHUNK`]; `false` when the client has gone away
+/// (the walk then stops quietly).
+pub(super) async fn send(tx: &mut Tx, mut chunk: Bytes) -> bool {
+    while !chunk.is_empty() {
+        let piece = chunk.split_to(chunk.len().min(SEND_CHUNK));
+        if tx.send(Ok(piece)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 enum Slot {
     Waiting,
-    Running(JoinHandle<Result<Bytes, GatewayError>>),
+    /// Fetching ahead, holding a permit of [`AHEAD`] until the block is taken out.
+    Running(
+        JoinHandle<Result<Bytes, GatewayError>>,
+        tokio::sync::SemaphorePermit<'static>,
+    ),
     Ready(Bytes),
 }
 
@@ -95,15 +128,20 @@ impl<S: BlockSource, T> Queue<S, T> {
         }
     }
 
-    /// Starts fetches in the window until [`PREFETCH`] are in flight.
+    /// Starts fetches in the window until [`PREFETCH`] are in flight or the process's
+    /// [`AHEAD_BLOCKS`] are used up.
     fn top_up(&mut self) {
         let mut running = 0;
         for (cid, _, slot) in self.items.iter_mut().take(WINDOW) {
             match slot {
-                Slot::Running(h) if !h.is_finished() => running += 1,
+                Slot::Running(h, _) if !h.is_finished() => running += 1,
                 Slot::Waiting if running < PREFETCH => {
+                    let Ok(permit) = AHEAD.try_acquire() else {
+                        return;
+                    };
                     let (src, cid) = (self.src.clone(), *cid);
-                    *slot = Slot::Running(tokio::spawn(async move { fetch(&*src, &cid).await }));
+                    let task = tokio::spawn(async move { fetch(&*src, &cid).await });
+                    *slot = Slot::Running(task, permit);
                     running += 1;
                 }
                 _ => {}
@@ -118,7 +156,7 @@ impl<S: BlockSource, T> Queue<S, T> {
         let bytes = match slot {
             Slot::Ready(b) => Ok(b),
             Slot::Waiting => fetch(&*self.src, &cid).await,
-            Slot::Running(h) => h.await.unwrap_or_else(|e| {
+            Slot::Running(h, _permit) => h.await.unwrap_or_else(|e| {
                 Err(GatewayError::Source {
                     cid,
                     reason: format!("fetch task failed: {e}"),
@@ -133,7 +171,7 @@ impl<S: BlockSource, T> Queue<S, T> {
 impl<S, T> Drop for Queue<S, T> {
     fn drop(&mut self) {
         for (_, _, slot) in &self.items {
-            if let Slot::Running(h) = slot {
+            if let Slot::Running(h, _) = slot {
                 h.abort();
             }
         }
@@ -325,6 +363,20 @@ fn section(cid: Cid, data: Bytes, out: &mut Vec<u8>) {
     }
 }
 
+/// Sends `cid`'s CAR section: its length and CID, then the block's bytes as they are (not
+/// copied into the section; the same bytes as [`car::section`]). Identity CIDs are never
+/// sent. `false` when the client has gone away.
+async fn send_section(tx: &mut Tx, cid: Cid, data: Bytes) -> bool {
+    if identity_data(&cid).is_some() {
+        return true;
+    }
+    let c = cid.to_bytes();
+    let mut head = Vec::with_capacity(c.len() + 10);
+    cairn_core::varint::write(&mut head, (c.len() + data.len()) as u64);
+    head.extend_from_slice(&c);
+    send(tx, Bytes::from(head)).await && send(tx, data).await
+}
+
 /// Streams a CAR v1: header, the path's blocks, then the target's DAG by scope and range,
 /// depth-first. With `dups=n`, a block already sent is not sent (nor walked) again.
 pub async fn car_stream<S: BlockSource>(
@@ -339,7 +391,7 @@ pub async fn car_stream<S: BlockSource>(
             section(cid, data, &mut out);
         }
     }
-    if !send(&mut tx, Bytes::from(std::mem::take(&mut out))).await {
+    if !send(&mut tx, Bytes::from(out)).await {
         return Ok(());
     }
     let mut q = Queue::new(src);
@@ -365,8 +417,7 @@ pub async fn car_stream<S: BlockSource>(
             continue;
         }
         let kids = car_children(&cid, &bytes, job, plan.range)?;
-        section(cid, bytes, &mut out);
-        if !send(&mut tx, Bytes::from(std::mem::take(&mut out))).await {
+        if !send_section(&mut tx, cid, bytes).await {
             return Ok(());
         }
         q.push_children(kids);
@@ -447,6 +498,73 @@ mod tests {
         let src = Arc::new(MapSource([(leaf.cid, leaf.data.clone())].into()));
         let (out, err) = run(|tx| file_bytes(src, good.cid, good.data, 8, (1, 6), tx));
         assert_eq!((out.as_slice(), err.is_none()), (&b"yabca"[..], true));
+    }
+
+    #[test]
+    fn with_the_process_budget_used_up_a_walk_still_ends_and_sends_car_sections_unchanged() {
+        // five 300 KiB leaves: each is sent in SEND_CHUNK slices
+        let leaves: Vec<Block> = (0..5u8)
+            .map(|i| Block::new(HashAlg::Blake3, RAW, vec![i; 300 << 10]))
+            .collect();
+        let kids: Vec<(Cid, u64)> = leaves
+            .iter()
+            .map(|b| (b.cid, b.data.len() as u64))
+            .collect();
+        let root = file_node(b"", &kids);
+        let src = Arc::new(MapSource(
+            leaves.iter().map(|b| (b.cid, b.data.clone())).collect(),
+        ));
+        let want: Vec<u8> = leaves.iter().flat_map(|b| b.data.to_vec()).collect();
+        // nothing may be fetched ahead (other tests may hold permits too: take what is left)
+        let held = AHEAD.try_acquire_many(AHEAD.available_permits() as u32);
+        let size = want.len() as u64;
+        let (out, err) = run(|tx| {
+            file_bytes(
+                src.clone(),
+                root.cid,
+                root.data.clone(),
+                size,
+                (0, size),
+                tx,
+            )
+        });
+        assert!(err.is_none() && out == want, "{err:?}");
+        // a CAR sends its sections without copying the blocks, byte for byte car::section's
+        let plan = CarPlan {
+            root: root.cid,
+            trail: vec![],
+            target: root.cid,
+            block: root.data.clone(),
+            scope: Scope::All,
+            range: None,
+            dups: false,
+        };
+        let (out, err) = run(|tx| car_stream(src, plan, tx));
+        drop(held);
+        assert!(err.is_none(), "{err:?}");
+        let mut car = car::header(&[root.cid]);
+        for b in std::iter::once(&root).chain(&leaves) {
+            car::section(b, &mut car);
+        }
+        assert!(out == car, "CAR bytes differ");
+    }
+
+    #[test]
+    fn chunks_are_sliced_and_identity_cids_send_no_section() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (mut tx, rx) = mpsc::channel(64);
+        // the empty identity CID: its data is in the CID
+        let id: Cid = "bafkqaaa".parse().unwrap();
+        assert!(identity_data(&id).is_some());
+        rt.block_on(async {
+            assert!(send(&mut tx, Bytes::from(vec![7u8; 2 * SEND_CHUNK + 1])).await);
+            assert!(send_section(&mut tx, id, Bytes::new()).await);
+        });
+        drop(tx);
+        let sizes: Vec<usize> = rt.block_on(rx.map(|c| c.unwrap().len()).collect());
+        assert_eq!(sizes, [SEND_CHUNK, SEND_CHUNK, 1]);
     }
 
     #[test]

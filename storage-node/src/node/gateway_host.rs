@@ -1,28 +1,96 @@
 //! The node as the gateway's [`BlockSource`]: a block comes from the local repo when it is
-//! here (verified, under either CID version), else from the nodes that announced it in the
-//! DHT through the retrieval client (verified; lying providers skipped). Fetched blocks are
-//! not kept: the gateway reads, it does not pin.
+//! here (verified, under either CID version). Otherwise, when the request's root is a dataset
+//! (or a block served earlier under one: [`DatasetMemo`]), the block is fetched as a shard of
+//! its stripe through the retrieval client: from its holders in parallel, verified, decoded
+//! from parity when holders are gone, slow or lying. A block of no known dataset is asked of
+//! the nodes that announced it in the DHT. Fetched blocks are not kept: the gateway reads, it
+//! does not pin.
 
 use super::Node;
-use crate::gateway::{BlockSource, GatewayError, RepoSource};
+use crate::gateway::{BlockSource, DatasetMemo, GatewayError, RepoSource};
+use crate::heat::now_ms;
 use bytes::Bytes;
-use cairn_retrieval::client::{Client, Options};
+use cairn_retrieval::client::{Client, Options, Resolved};
 use cid::Cid;
+use std::sync::Arc;
 
-impl BlockSource for Node {
-    async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
-        match RepoSource::new(self.repo_arc()).block(cid).await {
-            Ok(Some(b)) => return Ok(Some(b)),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(%cid, error = %e, "local copy unreadable; asking providers"),
-        }
+impl Node {
+    /// A retrieval client that counts this node's own blocks.
+    fn gateway_client(&self) -> Client {
+        let repo = self.repo_arc();
         Client::new(self.net().clone(), Options::default())
+            .with_local(Arc::new(move |c| repo.block(c).ok().map(Bytes::from)))
+    }
+
+    /// The dataset `root` names, or that `root` was served under: remembered, or resolved now
+    /// (a root that did not resolve is not tried again for a minute).
+    async fn gateway_dataset(&self, memo: &DatasetMemo, root: &Cid) -> Option<Arc<Resolved>> {
+        if let Some(d) = memo.dataset_of(root) {
+            return Some(d);
+        }
+        if memo.failed_recently(root, now_ms()) {
+            return None;
+        }
+        match self.gateway_client().resolve(root).await {
+            Ok(r) => Some(memo.insert(r)),
+            Err(e) => {
+                tracing::debug!(%root, error = %e, "gateway root is no dataset known to the network");
+                memo.failed(*root, now_ms());
+                None
+            }
+        }
+    }
+
+    async fn local_block(&self, cid: &Cid) -> Option<Bytes> {
+        match RepoSource::new(self.repo_arc()).block(cid).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(%cid, error = %e, "local copy unreadable; asking the network");
+                None
+            }
+        }
+    }
+
+    async fn provided_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+        self.gateway_client()
             .fetch_block(cid)
             .await
             .map_err(|e| GatewayError::Source {
                 cid: *cid,
                 reason: e.to_string(),
             })
+    }
+}
+
+impl BlockSource for Node {
+    async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+        if let Some(b) = self.local_block(cid).await {
+            return Ok(Some(b));
+        }
+        self.provided_block(cid).await
+    }
+
+    async fn block_in(&self, root: &Cid, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+        if let Some(b) = self.local_block(cid).await {
+            return Ok(Some(b));
+        }
+        let memo = &self.inner.gateway_memo;
+        if let Some(d) = self.gateway_dataset(memo, root).await {
+            memo.learn(*cid, d.root);
+            if let Some(&(stripe, at)) = d.position.get(cid) {
+                match self.gateway_client().obtain(&d, stripe, &[at]).await {
+                    Ok(shards) => {
+                        if let Some((_, b)) = shards.into_iter().find(|(c, _)| c == cid) {
+                            return Ok(Some(Bytes::from(b)));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%cid, stripe, error = %e, "shard not had from its stripe")
+                    }
+                }
+            }
+        }
+        self.provided_block(cid).await
     }
 
     fn has_local(&self, cid: &Cid) -> bool {

@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod access_plan;
 mod admit;
 mod collect;
 mod gateway_host;
@@ -37,6 +38,7 @@ mod workers;
 
 pub(crate) use crate::error::offload;
 pub use crate::error::NodeError;
+pub use access_plan::{PlanReport, MAX_PLAN_BLOCKS, MAX_PLAN_FILES};
 pub use collect::CollectReport;
 
 /// Node settings beyond the network's.
@@ -177,6 +179,10 @@ pub struct NodeStatus {
     pub last_scrub_corrupt: Option<usize>,
     /// Proofs of storage, when on.
     pub proofs: Option<ProofStatus>,
+    /// The daemon's IPFS gateway (`http://host:port`, the bound address), when it serves one.
+    /// The node does not know it: the daemon's API fills it in.
+    #[serde(default)]
+    pub gateway: Option<String>,
 }
 
 /// What the node knows of a dataset it holds shards of.
@@ -269,6 +275,8 @@ pub(crate) struct Inner {
     ingesting: std::sync::atomic::AtomicUsize,
     /// What the last collection pass found unneeded.
     collect_prev: Mutex<HashSet<Cid>>,
+    /// The gateway's memory of the datasets it serves (`gateway_host`).
+    gateway_memo: crate::gateway::DatasetMemo,
 }
 
 /// Live nodes as the plans rank them: rendezvous id and free bytes, capped by what each has
@@ -356,6 +364,7 @@ impl Node {
                 tier,
                 ingesting: std::sync::atomic::AtomicUsize::new(0),
                 collect_prev: Mutex::new(HashSet::new()),
+                gateway_memo: crate::gateway::DatasetMemo::default(),
             }),
         };
         node.republish_records().await;
@@ -556,6 +565,7 @@ impl Node {
             last_repair: self.inner.last_repair.lock().ok().and_then(|l| l.clone()),
             last_scrub_corrupt: self.inner.last_scrub.lock().ok().and_then(|l| *l),
             proofs: self.proof_status(),
+            gateway: None,
         }
     }
 }

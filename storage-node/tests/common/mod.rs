@@ -1,8 +1,11 @@
 //! Helpers shared by the multi-node tests (each test file uses some of them).
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use cairn_net::{Keypair, NetConfig, NoService};
 use cairn_proofs::audit::NetParams;
+use cairn_repo::Repo;
 use cairn_retrieval::{Client, Options};
 use cairn_storage_node::node::{Node, NodeOptions};
 use cairn_storage_node::proving::ProofOptions;
@@ -61,4 +64,25 @@ pub async fn client_for(node: &Node) -> (Client, cairn_net::NetClient) {
         .unwrap();
     net.dial(addr).await.unwrap();
     (Client::new(net.clone(), Options::default()), net)
+}
+
+/// `n` in-memory nodes with `o`, each dialled to every other.
+pub async fn mesh(n: usize, o: &NodeOptions) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for _ in 0..n {
+        let node = Node::start(
+            Repo::in_memory(),
+            Keypair::generate_ed25519(),
+            NetConfig::default(),
+            o.clone(),
+        )
+        .await
+        .unwrap();
+        for other in &nodes {
+            let addr = other.net().listen_addrs().await.unwrap()[0].clone();
+            node.net().dial(addr).await.unwrap();
+        }
+        nodes.push(node);
+    }
+    nodes
 }

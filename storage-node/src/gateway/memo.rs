@@ -1,0 +1,201 @@
+//! What a node's gateway remembers of the datasets it serves but does not hold: the datasets it
+//! resolved (manifest, stripes, where each shard is), which dataset a block was last served
+//! under, and the roots that did not resolve. With it, a block the node lacks is fetched as a
+//! shard of its stripe (from its holders, decoded from parity when they are gone or lie)
+//! rather than looked up alone in the DHT; and a request rooted at a file CID (a client
+//! reading byte ranges of a file it resolved earlier through the dataset's root) finds its
+//! dataset again without a DHT query.
+//!
+//! Everything is bounded: [`MAX_DATASETS`] resolved datasets, [`MAX_LEARNED`] block-to-dataset
+//! entries and [`MAX_FAILED`] failed roots, each evicted oldest first; a failed root is tried
+//! again after [`RETRY_MS`].
+
+use cairn_retrieval::client::Resolved;
+use cid::Cid;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Resolved datasets kept (a dataset's shard positions take about 100 bytes per shard).
+pub const MAX_DATASETS: usize = 8;
+/// Blocks remembered with the dataset they were served under.
+pub const MAX_LEARNED: usize = 1 << 16;
+/// Roots remembered as not resolving.
+pub const MAX_FAILED: usize = 1024;
+/// How long a root that did not resolve is not tried again (ms).
+pub const RETRY_MS: u64 = 60_000;
+
+/// A map that forgets its oldest entry beyond `cap` entries.
+#[derive(Debug)]
+struct Bounded<V> {
+    map: HashMap<Cid, V>,
+    order: VecDeque<Cid>,
+    cap: usize,
+}
+
+impl<V> Bounded<V> {
+    fn new(cap: usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn get(&self, k: &Cid) -> Option<&V> {
+        self.map.get(k)
+    }
+
+    fn insert(&mut self, k: Cid, v: V) {
+        if self.map.insert(k, v).is_none() {
+            self.order.push_back(k);
+        }
+        while self.map.len() > self.cap {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    datasets: Bounded<Arc<Resolved>>,
+    learned: Bounded<Cid>,
+    failed: Bounded<u64>,
+}
+
+/// The gateway's memory of datasets (module docs). Cheap to share behind the node.
+#[derive(Debug)]
+pub struct DatasetMemo {
+    inner: Mutex<Inner>,
+}
+
+impl Default for DatasetMemo {
+    fn default() -> Self {
+        DatasetMemo {
+            inner: Mutex::new(Inner {
+                datasets: Bounded::new(MAX_DATASETS),
+                learned: Bounded::new(MAX_LEARNED),
+                failed: Bounded::new(MAX_FAILED),
+            }),
+        }
+    }
+}
+
+impl DatasetMemo {
+    /// The resolved dataset whose root is `cid`, or under which `cid` was last served.
+    pub fn dataset_of(&self, cid: &Cid) -> Option<Arc<Resolved>> {
+        let g = self.inner.lock().ok()?;
+        if let Some(d) = g.datasets.get(cid) {
+            return Some(d.clone());
+        }
+        let root = g.learned.get(cid)?;
+        g.datasets.get(root).cloned()
+    }
+
+    /// Keeps a resolved dataset.
+    pub fn insert(&self, r: Resolved) -> Arc<Resolved> {
+        let r = Arc::new(r);
+        if let Ok(mut g) = self.inner.lock() {
+            g.datasets.insert(r.root, r.clone());
+        }
+        r
+    }
+
+    /// Notes that `cid` was served under the dataset whose root is `root`.
+    pub fn learn(&self, cid: Cid, root: Cid) {
+        if cid == root {
+            return;
+        }
+        if let Ok(mut g) = self.inner.lock() {
+            g.learned.insert(cid, root);
+        }
+    }
+
+    /// Notes that `root` did not resolve at `now_ms`.
+    pub fn failed(&self, root: Cid, now_ms: u64) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.failed.insert(root, now_ms);
+        }
+    }
+
+    /// Whether `root` failed to resolve within [`RETRY_MS`] of `now_ms`.
+    pub fn failed_recently(&self, root: &Cid, now_ms: u64) -> bool {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|g| g.failed.get(root).copied())
+            .is_some_and(|t| now_ms.saturating_sub(t) < RETRY_MS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::block::HashAlg;
+    use cairn_core::manifest::Manifest;
+
+    fn cid(i: u32) -> Cid {
+        HashAlg::Blake3.cid(0x55, &i.to_be_bytes())
+    }
+
+    fn resolved(root: Cid) -> Resolved {
+        Resolved {
+            root,
+            manifest_cid: root,
+            manifest: Manifest {
+                root,
+                profile: String::new(),
+                k: 1,
+                m: 1,
+                bytes: 0,
+                blocks: 0,
+                pages: Vec::new(),
+            },
+            stripes: Vec::new(),
+            holders: HashMap::new(),
+            fast: HashMap::new(),
+            position: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn bounded_maps_forget_the_oldest_first() {
+        let mut b = Bounded::new(2);
+        b.insert(cid(1), 1);
+        b.insert(cid(2), 2);
+        b.insert(cid(1), 10); // an update keeps its place
+        b.insert(cid(3), 3);
+        assert_eq!(b.get(&cid(1)), None);
+        assert_eq!(b.get(&cid(2)), Some(&2));
+        assert_eq!(b.get(&cid(3)), Some(&3));
+    }
+
+    #[test]
+    fn blocks_find_their_dataset_and_failures_expire() {
+        let m = DatasetMemo::default();
+        let (root, file, leaf) = (cid(1), cid(2), cid(3));
+        assert!(m.dataset_of(&root).is_none());
+        m.insert(resolved(root));
+        m.learn(file, root);
+        // (lookup, dataset root found)
+        let table = [(root, Some(root)), (file, Some(root)), (leaf, None)];
+        for (c, want) in table {
+            assert_eq!(m.dataset_of(&c).map(|d| d.root), want, "{c}");
+        }
+        // a dataset evicted takes its learned blocks with it
+        for i in 0..MAX_DATASETS as u32 {
+            m.insert(resolved(cid(100 + i)));
+        }
+        assert!(m.dataset_of(&file).is_none());
+        // (failed at, asked at, failed recently)
+        for (at, now, want) in [(0, 0, true), (0, RETRY_MS - 1, true), (0, RETRY_MS, false)] {
+            let m = DatasetMemo::default();
+            m.failed(root, at);
+            assert_eq!(m.failed_recently(&root, now), want, "{at} {now}");
+        }
+    }
+}
