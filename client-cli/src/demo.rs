@@ -242,7 +242,10 @@ fn proofs_demo(
         serde_json::to_vec_pretty(&d)?,
     )?;
     let auditor = live[0];
-    // the restarted node listens on a new port; it joins through its bootstrap peer
+    // the restarted node listens on a new port; it joins through its bootstrap peer. The audit
+    // waits until it is connected to every live node: an auditor that still knows only its old
+    // address (or a connection the old process left) would miss it instead of hearing its
+    // signed refusal
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while api_get_json(&auditor.api, "/api/v0/status")?["peers"]
         .as_u64()
@@ -251,7 +254,7 @@ fn proofs_demo(
         || api_get_json(&restarted.api, "/api/v0/status")?["peers"]
             .as_u64()
             .unwrap_or(0)
-            == 0
+            < live.len() as u64 - 1
     {
         if std::time::Instant::now() > deadline {
             bail!("the restarted node did not rejoin within 60 s");
