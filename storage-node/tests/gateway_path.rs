@@ -310,6 +310,14 @@ fn head_and_download_headers() {
     assert_eq!(r.h("content-type"), "text/plain; charset=utf-8");
     let r = head(&path, &[("Range", "bytes=100-199")]);
     assert_eq!((r.status, r.h("content-length")), (206, "100"));
+    // a CAR streams with no length known ahead: its HEAD claims none (not 0)
+    let r = head(&format!("{path}?format=car"), &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers.get("content-length").is_none_or(|v| v != "0"),
+        "{:?}",
+        r.headers
+    );
     let r = get(&format!("{path}?download=true&filename=zażółć.txt"), &[]);
     assert_eq!(
         r.h("content-disposition"),

@@ -51,9 +51,11 @@ impl Req {
     }
 
     /// A body for a GET; nothing for a HEAD (whose headers still say what a GET would send).
+    /// The empty body of a HEAD has no known size, so a response whose GET streams without a
+    /// `Content-Length` (a CAR, a listing) does not claim a length of 0.
     fn body(&self, make: impl FnOnce() -> Body) -> Body {
         if self.head {
-            Body::empty()
+            Body::from_stream(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         } else {
             make()
         }
