@@ -33,6 +33,7 @@ pub mod importer;
 pub mod manifest;
 pub mod profile;
 pub mod rendezvous;
+pub mod span;
 pub mod testgen;
 pub mod unixfs;
 pub mod varint;

@@ -15,6 +15,7 @@ use crate::client::{Client, Resolved, RetrievalError};
 use bytes::{Buf, Bytes};
 use cairn_core::block::RAW;
 use cairn_core::dag::{DagError, Node, MAX_DEPTH};
+use cairn_core::span::{children_in, overlap, Span};
 use cairn_core::Cid;
 use futures::stream::{self, Stream, StreamExt};
 use std::collections::VecDeque;
@@ -118,45 +119,6 @@ impl Source {
     }
 }
 
-/// Where a file node sits: its first byte's offset in the file, the file bytes under it, and
-/// its depth in the DAG.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    offset: u64,
-    size: u64,
-    depth: usize,
-}
-
-/// The part of `[offset, offset + len)` that lies in `[start, end)`, relative to `offset`.
-fn overlap(offset: u64, len: u64, start: u64, end: u64) -> Option<(usize, usize)> {
-    let (a, b) = (offset.max(start), offset.saturating_add(len).min(end));
-    (a < b).then(|| ((a - offset) as usize, (b - offset) as usize))
-}
-
-/// The children of a file node holding bytes of `[start, end)`, with their spans: the node's
-/// inline data (`data_len` bytes) comes first, then each child's bytes in order.
-fn children_in(
-    span: Span,
-    data_len: u64,
-    children: &[(Cid, u64)],
-    (start, end): (u64, u64),
-) -> Vec<(Cid, Span)> {
-    let mut at = span.offset.saturating_add(data_len);
-    let mut out = Vec::new();
-    for &(cid, size) in children {
-        let child = Span {
-            offset: at,
-            size,
-            depth: span.depth + 1,
-        };
-        at = at.saturating_add(size);
-        if overlap(child.offset, size, start, end).is_some() {
-            out.push((cid, child));
-        }
-    }
-    out
-}
-
 enum Slot {
     Waiting,
     Running(JoinHandle<Result<Bytes, RetrievalError>>),
@@ -254,7 +216,12 @@ impl Walk {
             if children.is_empty() && data.len() as u64 != span.size {
                 return Err(inconsistent());
             }
-            let kids = children_in(span, data.len() as u64, &children, (self.start, self.end));
+            let kids = children_in(
+                span,
+                data.len() as u64,
+                &children,
+                Some((self.start, self.end)),
+            );
             for (c, s) in kids.into_iter().rev() {
                 self.q.items.push_front((c, s, Slot::Waiting));
             }
@@ -482,7 +449,7 @@ mod tests {
         // 3 inline bytes, then children of 10, 10, 0 (empty), 20 bytes: at 103, 113, 123, 123
         let kids = [(cid(0), 10), (cid(1), 10), (cid(2), 0), (cid(3), 20)];
         let at = |r: (u64, u64)| -> Vec<(u8, u64)> {
-            children_in(span, 3, &kids, r)
+            children_in(span, 3, &kids, Some(r))
                 .into_iter()
                 .map(|(c, s)| {
                     assert_eq!(s.depth, 3);

@@ -10,34 +10,12 @@ use cairn_core::rendezvous::{self, Candidate};
 use cairn_core::testgen::Gen;
 use cairn_core::{Block, Cid};
 use cairn_net::wire::PutStatus;
-use cairn_net::{Keypair, NetConfig, PeerId};
+use cairn_net::PeerId;
 use cairn_repo::Repo;
-use cairn_storage_node::node::{Node, NodeOptions};
 use std::path::Path;
 
 mod common;
-use common::{client_for, opts};
-
-/// Starts nodes with `o(i)`, each dialling the ones before it.
-async fn network(n: usize, o: impl Fn(usize) -> NodeOptions) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..n {
-        let node = Node::start(
-            Repo::in_memory(),
-            Keypair::generate_ed25519(),
-            NetConfig::default(),
-            o(i),
-        )
-        .await
-        .unwrap();
-        for p in &nodes {
-            let addr = p.net().listen_addrs().await.unwrap()[0].clone();
-            node.net().dial(addr).await.unwrap();
-        }
-        nodes.push(node);
-    }
-    nodes
-}
+use common::{client_for, mesh_with, opts};
 
 /// A pushed dataset: its manifest CID, its blocks, each shard's stripe key and shard count.
 type Junk = (Cid, Vec<Block>, Vec<(Vec<u8>, usize)>);
@@ -88,7 +66,7 @@ async fn a_node_stores_only_the_shards_its_own_placement_assigns_to_it() {
     let dir = tempfile::tempdir().unwrap();
     // six nodes, one shard per stripe on each of 2 (k = 1, m = 1): a node takes a shard of a
     // stripe where it ranks among the first 4
-    let nodes = network(6, |_| {
+    let nodes = mesh_with(6, |_| {
         let mut o = opts(false);
         (o.k, o.m) = (1, 1);
         o
@@ -171,7 +149,7 @@ async fn sybils_fill_neither_the_disk_nor_the_cache_and_a_proven_publisher_gets_
     let dir = tempfile::tempdir().unwrap();
     // node 3 offers 8 MiB (its shared bucket for pushers beyond their allowance: 2 MiB) and a
     // 1 MiB cache (a quarter for all promoters with nothing proven)
-    let nodes = network(4, |i| {
+    let nodes = mesh_with(4, |i| {
         let mut o = opts(true);
         if i == 3 {
             o.capacity = CAPACITY;

@@ -10,37 +10,16 @@ use cairn_core::profile::Profile;
 use cairn_core::testgen::Gen;
 use cairn_core::{Block, Cid};
 use cairn_net::wire::PutStatus;
-use cairn_net::{Keypair, NetConfig, PeerId};
+use cairn_net::PeerId;
 use cairn_proofs::audit::Verdict;
 use cairn_repo::store::{Batch, Durability};
 use cairn_repo::Repo;
-use cairn_storage_node::node::{Node, NodeOptions, PutReport};
+use cairn_storage_node::node::{Node, PutReport};
 use std::path::Path;
 use std::time::Duration;
 
 mod common;
-use common::{client_for, opts};
-
-/// `n` nodes on in-memory repos with `o`, each dialling the ones before it.
-async fn network(n: usize, o: &NodeOptions) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for _ in 0..n {
-        let node = Node::start(
-            Repo::in_memory(),
-            Keypair::generate_ed25519(),
-            NetConfig::default(),
-            o.clone(),
-        )
-        .await
-        .unwrap();
-        for p in &nodes {
-            let addr = p.net().listen_addrs().await.unwrap()[0].clone();
-            node.net().dial(addr).await.unwrap();
-        }
-        nodes.push(node);
-    }
-    nodes
-}
+use common::{client_for, mesh, opts};
 
 /// Puts a folder of `files` seeded files of `len` bytes through `node` (one leaf block each,
 /// so the stripes spread over every node); the report and the files' names and bytes.
@@ -122,7 +101,7 @@ async fn shards_kept_unsealed_past_the_grace_period_stop_counting_and_are_rebuil
     // no grace period: a claim counts only once a sealed sector of the claimer lists the block
     let mut o = opts(true);
     o.proofs.as_mut().unwrap().grace = Duration::ZERO;
-    let nodes = network(5, &o).await;
+    let nodes = mesh(5, &o).await;
     let (rep, files) = put_folder(&nodes[0], dir.path(), 10, 3000).await;
     // the cheat stores what it was given and answers `Have` for it, but never seals it
     let lazy = busiest(&nodes, &rep).peer_id();
@@ -183,7 +162,7 @@ async fn learn(nodes: &[&Node]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sector_sealed_from_other_bytes_than_it_lists_fails_its_opening() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = network(5, &opts(true)).await;
+    let nodes = mesh(5, &opts(true)).await;
     let (rep, files) = put_folder(&nodes[0], dir.path(), 10, 3000).await;
     // the cheat keeps none of the bytes it was given (here: every byte flipped, same length)
     // but seals a sector whose record lists the real blocks, so the network counts it
@@ -256,7 +235,7 @@ async fn a_sector_sealed_from_other_bytes_than_it_lists_fails_its_opening() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_of_a_push_never_committed_are_collected_and_committed_data_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = network(4, &opts(false)).await;
+    let nodes = mesh(4, &opts(false)).await;
     let (rep, files) = put_folder(&nodes[0], dir.path(), 10, 3000).await;
     let target = &nodes[1];
     let before = target

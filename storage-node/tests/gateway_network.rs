@@ -6,10 +6,7 @@
 use cairn_core::car::CarReader;
 use cairn_core::testgen::Gen;
 use cairn_core::Cid;
-use cairn_net::{Keypair, NetConfig};
-use cairn_repo::Repo;
 use cairn_storage_node::gateway;
-use cairn_storage_node::node::Node;
 use std::sync::Arc;
 
 mod common;
@@ -46,22 +43,7 @@ async fn a_node_gateway_serves_a_dataset_whose_holders_are_down_from_parity() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let mut nodes: Vec<Node> = Vec::new();
-    for _ in 0..6 {
-        let n = Node::start(
-            Repo::in_memory(),
-            Keypair::generate_ed25519(),
-            NetConfig::default(),
-            common::opts(false),
-        )
-        .await
-        .unwrap();
-        for p in &nodes {
-            let addr = p.net().listen_addrs().await.unwrap()[0].clone();
-            n.net().dial(addr).await.unwrap();
-        }
-        nodes.push(n);
-    }
+    let nodes = common::mesh(6, &common::opts(false)).await;
     // three files of 3 MiB and a bit (1 MiB leaves), RS(2,2) over six nodes
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("ds");

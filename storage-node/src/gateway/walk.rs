@@ -24,6 +24,7 @@ use cairn_core::block::{Block, DAG_CBOR, DAG_PB, RAW};
 use cairn_core::car;
 use cairn_core::cbor;
 use cairn_core::dag::{DagError, Node, MAX_DEPTH};
+use cairn_core::span::{children_in, overlap, Span};
 use cid::Cid;
 use futures::channel::mpsc;
 use futures::SinkExt;
@@ -176,45 +177,6 @@ impl<S, T> Drop for Queue<S, T> {
             }
         }
     }
-}
-
-/// Where a file node sits: its first byte's offset in the file, the file bytes under it, and
-/// its depth in the DAG.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    offset: u64,
-    size: u64,
-    depth: usize,
-}
-
-/// The part of `[offset, offset + len)` that lies in `[start, end)`, relative to `offset`.
-fn overlap(offset: u64, len: u64, start: u64, end: u64) -> Option<(usize, usize)> {
-    let (a, b) = (offset.max(start), offset.saturating_add(len).min(end));
-    (a < b).then(|| ((a - offset) as usize, (b - offset) as usize))
-}
-
-/// The children of a file node that hold bytes of `[start, end)`, with their spans: the
-/// node's inline data comes first, then each child's bytes in order.
-fn children_in(
-    span: Span,
-    data_len: u64,
-    children: &[(Cid, u64)],
-    range: Option<(u64, u64)>,
-) -> Vec<(Cid, Span)> {
-    let mut at = span.offset.saturating_add(data_len);
-    let mut out = Vec::new();
-    for &(cid, size) in children {
-        let child = Span {
-            offset: at,
-            size,
-            depth: span.depth + 1,
-        };
-        at = at.saturating_add(size);
-        if range.is_none_or(|(s, e)| overlap(child.offset, size, s, e).is_some()) {
-            out.push((cid, child));
-        }
-    }
-    out
 }
 
 /// Streams bytes `[start, end)` of the UnixFS file `root` (whose block is at hand), fetching

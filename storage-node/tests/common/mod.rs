@@ -68,13 +68,18 @@ pub async fn client_for(node: &Node) -> (Client, cairn_net::NetClient) {
 
 /// `n` in-memory nodes with `o`, each dialled to every other.
 pub async fn mesh(n: usize, o: &NodeOptions) -> Vec<Node> {
+    mesh_with(n, |_| o.clone()).await
+}
+
+/// `n` in-memory nodes, node `i` with `o(i)`, each dialled to every other.
+pub async fn mesh_with(n: usize, o: impl Fn(usize) -> NodeOptions) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
-    for _ in 0..n {
+    for i in 0..n {
         let node = Node::start(
             Repo::in_memory(),
             Keypair::generate_ed25519(),
             NetConfig::default(),
-            o.clone(),
+            o(i),
         )
         .await
         .unwrap();
