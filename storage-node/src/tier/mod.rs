@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod access;
 mod plan;
 mod record;
 mod windows;
@@ -249,21 +250,6 @@ impl PromoterState {
 }
 
 impl PromoterState {
-    /// Registers a reader's plan with the engine: the blocks it will read, in order (replaces
-    /// the plan before).
-    pub(crate) fn register_plan(&self, order: &[Cid]) {
-        if let Ok(mut st) = self.state.lock() {
-            for c in order {
-                let id = engine_id(c);
-                if st.ids.len() < MAX_PLAN_IDS || st.ids.contains_key(&id) {
-                    st.ids.insert(id, *c);
-                }
-            }
-            st.engine
-                .register_plan(order.iter().map(engine_id).collect());
-        }
-    }
-
     pub(crate) fn seq(&self) -> u64 {
         self.state.lock().map(|s| s.seq).unwrap_or(0)
     }
@@ -280,9 +266,6 @@ impl PromoterState {
 }
 
 /// The engine's id of a shard.
-/// Engine ids a plan may add to the id map (the rest are still planned, by id).
-const MAX_PLAN_IDS: usize = 1 << 20;
-
 fn engine_id(cid: &Cid) -> u64 {
     let h = blake3::hash(&cid.to_bytes());
     let mut a = [0u8; 8];
