@@ -3,9 +3,9 @@
 //! then commits the manifest and pin last (design §2).
 //!
 //! Reading and hashing run on the calling thread (leaves hashed in parallel with rayon); parity
-//! encoding and store writes run on a worker thread fed through a bounded channel, so memory is
-//! bounded by [`READ_BATCH`] chunks plus [`STRIPE_QUEUE`] stripes in flight, whatever the input
-//! size. For a file already in memory ([`Source::Bytes`]) the leaves of a batch are grouped by
+//! encoding and store writes run on [`WRITERS`] threads fed through one bounded channel, so
+//! memory is bounded by [`READ_BATCH`] chunks plus [`STRIPE_QUEUE`] + [`WRITERS`] stripes in
+//! flight, whatever the input size. For a file already in memory ([`Source::Bytes`]) the leaves of a batch are grouped by
 //! the stripe they will fall in, and each group is hashed and its parity encoded and hashed in
 //! one rayon task while the bytes are in cache; the worker then only encodes stripes holding an
 //! internal DAG node (which exists only once its leaves are hashed) and writes. Re-running an interrupted ingest rewrites nothing already durable and ends with the
@@ -95,17 +95,23 @@ pub enum Target<'a> {
     HashOnly,
 }
 
+/// Threads that encode and write stripes. Each stripe's large blocks go to disk in one synced
+/// direct write, so two writers keep two writes in flight while the next stripes are encoded
+/// (on the development machine's virtio disk, 3 GiB in 4 MiB direct writes took 2.58 s from
+/// one writer and 2.14 s from two).
+pub const WRITERS: usize = 2;
+
 struct WorkerResult {
-    stripes: Vec<Stripe>,
+    /// Stripes with their position in the dataset.
+    stripes: Vec<(u64, Stripe)>,
     skipped: u64,
 }
 
-/// A stripe on its way to the worker.
-enum Job {
-    /// Data blocks still to be encoded.
-    Encode(Vec<Block>),
-    /// Data blocks encoded while they were hashed.
-    Encoded(Vec<Block>, Fused),
+/// A stripe on its way to the writers, numbered in dataset order.
+struct Job {
+    seq: u64,
+    data: Vec<Block>,
+    fused: Option<Fused>,
 }
 
 /// A stripe encoded in the task that hashed its leaves.
@@ -114,46 +120,82 @@ struct Fused {
     parity: Vec<Block>,
 }
 
+/// One writer: takes stripes from the shared queue until it closes or another writer failed.
 fn encode_and_write(
     coder: &Coder,
     profile: &Profile,
     target: &Target<'_>,
-    rx: Receiver<Job>,
+    rx: std::sync::Arc<std::sync::Mutex<Receiver<Job>>>,
+    failed: &std::sync::atomic::AtomicBool,
 ) -> Result<WorkerResult, IngestError> {
+    use std::sync::atomic::Ordering;
     let mut res = WorkerResult {
         stripes: Vec::new(),
         skipped: 0,
     };
-    for job in rx {
-        let (data, Fused { stripe, parity }) = match job {
-            Job::Encode(data) => {
-                let refs: Vec<&Block> = data.iter().collect();
-                let (stripe, parity) = coder.encode(profile.hash, &refs)?;
-                (data, Fused { stripe, parity })
-            }
-            Job::Encoded(data, fused) => (data, fused),
+    loop {
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
+        // the lock is held only to take the next job; a poisoned lock means a writer panicked,
+        // which its join reports
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => break,
         };
-        if let Target::Store(store) = target {
-            let mut present = true;
-            for c in stripe.shards() {
-                if !store.has(c)? {
-                    present = false;
-                    break;
-                }
+        let Ok(Job { seq, data, fused }) = job else {
+            break;
+        };
+        let r = write_stripe(coder, profile, target, data, fused);
+        match r {
+            Ok((stripe, skipped)) => {
+                res.skipped += u64::from(skipped);
+                res.stripes.push((seq, stripe));
             }
-            if present {
-                res.skipped += 1;
-            } else {
-                let mut batch = Batch::new();
-                for b in data.into_iter().chain(parity) {
-                    batch.put_block(b);
-                }
-                store.write(batch, Durability::Deferred)?;
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
             }
         }
-        res.stripes.push(stripe);
     }
     Ok(res)
+}
+
+/// Encodes a stripe (unless it was encoded while hashed) and writes it unless already stored;
+/// true when it was found stored.
+fn write_stripe(
+    coder: &Coder,
+    profile: &Profile,
+    target: &Target<'_>,
+    data: Vec<Block>,
+    fused: Option<Fused>,
+) -> Result<(Stripe, bool), IngestError> {
+    let Fused { stripe, parity } = match fused {
+        Some(f) => f,
+        None => {
+            let refs: Vec<&Block> = data.iter().collect();
+            let (stripe, parity) = coder.encode(profile.hash, &refs)?;
+            Fused { stripe, parity }
+        }
+    };
+    let Target::Store(store) = target else {
+        return Ok((stripe, false));
+    };
+    let mut stored = true;
+    for c in stripe.shards() {
+        if !store.has(c)? {
+            stored = false;
+            break;
+        }
+    }
+    if !stored {
+        let mut batch = Batch::new();
+        for b in data.into_iter().chain(parity) {
+            batch.put_block(b);
+        }
+        store.write(batch, Durability::Deferred)?;
+    }
+    Ok((stripe, stored))
 }
 
 /// Reads up to [`READ_BATCH`] chunks of `size` bytes; true when the input ended.
@@ -182,12 +224,21 @@ struct Walker<'a> {
     /// Stripes encoded ahead by [`Walker::add_chunks`], in the order they will be formed.
     fused: std::collections::VecDeque<Fused>,
     tx: std::sync::mpsc::SyncSender<Job>,
+    /// Stripes queued so far.
+    seq: u64,
     bytes: u64,
     blocks: u64,
     progress: &'a (dyn Fn(u64) + Sync),
 }
 
 impl Walker<'_> {
+    /// Queues the next stripe; false if the writers have stopped.
+    fn send(&mut self, data: Vec<Block>, fused: Option<Fused>) -> bool {
+        let seq = self.seq;
+        self.seq += 1;
+        self.tx.send(Job { seq, data, fused }).is_ok()
+    }
+
     /// Queues blocks; returns false if the worker has stopped (its error is reported on join).
     fn emit(&mut self, blocks: &mut Vec<Block>) -> bool {
         for b in blocks.drain(..) {
@@ -200,11 +251,8 @@ impl Walker<'_> {
                     .front()
                     .is_some_and(|f| f.stripe.data.iter().eq(stripe.iter().map(|b| &b.cid)));
                 // a prediction for a later stripe stays queued
-                let job = match ahead.then(|| self.fused.pop_front()).flatten() {
-                    Some(f) => Job::Encoded(stripe, f),
-                    None => Job::Encode(stripe),
-                };
-                if self.tx.send(job).is_err() {
+                let fused = ahead.then(|| self.fused.pop_front()).flatten();
+                if !self.send(stripe, fused) {
                     return false;
                 }
             }
@@ -445,14 +493,29 @@ pub fn ingest_source(
 ) -> Result<IngestReport, IngestError> {
     let coder = Coder::new(profile.k, profile.m)?;
     let (tx, rx) = sync_channel::<Job>(STRIPE_QUEUE);
+    // each writer owns a handle: when the last one stops, the queue closes and the walk stops
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let writers = match target {
+        Target::Store(_) => WRITERS,
+        Target::HashOnly => 1,
+    };
     let (walk, worker) = std::thread::scope(|s| {
-        let worker = s.spawn(|| encode_and_write(&coder, profile, &target, rx));
+        let handles: Vec<_> = (0..writers)
+            .map(|_| {
+                let rx = rx.clone();
+                let (coder, target, failed) = (&coder, &target, &failed);
+                s.spawn(move || encode_and_write(coder, profile, target, rx, failed))
+            })
+            .collect();
+        drop(rx);
         let mut w = Walker {
             profile,
             coder: &coder,
             pending: Vec::new(),
             fused: Default::default(),
             tx,
+            seq: 0,
             bytes: 0,
             blocks: 0,
             progress,
@@ -466,29 +529,52 @@ pub fn ingest_source(
         };
         let tail = std::mem::take(&mut w.pending);
         if !tail.is_empty() {
-            let _ = w.tx.send(Job::Encode(tail));
+            let _ = w.send(tail, None);
         }
         let (bytes, blocks) = (w.bytes, w.blocks);
-        drop(w); // closes the channel so the worker finishes
-        let worker = worker.join().unwrap_or_else(|_| {
-            Err(IngestError::Store(StoreError::Backend(
-                "encoder thread panicked".into(),
-            )))
-        });
+        drop(w); // closes the channel so the writers finish
+        let mut all = WorkerResult {
+            stripes: Vec::new(),
+            skipped: 0,
+        };
+        let mut first_err = None;
+        for h in handles {
+            match h.join().unwrap_or_else(|_| {
+                Err(IngestError::Store(StoreError::Backend(
+                    "encoder thread panicked".into(),
+                )))
+            }) {
+                Ok(r) => {
+                    all.stripes.extend(r.stripes);
+                    all.skipped += r.skipped;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        let worker = match first_err {
+            Some(e) => Err(e),
+            None => {
+                all.stripes.sort_unstable_by_key(|(seq, _)| *seq);
+                Ok(all)
+            }
+        };
         (r.map(|e| (e, bytes, blocks)), worker)
     });
     // A worker error (say, a full disk) explains why the walk stopped early: report it first.
     let worker = worker?;
     let (entry, bytes, blocks) = walk?;
+    let stripes: Vec<Stripe> = worker.stripes.into_iter().map(|(_, s)| s).collect();
     let Some((entry, _)) = entry else {
         return Err(IngestError::Store(StoreError::Backend(
             "encoder stopped without an error".into(),
         )));
     };
     let manifest_cid = match target {
-        Target::Store(store) => commit(store, profile, entry.cid, bytes, blocks, &worker.stripes)?,
+        Target::Store(store) => commit(store, profile, entry.cid, bytes, blocks, &stripes)?,
         Target::HashOnly => {
-            let (_, mblocks) = manifest::encode(profile, entry.cid, bytes, blocks, &worker.stripes);
+            let (_, mblocks) = manifest::encode(profile, entry.cid, bytes, blocks, &stripes);
             mblocks.last().map(|b| b.cid).unwrap_or_default()
         }
     };
@@ -497,7 +583,7 @@ pub fn ingest_source(
         manifest: manifest_cid,
         bytes,
         blocks,
-        stripes: worker.stripes.len() as u64,
+        stripes: stripes.len() as u64,
         stripes_skipped: worker.skipped,
     })
 }

@@ -8,6 +8,7 @@
 //! No RocksDB type appears in this module's public signatures.
 
 mod memory;
+pub(crate) mod packs;
 mod rocks;
 #[cfg(test)]
 pub(crate) mod suite;

@@ -32,7 +32,8 @@
 //! SST that points into them, and are added in the same MANIFEST record, so a flushed `blocks`
 //! key always finds its bytes; files of a flush cut short are unreferenced and deleted at open.
 
-use super::{Batch, BlockStore, Durability, Op, StoreError, Table};
+use super::packs::{self, Loc, Packs};
+use super::{Batch, BlockStore, Durability, Entries, Op, StoreError, Table};
 use cid::Cid;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, FlushOptions, IteratorMode, Options, WriteBatch,
@@ -42,16 +43,88 @@ use std::path::{Path, PathBuf};
 
 const BLOCKS: &str = "blocks";
 const INDEX: &str = "block_index";
+/// The store's own bookkeeping of its pack files (see [`PackState`]).
+const PACKS: &str = "packs";
+/// The pack files' directory, inside the database directory.
+const PACK_DIR: &str = "packs";
 /// Values at least this large go to blob files (below it they stay inline in SSTs).
 const MIN_BLOB_SIZE: u64 = 4096;
 /// Memtable size for the blocks column family. With at most two memtables this bounds the
 /// store's ingest buffering to 32 MiB, inside the 128 MiB import RSS budget.
 const BLOCKS_WRITE_BUFFER: usize = 16 << 20;
 
-/// A [`BlockStore`] on RocksDB.
+/// A [`BlockStore`] on RocksDB, with the bytes of large blocks in pack files.
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
+    packs: Packs,
+    state: std::sync::Mutex<PackState>,
+}
+
+/// What the store tracks of its pack files between writes.
+///
+/// Two kinds of keys in the `packs` column family make pack space safe across crashes:
+/// - `w` ++ pack (u32 BE) -> u64 LE, the pack's *watermark*: every record below it is named by
+///   `block_index` or journaled for punching. Records above it may be orphans of a crash (bytes
+///   written, index entry lost with its Deferred batch); [`RocksStore::open`] scans them.
+/// - `p` ++ pack (u32 BE) ++ record offset (u64 BE) -> span (u64 LE), the *punch journal*: a
+///   record whose block was deleted or rewritten, written in the same batch as the index
+///   change, so the hole is punched exactly when that change is durable (replayed at open).
+#[derive(Default)]
+struct PackState {
+    /// Records written whose index entries are not written yet: (pack, offset).
+    in_flight: std::collections::BTreeSet<(u32, u64)>,
+    /// Journaled records waiting for a flush before they are punched: (pack, record, span).
+    to_punch: Vec<(u32, u64, u64)>,
+}
+
+fn watermark_key(pack: u32) -> Vec<u8> {
+    let mut k = vec![b'w'];
+    k.extend_from_slice(&pack.to_be_bytes());
+    k
+}
+
+fn punch_key(pack: u32, record: u64) -> Vec<u8> {
+    let mut k = vec![b'p'];
+    k.extend_from_slice(&pack.to_be_bytes());
+    k.extend_from_slice(&record.to_be_bytes());
+    k
+}
+
+/// A `block_index` value: the length (u64 LE), then for a packed block the pack (u32 LE) and
+/// record offset (u64 LE).
+fn index_value(len: u64, packed: Option<&Loc>) -> Vec<u8> {
+    let mut v = len.to_le_bytes().to_vec();
+    if let Some(l) = packed {
+        v.extend_from_slice(&l.pack.to_le_bytes());
+        v.extend_from_slice(&l.record.to_le_bytes());
+    }
+    v
+}
+
+/// Decodes a `block_index` value for the block whose key (CID bytes) is `key`.
+fn parse_index(key: &[u8], v: &[u8]) -> Result<(u64, Option<Loc>), StoreError> {
+    let bad = || StoreError::BadKey("block_index");
+    let len = u64::from_le_bytes(v.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(bad)?);
+    match v.len() {
+        8 => Ok((len, None)),
+        20 => {
+            let pack = u32::from_le_bytes(v[8..12].try_into().map_err(|_| bad())?);
+            let record = u64::from_le_bytes(v[12..20].try_into().map_err(|_| bad())?);
+            let data = record.checked_add(10 + key.len() as u64).ok_or_else(bad)?;
+            data.checked_add(len).ok_or_else(bad)?;
+            Ok((
+                len,
+                Some(Loc {
+                    pack,
+                    record,
+                    data,
+                    len,
+                }),
+            ))
+        }
+        _ => Err(bad()),
+    }
 }
 
 impl RocksStore {
@@ -90,6 +163,7 @@ impl RocksStore {
         let mut cfs = vec![
             ColumnFamilyDescriptor::new(BLOCKS, blocks.clone()),
             ColumnFamilyDescriptor::new(INDEX, small.clone()),
+            ColumnFamilyDescriptor::new(PACKS, small.clone()),
         ];
         for t in Table::ALL {
             // promoted copies are block-sized: they go to blob files like blocks
@@ -104,10 +178,202 @@ impl RocksStore {
             path: path.display().to_string(),
             reason: e.into_string(),
         })?;
-        Ok(RocksStore {
+        let packs = Packs::open(&path.join(PACK_DIR))?;
+        let store = RocksStore {
             db,
             path: path.to_path_buf(),
-        })
+            packs,
+            state: Default::default(),
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// Brings the pack files in line with the index after whatever ended the last session:
+    /// punches what the journal says, then every record above a pack's watermark that the
+    /// index does not name (bytes written before a crash lost their index entry), and raises
+    /// the watermarks to the packs' ends.
+    fn recover(&self) -> Result<(), StoreError> {
+        let cf = self.cf(PACKS)?;
+        let mut batch = WriteBatch::default();
+        let mut marks = std::collections::HashMap::new();
+        for (k, v) in self.table_scan_cf(PACKS)? {
+            let bad = || StoreError::BadKey("packs");
+            match (k.first(), k.len(), v.len()) {
+                (Some(b'p'), 13, 8) => {
+                    let pack = u32::from_be_bytes(k[1..5].try_into().map_err(|_| bad())?);
+                    let record = u64::from_be_bytes(k[5..13].try_into().map_err(|_| bad())?);
+                    let span = u64::from_le_bytes(v[..8].try_into().map_err(|_| bad())?);
+                    self.packs.punch(pack, record, span)?;
+                    batch.delete_cf(cf, &k);
+                }
+                (Some(b'w'), 5, 8) => {
+                    let pack = u32::from_be_bytes(k[1..5].try_into().map_err(|_| bad())?);
+                    marks.insert(
+                        pack,
+                        u64::from_le_bytes(v[..8].try_into().map_err(|_| bad())?),
+                    );
+                }
+                _ => return Err(bad()),
+            }
+        }
+        for pack in self.packs.list()? {
+            let from = marks.get(&pack).copied().unwrap_or(0);
+            let end = self.packs.len(pack)?;
+            if end <= from {
+                continue;
+            }
+            let mut orphans = Vec::new();
+            self.packs.scan(pack, from, &mut |cid, loc| {
+                if self.location(&cid.to_bytes())?.1 != Some(loc) {
+                    orphans.push(loc);
+                }
+                Ok(())
+            })?;
+            for l in &orphans {
+                self.packs.punch(l.pack, l.record, l.span())?;
+            }
+            if !orphans.is_empty() {
+                tracing::info!(
+                    pack,
+                    orphans = orphans.len(),
+                    "punched pack records no index names"
+                );
+            }
+            batch.put_cf(cf, watermark_key(pack), end.to_le_bytes());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
+    }
+
+    /// A block's indexed length and, for a packed block, where its bytes are.
+    fn location(&self, key: &[u8]) -> Result<(u64, Option<Loc>), StoreError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(INDEX)?, key)
+            .map_err(|e| self.err(e))?
+        {
+            None => Ok((0, None)),
+            Some(v) => parse_index(key, &v),
+        }
+    }
+
+    /// Writes a batch's index and table changes, with packed blocks at `locs` (in the order of
+    /// their puts); returns the records it journaled for punching.
+    fn write_index(
+        &self,
+        batch: Batch,
+        durability: Durability,
+        locs: &[Loc],
+        blocks: &ColumnFamily,
+        index: &ColumnFamily,
+        packs_cf: &ColumnFamily,
+    ) -> Result<Vec<(u32, u64, u64)>, StoreError> {
+        let mut wb = WriteBatch::default();
+        let mut journaled = Vec::new();
+        let mut journal = |wb: &mut WriteBatch, key: &[u8]| -> Result<(), StoreError> {
+            if let (_, Some(old)) = self.location(key)? {
+                wb.put_cf(
+                    packs_cf,
+                    punch_key(old.pack, old.record),
+                    old.span().to_le_bytes(),
+                );
+                journaled.push((old.pack, old.record, old.span()));
+            }
+            Ok(())
+        };
+        let mut locs = locs.iter();
+        for op in batch.ops {
+            match op {
+                Op::PutBlock(b) => {
+                    let key = b.cid.to_bytes();
+                    let len = b.data.len() as u64;
+                    // a rewritten packed block's old record is freed once this batch is durable
+                    journal(&mut wb, &key)?;
+                    if b.data.len() >= packs::PACK_MIN {
+                        let loc = locs
+                            .next()
+                            .ok_or_else(|| StoreError::Backend("pack write lost a block".into()))?;
+                        wb.put_cf(index, &key, index_value(len, Some(loc)));
+                        // an inline copy from before pack files would disagree with the index
+                        wb.delete_cf(blocks, &key);
+                    } else {
+                        wb.put_cf(index, &key, index_value(len, None));
+                        wb.put_cf(blocks, &key, &b.data);
+                    }
+                }
+                Op::DeleteBlock(c) => {
+                    let key = c.to_bytes();
+                    journal(&mut wb, &key)?;
+                    wb.delete_cf(blocks, &key);
+                    wb.delete_cf(index, &key);
+                }
+                Op::Put(t, k, v) => wb.put_cf(self.cf(t.name())?, k, v),
+                Op::Delete(t, k) => wb.delete_cf(self.cf(t.name())?, k),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        match durability {
+            Durability::Sync => wo.set_sync(true),
+            // Bulk block data skips the WAL: large blocks' bytes are already in a pack and
+            // the rest is written at flush time; `persist` flushes before the ingest commits
+            // its manifest. Atomic flush keeps the column families in step across a crash.
+            Durability::Deferred => wo.disable_wal(true),
+        }
+        self.db.write_opt(wb, &wo).map_err(|e| self.err(e))?;
+        Ok(journaled)
+    }
+
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, PackState>, StoreError> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Backend("pack state lock poisoned".into()))
+    }
+
+    fn table_scan_cf(&self, name: &'static str) -> Result<Entries, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(name)?, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Punches journaled records whose index change is durable, and clears their journal keys.
+    fn punch_journaled(&self, done: Vec<(u32, u64, u64)>) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(PACKS)?;
+        let mut batch = WriteBatch::default();
+        for (pack, record, span) in done {
+            self.packs.punch(pack, record, span)?;
+            batch.delete_cf(cf, punch_key(pack, record));
+        }
+        // losing these deletes in a crash only repeats the punches at open
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
+    }
+
+    /// Records every pack's watermark: the active pack's up to its first record still waiting
+    /// for its index entry.
+    fn raise_watermarks(&self) -> Result<(), StoreError> {
+        let cf = self.cf(PACKS)?;
+        let in_flight = self.state()?.in_flight.clone();
+        let mut batch = WriteBatch::default();
+        for pack in self.packs.list()? {
+            let end = self.packs.len(pack)?;
+            let mark = in_flight
+                .range((pack, 0)..=(pack, u64::MAX))
+                .next()
+                .map_or(end, |(_, at)| *at);
+            batch.put_cf(cf, watermark_key(pack), mark.to_le_bytes());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
     }
 
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
@@ -130,51 +396,78 @@ impl RocksStore {
 
 impl BlockStore for RocksStore {
     fn write(&self, batch: Batch, durability: Durability) -> Result<(), StoreError> {
-        let (blocks, index) = (self.cf(BLOCKS)?, self.cf(INDEX)?);
-        let mut wb = WriteBatch::default();
-        for op in batch.ops {
-            match op {
-                Op::PutBlock(b) => {
-                    let key = b.cid.to_bytes();
-                    wb.put_cf(index, &key, (b.data.len() as u64).to_le_bytes());
-                    wb.put_cf(blocks, &key, &b.data);
+        let (blocks, index, packs_cf) = (self.cf(BLOCKS)?, self.cf(INDEX)?, self.cf(PACKS)?);
+        // large blocks' bytes go to a pack first, durably, so no index entry can name bytes a
+        // crash lost
+        let big: Vec<(Vec<u8>, &[u8])> = batch
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::PutBlock(b) if b.data.len() >= packs::PACK_MIN => {
+                    Some((b.cid.to_bytes(), b.data.as_ref()))
                 }
-                Op::DeleteBlock(c) => {
-                    let key = c.to_bytes();
-                    wb.delete_cf(blocks, &key);
-                    wb.delete_cf(index, &key);
+                _ => None,
+            })
+            .collect();
+        let mut at = None;
+        let locs = if big.is_empty() {
+            Vec::new()
+        } else {
+            let refs: Vec<(&[u8], &[u8])> = big.iter().map(|(k, d)| (k.as_slice(), *d)).collect();
+            self.packs.append(&refs, &mut |pack, off| {
+                at = Some((pack, off));
+                self.state()?.in_flight.insert((pack, off));
+                Ok(())
+            })?
+        };
+        let r = self.write_index(batch, durability, &locs, blocks, index, packs_cf);
+        if let Some(key) = at {
+            self.state()?.in_flight.remove(&key);
+        }
+        let journaled = match r {
+            Ok(j) => j,
+            Err(e) => {
+                // the index never named these records: give their space back
+                for l in &locs {
+                    let _ = self.packs.punch(l.pack, l.record, l.span());
                 }
-                Op::Put(t, k, v) => wb.put_cf(self.cf(t.name())?, k, v),
-                Op::Delete(t, k) => wb.delete_cf(self.cf(t.name())?, k),
+                return Err(e);
+            }
+        };
+        match durability {
+            Durability::Sync => self.punch_journaled(journaled),
+            Durability::Deferred => {
+                self.state()?.to_punch.extend(journaled);
+                Ok(())
             }
         }
-        let mut wo = WriteOptions::default();
-        match durability {
-            Durability::Sync => wo.set_sync(true),
-            // Bulk block data skips the WAL: it is written once, to blob files, at flush time;
-            // `persist` flushes before the ingest commits its manifest. Atomic flush keeps the
-            // column families in step across a crash.
-            Durability::Deferred => wo.disable_wal(true),
-        }
-        self.db.write_opt(wb, &wo).map_err(|e| self.err(e))
     }
 
     fn persist(&self) -> Result<(), StoreError> {
         let mut fo = FlushOptions::default();
         fo.set_wait(true);
         // with `atomic_flush` this is one flush of every column family, committed at once
-        let cfs: Vec<&ColumnFamily> = [BLOCKS, INDEX]
+        let cfs: Vec<&ColumnFamily> = [BLOCKS, INDEX, PACKS]
             .into_iter()
             .chain(Table::ALL.iter().map(|t| t.name()))
             .map(|n| self.cf(n))
             .collect::<Result<_, _>>()?;
-        self.db.flush_cfs_opt(&cfs, &fo).map_err(|e| self.err(e))
+        // what was journaled before the flush is durable after it
+        let journaled = std::mem::take(&mut self.state()?.to_punch);
+        self.db.flush_cfs_opt(&cfs, &fo).map_err(|e| self.err(e))?;
+        self.punch_journaled(journaled)?;
+        self.raise_watermarks()
     }
 
     fn get_raw(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db
-            .get_cf(self.cf(BLOCKS)?, cid.to_bytes())
-            .map_err(|e| self.err(e))
+        let key = cid.to_bytes();
+        match self.location(&key)? {
+            (_, Some(loc)) => self.packs.read(&loc).map(Some),
+            (_, None) => self
+                .db
+                .get_cf(self.cf(BLOCKS)?, key)
+                .map_err(|e| self.err(e)),
+        }
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
@@ -188,13 +481,7 @@ impl BlockStore for RocksStore {
             .map_err(|e| self.err(e))?
         {
             None => Ok(None),
-            Some(v) => {
-                let a: [u8; 8] = v
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::BadKey("block_index"))?;
-                Ok(Some(u64::from_le_bytes(a)))
-            }
+            Some(v) => Ok(Some(parse_index(&cid.to_bytes(), &v)?.0)),
         }
     }
 
@@ -211,16 +498,38 @@ impl BlockStore for RocksStore {
 
     fn for_each_stored_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError> {
         // the iterator loads each value (blob values too): this reads every stored byte
+        let mut all = Vec::new();
         let mut it = self.db.raw_iterator_cf(self.cf(BLOCKS)?);
         it.seek_to_first();
         while let Some(k) = it.key() {
-            let cid = Cid::try_from(k).map_err(|_| StoreError::BadKey("blocks"))?;
-            if !f(cid) {
-                return Ok(());
-            }
+            all.push(Cid::try_from(k).map_err(|_| StoreError::BadKey("blocks"))?);
             it.next();
         }
-        it.status().map_err(|e| self.err(e))
+        it.status().map_err(|e| self.err(e))?;
+        // and every record in the pack files but those journaled to be punched (their blocks
+        // are deleted), in CID order with the rest
+        let dead: std::collections::HashSet<Vec<u8>> = self
+            .table_scan_cf(PACKS)?
+            .into_iter()
+            .filter(|(k, _)| k.first() == Some(&b'p'))
+            .map(|(k, _)| k)
+            .collect();
+        for pack in self.packs.list()? {
+            self.packs.scan(pack, 0, &mut |c, l| {
+                if !dead.contains(&punch_key(l.pack, l.record)) {
+                    all.push(c);
+                }
+                Ok(())
+            })?;
+        }
+        all.sort_unstable_by_key(|c| c.to_bytes());
+        all.dedup();
+        for c in all {
+            if !f(c) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -229,13 +538,8 @@ impl BlockStore for RocksStore {
             .map_err(|e| self.err(e))
     }
 
-    fn table_scan(&self, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(t.name())?, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+    fn table_scan(&self, t: Table) -> Result<Entries, StoreError> {
+        self.table_scan_cf(t.name())
     }
 
     fn table_scan_from(
@@ -255,105 +559,5 @@ impl BlockStore for RocksStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{Batch, Durability};
-    use cairn_core::block::{Block, HashAlg, RAW};
-    use cairn_core::testgen::Gen;
-
-    #[test]
-    fn shared_suite() {
-        let dirs = std::sync::Mutex::new(Vec::new());
-        super::super::suite::run(&|| {
-            let d = tempfile::tempdir().unwrap();
-            let s = RocksStore::open(d.path()).unwrap();
-            dirs.lock().unwrap().push(d);
-            Box::new(s)
-        });
-    }
-
-    #[test]
-    fn survives_reopen_and_deferred_writes_after_persist() {
-        let d = tempfile::tempdir().unwrap();
-        let b = Block::new(HashAlg::Blake3, RAW, vec![7u8; 10_000]);
-        let small = Block::new(HashAlg::Blake3, RAW, vec![1u8; 10]);
-        {
-            let s = RocksStore::open(d.path()).unwrap();
-            let mut batch = Batch::new();
-            batch.put_block(b.clone()).put_block(small.clone());
-            s.write(batch, Durability::Deferred).unwrap();
-            s.persist().unwrap();
-        }
-        let s = RocksStore::open(d.path()).unwrap();
-        assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.to_vec()));
-        assert_eq!(s.get(&small.cid).unwrap(), Some(small.data.to_vec()));
-        assert_eq!(s.size(&b.cid).unwrap(), Some(10_000));
-    }
-
-    /// The files of a store as a crash would leave them: copied while it is open.
-    fn crash_image(s: &RocksStore, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(&s.path).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-
-    #[test]
-    fn crash_after_an_automatic_flush_keeps_blocks_and_index_together() {
-        let d = tempfile::tempdir().unwrap();
-        let s = RocksStore::open(&d.path().join("db")).unwrap();
-        // 24 MiB of Deferred blocks: past the 16 MiB blocks memtable, so RocksDB flushes on its
-        // own, with no `persist`; the index entries alone would fill no memtable
-        let blocks: Vec<Block> = (0..24u64)
-            .map(|i| Block::new(HashAlg::Blake3, RAW, Gen::bytes(i, 1 << 20)))
-            .collect();
-        for b in &blocks {
-            let mut batch = Batch::new();
-            batch.put_block(b.clone());
-            s.write(batch, Durability::Deferred).unwrap();
-        }
-        let prop = |name: &str| {
-            s.db.property_int_value_cf(s.cf(BLOCKS).unwrap(), name)
-                .unwrap()
-                .unwrap()
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while prop("rocksdb.num-immutable-mem-table") > 0 || prop("rocksdb.num-running-flushes") > 0
-        {
-            assert!(std::time::Instant::now() < deadline, "no flush finished");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        crash_image(&s, &d.path().join("image"));
-        drop(s);
-
-        let s = RocksStore::open(&d.path().join("image")).unwrap();
-        let (mut indexed, mut stored) = (Vec::new(), Vec::new());
-        s.for_each_cid(&mut |c| {
-            indexed.push(c);
-            true
-        })
-        .unwrap();
-        s.for_each_stored_cid(&mut |c| {
-            stored.push(c);
-            true
-        })
-        .unwrap();
-        assert!(!stored.is_empty(), "the automatic flush wrote nothing");
-        assert_eq!(
-            stored, indexed,
-            "blocks and block_index disagree after a crash"
-        );
-        for c in &indexed {
-            assert!(s.get(c).unwrap().is_some());
-        }
-    }
-
-    #[test]
-    fn second_open_of_a_locked_repo_is_a_clear_error() {
-        let d = tempfile::tempdir().unwrap();
-        let _s = RocksStore::open(d.path()).unwrap();
-        let e = RocksStore::open(d.path()).err().unwrap();
-        assert!(matches!(e, StoreError::Open { .. }), "{e}");
-    }
-}
+#[path = "rocks_tests.rs"]
+mod tests;

@@ -1,0 +1,197 @@
+//! Tests of the RocksDB backend: the shared suite, reopening, pack files and crash images.
+use super::*;
+use crate::store::{Batch, Durability};
+use cairn_core::block::{Block, HashAlg, RAW};
+use cairn_core::testgen::Gen;
+
+#[test]
+fn shared_suite() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    super::super::suite::run(&|| {
+        let d = tempfile::tempdir().unwrap();
+        let s = RocksStore::open(d.path()).unwrap();
+        dirs.lock().unwrap().push(d);
+        Box::new(s)
+    });
+}
+
+#[test]
+fn survives_reopen_and_deferred_writes_after_persist() {
+    let d = tempfile::tempdir().unwrap();
+    let b = Block::new(HashAlg::Blake3, RAW, vec![7u8; 10_000]);
+    let small = Block::new(HashAlg::Blake3, RAW, vec![1u8; 10]);
+    {
+        let s = RocksStore::open(d.path()).unwrap();
+        let mut batch = Batch::new();
+        batch.put_block(b.clone()).put_block(small.clone());
+        s.write(batch, Durability::Deferred).unwrap();
+        s.persist().unwrap();
+    }
+    let s = RocksStore::open(d.path()).unwrap();
+    assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.to_vec()));
+    assert_eq!(s.get(&small.cid).unwrap(), Some(small.data.to_vec()));
+    assert_eq!(s.size(&b.cid).unwrap(), Some(10_000));
+}
+
+/// The files of a store as a crash would leave them: copied while it is open.
+fn crash_image(s: &RocksStore, to: &Path) {
+    copy_dir(&s.path, to);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Bytes the file system holds for a file (holes excluded).
+fn allocated(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().blocks() * 512
+}
+
+fn stored_and_indexed(s: &RocksStore) -> (Vec<Cid>, Vec<Cid>) {
+    let (mut indexed, mut stored) = (Vec::new(), Vec::new());
+    s.for_each_cid(&mut |c| {
+        indexed.push(c);
+        true
+    })
+    .unwrap();
+    s.for_each_stored_cid(&mut |c| {
+        stored.push(c);
+        true
+    })
+    .unwrap();
+    (stored, indexed)
+}
+
+#[test]
+fn large_blocks_live_in_packs_and_deletes_give_their_space_back() {
+    let d = tempfile::tempdir().unwrap();
+    let big: Vec<Block> = (0..4u64)
+        .map(|i| Block::new(HashAlg::Blake3, RAW, Gen::bytes(i, 1 << 20)))
+        .collect();
+    let pack0 = d.path().join("db").join(PACK_DIR).join("00000000.pack");
+    {
+        let s = RocksStore::open(&d.path().join("db")).unwrap();
+        let mut batch = Batch::new();
+        for b in &big {
+            batch.put_block(b.clone());
+        }
+        s.write(batch, Durability::Deferred).unwrap();
+        s.persist().unwrap();
+        assert!(allocated(&pack0) >= 4 << 20);
+        // nothing of the bytes went through RocksDB's blocks column family
+        assert_eq!(
+            s.db.get_cf(s.cf(BLOCKS).unwrap(), big[0].cid.to_bytes())
+                .unwrap(),
+            None
+        );
+        // a Deferred delete frees the space once persisted, a Sync one at once
+        let mut del = Batch::new();
+        del.delete_block(big[0].cid);
+        s.write(del, Durability::Deferred).unwrap();
+        assert_eq!(
+            stored_and_indexed(&s).0.len(),
+            3,
+            "a deleted record is not stored"
+        );
+        s.persist().unwrap();
+        let mut del = Batch::new();
+        del.delete_block(big[1].cid);
+        s.write(del, Durability::Sync).unwrap();
+        let left = allocated(&pack0);
+        assert!(
+            left <= (2 << 20) + (64 << 10),
+            "{left} bytes still allocated"
+        );
+        // rewriting a stored block frees its old record
+        let mut again = Batch::new();
+        again.put_block(big[2].clone());
+        s.write(again, Durability::Sync).unwrap();
+        assert_eq!(s.get(&big[2].cid).unwrap(), Some(big[2].data.to_vec()));
+    }
+    // a reopened store reads the packs it wrote and writes to a new one
+    let s = RocksStore::open(&d.path().join("db")).unwrap();
+    for b in &big[2..] {
+        assert_eq!(s.get(&b.cid).unwrap(), Some(b.data.to_vec()));
+        assert_eq!(s.size(&b.cid).unwrap(), Some(1 << 20));
+    }
+    assert_eq!(s.get(&big[0].cid).unwrap(), None);
+    let (stored, indexed) = stored_and_indexed(&s);
+    assert_eq!(stored, indexed);
+    assert!(allocated(&pack0) <= (2 << 20) + (64 << 10));
+}
+
+#[test]
+fn crash_after_an_automatic_flush_keeps_blocks_and_index_together() {
+    let d = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(&d.path().join("db")).unwrap();
+    // 24 MiB of Deferred small blocks (kept in RocksDB): past the 16 MiB blocks memtable, so
+    // RocksDB flushes on its own, with no `persist`; the index entries alone would fill no
+    // memtable. Every 32nd block is large, so its bytes go to a pack at once and its index
+    // entry is lost with the memtable if it came after the last flush.
+    let blocks: Vec<Block> = (0..600u64)
+        .map(|i| {
+            let n = if i % 32 == 5 { 1 << 20 } else { 40 << 10 };
+            Block::new(HashAlg::Blake3, RAW, Gen::bytes(i, n))
+        })
+        .collect();
+    for b in &blocks {
+        let mut batch = Batch::new();
+        batch.put_block(b.clone());
+        s.write(batch, Durability::Deferred).unwrap();
+    }
+    let prop = |name: &str| {
+        s.db.property_int_value_cf(s.cf(BLOCKS).unwrap(), name)
+            .unwrap()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while prop("rocksdb.num-immutable-mem-table") > 0 || prop("rocksdb.num-running-flushes") > 0 {
+        assert!(std::time::Instant::now() < deadline, "no flush finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    crash_image(&s, &d.path().join("image"));
+    drop(s);
+
+    let image = d.path().join("image");
+    let pack0 = image.join(PACK_DIR).join("00000000.pack");
+    let before = allocated(&pack0);
+    let s = RocksStore::open(&image).unwrap();
+    let (stored, indexed) = stored_and_indexed(&s);
+    assert!(!stored.is_empty(), "the automatic flush wrote nothing");
+    let big = |c: &Cid| s.size(c).unwrap() == Some(1 << 20);
+    let packed = indexed.iter().filter(|c| big(c)).count();
+    assert!(packed >= 1, "no pack record survived with its index entry");
+    // the records written after the last flush lost their index entries: opening punched them
+    assert!(
+        packed < 19,
+        "every large block survived: no orphan to reclaim"
+    );
+    assert!(
+        allocated(&pack0) < before,
+        "orphaned records were not punched"
+    );
+    assert_eq!(
+        stored, indexed,
+        "blocks and block_index disagree after a crash"
+    );
+    for c in &indexed {
+        assert!(s.get(c).unwrap().is_some());
+    }
+}
+
+#[test]
+fn second_open_of_a_locked_repo_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let _s = RocksStore::open(d.path()).unwrap();
+    let e = RocksStore::open(d.path()).err().unwrap();
+    assert!(matches!(e, StoreError::Open { .. }), "{e}");
+}
