@@ -20,7 +20,7 @@ use crate::through_node::run_api;
 use anyhow::{bail, Context, Result};
 use cairn_core::block::parse_cid;
 use cairn_core::profile::Profile;
-use cairn_repo::ingest::{self, Target};
+use cairn_repo::ingest::{self, Source};
 use cairn_repo::Repo;
 use clap::Parser;
 use serde_json::json;
@@ -132,20 +132,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for path in paths {
                 let pb = progress::bar(tree_size(path), "importing");
                 let progress = |n: u64| pb.inc(n);
-                let r = match &repo {
-                    Some(repo) => repo.put(path, &p, &progress).map_err(anyhow::Error::from),
-                    None => ingest::ingest(path, &p, Target::HashOnly, &progress)
-                        .map_err(anyhow::Error::from),
-                }
-                .with_context(|| format!("adding {}", path.display()))?;
+                // --only-hash computes the content's CIDs: no parity, so no manifest
+                let (root, manifest, bytes, blocks) = match &repo {
+                    Some(repo) => {
+                        let r = repo
+                            .put(path, &p, &progress)
+                            .with_context(|| format!("adding {}", path.display()))?;
+                        (r.root, Some(r.manifest.to_string()), r.bytes, r.blocks)
+                    }
+                    None => {
+                        let r = ingest::content_root(Source::Path(path), &p, &progress)
+                            .with_context(|| format!("hashing {}", path.display()))?;
+                        (r.root, None, r.bytes, r.blocks)
+                    }
+                };
                 pb.finish_and_clear();
                 if json {
                     println!(
                         "{}",
-                        json!({"root": r.root.to_string(), "manifest": r.manifest.to_string(), "bytes": r.bytes, "blocks": r.blocks, "path": path.display().to_string()})
+                        json!({"root": root.to_string(), "manifest": manifest, "bytes": bytes, "blocks": blocks, "path": path.display().to_string()})
                     );
                 } else {
-                    println!("{}", r.root);
+                    println!("{root}");
                 }
             }
         }

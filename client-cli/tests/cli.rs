@@ -164,15 +164,23 @@ fn corrupted_blocks_on_disk_are_found_and_repaired() {
     let repo = t.path().join("repo");
     let ds = sample(t.path());
     let root = ok(&repo, &["put", s(&ds)]).trim().to_string();
-    for e in std::fs::read_dir(repo.join("blocks")).unwrap() {
+    // block bytes live in RocksDB blob files (small blocks) and pack files (large ones)
+    let packs = repo.join("blocks").join("packs");
+    let files = std::fs::read_dir(repo.join("blocks"))
+        .unwrap()
+        .chain(std::fs::read_dir(&packs).unwrap());
+    let mut hit = 0;
+    for e in files {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "blob") {
+        if p.extension().is_some_and(|x| x == "blob" || x == "pack") {
             let mut b = std::fs::read(&p).unwrap();
             let at = b.len() / 3;
             b[at] ^= 0xff;
             std::fs::write(&p, b).unwrap();
+            hit += 1;
         }
     }
+    assert!(hit > 0, "no block files found to corrupt");
     let o = cairn(&repo, &["verify"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("corrupt "));

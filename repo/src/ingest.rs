@@ -226,6 +226,8 @@ struct Walker<'a> {
     tx: std::sync::mpsc::SyncSender<Job>,
     /// Stripes queued so far.
     seq: u64,
+    /// Whether blocks form stripes (false: only the content's CIDs are wanted).
+    stripes: bool,
     bytes: u64,
     blocks: u64,
     progress: &'a (dyn Fn(u64) + Sync),
@@ -241,6 +243,11 @@ impl Walker<'_> {
 
     /// Queues blocks; returns false if the worker has stopped (its error is reported on join).
     fn emit(&mut self, blocks: &mut Vec<Block>) -> bool {
+        if !self.stripes {
+            self.blocks += blocks.len() as u64;
+            blocks.clear();
+            return true;
+        }
         for b in blocks.drain(..) {
             self.blocks += 1;
             self.pending.push(b);
@@ -278,7 +285,7 @@ impl Walker<'_> {
         let n = chunks.len();
         // with nothing in `out` yet, the next stripe is the pending blocks plus `head` leaves,
         // and an internal node follows leaf `room - 1`
-        let fusable = fuse && out.is_empty();
+        let fusable = fuse && self.stripes && out.is_empty();
         let room = imp.leaves_before_node();
         let head = (k - self.pending.len() % k) % k;
         let mut groups: Vec<(Vec<Block>, Vec<Bytes>, bool)> = Vec::new();
@@ -343,6 +350,13 @@ impl Walker<'_> {
 
     fn file(&mut self, path: &Path) -> Result<Option<Entry>, IngestError> {
         let mut f = std::fs::File::open(path).map_err(Self::io(path))?;
+        // content CIDs only: hash the file where the page cache holds it, with no copy (what is
+        // stored must be hashed from a private copy, so stored bytes always match their CIDs)
+        if !self.stripes {
+            if let Some(map) = crate::mapped::Mapped::of(&f).map_err(Self::io(path))? {
+                return Ok(self.slices(Bytes::from_owner(map)));
+            }
+        }
         self.stream(&mut f, path)
     }
 
@@ -491,21 +505,79 @@ pub fn ingest_source(
     target: Target<'_>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<IngestReport, IngestError> {
+    let (entry, bytes, blocks, worker) = walk(source, profile, Some(&target), progress)?;
+    let stripes: Vec<Stripe> = worker.stripes.into_iter().map(|(_, s)| s).collect();
+    let manifest_cid = match target {
+        Target::Store(store) => commit(store, profile, entry.cid, bytes, blocks, &stripes)?,
+        Target::HashOnly => {
+            let (_, mblocks) = manifest::encode(profile, entry.cid, bytes, blocks, &stripes);
+            mblocks.last().map(|b| b.cid).unwrap_or_default()
+        }
+    };
+    Ok(IngestReport {
+        root: entry.cid,
+        manifest: manifest_cid,
+        bytes,
+        blocks,
+        stripes: stripes.len() as u64,
+        stripes_skipped: worker.skipped,
+    })
+}
+
+/// What [`content_root`] computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentReport {
+    /// Root CID (a file's, or a directory's own): the same as [`IngestReport::root`].
+    pub root: Cid,
+    /// File bytes imported.
+    pub bytes: u64,
+    /// DAG blocks.
+    pub blocks: u64,
+}
+
+/// The CIDs of a [`Source`]'s content only, as `cairn put --only-hash` prints them: the DAG is
+/// chunked, hashed and built exactly as [`ingest_source`] does, but not erasure-coded, since
+/// parity and the manifest that lists it exist only where the data is stored.
+pub fn content_root(
+    source: Source<'_>,
+    profile: &Profile,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ContentReport, IngestError> {
+    let (entry, bytes, blocks, _) = walk(source, profile, None, progress)?;
+    Ok(ContentReport {
+        root: entry.cid,
+        bytes,
+        blocks,
+    })
+}
+
+/// Walks `source` into DAG blocks; with a target, groups them into stripes that the writers
+/// encode (and store); without, only counts them.
+fn walk(
+    source: Source<'_>,
+    profile: &Profile,
+    target: Option<&Target<'_>>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(Entry, u64, u64, WorkerResult), IngestError> {
     let coder = Coder::new(profile.k, profile.m)?;
     let (tx, rx) = sync_channel::<Job>(STRIPE_QUEUE);
     // each writer owns a handle: when the last one stops, the queue closes and the walk stops
     let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
     let failed = std::sync::atomic::AtomicBool::new(false);
     let writers = match target {
-        Target::Store(_) => WRITERS,
-        Target::HashOnly => 1,
+        Some(Target::Store(_)) => WRITERS,
+        Some(Target::HashOnly) => 1,
+        None => 0,
     };
     let (walk, worker) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers)
             .map(|_| {
                 let rx = rx.clone();
                 let (coder, target, failed) = (&coder, &target, &failed);
-                s.spawn(move || encode_and_write(coder, profile, target, rx, failed))
+                s.spawn(move || {
+                    let target = target.unwrap_or(&Target::HashOnly);
+                    encode_and_write(coder, profile, target, rx, failed)
+                })
             })
             .collect();
         drop(rx);
@@ -516,6 +588,7 @@ pub fn ingest_source(
             fused: Default::default(),
             tx,
             seq: 0,
+            stripes: target.is_some(),
             bytes: 0,
             blocks: 0,
             progress,
@@ -528,7 +601,7 @@ pub fn ingest_source(
             Source::Bytes(b) => Ok(w.slices(b).map(|e| (e, true))),
         };
         let tail = std::mem::take(&mut w.pending);
-        if !tail.is_empty() {
+        if w.stripes && !tail.is_empty() {
             let _ = w.send(tail, None);
         }
         let (bytes, blocks) = (w.bytes, w.blocks);
@@ -565,27 +638,12 @@ pub fn ingest_source(
     // A worker error (say, a full disk) explains why the walk stopped early: report it first.
     let worker = worker?;
     let (entry, bytes, blocks) = walk?;
-    let stripes: Vec<Stripe> = worker.stripes.into_iter().map(|(_, s)| s).collect();
     let Some((entry, _)) = entry else {
         return Err(IngestError::Store(StoreError::Backend(
             "encoder stopped without an error".into(),
         )));
     };
-    let manifest_cid = match target {
-        Target::Store(store) => commit(store, profile, entry.cid, bytes, blocks, &stripes)?,
-        Target::HashOnly => {
-            let (_, mblocks) = manifest::encode(profile, entry.cid, bytes, blocks, &stripes);
-            mblocks.last().map(|b| b.cid).unwrap_or_default()
-        }
-    };
-    Ok(IngestReport {
-        root: entry.cid,
-        manifest: manifest_cid,
-        bytes,
-        blocks,
-        stripes: stripes.len() as u64,
-        stripes_skipped: worker.skipped,
-    })
+    Ok((entry, bytes, blocks, worker))
 }
 
 /// Commits a dataset whose stripes are already written: makes them durable, then writes the

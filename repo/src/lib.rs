@@ -23,6 +23,7 @@
 
 pub mod export;
 pub mod ingest;
+mod mapped;
 pub mod store;
 
 mod car_io;

@@ -4,7 +4,7 @@
 
 use cairn_core::block::Block;
 use cairn_core::profile::Profile;
-use cairn_repo::ingest::{ingest, IngestReport, Target};
+use cairn_repo::ingest::{ingest, IngestReport, Source, Target};
 use cairn_repo::store::{Batch, BlockStore, Durability, RocksStore, StoreError, Table};
 use cairn_repo::{Repo, RepoError};
 use cid::Cid;
@@ -96,6 +96,17 @@ fn put_get_roundtrip_and_only_hash_agrees() {
     let r = repo.put(&src, &p, &|_| {}).unwrap();
     let hashed = ingest(&src, &p, Target::HashOnly, &|_| {}).unwrap();
     assert_eq!(hashed, r);
+    // the content CIDs alone (`put --only-hash`: files mapped, no parity) agree too, for the
+    // tree and for one file in it
+    let content = cairn_repo::ingest::content_root(Source::Path(&src), &p, &|_| {}).unwrap();
+    assert_eq!(
+        (content.root, content.bytes, content.blocks),
+        (r.root, r.bytes, r.blocks)
+    );
+    let file = src.join("shards/train/0000.tar");
+    let one = repo.put(&file, &p, &|_| {}).unwrap();
+    let mapped = cairn_repo::ingest::content_root(Source::Path(&file), &p, &|_| {}).unwrap();
+    assert_eq!((mapped.root, mapped.bytes), (one.root, one.bytes));
     assert_eq!(r.bytes, 3 * 1024 * 1024 + 17 + 700_000 + 9 + 2);
     let out = tmp.path().join("out");
     repo.get(&r.root, &out).unwrap();

@@ -2,6 +2,7 @@
 
 pub(crate) mod data;
 mod gateway;
+mod ingest;
 mod net;
 mod proofs;
 mod report;
@@ -14,8 +15,7 @@ use data::fill;
 use data::sample_dataset;
 use report::{report, verdict};
 use serde_json::json;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Benchmarks.
@@ -27,14 +27,28 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1024)]
         mib: u64,
     },
-    /// Durable ingest into a RocksDB repo vs sequential write + fdatasync, and the ingest's peak RSS.
+    /// `cairn put` of a seeded file vs real commands, alternated round by round in this run
+    /// (each a process timed as a whole, `sync` between them; the medians are compared):
+    /// durable put into a fresh RocksDB repo vs `dd bs=8M conv=fdatasync` (target >= 0.7x) and
+    /// the put's peak RSS (target <= 128 MiB); `put --only-hash` vs blake3 on one thread over
+    /// the file, read loop or mmap, the faster (target >= 1.5x); `put --only-hash --profile
+    /// unixfs-v1-2025` vs `ipfs-car pack --no-wrap`, same root CID required (target >= 10x;
+    /// skipped without ipfs-car; scripts/bench-ingest.sh installs it).
     Ingest {
         /// Input size in MiB.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = 2048)]
         mib: u64,
-        /// Scratch directory (default: the system temp dir).
+        /// Rounds of each comparison; odd rounds run the baseline first, even rounds Cairn.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Scratch directory for the input, dd's copy, the repo and the CAR (default: the
+        /// system temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The ipfs-car executable, npm's ipfs-car@3.1.0 (default: `ipfs-car` on PATH; without
+        /// one, that comparison is skipped).
+        #[arg(long, env = "IPFS_CAR")]
+        ipfs_car: Option<PathBuf>,
     },
     /// Retrieval of a dataset from a 6-node devnet (all up, then 2 killed) vs iroh's `sendme`
     /// moving the same file over loopback, plus the serving nodes' peak RSS.
@@ -107,6 +121,9 @@ pub enum BenchCmd {
         /// Scratch directory for the ingest benchmark.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The ipfs-car executable for the ingest benchmark (default: `ipfs-car` on PATH).
+        #[arg(long, env = "IPFS_CAR")]
+        ipfs_car: Option<PathBuf>,
     },
 }
 
@@ -131,7 +148,20 @@ fn gbps(bytes: u64, d: Duration) -> f64 {
 pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Import { mib } => import(*mib, json),
-        BenchCmd::Ingest { mib, dir } => ingest(*mib, dir.as_deref(), json),
+        BenchCmd::Ingest {
+            mib,
+            rounds,
+            dir,
+            ipfs_car,
+        } => ingest::run(
+            &ingest::IngestBench {
+                mib: *mib,
+                rounds: *rounds,
+                dir: dir.as_deref(),
+                ipfs_car: ipfs_car.as_deref(),
+            },
+            json,
+        ),
         BenchCmd::Rs { mib } => rs(*mib, json),
         BenchCmd::Proofs {
             post_depth,
@@ -161,10 +191,18 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             shard_mib,
             seed,
         } => sample_dataset(out, *shards, *shard_mib << 20, *seed),
-        BenchCmd::All { dir } => {
-            // ingest first: a child's peak RSS includes this process's RSS at the moment it is
+        BenchCmd::All { dir, ipfs_car } => {
+            // ingest first: a child's peak RSS includes this process's peak RSS when it is
             // spawned (Linux counts the pre-exec memory), so it must run while we are small
-            ingest(4096, dir.as_deref(), json)?;
+            ingest::run(
+                &ingest::IngestBench {
+                    mib: 2048,
+                    rounds: 3,
+                    dir: dir.as_deref(),
+                    ipfs_car: ipfs_car.as_deref(),
+                },
+                json,
+            )?;
             import(1024, json)?;
             rs(1024, json)
         }
@@ -317,110 +355,6 @@ fn rs(mib: u64, json: bool) -> Result<()> {
             simd.as_secs_f64(),
             gbps(bytes, simd),
             verdict(ratio >= 0.8)
-        ),
-    );
-    Ok(())
-}
-
-/// This process's resident set now (VmRSS), in KiB; 0 if unknown.
-fn own_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn peak_child_rss_kib() -> i64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass and nothing else.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) != 0 {
-            return -1;
-        }
-        ru.ru_maxrss
-    }
-}
-
-fn ingest(mib: u64, dir: Option<&Path>, json: bool) -> Result<()> {
-    let scratch = match dir {
-        Some(d) => tempfile::tempdir_in(d),
-        None => tempfile::tempdir(),
-    }
-    .context("creating scratch directory")?;
-    let src = scratch.path().join("input.bin");
-    let piece = 8usize << 20;
-    let len = mib << 20;
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&src)?);
-        let mut buf = vec![0u8; piece];
-        let mut left = len;
-        let mut seed = 100;
-        while left > 0 {
-            let n = (piece as u64).min(left) as usize;
-            fill(seed, &mut buf[..n]);
-            f.write_all(&buf[..n])?;
-            left -= n as u64;
-            seed += 1;
-        }
-        f.flush()?;
-    }
-    // baseline: read the input and write it sequentially to a new file, then fdatasync
-    let copy = scratch.path().join("copy.bin");
-    let (base, _) = best(1, || {
-        let mut r = std::fs::File::open(&src)?;
-        let mut w = std::fs::File::create(&copy)?;
-        let mut buf = vec![0u8; piece];
-        loop {
-            let n = r.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            w.write_all(&buf[..n])?;
-        }
-        w.sync_data()?;
-        Ok(())
-    })?;
-    std::fs::remove_file(&copy)?;
-    // ours: `cairn put` into a fresh RocksDB repo, as a child process so its peak RSS is its own
-    let repo = scratch.path().join("repo");
-    let exe = std::env::current_exe()?;
-    let parent_mib = own_rss_kib() as f64 / 1024.0;
-    let t = Instant::now();
-    let out = std::process::Command::new(exe)
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--json")
-        .arg("put")
-        .arg(&src)
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    let ours = t.elapsed();
-    anyhow::ensure!(
-        out.status.success(),
-        "cairn put failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rss_mib = peak_child_rss_kib() as f64 / 1024.0;
-    let ratio = base.as_secs_f64() / ours.as_secs_f64();
-    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    report(
-        json,
-        "ingest",
-        json!({"mib": mib, "baseline_s": base.as_secs_f64(), "ingest_s": ours.as_secs_f64(), "ratio": ratio, "target": 0.7,
-               "peak_rss_mib": rss_mib, "rss_target_mib": 128, "parent_rss_mib": parent_mib, "put": serde_json::from_str::<serde_json::Value>(&root).unwrap_or_default()}),
-        format!(
-            "ingest  {mib} MiB: write+fdatasync {:.2} s ({:.2} GB/s) | cairn put (RocksDB, RS(4,2), durable) {:.2} s ({:.2} GB/s) | ratio {ratio:.2}x (target >= 0.7x) {}\nrss     {mib} MiB import: peak RSS {rss_mib:.1} MiB (target <= 128 MiB; spawned from a parent of {parent_mib:.1} MiB, a floor on the figure) {}",
-            base.as_secs_f64(),
-            gbps(len, base),
-            ours.as_secs_f64(),
-            gbps(len, ours),
-            verdict(ratio >= 0.7),
-            verdict(rss_mib <= 128.0)
         ),
     );
     Ok(())

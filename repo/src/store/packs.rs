@@ -31,6 +31,9 @@ pub const MAGIC: [u8; 4] = *b"CPK1";
 const MAX_RECORD_DATA: u64 = 16 << 20;
 /// Longest CID a record may name.
 const MAX_CID: usize = 128;
+/// Largest staging buffer a thread keeps between writes (a 4+2 stripe of 1 MiB blocks fits);
+/// a larger batch gets a buffer of its own, freed after the write.
+const KEEP_STAGING: usize = 8 << 20;
 /// Read handles kept open; beyond this the cache is emptied and refilled on demand.
 const MAX_READERS: usize = 256;
 
@@ -218,7 +221,8 @@ impl Packs {
         let (pack, file, base) = self.reserve(total)?;
         reserved(pack, base)?;
         let mut locs = Vec::with_capacity(blocks.len());
-        STAGING.with_borrow_mut(|staging| {
+        let mut own = Aligned { buf: Vec::new() };
+        let mut fill = |staging: &mut Aligned| {
             let out = staging.slice(total as usize);
             let mut at = 0usize;
             for (cid, data) in blocks {
@@ -238,7 +242,12 @@ impl Packs {
             }
             file.write_all_at(out, base)
                 .map_err(|e| io("writing", &self.path(pack), e))
-        })?;
+        };
+        if total as usize <= KEEP_STAGING {
+            STAGING.with_borrow_mut(&mut fill)?;
+        } else {
+            fill(&mut own)?;
+        }
         Ok(locs)
     }
 
