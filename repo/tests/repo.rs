@@ -366,6 +366,43 @@ fn bytes_flipped_in_rocksdb_files_are_found_and_repaired() {
 }
 
 #[test]
+fn a_truncated_pack_file_is_damage_that_repair_rebuilds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = dataset(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let root = {
+        let repo = Repo::open(&repo_dir).unwrap();
+        repo.put(&src, &small_profile(), &|_| {}).unwrap().root
+    };
+    // cut the end of the last record off, as a disk that lost the file's tail would
+    let packs = repo_dir.join("blocks").join("packs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+        .collect();
+    files.sort();
+    let last = files.last().expect("64 KiB blocks live in pack files");
+    let f = std::fs::OpenOptions::new().write(true).open(last).unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len - 8192).unwrap();
+    drop(f);
+    let repo = Repo::open(&repo_dir).unwrap();
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert!(!s.corrupt.is_empty(), "{s:?}");
+    let rep = repo.repair(&|_| {}).unwrap();
+    assert!(rep.unrepairable.is_empty(), "{rep:?}");
+    let again = repo.scrub(&|_| {}).unwrap();
+    assert!(
+        again.corrupt.is_empty() && again.missing.is_empty(),
+        "{again:?}"
+    );
+    let dest = tmp.path().join("out");
+    repo.get(&root, &dest).unwrap();
+    same_tree(&src, &dest);
+}
+
+#[test]
 fn gc_keeps_pinned_datasets_and_frees_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let src = dataset(tmp.path());

@@ -270,8 +270,12 @@ impl Packs {
 
     /// A block's bytes (unverified).
     pub fn read(&self, loc: &Loc) -> Result<Vec<u8>, StoreError> {
+        // a damaged index entry is a damaged block (scrub quarantines it, repair rebuilds it)
         if loc.len > MAX_RECORD_DATA {
-            return Err(StoreError::BadKey("block_index"));
+            return Err(StoreError::Backend(format!(
+                "block_index names {} bytes in pack {}, more than a record holds",
+                loc.len, loc.pack
+            )));
         }
         let f = self.reader(loc.pack)?;
         let mut v = vec![0u8; loc.len as usize];
