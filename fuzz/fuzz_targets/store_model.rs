@@ -1,7 +1,8 @@
 //! Model-based fuzzing of the RocksDB block store with a reboot step (close and reopen):
 //! after any sequence of writes, deletes, persists and reboots, every read matches a simple
 //! model. Writes made durable (Sync, or Deferred followed by persist) survive reboots; a
-//! Deferred write not yet persisted may be lost in a reboot but is never corrupted.
+//! Deferred write not yet persisted may be lost in a reboot but is never corrupted. Blocks of
+//! 64 KiB and more exercise the pack files (`repo/src/store/packs.rs`).
 #![no_main]
 use arbitrary::Arbitrary;
 use cairn_core::block::{Block, HashAlg, RAW};
@@ -28,7 +29,8 @@ enum State {
 }
 
 fn block(seed: u8, len: u16) -> Block {
-    let len = (len % 20_000) as usize;
+    // a quarter of the blocks are large enough for pack files, the rest stay in RocksDB
+    let len = if len % 4 == 0 { 65_536 + (len as usize % 60_000) } else { (len % 20_000) as usize };
     // the first byte is the seed, so different seeds never share a CID
     let data: Vec<u8> = std::iter::once(seed).chain((0..len).map(|i| (i as u8).wrapping_mul(seed) ^ seed)).collect();
     Block::new(HashAlg::Blake3, RAW, data)

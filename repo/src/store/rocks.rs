@@ -70,12 +70,16 @@ pub struct RocksStore {
 /// - `p` ++ pack (u32 BE) ++ record offset (u64 BE) -> span (u64 LE), the *punch journal*: a
 ///   record whose block was deleted or rewritten, written in the same batch as the index
 ///   change, so the hole is punched exactly when that change is durable (replayed at open).
+/// A record to punch: (pack, record offset, span).
+type Punch = (u32, u64, u64);
+
 #[derive(Default)]
 struct PackState {
     /// Records written whose index entries are not written yet: (pack, offset).
     in_flight: std::collections::BTreeSet<(u32, u64)>,
-    /// Journaled records waiting for a flush before they are punched: (pack, record, span).
-    to_punch: Vec<(u32, u64, u64)>,
+    /// Records journaled by Deferred batches, waiting for a flush before they are punched:
+    /// the block's key, then (pack, record, span).
+    to_punch: Vec<(Vec<u8>, Punch)>,
 }
 
 fn watermark_key(pack: u32) -> Vec<u8> {
@@ -269,17 +273,29 @@ impl RocksStore {
         blocks: &ColumnFamily,
         index: &ColumnFamily,
         packs_cf: &ColumnFamily,
-    ) -> Result<Vec<(u32, u64, u64)>, StoreError> {
+    ) -> Result<Vec<(Vec<u8>, Punch)>, StoreError> {
         let mut wb = WriteBatch::default();
         let mut journaled = Vec::new();
+        let sync = matches!(durability, Durability::Sync);
         let mut journal = |wb: &mut WriteBatch, key: &[u8]| -> Result<(), StoreError> {
+            let mut records = Vec::new();
             if let (_, Some(old)) = self.location(key)? {
-                wb.put_cf(
-                    packs_cf,
-                    punch_key(old.pack, old.record),
-                    old.span().to_le_bytes(),
-                );
-                journaled.push((old.pack, old.record, old.span()));
+                records.push((old.pack, old.record, old.span()));
+            }
+            // A Deferred rewrite of this block not yet flushed journaled the record a crash
+            // would bring back; once this synced change lands, no outcome of a crash names
+            // that record either, so it is journaled here too.
+            if sync {
+                let mut st = self.state()?;
+                let (same, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut st.to_punch)
+                    .into_iter()
+                    .partition(|(k, _)| k == key);
+                st.to_punch = rest;
+                records.extend(same.into_iter().map(|(_, r)| r));
+            }
+            for r in records {
+                wb.put_cf(packs_cf, punch_key(r.0, r.1), r.2.to_le_bytes());
+                journaled.push((key.to_vec(), r));
             }
             Ok(())
         };
@@ -341,13 +357,13 @@ impl RocksStore {
     }
 
     /// Punches journaled records whose index change is durable, and clears their journal keys.
-    fn punch_journaled(&self, done: Vec<(u32, u64, u64)>) -> Result<(), StoreError> {
+    fn punch_journaled(&self, done: Vec<(Vec<u8>, Punch)>) -> Result<(), StoreError> {
         if done.is_empty() {
             return Ok(());
         }
         let cf = self.cf(PACKS)?;
         let mut batch = WriteBatch::default();
-        for (pack, record, span) in done {
+        for (_, (pack, record, span)) in done {
             self.packs.punch(pack, record, span)?;
             batch.delete_cf(cf, punch_key(pack, record));
         }
