@@ -61,6 +61,9 @@ pub struct RocksStore {
     state: std::sync::Mutex<PackState>,
 }
 
+/// A record to punch: (pack, record offset, span).
+type Punch = (u32, u64, u64);
+
 /// What the store tracks of its pack files between writes.
 ///
 /// Two kinds of keys in the `packs` column family make pack space safe across crashes:
@@ -70,9 +73,6 @@ pub struct RocksStore {
 /// - `p` ++ pack (u32 BE) ++ record offset (u64 BE) -> span (u64 LE), the *punch journal*: a
 ///   record whose block was deleted or rewritten, written in the same batch as the index
 ///   change, so the hole is punched exactly when that change is durable (replayed at open).
-/// A record to punch: (pack, record offset, span).
-type Punch = (u32, u64, u64);
-
 #[derive(Default)]
 struct PackState {
     /// Records written whose index entries are not written yet: (pack, offset).
