@@ -169,8 +169,13 @@ impl Packs {
         Ok(out)
     }
 
-    /// Reserves `len` bytes in the active pack (starting a new pack when it is full).
-    fn reserve(&self, len: u64) -> Result<(u32, Arc<File>, u64), StoreError> {
+    /// Reserves `len` bytes in the active pack (starting a new pack when it is full) and tells
+    /// `reserved` where, before another write can reserve space after them.
+    fn reserve(
+        &self,
+        len: u64,
+        reserved: &mut dyn FnMut(u32, u64) -> Result<(), StoreError>,
+    ) -> Result<(u32, Arc<File>, u64), StoreError> {
         let mut active = self
             .active
             .lock()
@@ -202,13 +207,14 @@ impl Packs {
             .as_mut()
             .ok_or_else(|| StoreError::Backend("no active pack".into()))?;
         let at = a.end;
+        reserved(a.pack, at)?;
         a.end += len;
         Ok((a.pack, a.file.clone(), at))
     }
 
     /// Appends one record per block, with one synced write, and returns where each landed.
     /// The records are durable when this returns. `reserved` learns the pack and offset of
-    /// the write before it happens.
+    /// the write while the space is reserved, before the write.
     pub fn append(
         &self,
         blocks: &[(&[u8], &[u8])],
@@ -218,8 +224,7 @@ impl Packs {
             .iter()
             .map(|(cid, data)| padded((header_len(cid) + data.len()) as u64))
             .sum();
-        let (pack, file, base) = self.reserve(total)?;
-        reserved(pack, base)?;
+        let (pack, file, base) = self.reserve(total, reserved)?;
         let mut locs = Vec::with_capacity(blocks.len());
         let mut own = Aligned { buf: Vec::new() };
         let mut fill = |staging: &mut Aligned| {
@@ -240,8 +245,11 @@ impl Packs {
                 out[d + data.len()..next].fill(0);
                 at = next;
             }
-            file.write_all_at(out, base)
-                .map_err(|e| io("writing", &self.path(pack), e))
+            file.write_all_at(out, base).map_err(|e| {
+                // whatever part landed is named by nothing: give it back at once
+                let _ = self.punch(pack, base, total);
+                io("writing", &self.path(pack), e)
+            })
         };
         if total as usize <= KEEP_STAGING {
             STAGING.with_borrow_mut(&mut fill)?;

@@ -373,18 +373,30 @@ impl RocksStore {
         self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
     }
 
-    /// Records every pack's watermark: the active pack's up to its first record still waiting
-    /// for its index entry.
-    fn raise_watermarks(&self) -> Result<(), StoreError> {
-        let cf = self.cf(PACKS)?;
-        let in_flight = self.state()?.in_flight.clone();
-        let mut batch = WriteBatch::default();
+    /// The watermarks `persist` may record once its flush is done: each pack's length now,
+    /// or, lower, its first record still waiting for its index entry. Lengths are read before
+    /// the records in flight, and a record joins them when its space is reserved, so every
+    /// record below a mark had its index entry written before the flush began.
+    fn marks_before_flush(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let mut lens = Vec::new();
         for pack in self.packs.list()? {
-            let end = self.packs.len(pack)?;
-            let mark = in_flight
-                .range((pack, 0)..=(pack, u64::MAX))
-                .next()
-                .map_or(end, |(_, at)| *at);
+            lens.push((pack, self.packs.len(pack)?));
+        }
+        let in_flight = self.state()?.in_flight.clone();
+        Ok(lens
+            .into_iter()
+            .map(|(pack, end)| {
+                let first = in_flight.range((pack, 0)..=(pack, u64::MAX)).next();
+                (pack, first.map_or(end, |(_, at)| (*at).min(end)))
+            })
+            .collect())
+    }
+
+    /// Records watermarks (after the flush that made everything below them durable).
+    fn raise_watermarks(&self, marks: Vec<(u32, u64)>) -> Result<(), StoreError> {
+        let cf = self.cf(PACKS)?;
+        let mut batch = WriteBatch::default();
+        for (pack, mark) in marks {
             batch.put_cf(cf, watermark_key(pack), mark.to_le_bytes());
         }
         let mut wo = WriteOptions::default();
@@ -430,11 +442,22 @@ impl BlockStore for RocksStore {
             Vec::new()
         } else {
             let refs: Vec<(&[u8], &[u8])> = big.iter().map(|(k, d)| (k.as_slice(), *d)).collect();
-            self.packs.append(&refs, &mut |pack, off| {
-                at = Some((pack, off));
+            // registered while the space is reserved (see `marks_before_flush`)
+            let written = self.packs.append(&refs, &mut |pack, off| {
                 self.state()?.in_flight.insert((pack, off));
+                at = Some((pack, off));
                 Ok(())
-            })?
+            });
+            match written {
+                Ok(locs) => locs,
+                Err(e) => {
+                    // nothing was indexed: the reserved space is an orphan like a crash's
+                    if let Some(key) = at {
+                        self.state()?.in_flight.remove(&key);
+                    }
+                    return Err(e);
+                }
+            }
         };
         let r = self.write_index(batch, durability, &locs, blocks, index, packs_cf);
         if let Some(key) = at {
@@ -469,10 +492,11 @@ impl BlockStore for RocksStore {
             .map(|n| self.cf(n))
             .collect::<Result<_, _>>()?;
         // what was journaled before the flush is durable after it
+        let marks = self.marks_before_flush()?;
         let journaled = std::mem::take(&mut self.state()?.to_punch);
         self.db.flush_cfs_opt(&cfs, &fo).map_err(|e| self.err(e))?;
         self.punch_journaled(journaled)?;
-        self.raise_watermarks()
+        self.raise_watermarks(marks)
     }
 
     fn get_raw(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
