@@ -4,7 +4,9 @@
 use crate::devnet::{
     devnet_down, devnet_up, kill, node_binary, run_node, stop, token_of, Devnet, DevnetNode,
 };
-use crate::node_api::{api_get_json, api_post_json, audit_verify, get, placement, put, PutChoice};
+use crate::node_api::{
+    api_get_json, api_post_json, audit_and_wait, audit_verify, get, placement, put, PutChoice,
+};
 use anyhow::{bail, Context, Result};
 use cairn_core::Cid;
 use serde_json::Value;
@@ -183,8 +185,8 @@ fn proofs_demo(
     };
     let audit = |fallback: &DevnetNode, prover: &DevnetNode| -> Result<Value> {
         let auditor = is_live(&designated(prover)?.0).unwrap_or(fallback);
-        let path = format!("/api/v0/audit?peer={}", prover.peer_id);
-        let mut v = api_post_json(&auditor.api, Some(&token_of(auditor)?), &path)?;
+        let query = format!("peer={}", prover.peer_id);
+        let mut v = audit_and_wait(&auditor.api, &token_of(auditor)?, &query)?;
         // a window the prover missed (no answer in time: six nodes share two cores) is not a
         // verdict on its data; the demo asks again with a fresh nonce, and says so
         for _ in 0..2 {
@@ -196,7 +198,7 @@ fn proofs_demo(
                 name(&prover.peer_id),
                 v["audit"]["reason"].as_str().unwrap_or("")
             );
-            v = api_post_json(&auditor.api, Some(&token_of(auditor)?), &path)?;
+            v = audit_and_wait(&auditor.api, &token_of(auditor)?, &query)?;
         }
         let a = &v["audit"];
         println!(

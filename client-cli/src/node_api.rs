@@ -19,6 +19,33 @@ pub(crate) fn api_post_json(api: &str, token: Option<&str>, path: &str) -> Resul
     Ok(api_client::post_json(api, token, path)?)
 }
 
+/// Starts an audit by hand (`POST /api/v0/audit`, `query` like `peer=ID`) and waits for its
+/// outcome: the node runs it in the background and answers at once, so this waits on
+/// `GET /api/v0/audit/last`. An audit already running there is waited out first.
+pub(crate) fn audit_and_wait(api: &str, token: &str, query: &str) -> Result<Value> {
+    // a hang guard only: sealing takes as long as the node's pending data needs
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let path = format!("/api/v0/audit?{query}&wait=20");
+    loop {
+        let mut v = api_post_json(api, Some(token), &path)?;
+        let started = v["started"] == true;
+        while v["done"] != true {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the audit on {api} did not finish within an hour"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            v = api_get_json(api, "/api/v0/audit/last")?;
+        }
+        if started {
+            if let Some(e) = v["error"].as_str() {
+                anyhow::bail!("audit on {api}: {e}");
+            }
+            return Ok(v);
+        }
+    }
+}
+
 use cairn_storage_node::api::client::{self as api_client, agent, read_json, url};
 use cairn_storage_node::api::types::{
     PinEntry, PutReport, RemoveReport, RepairRound, ShardPlacement,

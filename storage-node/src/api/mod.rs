@@ -17,7 +17,8 @@
 //! | POST | `/api/v0/plan` | token | body `{"root", "files": [cid, ...]}` (or the Python package's `"shards": [{"path", "cid"}, ...]`): a reader's order of the dataset's files this epoch, registered with the placement engine (`files`, `blocks`) |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
 //! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
-//! | POST | `/api/v0/audit?peer=ID` | token | seal pending blocks, then audit this window's peer (or `peer`) now; `role` says whether this node is `peer`'s designated auditor (only then the verdict `counts`) |
+//! | POST | `/api/v0/audit?peer=ID&wait=S` | token | starts, in the background, sealing what is pending and then an audit of this window's peer (or `peer`); answers at once (or when done, if that is within `wait` seconds, at most 20) with what it started (`started`, `done`, and once done `sealed` and `audit`; `role` says whether this node is `peer`'s designated auditor: only then the verdict `counts`). One such audit runs at a time: while one runs, `started` is false and `running` describes it |
+//! | GET | `/api/v0/audit/last` | – | the audit last started by hand: `running`, `peer`, `started_at`, and once done its outcome as above (404 before the first) |
 //! | GET | `/api/v0/audit/auditors?peer=ID` | – | `peer`'s designated auditors this window (`primary`, `confirmer`) as this node sees the ring |
 //!
 //! Writes need `Authorization: Bearer <token>`, the token being the repo's `api.token` file.
@@ -27,7 +28,6 @@ use crate::node::{Node, NodeError, NodeOptions};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::block::parse_cid;
@@ -35,13 +35,17 @@ use cairn_net::NetConfig;
 use cairn_repo::Repo;
 use futures::StreamExt;
 use serde::Deserialize;
+use state::{authorize, ApiError, ApiState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use types::{Id, PinEntry};
 
+mod audit;
 pub mod client;
+mod jobs;
+mod state;
 pub mod types;
 pub use types::Ready;
 
@@ -51,52 +55,6 @@ pub const TOKEN_FILE: &str = "api.token";
 pub const API_ADDR_FILE: &str = "api.addr";
 /// File in the repo holding the node's ed25519 key.
 pub const IDENTITY_FILE: &str = "identity.key";
-
-#[derive(Clone)]
-struct ApiState {
-    node: Node,
-    token: Arc<String>,
-    tmp: PathBuf,
-    /// The gateway's base URL, when the daemon serves one.
-    gateway: Option<Arc<String>>,
-}
-
-/// An API error: status plus one line.
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<NodeError> for ApiError {
-    fn from(e: NodeError) -> Self {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg)
-    }
-}
-
-fn authorize(s: &ApiState, h: &HeaderMap) -> Result<(), ApiError> {
-    let want = format!("Bearer {}", s.token);
-    match h.get("authorization").and_then(|v| v.to_str().ok()) {
-        Some(v) if v.len() == want.len() && constant_eq(v.as_bytes(), want.as_bytes()) => Ok(()),
-        _ => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "this call needs `Authorization: Bearer <token>` (the node repo's api.token)".into(),
-        )),
-    }
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 async fn id(State(s): State<ApiState>) -> Json<Id> {
     let st = s.node.status().await;
@@ -397,68 +355,6 @@ async fn proofs(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, Ap
     }
 }
 
-#[derive(Deserialize)]
-struct AuditQuery {
-    peer: Option<String>,
-}
-
-async fn audit_now(
-    State(s): State<ApiState>,
-    Query(q): Query<AuditQuery>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&s, &headers)?;
-    let sealed = s.node.seal_now().await?;
-    let a = match q.peer {
-        None => s.node.audit_once().await?,
-        Some(p) => {
-            let peer: cairn_net::PeerId = p
-                .parse()
-                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("peer {p:?}: {e}")))?;
-            s.node.audit_once_for(peer).await?
-        }
-    };
-    Ok(Json(serde_json::json!({
-        "sealed": sealed,
-        "audit": a.map(|a| serde_json::json!({
-            "prover": cairn_net::PeerId::from_bytes(&a.prover).map(|p| p.to_string()).unwrap_or_default(),
-            "window": a.window,
-            "verdict": a.verdict.name(),
-            "role": a.role.name(),
-            "counts": a.role != cairn_proofs::audit::Role::Manual,
-            "reason": a.reason,
-        })),
-    })))
-}
-
-async fn auditors(
-    State(s): State<ApiState>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(p) = q.peer else {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "peer= is required".into(),
-        ));
-    };
-    let peer: cairn_net::PeerId = p
-        .parse()
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("peer {p:?}: {e}")))?;
-    let st = s.node.proof_status().ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            "proofs are off on this node ([proofs] enabled = false)".into(),
-        )
-    })?;
-    let a = s.node.auditors_of(peer);
-    Ok(Json(serde_json::json!({
-        "prover": peer.to_string(),
-        "window": st.window,
-        "primary": a.map(|(p, _)| p.to_string()),
-        "confirmer": a.and_then(|(_, c)| c).map(|c| c.to_string()),
-    })))
-}
-
 /// The API router for `node`; `gateway` is the base URL of the gateway serving beside it, if
 /// any (reported by `/api/v0/status`).
 pub fn router(node: Node, token: String, tmp: PathBuf, gateway: Option<String>) -> Router {
@@ -477,8 +373,9 @@ pub fn router(node: Node, token: String, tmp: PathBuf, gateway: Option<String>) 
         .route("/api/v0/collect", post(collect))
         .route("/api/v0/plan", post(plan))
         .route("/api/v0/audit/log", get(audit_log))
-        .route("/api/v0/audit", post(audit_now))
-        .route("/api/v0/audit/auditors", get(auditors))
+        .route("/api/v0/audit", post(audit::start))
+        .route("/api/v0/audit/last", get(audit::last))
+        .route("/api/v0/audit/auditors", get(audit::auditors))
         .route("/api/v0/proofs", get(proofs))
         .layer(DefaultBodyLimit::disable())
         .with_state(ApiState {
@@ -486,6 +383,7 @@ pub fn router(node: Node, token: String, tmp: PathBuf, gateway: Option<String>) 
             token: Arc::new(token),
             tmp,
             gateway: gateway.map(Arc::new),
+            audit: Arc::new(jobs::AuditJobs::default()),
         })
 }
 
