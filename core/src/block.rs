@@ -213,6 +213,24 @@ impl Block {
         Block { cid, data }
     }
 
+    /// `N` blocks of one hash and codec. With sha2-256, messages of one length are hashed
+    /// together on CPUs with SHA-NI (`N` streams of rounds in flight; `sha_ni`), else one by
+    /// one.
+    pub fn many<const N: usize>(hash: HashAlg, codec: u64, data: [Bytes; N]) -> [Block; N] {
+        if hash == HashAlg::Sha2_256 {
+            if let Some(d) = crate::sha_ni::sha256_lanes::<N>(std::array::from_fn(|i| &data[i][..]))
+            {
+                let mut i = 0;
+                return data.map(|data| {
+                    let cid = hash.cid_of_digest(codec, &d[i]);
+                    i += 1;
+                    Block { cid, data }
+                });
+            }
+        }
+        data.map(|d| Block::new(hash, codec, d))
+    }
+
     /// Checks that `data` hashes to `cid`.
     pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), VerifyError> {
         if data.len() > MAX_BLOCK_SIZE {

@@ -16,7 +16,7 @@
 //!     "bafkr4icj3sdq34o6p7lapfgoxtset5om3lsxll72uz5cjnrkzmb6aoo3si"
 //! );
 //! ```
-#![deny(unsafe_code)] // one exception: the GFNI kernel in `gfni`, behind runtime detection
+#![deny(unsafe_code)] // two exceptions, both behind runtime detection: the GFNI kernel in `gfni`, SHA-NI in `sha_ni`
 #![warn(missing_docs)]
 
 pub mod block;
@@ -33,6 +33,7 @@ pub mod importer;
 pub mod manifest;
 pub mod profile;
 pub mod rendezvous;
+mod sha_ni;
 pub mod span;
 pub mod testgen;
 pub mod unixfs;
