@@ -321,15 +321,42 @@ fn more_than_m_losses_are_reported_unrepairable_without_harm() {
     assert_eq!(repo.scrub(&|_| {}).unwrap().missing.len(), 3);
 }
 
+/// The sample dataset put into a fresh repo under `dir` with small blocks (many stripes):
+/// the source, the repo directory and the root.
+fn put_small(dir: &Path) -> (PathBuf, PathBuf, Cid) {
+    let src = dataset(dir);
+    let repo_dir = dir.join("repo");
+    let repo = Repo::open(&repo_dir).unwrap();
+    let root = repo.put(&src, &small_profile(), &|_| {}).unwrap().root;
+    (src, repo_dir, root)
+}
+
+/// Reopens a damaged repo: a scrub finds corrupt blocks, repair rebuilds every one, a second
+/// scrub finds nothing, and `root` reads back as `src` into `dest`.
+fn scrub_repair_and_read_back(repo_dir: &Path, root: &Cid, src: &Path, dest: &Path) {
+    let repo = Repo::open(repo_dir).unwrap();
+    let s = repo.scrub(&|_| {}).unwrap();
+    assert!(!s.corrupt.is_empty(), "{s:?}");
+    let rep = repo.repair(&|_| {}).unwrap();
+    assert!(rep.unrepairable.is_empty(), "{rep:?}");
+    // every damaged block is whole again (manifest pages heal from their second copy as soon as
+    // anything reads them, data and parity shards from their stripes)
+    for c in &s.corrupt {
+        assert!(repo.block(c).is_ok(), "{c} still damaged: {s:?} {rep:?}");
+    }
+    let again = repo.scrub(&|_| {}).unwrap();
+    assert!(
+        again.corrupt.is_empty() && again.missing.is_empty(),
+        "{again:?}"
+    );
+    repo.get(root, dest).unwrap();
+    same_tree(src, dest);
+}
+
 #[test]
 fn bytes_flipped_in_rocksdb_files_are_found_and_repaired() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = dataset(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let root = {
-        let repo = Repo::open(&repo_dir).unwrap();
-        repo.put(&src, &small_profile(), &|_| {}).unwrap().root
-    };
+    let (src, repo_dir, root) = put_small(tmp.path());
     // flip bytes in the middle of every blob file, as a failing disk would
     let mut flipped = 0;
     for e in std::fs::read_dir(repo_dir.join("blocks")).unwrap() {
@@ -345,35 +372,13 @@ fn bytes_flipped_in_rocksdb_files_are_found_and_repaired() {
         }
     }
     assert!(flipped > 0, "no blob files: BlobDB is not in use");
-    let repo = Repo::open(&repo_dir).unwrap();
-    let s = repo.scrub(&|_| {}).unwrap();
-    assert!(!s.corrupt.is_empty());
-    let rep = repo.repair(&|_| {}).unwrap();
-    assert!(rep.unrepairable.is_empty(), "{rep:?}");
-    // every damaged block is whole again (manifest pages heal from their second copy as soon as
-    // anything reads them, data and parity shards from their stripes)
-    for c in &s.corrupt {
-        assert!(repo.block(c).is_ok(), "{c} still damaged: {s:?} {rep:?}");
-    }
-    let again = repo.scrub(&|_| {}).unwrap();
-    assert!(
-        again.corrupt.is_empty() && again.missing.is_empty(),
-        "{again:?}"
-    );
-    let dest = tmp.path().join("out");
-    repo.get(&root, &dest).unwrap();
-    same_tree(&src, &dest);
+    scrub_repair_and_read_back(&repo_dir, &root, &src, &tmp.path().join("out"));
 }
 
 #[test]
 fn a_truncated_pack_file_is_damage_that_repair_rebuilds() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = dataset(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let root = {
-        let repo = Repo::open(&repo_dir).unwrap();
-        repo.put(&src, &small_profile(), &|_| {}).unwrap().root
-    };
+    let (src, repo_dir, root) = put_small(tmp.path());
     // cut the end of the last record off, as a disk that lost the file's tail would
     let packs = repo_dir.join("blocks").join("packs");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&packs)
@@ -387,19 +392,7 @@ fn a_truncated_pack_file_is_damage_that_repair_rebuilds() {
     let len = f.metadata().unwrap().len();
     f.set_len(len - 8192).unwrap();
     drop(f);
-    let repo = Repo::open(&repo_dir).unwrap();
-    let s = repo.scrub(&|_| {}).unwrap();
-    assert!(!s.corrupt.is_empty(), "{s:?}");
-    let rep = repo.repair(&|_| {}).unwrap();
-    assert!(rep.unrepairable.is_empty(), "{rep:?}");
-    let again = repo.scrub(&|_| {}).unwrap();
-    assert!(
-        again.corrupt.is_empty() && again.missing.is_empty(),
-        "{again:?}"
-    );
-    let dest = tmp.path().join("out");
-    repo.get(&root, &dest).unwrap();
-    same_tree(&src, &dest);
+    scrub_repair_and_read_back(&repo_dir, &root, &src, &tmp.path().join("out"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Tests of the RocksDB backend: the shared suite, reopening, pack files and crash images.
 use super::*;
+use crate::store::suite::stored_and_indexed;
 use crate::store::{Batch, Durability};
 use cairn_core::block::{Block, HashAlg, RAW};
 use cairn_core::testgen::Gen;
@@ -85,21 +86,6 @@ fn copy_dir(from: &Path, to: &Path) {
 fn allocated(p: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p).unwrap().blocks() * 512
-}
-
-fn stored_and_indexed(s: &RocksStore) -> (Vec<Cid>, Vec<Cid>) {
-    let (mut indexed, mut stored) = (Vec::new(), Vec::new());
-    s.for_each_cid(&mut |c| {
-        indexed.push(c);
-        true
-    })
-    .unwrap();
-    s.for_each_stored_cid(&mut |c| {
-        stored.push(c);
-        true
-    })
-    .unwrap();
-    (stored, indexed)
 }
 
 #[test]

@@ -3,6 +3,23 @@
 use super::{Batch, BlockStore, Durability, StoreError, Table};
 use cairn_core::block::{Block, HashAlg, RAW};
 
+/// The blocks a store's bytes name (`for_each_stored_cid`) and those its index names
+/// (`for_each_cid`), each in key order.
+pub(crate) fn stored_and_indexed(s: &dyn BlockStore) -> (Vec<cid::Cid>, Vec<cid::Cid>) {
+    let (mut indexed, mut stored) = (Vec::new(), Vec::new());
+    s.for_each_cid(&mut |c| {
+        indexed.push(c);
+        true
+    })
+    .unwrap();
+    s.for_each_stored_cid(&mut |c| {
+        stored.push(c);
+        true
+    })
+    .unwrap();
+    (stored, indexed)
+}
+
 fn block(i: u32, len: usize) -> Block {
     Block::new(
         HashAlg::Blake3,
@@ -138,17 +155,7 @@ fn enumeration_is_complete(s: &dyn BlockStore) {
     batch.delete_block(want[7]);
     s.write(batch, Durability::Deferred).unwrap();
     want.remove(7);
-    let (mut indexed, mut stored) = (Vec::new(), Vec::new());
-    s.for_each_cid(&mut |c| {
-        indexed.push(c);
-        true
-    })
-    .unwrap();
-    s.for_each_stored_cid(&mut |c| {
-        stored.push(c);
-        true
-    })
-    .unwrap();
+    let (stored, indexed) = stored_and_indexed(s);
     assert_eq!(indexed, want);
     assert_eq!(stored, want);
     let mut n = 0;
