@@ -1,6 +1,6 @@
 //! The `cairn` command line: every subcommand, flag and its help text.
 
-use crate::{bench, devnet, placement, proofs};
+use crate::{bench, ceremony, devnet, placement, proofs};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -32,8 +32,11 @@ pub(crate) struct Cli {
 pub(crate) enum AuditCmd {
     /// Fetch the node's (`--api`) hash-chained audit log and re-verify it end to end: the chain,
     /// every auditor signature, every sector's seal proof and every window proof. Exit 0 when
-    /// it verifies, 1 when it does not.
-    Verify,
+    /// it verifies, 1 when it does not. A node on pinned keys needs them here (`--keys`).
+    Verify {
+        #[command(flatten)]
+        keys: proofs::KeyArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +124,12 @@ pub(crate) enum Cmd {
     Proofs {
         #[command(subcommand)]
         cmd: proofs::ProofsCmd,
+    },
+    /// The multi-party setup of a network's proof keys: new, contribute, phase2, verify (exit
+    /// 0 valid, 1 invalid), finalize.
+    Ceremony {
+        #[command(subcommand)]
+        cmd: ceremony::CeremonyCmd,
     },
     /// A local network of storage nodes, one process each.
     Devnet {

@@ -340,7 +340,7 @@ fn proofs_demo(
         "== re-verifying {}'s audit log end to end (cairn audit verify)",
         name(&auditor.peer_id)
     );
-    let code = audit_verify(&auditor.api, false)?;
+    let code = audit_verify(&auditor.api, &crate::proofs::KeyArgs::default(), false)?;
     if code != std::process::ExitCode::SUCCESS {
         bail!("the audit log does not verify");
     }

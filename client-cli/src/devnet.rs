@@ -156,6 +156,8 @@ fn start_node(
     cfg.proofs.enabled = proofs;
     cfg.proofs.window_secs = window_secs;
     cfg.proofs.seal_interval_secs = 2;
+    // a development network: the deterministic keys (anyone could forge proofs under them)
+    cfg.proofs.dev = true;
     cfg.proofs.keys_dir = cairn_storage_node::config::default_keys_dir();
     cfg.placement.window_secs = DEVNET_PLACEMENT_SECS;
     cfg.placement.idle_windows = 1;

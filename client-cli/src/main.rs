@@ -1,6 +1,7 @@
 //! `cairn`: publish, fetch, verify and repair datasets in a local Cairn repo.
 
 mod bench;
+mod ceremony;
 mod cli;
 mod demo;
 mod devnet;
@@ -414,15 +415,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Serve { listen } => serve::serve(open(&cli)?, listen, json)?,
         Cmd::Demo { dir } => demo::demo(dir)?,
         Cmd::Audit {
-            cmd: AuditCmd::Verify,
+            cmd: AuditCmd::Verify { keys },
         } => {
             let api = cli
                 .api
                 .clone()
                 .context("give the node's API address with --api or CAIRN_API")?;
-            return node_api::audit_verify(&api, json);
+            return node_api::audit_verify(&api, keys, json);
         }
         Cmd::Proofs { cmd } => return proofs::run(cmd),
+        Cmd::Ceremony { cmd } => return ceremony::run(cmd),
         Cmd::Bench { cmd } => bench::run(cmd, json)?,
         Cmd::Placement { cmd } => placement::run_cmd(cmd, json)?,
     }

@@ -54,7 +54,11 @@ use cairn_storage_node::api::types::{
 /// `cairn audit verify`: fetches a node's whole audit log and re-verifies it end to end with
 /// this machine's keys (chain, signatures, seal proofs, window proofs). Exit 0 when it
 /// verifies, 1 when it does not.
-pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
+pub fn audit_verify(
+    api: &str,
+    key_args: &crate::proofs::KeyArgs,
+    json: bool,
+) -> Result<std::process::ExitCode> {
     use cairn_proofs::audit::{verify_log, LogEntry, NetParams};
     let st = api_get_json(api, "/api/v0/proofs")?;
     let p = &st["params"];
@@ -68,9 +72,7 @@ pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
         layers: num(1)?,
         challenges: num(2)?,
         batch: num(3)?,
-        seal_challenges: cairn_storage_node::config::ProofsConfig::default()
-            .params()
-            .seal_challenges,
+        seal_challenges: cairn_storage_node::config::SEAL_CHALLENGES,
     };
     params
         .check()
@@ -86,9 +88,27 @@ pub fn audit_verify(api: &str, json: bool) -> Result<std::process::ExitCode> {
                 .map_err(|err| anyhow::anyhow!("log entry {}: {err}", entries.len()))?,
         );
     }
-    let keys = cairn_storage_node::config::default_keys_dir();
-    let seal = params.seal_keys(&keys)?;
-    let post = params.post_keys(&keys)?;
+    let source = match (&key_args.keys, st["keys_sha256"].as_str()) {
+        (Some(dir), node_pin) => {
+            // the pin given here wins; else the node's must match the manifest found
+            let Some(pin) = key_args.keys_sha256.as_deref().or(node_pin) else {
+                anyhow::bail!("the node uses development keys; verify without --keys");
+            };
+            cairn_proofs::audit::KeySource::Pinned {
+                dir: dir.clone(),
+                sha256: pin.to_string(),
+            }
+        }
+        (None, Some(pin)) => anyhow::bail!(
+            "the node proves under pinned keys (manifest sha256 {pin}): give their directory \
+             with --keys"
+        ),
+        (None, None) => {
+            eprintln!("note: the node uses development keys, under which anyone can forge proofs");
+            cairn_proofs::audit::KeySource::Dev(cairn_storage_node::config::default_keys_dir())
+        }
+    };
+    let (seal, post) = params.load_keys(&source)?;
     let r = verify_log(
         &entries,
         &params,

@@ -1,6 +1,7 @@
 //! `cairn proofs`: seal a file into a sector, prove a PoSt window, and verify proofs, for tests
-//! and auditors. Keys come from the deterministic development setup, cached by digest in
-//! `$CAIRN_KEYS` (default `~/.cache/cairn/keys`); production needs ceremony keys.
+//! and auditors. Keys come from a ceremony with `--keys KEYS` (`cairn ceremony finalize`, whose
+//! parameters then apply), else from the deterministic development setup, cached by digest in
+//! `$CAIRN_KEYS` (default `~/.cache/cairn/keys`), under which anyone can forge proofs.
 
 use anyhow::{anyhow, bail, Context, Result};
 use ark_bn254::{Bn254, Fr};
@@ -8,11 +9,11 @@ use ark_ff::PrimeField;
 use ark_groth16::{Groth16, Proof};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use ark_snark::SNARK;
-use cairn_proofs::audit::{fr_bytes, fr_from_bytes, from_hex, graph_seed, to_hex, DEV_SETUP_SEED};
-use cairn_proofs::keys::{default_dir, load_or_setup, Keys};
+use cairn_proofs::audit::{fr_bytes, fr_from_bytes, from_hex, graph_seed, to_hex, NetParams};
+use cairn_proofs::keys::{default_dir, pinned, Keys};
 use cairn_proofs::porep::{self, SealCircuit};
-use cairn_proofs::post::{self, PostCircuit, Shape, DEFAULT_CHALLENGES};
-use cairn_proofs::sdr::{self, Sealed, SectorParams};
+use cairn_proofs::post::{self, PostCircuit, DEFAULT_CHALLENGES};
+use cairn_proofs::sdr::{self, Sealed};
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub enum ProofsCmd {
         /// Sector number.
         #[arg(long, default_value_t = 0)]
         sector: u64,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Prove window N of a sealed sector against an auditor's nonce.
     Post {
@@ -55,6 +58,8 @@ pub enum ProofsCmd {
         /// Proof output file.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Verify a PoSt proof: exit 0 valid, 1 invalid, 2 malformed input.
     Verify {
@@ -70,6 +75,8 @@ pub enum ProofsCmd {
         /// Proof file.
         #[arg(long)]
         proof: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Verify a seal proof: exit 0 valid, 1 invalid, 2 malformed input.
     VerifySeal {
@@ -79,7 +86,78 @@ pub enum ProofsCmd {
         /// Proof file.
         #[arg(long)]
         proof: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
+}
+
+/// Which keys to prove and verify with.
+#[derive(clap::Args, Clone, Default)]
+pub struct KeyArgs {
+    /// Key directory written by `cairn ceremony finalize` (its parameters apply: layers,
+    /// challenges, batch); without it, the development keys (anyone can forge proofs under
+    /// them).
+    #[arg(long)]
+    pub(crate) keys: Option<PathBuf>,
+    /// The SHA-256 its manifest must have (what the network pins); without it the manifest
+    /// found is used and its SHA-256 printed to stderr.
+    #[arg(long, requires = "keys")]
+    pub(crate) keys_sha256: Option<String>,
+}
+
+/// The circuit a command proves or verifies.
+#[derive(Clone, Copy)]
+enum Circuit {
+    Seal,
+    Post,
+}
+
+/// The parameters and keys for sectors of `sector_size`: the pinned keys' parameters, or the
+/// development ones (layers [`LAYERS`], [`SEAL_CHALLENGES`], [`DEFAULT_CHALLENGES`], one
+/// sector per window).
+fn setup(args: &KeyArgs, sector_size: usize, which: Circuit) -> Result<(NetParams, Keys)> {
+    params(sector_size)?;
+    let Some(dir) = &args.keys else {
+        let net = NetParams {
+            sector_size,
+            layers: LAYERS,
+            challenges: DEFAULT_CHALLENGES,
+            batch: 1,
+            seal_challenges: SEAL_CHALLENGES,
+        };
+        let keys = match which {
+            Circuit::Seal => net.seal_keys(&default_dir())?,
+            Circuit::Post => net.post_keys(&default_dir())?,
+        };
+        return Ok((net, keys));
+    };
+    let k = pinned::load(dir, args.keys_sha256.as_deref())
+        .with_context(|| format!("loading the keys in {}", dir.display()))?;
+    if args.keys_sha256.is_none() {
+        let m = std::fs::read(dir.join(pinned::MANIFEST))?;
+        eprintln!("keys manifest sha256 {}", pinned::sha256_hex(&m));
+    }
+    let [size, layers, challenges, batch, seal_challenges] = k.manifest.params;
+    let net = NetParams {
+        sector_size: size as usize,
+        layers: layers as usize,
+        challenges: challenges as usize,
+        batch: batch as usize,
+        seal_challenges: seal_challenges as usize,
+    };
+    net.check()?;
+    if net.sector_size != sector_size {
+        bail!(
+            "the keys in {} are for sectors of {} bytes, not {sector_size}",
+            dir.display(),
+            net.sector_size
+        );
+    }
+    let keys = match which {
+        Circuit::Seal => k.seal,
+        Circuit::Post => k.post,
+    };
+    Ok((net, keys))
 }
 
 /// `commitments.json`.
@@ -113,47 +191,11 @@ fn fr_from_hex(s: &str, what: &str) -> Result<Fr> {
     fr_from_bytes(&hex32(s, what)?).map_err(|_| anyhow!("{what} is not a canonical field element"))
 }
 
-fn params(sector_size: usize) -> Result<SectorParams> {
+fn params(sector_size: usize) -> Result<()> {
     if sector_size < 64 || !sector_size.is_power_of_two() || sector_size > 1 << 30 {
         bail!("--sector-size must be a power of two between 64 bytes and 1 GiB");
     }
-    Ok(SectorParams {
-        nodes: sector_size / 32,
-        layers: LAYERS,
-        graph_seed: graph_seed(),
-    })
-}
-
-fn seal_keys(p: &SectorParams) -> Result<Keys> {
-    let shape = format!("seal-n{}-l{}-c{}", p.nodes, p.layers, SEAL_CHALLENGES);
-    let p2 = p.clone();
-    Ok(load_or_setup(
-        &default_dir(),
-        &shape,
-        DEV_SETUP_SEED,
-        move || SealCircuit::blank(p2, SEAL_CHALLENGES),
-    )?)
-}
-
-fn post_shape(p: &SectorParams) -> Shape {
-    Shape {
-        sectors: 1,
-        depth: p.nodes.trailing_zeros() as usize,
-        challenges: DEFAULT_CHALLENGES,
-    }
-}
-
-fn post_keys(shape: Shape) -> Result<Keys> {
-    let name = format!(
-        "post-s{}-d{}-c{}",
-        shape.sectors, shape.depth, shape.challenges
-    );
-    Ok(load_or_setup(
-        &default_dir(),
-        &name,
-        DEV_SETUP_SEED,
-        move || PostCircuit::blank(shape),
-    )?)
+    Ok(())
 }
 
 fn write_proof(proof: &Proof<Bn254>, out: &Path) -> Result<()> {
@@ -162,8 +204,9 @@ fn write_proof(proof: &Proof<Bn254>, out: &Path) -> Result<()> {
     std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
 }
 
-/// Reads commitments; every error is "malformed input".
-fn read_commitments(path: &Path) -> Result<(Commitments, SectorParams, [Fr; 5])> {
+/// Reads commitments; every error is "malformed input". The sector parameters are checked
+/// against the keys' ([`check_commitments`]).
+fn read_commitments(path: &Path) -> Result<(Commitments, [Fr; 5])> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if text.len() > 64 << 10 {
         bail!("{} is too large for a commitments file", path.display());
@@ -173,9 +216,9 @@ fn read_commitments(path: &Path) -> Result<(Commitments, SectorParams, [Fr; 5])>
     if c.version != sdr::VERSION {
         bail!("commitments version {} is not supported", c.version);
     }
-    let p = params(c.sector_size)?;
-    if c.layers != p.layers || hex32(&c.graph_seed, "graph_seed")? != p.graph_seed {
-        bail!("commitments use other sector parameters than this build");
+    params(c.sector_size)?;
+    if hex32(&c.graph_seed, "graph_seed")? != graph_seed() {
+        bail!("commitments use another labelling graph than this build");
     }
     let f = [
         fr_from_hex(&c.replica_id, "replica_id")?,
@@ -184,7 +227,19 @@ fn read_commitments(path: &Path) -> Result<(Commitments, SectorParams, [Fr; 5])>
         fr_from_hex(&c.comm_r_last, "comm_r_last")?,
         fr_from_hex(&c.comm_r, "comm_r")?,
     ];
-    Ok((c, p, f))
+    Ok((c, f))
+}
+
+/// Fails unless the commitments were made with the keys' layers.
+fn check_commitments(c: &Commitments, net: &NetParams) -> Result<()> {
+    if c.layers != net.layers {
+        bail!(
+            "the sector was sealed with {} layers, these keys are for {}",
+            c.layers,
+            net.layers
+        );
+    }
+    Ok(())
 }
 
 fn read_proof(path: &Path) -> Result<Proof<Bn254>> {
@@ -210,8 +265,10 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
             sector_size,
             out,
             sector,
+            keys,
         } => {
-            let p = params(*sector_size)?;
+            let (net, keys) = setup(keys, *sector_size, Circuit::Seal)?;
+            let p = net.sector();
             let data =
                 std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
             let node = [0u8; 32];
@@ -237,8 +294,7 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
                 comm_r: fr_hex(&s.comm_r),
             };
             std::fs::write(out.join("commitments.json"), serde_json::to_vec_pretty(&c)?)?;
-            let keys = seal_keys(&p)?;
-            let circuit = SealCircuit::prove_for(&p, SEAL_CHALLENGES, &data, &s)?;
+            let circuit = SealCircuit::prove_for(&p, net.seal_challenges, &data, &s)?;
             let proof = Groth16::<Bn254>::prove(&keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
                 .map_err(|e| anyhow::anyhow!("proving: {e}"))?;
             write_proof(&proof, &out.join("seal.proof"))?;
@@ -250,8 +306,12 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
             nonce,
             window,
             out,
+            keys,
         } => {
-            let (c, p, f) = read_commitments(&sealed.join("commitments.json"))?;
+            let (c, f) = read_commitments(&sealed.join("commitments.json"))?;
+            let (net, keys) = setup(keys, c.sector_size, Circuit::Post)?;
+            check_commitments(&c, &net)?;
+            let p = net.sector();
             let nonce = hex32(nonce, "--nonce")?;
             let bytes = std::fs::read(sealed.join("replica.bin"))
                 .with_context(|| format!("reading {}", sealed.join("replica.bin").display()))?;
@@ -271,9 +331,9 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
                 comm_r_last: f[3],
                 comm_r: f[4],
             };
-            let shape = post_shape(&p);
-            let keys = post_keys(shape)?;
-            let circuit = PostCircuit::prove_for(shape, &nonce, *window, &[(c.sector, &s)])?;
+            // a window proves `batch` sectors; one sealed sector fills each slot
+            let sectors = vec![(c.sector, &s); net.batch];
+            let circuit = PostCircuit::prove_for(net.post_shape(), &nonce, *window, &sectors)?;
             let proof = Groth16::<Bn254>::prove(&keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
                 .map_err(|e| anyhow::anyhow!("proving: {e}"))?;
             write_proof(&proof, out)?;
@@ -284,36 +344,47 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
             nonce,
             window,
             proof,
+            keys,
         } => {
             let parsed = (|| {
-                let (c, p, f) = read_commitments(commitments)?;
+                let (c, f) = read_commitments(commitments)?;
                 let nonce = hex32(nonce, "--nonce")?;
                 let proof = read_proof(proof)?;
-                Ok::<_, anyhow::Error>((c, p, f, nonce, proof))
+                Ok::<_, anyhow::Error>((c, f, nonce, proof))
             })();
-            let (c, p, f, nonce, proof) = match parsed {
+            let (c, f, nonce, proof) = match parsed {
                 Ok(x) => x,
                 Err(e) => return Ok(malformed(e)),
             };
-            let shape = post_shape(&p);
-            let keys = post_keys(shape)?;
-            let inputs = post::public_inputs(shape, &nonce, *window, &[(c.sector, f[4])]);
+            let (net, keys) = setup(keys, c.sector_size, Circuit::Post)?;
+            if let Err(e) = check_commitments(&c, &net) {
+                return Ok(malformed(e));
+            }
+            let sectors = vec![(c.sector, f[4]); net.batch];
+            let inputs = post::public_inputs(net.post_shape(), &nonce, *window, &sectors);
             verdict(Groth16::<Bn254>::verify_with_processed_vk(
                 &keys.pvk, &inputs, &proof,
             ))
         }
-        ProofsCmd::VerifySeal { commitments, proof } => {
+        ProofsCmd::VerifySeal {
+            commitments,
+            proof,
+            keys,
+        } => {
             let parsed = (|| {
-                let (_, p, f) = read_commitments(commitments)?;
+                let (c, f) = read_commitments(commitments)?;
                 let proof = read_proof(proof)?;
-                Ok::<_, anyhow::Error>((p, f, proof))
+                Ok::<_, anyhow::Error>((c, f, proof))
             })();
-            let (p, f, proof) = match parsed {
+            let (c, f, proof) = match parsed {
                 Ok(x) => x,
                 Err(e) => return Ok(malformed(e)),
             };
-            let keys = seal_keys(&p)?;
-            let inputs = porep::public_inputs(&p, SEAL_CHALLENGES, f[0], f[1], f[4]);
+            let (net, keys) = setup(keys, c.sector_size, Circuit::Seal)?;
+            if let Err(e) = check_commitments(&c, &net) {
+                return Ok(malformed(e));
+            }
+            let inputs = porep::public_inputs(&net.sector(), net.seal_challenges, f[0], f[1], f[4]);
             verdict(Groth16::<Bn254>::verify_with_processed_vk(
                 &keys.pvk, &inputs, &proof,
             ))

@@ -34,13 +34,16 @@
 //!   were labelled from their parents' columns and encoded into the replica.
 //!
 //! - [`keys`]: development keys from a deterministic setup, stored uncompressed and referenced
-//!   by digest;
+//!   by digest, and ceremony keys loaded only under a pinned SHA-256 ([`keys::pinned`]);
+//! - [`ceremony`]: the multi-party setup (Powers of Tau, then the circuit-specific phase 2) that
+//!   makes keys no one can forge proofs with;
 //! - [`audit`]: what nodes exchange and log about proofs (sector records, signed audit
 //!   records, the hash-chained audit log) and its end-to-end verification.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod ceremony;
 #[cfg(target_arch = "x86_64")]
 pub mod ifma;
 pub mod keys;

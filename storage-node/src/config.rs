@@ -1,5 +1,6 @@
 //! `cairn-node` configuration: a documented TOML file (see `storage-node/config.example.toml`).
 
+use cairn_proofs::audit::KeySource;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -144,9 +145,19 @@ pub struct ProofsConfig {
     /// of its verified records lists the block (the grace period for new shards: sealing
     /// takes time).
     pub grace_secs: u64,
+    /// Use the deterministic development keys, whose trapdoor is public so anyone can forge
+    /// proofs under them: development networks and tests only.
+    pub dev: bool,
     /// Where development keys are cached (empty: `$CAIRN_KEYS`, else `~/.cache/cairn/keys`).
     pub keys_dir: PathBuf,
+    /// The network's key directory from `cairn ceremony finalize` (when `dev` is false).
+    pub keys: PathBuf,
+    /// The SHA-256 (hex) the network pins for that directory's `keys.manifest`.
+    pub keys_sha256: String,
 }
+
+/// Seal challenges per seal proof (fixed by the circuit's format).
+pub const SEAL_CHALLENGES: usize = 2;
 
 impl Default for ProofsConfig {
     fn default() -> Self {
@@ -159,7 +170,10 @@ impl Default for ProofsConfig {
             window_secs: 60,
             seal_interval_secs: 10,
             grace_secs: 6 * 3600,
+            dev: false,
             keys_dir: PathBuf::new(),
+            keys: PathBuf::new(),
+            keys_sha256: String::new(),
         }
     }
 }
@@ -177,26 +191,51 @@ impl ProofsConfig {
             layers: self.layers,
             challenges: self.challenges,
             batch: self.batch,
-            seal_challenges: 2,
+            seal_challenges: SEAL_CHALLENGES,
         }
     }
 
-    /// The node options, or `None` when proofs are off.
-    pub fn options(&self) -> Option<crate::proving::ProofOptions> {
-        if !self.enabled {
-            return None;
-        }
-        Some(crate::proving::ProofOptions {
-            params: self.params(),
-            window: std::time::Duration::from_secs(self.window_secs.max(5)),
-            keys_dir: if self.keys_dir.as_os_str().is_empty() {
+    /// Where the node's keys come from: pinned ceremony keys, or the development keys when
+    /// `dev` is set; an error names what to set otherwise.
+    pub fn key_source(&self) -> Result<KeySource, String> {
+        if self.dev {
+            return Ok(KeySource::Dev(if self.keys_dir.as_os_str().is_empty() {
                 default_keys_dir()
             } else {
                 self.keys_dir.clone()
-            },
+            }));
+        }
+        let sha = self.keys_sha256.trim().to_ascii_lowercase();
+        if self.keys.as_os_str().is_empty() || sha.is_empty() {
+            return Err(
+                "proofs need the network's keys: set keys (the directory written by \
+                        `cairn ceremony finalize`) and keys_sha256 (its manifest's pinned \
+                        SHA-256), or dev = true on a development network"
+                    .into(),
+            );
+        }
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("keys_sha256 must be 64 hex digits".into());
+        }
+        Ok(KeySource::Pinned {
+            dir: self.keys.clone(),
+            sha256: sha,
+        })
+    }
+
+    /// The node options, or `None` when proofs are off; an error when proofs are on without
+    /// keys ([`ProofsConfig::key_source`]).
+    pub fn options(&self) -> Result<Option<crate::proving::ProofOptions>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        Ok(Some(crate::proving::ProofOptions {
+            params: self.params(),
+            window: std::time::Duration::from_secs(self.window_secs.max(5)),
+            keys: self.key_source()?,
             seal_interval: std::time::Duration::from_secs(self.seal_interval_secs.max(1)),
             grace: std::time::Duration::from_secs(self.grace_secs),
-        })
+        }))
     }
 }
 
@@ -300,6 +339,50 @@ mod tests {
             let c: NodeConfig = toml::from_str(&text).unwrap();
             assert_eq!(c.gateway_addr(), want, "{text}");
         }
+    }
+
+    #[test]
+    fn proofs_need_pinned_keys_unless_the_network_is_a_development_one() {
+        let sha = "ab".repeat(32);
+        for (dev, keys, pin, want) in [
+            (true, "", "", Some(KeySource::Dev(default_keys_dir()))),
+            (false, "", "", None),
+            (false, "/k", "", None),
+            (false, "", sha.as_str(), None),
+            (false, "/k", "xyz", None),
+            (
+                false,
+                "/k",
+                sha.as_str(),
+                Some(KeySource::Pinned {
+                    dir: "/k".into(),
+                    sha256: sha.clone(),
+                }),
+            ),
+            (
+                false,
+                "/k",
+                &sha.to_ascii_uppercase(),
+                Some(KeySource::Pinned {
+                    dir: "/k".into(),
+                    sha256: sha.clone(),
+                }),
+            ),
+        ] {
+            let c = ProofsConfig {
+                dev,
+                keys: keys.into(),
+                keys_sha256: pin.into(),
+                ..ProofsConfig::default()
+            };
+            assert_eq!(c.key_source().ok(), want, "{dev} {keys} {pin}");
+            assert_eq!(c.options().is_ok(), want.is_some());
+        }
+        let off = ProofsConfig {
+            enabled: false,
+            ..ProofsConfig::default()
+        };
+        assert!(off.options().unwrap().is_none());
     }
 
     #[test]

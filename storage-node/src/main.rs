@@ -40,6 +40,15 @@ enum Cmd {
         /// Seconds between repair rounds.
         #[arg(long)]
         repair_interval: Option<u64>,
+        /// The network's key directory (`cairn ceremony finalize`); needs `--keys-sha256`.
+        #[arg(long, requires = "keys_sha256")]
+        keys: Option<PathBuf>,
+        /// The SHA-256 the network pins for the keys' manifest.
+        #[arg(long, requires = "keys")]
+        keys_sha256: Option<String>,
+        /// Development keys instead: anyone can forge proofs under them (devnets, tests).
+        #[arg(long, conflicts_with = "keys")]
+        dev_keys: bool,
     },
     /// Run the node until SIGINT or SIGTERM.
     Run {
@@ -231,8 +240,22 @@ fn real_main() -> Result<()> {
             bootstrap,
             capacity,
             repair_interval,
+            keys,
+            keys_sha256,
+            dev_keys,
         } => {
             let mut c = NodeConfig::default();
+            c.proofs.dev = dev_keys;
+            if let (Some(k), Some(sha)) = (keys, keys_sha256) {
+                c.proofs.keys = k;
+                c.proofs.keys_sha256 = sha;
+            }
+            if let Err(e) = c.proofs.key_source() {
+                eprintln!(
+                    "note: [proofs] in the config needs keys before the node can run: {e} \
+                     (cairn-node init --keys DIR --keys-sha256 HEX, or --dev-keys)"
+                );
+            }
             if let Some(r) = repo {
                 c.repo = r;
             }

@@ -8,7 +8,23 @@ use crate::sdr::{self, Sealed, SectorParams};
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::Groth16;
 use ark_snark::SNARK;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where a node's Groth16 keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The deterministic development setup, cached in the directory. Its trapdoor is public,
+    /// so anyone can forge proofs under it: development networks and tests only.
+    Dev(PathBuf),
+    /// Keys from a ceremony (`cairn ceremony finalize`) in the directory, loaded only if the
+    /// SHA-256 (hex) of its manifest is `sha256` ([`crate::keys::pinned`]).
+    Pinned {
+        /// The key directory.
+        dir: PathBuf,
+        /// The pinned SHA-256 of its `keys.manifest`.
+        sha256: String,
+    },
+}
 
 /// The graph seed of format version 1 (fixed: every node must label on the same graph).
 pub fn graph_seed() -> [u8; 32] {
@@ -69,6 +85,38 @@ impl NetParams {
             sectors: self.batch,
             depth: (self.sector_size / 32).trailing_zeros() as usize,
             challenges: self.challenges,
+        }
+    }
+
+    /// The parameters as a key manifest lists them.
+    pub fn manifest_params(&self) -> [u64; 5] {
+        [
+            self.sector_size as u64,
+            self.layers as u64,
+            self.challenges as u64,
+            self.batch as u64,
+            self.seal_challenges as u64,
+        ]
+    }
+
+    /// The seal and window keys from `source`: pinned keys must have been made for these
+    /// parameters.
+    pub fn load_keys(&self, source: &KeySource) -> Result<(Keys, Keys), KeyError> {
+        match source {
+            KeySource::Dev(dir) => Ok((self.seal_keys(dir)?, self.post_keys(dir)?)),
+            KeySource::Pinned { dir, sha256 } => {
+                let k = crate::keys::pinned::load(dir, Some(sha256))?;
+                if k.manifest.params != self.manifest_params() {
+                    return Err(KeyError::Malformed(format!(
+                        "the keys in {} were made for parameters {:?} (sector size, layers, \
+                         challenges, batch, seal challenges), the network uses {:?}",
+                        dir.display(),
+                        k.manifest.params,
+                        self.manifest_params()
+                    )));
+                }
+                Ok((k.seal, k.post))
+            }
         }
     }
 

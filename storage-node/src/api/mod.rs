@@ -467,6 +467,10 @@ pub async fn run(
     };
     std::fs::create_dir_all(&config.repo)?;
     let key = cairn_net::identity::load_or_create(&config.repo.join(IDENTITY_FILE))?;
+    let proofs = config
+        .proofs
+        .options()
+        .map_err(|e| DaemonError::Config(format!("[proofs]: {e}")))?;
     let token = load_or_create_token(&config.repo)?;
     let repo = Repo::open(&config.repo)?;
     let opts = NodeOptions {
@@ -477,7 +481,7 @@ pub async fn run(
         repair_interval: Duration::from_secs(config.repair_interval_secs),
         scrub_interval: Duration::from_secs(config.scrub_interval_secs),
         collect_interval: Duration::from_secs(config.collect_interval_secs),
-        proofs: config.proofs.options(),
+        proofs,
         tier: config.placement.options(),
     };
     if let Some(p) = &opts.proofs {

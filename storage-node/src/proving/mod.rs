@@ -28,8 +28,8 @@ use cairn_core::Cid;
 use cairn_net::wire::{CtrlRequest, CtrlResponse};
 use cairn_net::{NetClient, PeerId};
 use cairn_proofs::audit::{
-    self, fr_bytes, AuditError, AuditRecord, AuditRequest, AuditResponse, EntryKind, LogEntry,
-    NetParams, Piece, Role, SectorRecord, Verdict, MAX_SECTORS_PAGE,
+    self, fr_bytes, AuditError, AuditRecord, AuditRequest, AuditResponse, EntryKind, KeySource,
+    LogEntry, NetParams, Piece, Role, SectorRecord, Verdict, MAX_SECTORS_PAGE,
 };
 use cairn_proofs::keys::{KeyError, Keys};
 use cairn_proofs::sdr::Sealed;
@@ -38,7 +38,6 @@ use cairn_repo::Repo;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,8 +67,8 @@ pub struct ProofOptions {
     pub params: NetParams,
     /// Length of a proving window.
     pub window: Duration,
-    /// Where development keys are cached.
-    pub keys_dir: PathBuf,
+    /// Where the seal and window keys come from (pinned ceremony keys, or development keys).
+    pub keys: KeySource,
     /// How often the sealing worker looks for unsealed blocks.
     pub seal_interval: Duration,
     /// How long a peer counts as the holder of a block it says it has before a sealed sector
@@ -156,6 +155,9 @@ pub struct ProofStatus {
     /// The current window number.
     #[serde(default)]
     pub window: u64,
+    /// The pinned SHA-256 of the keys' manifest, or `None` with the development keys.
+    #[serde(default)]
+    pub keys_sha256: Option<String>,
 }
 
 pub use quota::{
@@ -230,8 +232,7 @@ impl Ledger {
         opts: ProofOptions,
     ) -> Result<Self, ProofsError> {
         opts.params.check()?;
-        let seal_keys = opts.params.seal_keys(&opts.keys_dir)?;
-        let post_keys = opts.params.post_keys(&opts.keys_dir)?;
+        let (seal_keys, post_keys) = opts.params.load_keys(&opts.keys)?;
         let audit_log =
             log::AuditLog::open(repo.clone(), log::MAX_LOG_ENTRIES, log::COMPACT_BATCH)?;
         let p = Ledger {
@@ -425,6 +426,10 @@ impl Ledger {
         s.params = (p.sector_size, p.layers, p.challenges, p.batch);
         s.window_secs = self.opts.window.as_secs();
         s.window = self.window_now();
+        s.keys_sha256 = match &self.opts.keys {
+            KeySource::Dev(_) => None,
+            KeySource::Pinned { sha256, .. } => Some(sha256.clone()),
+        };
         s
     }
 

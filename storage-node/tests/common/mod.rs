@@ -42,7 +42,7 @@ pub fn opts(proofs: bool) -> NodeOptions {
         proofs: proofs.then(|| ProofOptions {
             params: params(),
             window: Duration::from_secs(24 * 3600),
-            keys_dir: keys_dir(),
+            keys: cairn_proofs::audit::KeySource::Dev(keys_dir()),
             seal_interval: Duration::from_secs(24 * 3600),
             grace: Duration::from_secs(24 * 3600),
         }),

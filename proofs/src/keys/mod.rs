@@ -6,6 +6,11 @@
 //!
 //! Files in the key directory, per circuit shape `S`: `S.pk` and `S.vk` (arkworks uncompressed
 //! serialization) and `S.digest` (hex blake3 of `S.pk` then of `S.vk`, one per line).
+//!
+//! Keys from a ceremony ([`pinned`]) are loaded only when the SHA-256 of their manifest is the
+//! one the network's configuration pins.
+
+pub mod pinned;
 
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
@@ -147,6 +152,27 @@ pub fn load_or_setup<C: ConstraintSynthesizer<Fr>>(
         vk,
         pvk,
         vk_digest: digest(&vk_bytes),
+    })
+}
+
+/// Reads a key pair from the given bytes (already matched against a trusted digest, so the
+/// points are not re-validated).
+pub fn keys_from_bytes(pk_bytes: &[u8], vk_bytes: &[u8]) -> Result<Keys, KeyError> {
+    let pk = ProvingKey::<Bn254>::deserialize_with_mode(pk_bytes, Compress::No, Validate::No)
+        .map_err(|e| KeyError::Malformed(e.to_string()))?;
+    let vk = VerifyingKey::<Bn254>::deserialize_with_mode(vk_bytes, Compress::No, Validate::No)
+        .map_err(|e| KeyError::Malformed(e.to_string()))?;
+    if pk.vk != vk {
+        return Err(KeyError::Malformed(
+            "the verifying key is not the proving key's".into(),
+        ));
+    }
+    let pvk = Groth16::<Bn254>::process_vk(&vk).map_err(|e| KeyError::Setup(e.to_string()))?;
+    Ok(Keys {
+        pk,
+        vk,
+        pvk,
+        vk_digest: digest(vk_bytes),
     })
 }
 
