@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use cairn_proofs::audit::NetParams;
-use cairn_proofs::ceremony;
+use cairn_proofs::ceremony::{self, beacon::Beacon};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +40,22 @@ pub enum CeremonyCmd {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Close phase 1 and open phase 2 (the coordinator, once phase 1 has its contributors).
+    /// End the open phase with a random beacon: a last step whose secrets anyone recomputes
+    /// from VALUE (announce in advance which public randomness it will be: a drand round, a
+    /// block hash), hashed 2^E times with SHA-256 first.
+    Beacon {
+        /// Ceremony directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The beacon's public random value, hex.
+        #[arg(long)]
+        value: String,
+        /// SHA-256 is iterated 2^E times over the value (2^30 takes about a minute).
+        #[arg(long, default_value_t = 30)]
+        iterations_exp: u32,
+    },
+    /// Close phase 1 and open phase 2 (the coordinator, once phase 1 has its contributors and
+    /// its beacon).
     Phase2 {
         /// Ceremony directory.
         #[arg(long)]
@@ -99,21 +114,35 @@ pub fn run(cmd: &CeremonyCmd) -> Result<ExitCode> {
                 println!("{hash}  {}", path.display());
             }
         }
+        CeremonyCmd::Beacon {
+            dir,
+            value,
+            iterations_exp,
+        } => {
+            let bytes = cairn_proofs::audit::from_hex(value)
+                .ok_or_else(|| anyhow::anyhow!("--value must be hex"))?;
+            let b = Beacon::new(bytes, *iterations_exp)?;
+            let c = ceremony::beacon(dir, &b)?;
+            println!("beacon step {} of phase {}", c.index, c.phase);
+            for (path, hash) in &c.hashes {
+                println!("{hash}  {}", path.display());
+            }
+        }
         CeremonyCmd::Phase2 { dir } => {
             ceremony::open_phase2(dir)?;
             println!("phase 1 closed; phase 2 open in {}", dir.display());
         }
         CeremonyCmd::Verify { dir } => match ceremony::verify(dir) {
             Ok(v) => {
-                for (i, h) in v.phase1.iter().enumerate() {
-                    println!("phase 1 contribution {}: {h}", i + 1);
-                }
-                match &v.phase2 {
-                    Some(p2) => {
-                        for (i, [s, p]) in p2.iter().enumerate() {
-                            println!("phase 2 contribution {}: seal {s} post {p}", i + 1);
-                        }
+                let show = |phase: u8, steps: &[ceremony::Step]| {
+                    for (i, s) in steps.iter().enumerate() {
+                        let what = if s.beacon { "beacon" } else { "contribution" };
+                        println!("phase {phase} {what} {}: {}", i + 1, s.sha256.join(" "));
                     }
+                };
+                show(1, &v.phase1);
+                match &v.phase2 {
+                    Some(p2) => show(2, p2),
                     None => println!("phase 2 not open"),
                 }
                 println!("valid");

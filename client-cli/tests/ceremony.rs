@@ -1,4 +1,5 @@
-//! `cairn ceremony` end to end: a two-contributor ceremony at a small sector size, `verify`
+//! `cairn ceremony` end to end: a two-contributor ceremony at a small sector size, each phase
+//! ended by a beacon, `verify`
 //! (exit 0, and 1 on a tampered transcript), `finalize` (prints the pin), then
 //! `cairn proofs seal|post|verify|verify-seal --keys` under the finalized keys, and a wrong pin
 //! refused.
@@ -80,12 +81,32 @@ fn a_ceremony_from_the_command_line_makes_keys_the_proofs_commands_use() {
         Some(1)
     );
 
+    // phase 2 opens after phase 1's beacon; keys come after phase 2's
+    assert!(!cairn(&["ceremony", "phase2", "--dir", &dir])
+        .status
+        .success());
+    let beacon = |value: &str| {
+        ok(&cairn(&[
+            "ceremony",
+            "beacon",
+            "--dir",
+            &dir,
+            "--value",
+            value,
+            "--iterations-exp",
+            "4",
+        ]))
+    };
+    beacon("0badc0ffee");
     ok(&cairn(&["ceremony", "phase2", "--dir", &dir]));
     for _ in 0..2 {
         ok(&cairn(&["ceremony", "contribute", "--dir", &dir]));
     }
+    beacon("c0ffee");
     let out = ok(&cairn(&["ceremony", "verify", "--dir", &dir]));
+    assert!(out.contains("phase 1 beacon 3"), "{out}");
     assert!(out.contains("phase 2 contribution 2"), "{out}");
+    assert!(out.contains("phase 2 beacon 3"), "{out}");
     let keys = s(&d.path().join("keys"));
     let pin = ok(&cairn(&[
         "ceremony", "finalize", "--dir", &dir, "--out", &keys,

@@ -8,9 +8,15 @@ use ark_ec::{AffineRepr, CurveGroup};
 use ark_groth16::Groth16;
 use ark_snark::SNARK;
 use cairn_proofs::audit::{self, decode_proof, KeySource, NetParams};
+use cairn_proofs::ceremony::beacon::Beacon;
 use cairn_proofs::ceremony::{self, CeremonyError};
 use cairn_proofs::post;
 use std::path::{Path, PathBuf};
+
+/// A beacon with few iterations (tests).
+fn beacon(v: u8) -> Beacon {
+    Beacon::new(vec![v; 32], 4).unwrap()
+}
 
 fn params() -> NetParams {
     NetParams {
@@ -68,12 +74,19 @@ fn a_three_party_ceremony_makes_keys_that_prove_and_pin() {
         let c = ceremony::contribute(&dir).unwrap();
         assert_eq!((c.phase, c.index), (1, i));
     }
+    // phase 2 opens only after a random beacon ends phase 1
+    assert!(ceremony::open_phase2(&dir).is_err());
+    let c = ceremony::beacon(&dir, &beacon(1)).unwrap();
+    assert_eq!((c.phase, c.index), (1, 4));
     ceremony::open_phase2(&dir).unwrap();
     assert!(ceremony::finalize(&dir, &dir.join("keys")).is_err());
     for i in 1..=3 {
         let c = ceremony::contribute(&dir).unwrap();
         assert_eq!((c.phase, c.index, c.hashes.len()), (2, i, 2));
     }
+    // nor are keys finalized before phase 2's beacon
+    assert!(ceremony::finalize(&dir, &dir.join("keys")).is_err());
+    ceremony::beacon(&dir, &beacon(2)).unwrap();
     // finalize verifies the whole transcript first
     let keys_dir = dir.join("keys");
     let pin = ceremony::finalize(&dir, &keys_dir).unwrap();
@@ -136,8 +149,9 @@ fn power(d: &Path) -> u32 {
     line[6..].parse().unwrap()
 }
 
-/// `verify` rejects every tampered copy of the finished ceremony in `dir` (phase 2's own
-/// tampering is covered by the unit tests of `phase2`, at a small size).
+/// `verify` rejects every tampered copy of the finished ceremony in `dir` (phase 1: three
+/// contributions then a beacon; phase 2: three then a beacon). Phase 2's own tampering is
+/// covered by the unit tests of `phase2`, at a small size.
 fn tampered_transcripts_are_rejected(dir: &Path) {
     type Tamper = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Tamper)> = vec![
@@ -191,11 +205,25 @@ fn tampered_transcripts_are_rejected(dir: &Path) {
                 std::fs::write(&p, &b[..b.len() - 1]).unwrap();
             }),
         ),
-        // phase 2 restarted from a phase-1 state other than the last
+        // the beacon's value changed after the fact: the step no longer matches it
         (
-            "phase 2 from an older state",
+            "beacon value",
             Box::new(|d: &Path| {
-                std::fs::remove_file(d.join("phase1/0003.bin")).unwrap();
+                std::fs::write(d.join("phase1/0004.beacon"), beacon(9).encode()).unwrap();
+            }),
+        ),
+        // phase 2's beacon claimed for a step that was not one
+        (
+            "beacon claimed",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("phase2/0002.beacon"), beacon(2).encode()).unwrap();
+            }),
+        ),
+        // the beacon that ended phase 1 removed: phase 2 was opened without one
+        (
+            "no beacon",
+            Box::new(|d: &Path| {
+                std::fs::remove_file(d.join("phase1/0004.beacon")).unwrap();
             }),
         ),
     ];

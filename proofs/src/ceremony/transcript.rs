@@ -1,6 +1,7 @@
 //! The ceremony directory and its commands: [`new`], [`contribute`], [`open_phase2`],
 //! [`verify`] and [`finalize`].
 
+use super::beacon::{proves, Beacon};
 use super::group::Reader;
 use super::phase1::{Accumulator, Contribution1};
 use super::phase2::{self, Qap};
@@ -9,7 +10,7 @@ use crate::audit::NetParams;
 use crate::keys::pinned::{self, sha256_hex, PARAM_NAMES};
 use crate::porep::SealCircuit;
 use crate::post::PostCircuit;
-use ark_bn254::Bn254;
+use ark_bn254::{Bn254, Fr};
 use ark_groth16::ProvingKey;
 use std::path::{Path, PathBuf};
 
@@ -225,46 +226,109 @@ fn read_key(dir: &Path, qap: &Qap, i: usize) -> Result<Key2, CeremonyError> {
 /// Adds a contribution with fresh secrets from the OS to the open phase (phase 2 once
 /// [`open_phase2`] ran, phase 1 before).
 pub fn contribute(dir: &Path) -> Result<Contributed, CeremonyError> {
+    step(dir, None)
+}
+
+/// Ends the open phase with the random beacon `b`: a contribution whose secrets anyone
+/// recomputes from the beacon ([`Beacon`]), recorded beside it in `NNNN.beacon` (phase 1) or
+/// `phase2/NNNN.beacon` (both circuits). Phase 2 opens, and keys are finalized, only after one.
+pub fn beacon(dir: &Path, b: &Beacon) -> Result<Contributed, CeremonyError> {
+    step(dir, Some(b))
+}
+
+/// The secrets of a beacon step: `tau, alpha, beta` in phase 1, each circuit's `delta` in
+/// phase 2.
+fn beacon_secrets(seed: &[u8; 32], phase2: bool) -> Vec<Fr> {
+    let labels: &[&str] = if phase2 {
+        &["delta seal", "delta post"]
+    } else {
+        &["tau", "alpha", "beta"]
+    };
+    labels.iter().map(|l| Beacon::secret(seed, l)).collect()
+}
+
+fn beacon_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("{i:04}.beacon"))
+}
+
+/// Reads the beacon of step `i` in `dir`, if that step is one: its secrets.
+fn beacon_at(dir: &Path, i: usize, phase2: bool) -> Result<Option<Vec<Fr>>, CeremonyError> {
+    let path = beacon_path(dir, i);
+    if !path.exists() {
+        return Ok(None);
+    }
+    if std::fs::metadata(&path).map_err(io(&path))?.len() > 4096 {
+        return Err(CeremonyError::Malformed(format!(
+            "{} is too large",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let b = Beacon::decode(&text)?;
+    Ok(Some(beacon_secrets(&b.seed(), phase2)))
+}
+
+fn step(dir: &Path, beacon: Option<&Beacon>) -> Result<Contributed, CeremonyError> {
     let setup = Setup::read(dir)?;
-    if dir.join("phase2").exists() {
+    let phase2 = dir.join("phase2").exists();
+    let secrets = beacon.map(|b| beacon_secrets(&b.seed(), phase2));
+    let mut staged = Vec::new();
+    let mut index = 0;
+    if phase2 {
         let qaps = circuits(&setup.params)?;
-        let mut hashes = Vec::new();
-        let mut index = 0;
-        let mut staged = Vec::new();
-        for (name, qap) in CIRCUITS.iter().zip(&qaps) {
+        for (k, (name, qap)) in CIRCUITS.iter().zip(&qaps).enumerate() {
             let d = phase2_dir(dir, name);
             let n = count(&d)?;
             let (prev, pk, _) = read_key(&d, qap, n - 1)?;
-            let (next, c) = phase2::contribute(&pk, &context(&format!("phase2 {name}"), &prev));
+            let ctx = context(&format!("phase2 {name}"), &prev);
+            let (next, c) = match &secrets {
+                Some(x) => phase2::contribute_with(&pk, x[k], &ctx),
+                None => phase2::contribute(&pk, &ctx),
+            };
             let mut bytes = Vec::with_capacity(prev.len() + phase2::CONTRIBUTION_LEN);
             phase2::put_key(&mut bytes, &next, qap);
             c.put(&mut bytes);
+            if k > 0 && n != index {
+                return Err(CeremonyError::State(
+                    "the circuits' phase 2 have different numbers of contributions".into(),
+                ));
+            }
             index = n;
             staged.push((file(&d, n), bytes));
         }
-        for (path, bytes) in staged {
-            write_atomic(&path, &bytes)?;
-            hashes.push((path, sha256_hex(&bytes)));
-        }
-        return Ok(Contributed {
-            phase: 2,
-            index,
-            hashes,
-        });
+    } else {
+        let d = dir.join("phase1");
+        let n = count(&d)?;
+        let (prev, acc, _) = read_acc(dir, &setup, n - 1)?;
+        let ctx = context("phase1", &prev);
+        let (next, c) = match &secrets {
+            Some(x) => acc.contribute_with(x[0], x[1], x[2], &ctx),
+            None => acc.contribute(&ctx),
+        };
+        let mut bytes = Vec::with_capacity(prev.len() + Contribution1::LEN);
+        next.put(&mut bytes);
+        c.put(&mut bytes);
+        index = n;
+        staged.push((file(&d, n), bytes));
     }
-    let d = dir.join("phase1");
-    let n = count(&d)?;
-    let (prev, acc, _) = read_acc(dir, &setup, n - 1)?;
-    let (next, c) = acc.contribute(&context("phase1", &prev));
-    let mut bytes = Vec::with_capacity(prev.len() + Contribution1::LEN);
-    next.put(&mut bytes);
-    c.put(&mut bytes);
-    let path = file(&d, n);
-    write_atomic(&path, &bytes)?;
+    let mut hashes = Vec::new();
+    for (path, bytes) in staged {
+        write_atomic(&path, &bytes)?;
+        hashes.push((path, sha256_hex(&bytes)));
+    }
+    if let Some(b) = beacon {
+        // after the states: a beacon file never names a step that is not there
+        let d = if phase2 {
+            dir.join("phase2")
+        } else {
+            dir.join("phase1")
+        };
+        write_atomic(&beacon_path(&d, index), b.encode().as_bytes())?;
+    }
     Ok(Contributed {
-        phase: 1,
-        index: n,
-        hashes: vec![(path, sha256_hex(&bytes))],
+        phase: if phase2 { 2 } else { 1 },
+        index,
+        hashes,
     })
 }
 
@@ -279,7 +343,7 @@ fn initial_keys(setup: &Setup, acc: &Accumulator) -> Result<Vec<Vec<u8>>, Ceremo
     Ok(out)
 }
 
-/// Closes phase 1 (it needs at least one contribution) and computes phase 2's starting keys
+/// Closes phase 1 (it needs at least one contribution, then a beacon) and computes phase 2's starting keys
 /// from its last state; later contributions go to phase 2.
 pub fn open_phase2(dir: &Path) -> Result<(), CeremonyError> {
     let setup = Setup::read(dir)?;
@@ -292,6 +356,11 @@ pub fn open_phase2(dir: &Path) -> Result<(), CeremonyError> {
             "phase 1 has no contribution yet: run `cairn ceremony contribute` first".into(),
         ));
     }
+    if !beacon_path(&dir.join("phase1"), n - 1).exists() {
+        return Err(CeremonyError::State(
+            "phase 1 does not end with a random beacon yet: run `cairn ceremony beacon`".into(),
+        ));
+    }
     let (_, acc, _) = read_acc(dir, &setup, n - 1)?;
     for (name, bytes) in CIRCUITS.iter().zip(initial_keys(&setup, &acc)?) {
         write_atomic(&file(&phase2_dir(dir, name), 0), &bytes)?;
@@ -299,15 +368,31 @@ pub fn open_phase2(dir: &Path) -> Result<(), CeremonyError> {
     Ok(())
 }
 
+/// One checked step of the transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// SHA-256 (hex) of each file of the step (one in phase 1, seal then post in phase 2).
+    pub sha256: Vec<String>,
+    /// Whether the step is a random beacon (its secrets checked against the beacon's).
+    pub beacon: bool,
+}
+
 /// What [`verify`] checked.
 #[derive(Debug, Clone)]
 pub struct Verified {
     /// The ceremony's setup.
     pub setup: Setup,
-    /// Contributions to phase 1, each file's SHA-256 (hex).
-    pub phase1: Vec<String>,
-    /// Contributions to phase 2 (per contribution, both circuits' file hashes), if open.
-    pub phase2: Option<Vec<[String; 2]>>,
+    /// Contributions to phase 1.
+    pub phase1: Vec<Step>,
+    /// Contributions to phase 2, if open.
+    pub phase2: Option<Vec<Step>>,
+}
+
+fn beacon_mismatch(path: &Path) -> CeremonyError {
+    CeremonyError::Invalid(format!(
+        "{}: the step was not made with its beacon's secrets",
+        path.display()
+    ))
 }
 
 /// Checks every step of the transcript: phase 1 starts from the generators, each
@@ -338,9 +423,26 @@ pub fn verify(dir: &Path) -> Result<Verified, CeremonyError> {
     for i in 1..n1 {
         let (bytes, acc, c) = read_acc(dir, &setup, i)?;
         let c = c.ok_or(CeremonyError::Shape("contribution"))?;
-        prev.verify_step(&acc, &c, &context("phase1", &prev_bytes))
+        let ctx = context("phase1", &prev_bytes);
+        prev.verify_step(&acc, &c, &ctx)
             .map_err(|e| at(&file(&d1, i), e))?;
-        phase1.push(sha256_hex(&bytes));
+        let beacon = beacon_at(&d1, i, false)?;
+        if let Some(x) = &beacon {
+            let pairs = [
+                c.tau.check(&[&ctx[..], b"tau"].concat()),
+                c.alpha.check(&[&ctx[..], b"alpha"].concat()),
+                c.beta.check(&[&ctx[..], b"beta"].concat()),
+            ];
+            for (pair, x) in pairs.into_iter().zip(x) {
+                if !pair.is_some_and(|p| proves(p, *x)) {
+                    return Err(beacon_mismatch(&file(&d1, i)));
+                }
+            }
+        }
+        phase1.push(Step {
+            sha256: vec![sha256_hex(&bytes)],
+            beacon: beacon.is_some(),
+        });
         prev_bytes = bytes;
         prev = acc;
     }
@@ -351,9 +453,15 @@ pub fn verify(dir: &Path) -> Result<Verified, CeremonyError> {
             phase2: None,
         });
     }
+    if !phase1.last().is_some_and(|s| s.beacon) {
+        return Err(CeremonyError::Invalid(
+            "phase 2 was opened before a random beacon ended phase 1".into(),
+        ));
+    }
+    let d2 = dir.join("phase2");
     let mut counts = Vec::new();
     let mut hashes: Vec<Vec<String>> = Vec::new();
-    for (name, qap) in CIRCUITS.iter().zip(&qaps) {
+    for (k, (name, qap)) in CIRCUITS.iter().zip(&qaps).enumerate() {
         let d = phase2_dir(dir, name);
         let n = count(&d)?;
         counts.push(n);
@@ -367,13 +475,14 @@ pub fn verify(dir: &Path) -> Result<Verified, CeremonyError> {
         for i in 1..n {
             let (bytes, pk, c) = read_key(&d, qap, i)?;
             let c = c.ok_or(CeremonyError::Shape("contribution"))?;
-            phase2::verify_step(
-                &prev_pk,
-                &pk,
-                &c,
-                &context(&format!("phase2 {name}"), &prev_bytes),
-            )
-            .map_err(|e| at(&file(&d, i), e))?;
+            let ctx = context(&format!("phase2 {name}"), &prev_bytes);
+            phase2::verify_step(&prev_pk, &pk, &c, &ctx).map_err(|e| at(&file(&d, i), e))?;
+            if let Some(x) = beacon_at(&d2, i, true)? {
+                let pair = c.check(&[&ctx[..], b"delta"].concat());
+                if !pair.is_some_and(|p| proves(p, x[k])) {
+                    return Err(beacon_mismatch(&file(&d, i)));
+                }
+            }
             hs.push(sha256_hex(&bytes));
             prev_bytes = bytes;
             prev_pk = pk;
@@ -385,11 +494,13 @@ pub fn verify(dir: &Path) -> Result<Verified, CeremonyError> {
             "the circuits' phase 2 have different numbers of contributions".into(),
         ));
     }
-    let phase2 = hashes[0]
-        .iter()
-        .zip(&hashes[1])
-        .map(|(a, b)| [a.clone(), b.clone()])
-        .collect();
+    let mut phase2 = Vec::new();
+    for (i, (a, b)) in hashes[0].iter().zip(&hashes[1]).enumerate() {
+        phase2.push(Step {
+            sha256: vec![a.clone(), b.clone()],
+            beacon: beacon_path(&d2, i + 1).exists(),
+        });
+    }
     Ok(Verified {
         setup,
         phase1,
@@ -408,7 +519,7 @@ fn at(path: &Path, e: CeremonyError) -> CeremonyError {
 /// SHA-256 (hex) of the manifest, which a network pins.
 pub fn finalize(dir: &Path, out: &Path) -> Result<String, CeremonyError> {
     let v = verify(dir)?;
-    if v.phase1.is_empty() {
+    if v.phase1.iter().all(|s| s.beacon) {
         return Err(CeremonyError::State("phase 1 has no contribution".into()));
     }
     let Some(p2) = &v.phase2 else {
@@ -416,8 +527,13 @@ pub fn finalize(dir: &Path, out: &Path) -> Result<String, CeremonyError> {
             "phase 2 is not open: run `cairn ceremony phase2`".into(),
         ));
     };
-    if p2.is_empty() {
+    if p2.iter().all(|s| s.beacon) {
         return Err(CeremonyError::State("phase 2 has no contribution".into()));
+    }
+    if !p2.last().is_some_and(|s| s.beacon) {
+        return Err(CeremonyError::State(
+            "phase 2 does not end with a random beacon yet: run `cairn ceremony beacon`".into(),
+        ));
     }
     let qaps = circuits(&v.setup.params)?;
     let mut keys = Vec::new();
