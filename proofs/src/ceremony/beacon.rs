@@ -65,11 +65,7 @@ impl Beacon {
         if lines.next().is_some() || hex.len() % 2 != 0 {
             return Err(bad("trailing text or odd hex"));
         }
-        let value = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|_| bad("value is not hex"))?;
+        let value = crate::audit::from_hex(hex).ok_or_else(|| bad("value is not hex"))?;
         Beacon::new(value, exp).map_err(|e| bad(&e.to_string()))
     }
 
@@ -119,6 +115,7 @@ mod tests {
             "",
             "cairn-beacon 2\nvalue ab\niterations_exp 1\n",
             "cairn-beacon 1\nvalue zz\niterations_exp 1\n",
+            "cairn-beacon 1\nvalue \u{e9}\niterations_exp 1\n",
             "cairn-beacon 1\nvalue abc\niterations_exp 1\n",
             "cairn-beacon 1\nvalue \niterations_exp 1\n",
             "cairn-beacon 1\nvalue ab\niterations_exp 99\n",

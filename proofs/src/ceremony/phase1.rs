@@ -47,7 +47,7 @@ pub struct Contribution1 {
 impl Accumulator {
     /// The starting accumulator: every secret is 1.
     pub fn initial(power: u32) -> Result<Accumulator, CeremonyError> {
-        if power > MAX_POWER {
+        if power == 0 || power > MAX_POWER {
             return Err(CeremonyError::Shape("phase-1 size"));
         }
         let n = 1usize << power;
@@ -96,7 +96,7 @@ impl Accumulator {
         if r.take(4)? != MAGIC {
             return Err(CeremonyError::Malformed("not a phase-1 state".into()));
         }
-        if r.u32()? != power || power > MAX_POWER {
+        if r.u32()? != power || power == 0 || power > MAX_POWER {
             return Err(CeremonyError::Malformed("phase-1 size differs".into()));
         }
         let n = 1usize << power;
@@ -258,6 +258,9 @@ mod tests {
 
     #[test]
     fn contributions_verify_and_tampering_is_caught() {
+        // a single power has no tau to check: refused, as is any size above the maximum
+        assert!(Accumulator::initial(0).is_err());
+        assert!(Accumulator::read(&mut Reader::new(b"CPT1\0\0\0\0"), 0).is_err());
         let a0 = Accumulator::initial(3).unwrap();
         a0.check_shape().unwrap();
         let (a1, c1) = a0.contribute(b"ctx1");
