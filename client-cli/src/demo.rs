@@ -189,8 +189,13 @@ fn proofs_demo(
         let mut v = audit_and_wait(&auditor.api, &token_of(auditor)?, &query)?;
         // a window the prover missed (no answer in time: six nodes share two cores) is not a
         // verdict on its data; the demo asks again with a fresh nonce, and says so
+        // A prover that answered and declined for want of data (not for being busy) is not
+        // asked again.
         for _ in 0..2 {
-            if v["audit"]["verdict"] != "missed" {
+            let declined = v["audit"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("declined") && !r.contains("busy"));
+            if v["audit"]["verdict"] != "missed" || declined {
                 break;
             }
             println!(
@@ -275,9 +280,19 @@ fn proofs_demo(
             .filter_map(|f| f[0].as_str().map(str::to_string))
             .collect())
     };
+    // audit it once now, whatever the background schedule already did: while it restarted,
+    // its auditors may have missed it (a real miss: it was down), and the demo shows what a
+    // node without its data answers when it is up: a signed refusal, no proof
+    let mut asked_in = None;
+    let (primary, confirmer) = designated(&restarted)?;
+    if is_live(&primary).is_some() && is_live(&confirmer).is_some() {
+        asked_in = api_get_json(&auditor.api, "/api/v0/proofs")?["window"].as_u64();
+    }
+    if audit(auditor, &restarted)?["verdict"] == "pass" {
+        bail!("a node without its data passed an audit");
+    }
     let waiting = std::time::Instant::now();
     let patience = Duration::from_secs(net.window_secs.max(1) * 8);
-    let mut asked_in = None;
     while !faulty_at(auditor)?.contains(&restarted.peer_id) {
         if waiting.elapsed() > patience {
             bail!(
