@@ -22,6 +22,7 @@ pub mod gbdt;
 pub mod lfu;
 pub mod lhd;
 pub mod policy;
+pub mod prefetch;
 pub mod registry;
 pub mod sampled;
 pub mod sieve;

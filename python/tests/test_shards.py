@@ -123,8 +123,19 @@ def test_plan_is_registered_once_by_global_worker_zero(shards, gateway, monkeypa
     plan = gateway.plans[0]
     assert plan["root"] == str(shards.root) and plan["seed"] == 4 and plan["epoch"] == 2
     assert plan["num_workers"] == 2 and plan["world_size"] == 1
+    assert plan["job"] == "train/shard-*.tar:4" and "rate" not in plan
     assert [s["path"] for s in plan["shards"]] == [s.path for s in ds.epoch_order()]
     assert all(s["cid"] == str(x.cid) for s, x in zip(plan["shards"], ds.epoch_order()))
+
+
+def test_plan_carries_the_read_rate_and_job(shards, gateway):
+    gateway.plan_enabled = True
+    ds = ShardDataset(str(shards.root), "train/shard-*.tar", gateway=gateway.url, read_rate=50e6, job="resnet")
+    assert ds.register_plan() is True
+    assert gateway.plans[-1]["rate"] == 50e6 and gateway.plans[-1]["job"] == "resnet"
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            ShardDataset(str(shards.root), "train/shard-*.tar", gateway=gateway.url, read_rate=bad)
 
 
 def test_plan_registration_is_silent_without_the_endpoint(shards, gateway, caplog):

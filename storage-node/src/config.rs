@@ -86,6 +86,13 @@ pub struct PlacementConfig {
     pub min_reads: u64,
     /// Windows without a read after which a promoted shard is demoted.
     pub idle_windows: u64,
+    /// Bytes of readers' planned blocks (`POST /api/v0/plan`) this node may hold on fast peers
+    /// at once, over all plans (0: plans only rank shards for the engine, nothing is
+    /// prefetched).
+    pub plan_bytes: u64,
+    /// How far ahead of a planned reader to prefetch, in seconds of reading at its declared
+    /// rate.
+    pub lookahead_secs: u64,
     /// Delay before serving each block, in milliseconds: emulates slow media in a local
     /// devnet, so that peers measure this node as slow. Keep 0 in production.
     pub emulated_read_delay_ms: u64,
@@ -101,6 +108,8 @@ impl Default for PlacementConfig {
             cache_bytes: 1 << 30,
             min_reads: 2,
             idle_windows: 3,
+            plan_bytes: 256 << 20,
+            lookahead_secs: 30,
             emulated_read_delay_ms: 0,
         }
     }
@@ -118,6 +127,9 @@ impl PlacementConfig {
             cache_bytes: self.cache_bytes,
             min_reads: self.min_reads.max(1),
             idle_windows: self.idle_windows.max(1),
+            plan_bytes: self.plan_bytes,
+            lookahead: std::time::Duration::from_secs(self.lookahead_secs.max(1)),
+            ..crate::tier::TierOptions::default()
         }
     }
 }

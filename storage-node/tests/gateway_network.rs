@@ -111,16 +111,25 @@ async fn a_node_gateway_serves_a_dataset_whose_holders_are_down_from_parity() {
     // a reader's plan for the epoch (files in a shuffled order) expands to every leaf block,
     // the internal nodes fetched as the gateway fetches them
     let order = [file_cids[2], file_cids[0], file_cids[1]];
-    let plan = gw
-        .register_plan(&rep.root.parse().unwrap(), &order)
-        .await
-        .unwrap();
+    let req = |files: Vec<Cid>| cairn_storage_node::node::PlanRequest {
+        root: rep.root.parse().unwrap(),
+        files,
+        ..Default::default()
+    };
+    let plan = gw.register_plan(req(order.to_vec())).await.unwrap();
     assert_eq!((plan.files, plan.blocks), (3, 12)); // 4 leaves of each file
+    let total: usize = files.iter().map(Vec::len).sum();
+    assert_eq!(plan.bytes, total as u64, "leaf sizes from the links");
+    // with no files, the dataset's every file in the seeded shuffle
+    let mut r = req(Vec::new());
+    r.seed = Some(7);
+    let all = gw.register_plan(r).await.unwrap();
+    assert_eq!((all.files, all.blocks, all.bytes), (3, 12, total as u64));
     let junk = cairn_core::block::HashAlg::Blake3.cid(0x70, b"no such node");
-    assert!(gw
-        .register_plan(&rep.root.parse().unwrap(), &[junk])
-        .await
-        .is_err());
+    assert!(gw.register_plan(req(vec![junk])).await.is_err());
+    let mut bad = req(order.to_vec());
+    bad.rate = Some(f64::NAN);
+    assert!(gw.register_plan(bad).await.is_err());
     for (i, n) in nodes.iter().enumerate() {
         if i != 1 && i != 2 {
             n.shutdown().await;

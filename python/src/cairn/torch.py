@@ -37,6 +37,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -171,13 +172,19 @@ class ShardDataset(_Base):  # type: ignore[misc,valid-type]
     :param register_plan: register each epoch's read order with the node (best effort).
     :param api: node API base URL for the plan (default ``$CAIRN_API``, else the gateway URL);
         ``$CAIRN_API_TOKEN`` is sent as a bearer token when set.
+    :param read_rate: how fast the job reads, in bytes per second, sent with the plan: the node
+        prefetches that many seconds of reading ahead onto fast peers (default: unknown, the
+        node prefetches as much as its plan budget holds).
+    :param job: the job's name in the plan (default ``"{pattern}:{seed}"``); a plan replaces
+        the node's earlier plan of the same dataset and job.
     :param client: a :class:`~cairn.client.Client` to use instead of the shared one.
     """
 
     def __init__(self, cid: str, pattern: str, seed: int = 0, epoch: int = 0, gateway: Optional[str] = None, *,
                  shuffle: bool = True, rank: Optional[int] = None, world_size: Optional[int] = None,
                  prefetch: int = 2, queue_size: int = 64, register_plan: bool = True,
-                 api: Optional[str] = None, client: Optional[Client] = None):
+                 api: Optional[str] = None, read_rate: Optional[float] = None,
+                 job: Optional[str] = None, client: Optional[Client] = None):
         self.root = CID.parse(cid) if isinstance(cid, str) else cid
         self.pattern = pattern
         self.seed = int(seed)
@@ -190,6 +197,10 @@ class ShardDataset(_Base):  # type: ignore[misc,valid-type]
         self.queue_size = max(1, int(queue_size))
         self.register = register_plan
         self.api = api
+        if read_rate is not None and not (float(read_rate) > 0 and math.isfinite(float(read_rate))):
+            raise ValueError(f"read_rate is a positive number of bytes per second, not {read_rate!r}")
+        self.read_rate = None if read_rate is None else float(read_rate)
+        self.job = job if job is not None else f"{pattern}:{self.seed}"
         self._client = client
         self._shards: Optional[List[Shard]] = None
         self._registered: set = set()
@@ -267,16 +278,18 @@ class ShardDataset(_Base):  # type: ignore[misc,valid-type]
         """Posts the epoch's read order to the node, best effort; True if it was accepted.
 
         ``POST {api}/api/v0/plan`` with a JSON body ``{"root", "pattern", "seed", "epoch",
-        "world_size", "num_workers", "shards": [{"path", "cid"}, ...]}`` (the whole job's
-        order for the epoch). A 404 or 405 (no such endpoint yet) is ignored silently; other
+        "world_size", "num_workers", "job", "shards": [{"path", "cid"}, ...]}`` (the whole
+        job's order for the epoch), and ``"rate"`` when ``read_rate`` is set. A 404 or 405 (no such endpoint yet) is ignored silently; other
         failures are logged once at warning level. It never raises."""
         e = self.epoch if epoch is None else epoch
         _, world, _, nw = self.position()
         body = {
             "root": str(self.root), "pattern": self.pattern, "seed": self.seed, "epoch": e,
-            "world_size": world, "num_workers": nw,
+            "world_size": world, "num_workers": nw, "job": self.job,
             "shards": [{"path": s.path, "cid": str(s.cid)} for s in self.epoch_order(e)],
         }
+        if self.read_rate is not None:
+            body["rate"] = self.read_rate
         headers = {"Content-Type": "application/json"}
         token = os.environ.get("CAIRN_API_TOKEN")
         if token:

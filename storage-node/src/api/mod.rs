@@ -14,7 +14,7 @@
 //! | POST | `/api/v0/repair` | token | one repair round now |
 //! | POST | `/api/v0/scrub` | token | verify every local block now (blocks checked, bytes, corrupt ones) |
 //! | POST | `/api/v0/collect` | token | one collection pass: blocks no dataset, pin or recent push needs are noted, those noted by the pass before too removed (`skipped`, `unneeded`, `removed`, `bytes`) |
-//! | POST | `/api/v0/plan` | token | body `{"root", "files": [cid, ...]}` (or the Python package's `"shards": [{"path", "cid"}, ...]`): a reader's order of the dataset's files this epoch, registered with the placement engine (`files`, `blocks`) |
+//! | POST | `/api/v0/plan` | token | body `{"root", "files": [cid, ...], "rate", "job"}` (or the Python package's `"shards": [{"path", "cid"}, ...]`, or with neither a `"seed"`): a reader's order of the dataset's files this epoch, ranked by the placement engine and prefetched onto fast peers ahead of the reader (`files`, `blocks`, `bytes`) |
 //! | GET | `/api/v0/proofs` | – | sealing, proving and audit counters, faulty peers |
 //! | GET | `/api/v0/audit/log?from=N` | – | up to 1000 audit log entries from position N (encoded entry in hex, plus a summary) |
 //! | POST | `/api/v0/audit?peer=ID&wait=S` | token | starts, in the background, sealing what is pending and then an audit of this window's peer (or `peer`); answers at once (or when done, if that is within `wait` seconds, at most 20) with what it started (`started`, `done`, and once done `sealed` and `audit`; `role` says whether this node is `peer`'s designated auditor: only then the verdict `counts`). One such audit runs at a time: while one runs, `started` is false and `running` describes it |
@@ -84,9 +84,12 @@ struct PlanFile {
     cid: String,
 }
 
-/// `POST /api/v0/plan`: a reader's order of a dataset's files for an epoch, as CIDs (`files`)
-/// or as the Python package's `shards` (`{path, cid}` each); other keys (seed, epoch, rate)
-/// are accepted and not used yet.
+/// `POST /api/v0/plan`: a reader's plan for an epoch: its order of the dataset's files, as
+/// CIDs (`files`) or as the Python package's `shards` (`{path, cid}` each), or, with neither,
+/// every file in the seeded shuffle of `seed` (the Rust `Dataset`'s `Order::Shuffled`) or in
+/// path order; `rate`, the reader's bytes per second; `job`, a name (a plan replaces the one
+/// of the same root and job). Other keys (the Python package's epoch, pattern, world size)
+/// are accepted and not used.
 #[derive(Deserialize)]
 struct PlanBody {
     root: String,
@@ -94,6 +97,12 @@ struct PlanBody {
     files: Vec<String>,
     #[serde(default)]
     shards: Vec<PlanFile>,
+    #[serde(default)]
+    seed: Option<serde_json::Value>,
+    #[serde(default)]
+    rate: Option<f64>,
+    #[serde(default)]
+    job: Option<String>,
 }
 
 async fn plan(
@@ -111,7 +120,23 @@ async fn plan(
         .map(parse_cid)
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad_request)?;
-    Ok(Json(s.node.register_plan(&root, &files).await?))
+    // the seed orders the files only when none are listed (the Python package lists them,
+    // and sends its own seed, of another shuffle, along)
+    let seed =
+        match (&body.seed, files.is_empty()) {
+            (Some(v), true) => Some(v.as_u64().ok_or_else(|| {
+                bad_request(format!("seed is an unsigned 64-bit integer, not {v}"))
+            })?),
+            _ => None,
+        };
+    let req = crate::node::PlanRequest {
+        root,
+        files,
+        seed,
+        rate: body.rate,
+        job: body.job.unwrap_or_default(),
+    };
+    Ok(Json(s.node.register_plan(req).await?))
 }
 
 async fn collect(

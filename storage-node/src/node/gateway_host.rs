@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 impl Node {
     /// A retrieval client that counts this node's own blocks.
-    fn gateway_client(&self) -> Client {
+    pub(super) fn gateway_client(&self) -> Client {
         let repo = self.repo_arc();
         Client::new(self.net().clone(), Options::default())
             .with_local(Arc::new(move |c| repo.block(c).ok().map(Bytes::from)))
@@ -51,7 +51,7 @@ impl Node {
         }
     }
 
-    async fn provided_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+    pub(super) async fn provided_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
         self.gateway_client()
             .fetch_block(cid)
             .await
@@ -62,18 +62,23 @@ impl Node {
     }
 }
 
-impl BlockSource for Node {
-    async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+impl Node {
+    /// Block `cid` of dataset `root` from this node's store or the network, without counting
+    /// a read (the prefetcher and plan registration fetch through this).
+    pub(crate) async fn block_of(
+        &self,
+        root: &Cid,
+        cid: &Cid,
+    ) -> Result<Option<Bytes>, GatewayError> {
         if let Some(b) = self.local_block(cid).await {
             return Ok(Some(b));
         }
-        self.provided_block(cid).await
+        self.network_block_in(root, cid).await
     }
 
-    async fn block_in(&self, root: &Cid, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
-        if let Some(b) = self.local_block(cid).await {
-            return Ok(Some(b));
-        }
+    /// Block `cid` of dataset `root` from the network: as a shard of its stripe when `root`
+    /// is a dataset, else from the nodes that announced it.
+    async fn network_block_in(&self, root: &Cid, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
         let memo = &self.inner.gateway_memo;
         if let Some(d) = self.gateway_dataset(memo, root).await {
             memo.learn(*cid, d.root);
@@ -91,6 +96,78 @@ impl BlockSource for Node {
             }
         }
         self.provided_block(cid).await
+    }
+
+    /// The copy of `cid` this node prefetched to a fast peer for a reader's plan, verified;
+    /// `None` when there is none or it cannot be had quickly (the fast peer counts the read,
+    /// and reports it to the prefetcher).
+    async fn plan_copy_block(&self, cid: &Cid) -> Option<Bytes> {
+        let (peer, copy) = self.inner.tier.plan_copy(cid)?;
+        match tokio::time::timeout(PLAN_COPY_TIMEOUT, self.net().fetch_verified(peer, cid)).await {
+            Ok(Ok(Some(b))) => {
+                if !copy {
+                    // a fast base holder counts no plan reads: count it here
+                    self.inner.tier.observe_read(cid, now_ms());
+                }
+                Some(b)
+            }
+            _ => None,
+        }
+    }
+
+    /// One of `fast` that holds `cid` of dataset `root` as a base shard, as the gateway's
+    /// resolution of the dataset says.
+    pub(super) async fn fast_holder(
+        &self,
+        root: &Cid,
+        cid: &Cid,
+        fast: &[cairn_net::PeerId],
+    ) -> Option<cairn_net::PeerId> {
+        let d = self.gateway_dataset(&self.inner.gateway_memo, root).await?;
+        d.holders
+            .get(cid)?
+            .iter()
+            .find(|p| fast.contains(p))
+            .copied()
+    }
+
+    /// Counts a gateway read for the readers' plans.
+    fn observe(&self, got: &Result<Option<Bytes>, GatewayError>, cid: &Cid) {
+        if matches!(got, Ok(Some(_))) {
+            self.inner.tier.observe_read(cid, now_ms());
+        }
+    }
+}
+
+/// How long a prefetched copy may take to come from its fast peer before the gateway asks
+/// the holders instead.
+const PLAN_COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl BlockSource for Node {
+    async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+        if let Some(b) = self.local_block(cid).await {
+            self.inner.tier.observe_read(cid, now_ms());
+            return Ok(Some(b));
+        }
+        if let Some(b) = self.plan_copy_block(cid).await {
+            return Ok(Some(b));
+        }
+        let got = self.provided_block(cid).await;
+        self.observe(&got, cid);
+        got
+    }
+
+    async fn block_in(&self, root: &Cid, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+        if let Some(b) = self.local_block(cid).await {
+            self.inner.tier.observe_read(cid, now_ms());
+            return Ok(Some(b));
+        }
+        if let Some(b) = self.plan_copy_block(cid).await {
+            return Ok(Some(b));
+        }
+        let got = self.network_block_in(root, cid).await;
+        self.observe(&got, cid);
+        got
     }
 
     fn has_local(&self, cid: &Cid) -> bool {

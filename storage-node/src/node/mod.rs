@@ -38,7 +38,7 @@ mod workers;
 
 pub(crate) use crate::error::offload;
 pub use crate::error::NodeError;
-pub use access_plan::{PlanReport, MAX_PLAN_BLOCKS, MAX_PLAN_FILES};
+pub use access_plan::{PlanReport, PlanRequest, MAX_JOB_NAME, MAX_PLAN_BLOCKS, MAX_PLAN_FILES};
 pub use collect::CollectReport;
 
 /// Node settings beyond the network's.
@@ -378,6 +378,7 @@ impl Node {
             tokio::spawn(node.clone().audit_worker()),
             tokio::spawn(node.clone().gossip_worker(gossip_rx)),
             tokio::spawn(node.clone().placement_worker()),
+            tokio::spawn(node.clone().prefetch_worker()),
         ];
         if let Ok(mut t) = node.inner.tasks.lock() {
             t.extend(tasks);

@@ -5,7 +5,8 @@ use super::Node;
 use crate::error::NodeError;
 use crate::heat::{now_ms, Heat, Read, Speed};
 use crate::tier::{
-    FastCache, FastTier, PeerSpeedReport, PromoterState, TierHost, TierStatus, WindowReport,
+    FastCache, FastTier, PeerSpeedReport, PlanBlock, PrefetchReport, PromoterState, TierHost,
+    TierStatus, WindowReport,
 };
 use cairn_core::Cid;
 use cairn_net::wire::NodeInfo;
@@ -67,6 +68,25 @@ impl TierHost for Node {
     async fn live_nodes(&self) -> Vec<(PeerId, NodeInfo)> {
         Node::live_nodes(self).await
     }
+
+    async fn block_for_plan(
+        &self,
+        root: Option<Cid>,
+        cid: Cid,
+        fast: &[PeerId],
+    ) -> Result<PlanBlock, String> {
+        let Some(root) = root else {
+            return Err("no dataset".into());
+        };
+        if let Some(p) = self.fast_holder(&root, &cid, fast).await {
+            return Ok(PlanBlock::FastHolder(p));
+        }
+        match self.block_of(&root, &cid).await {
+            Ok(Some(b)) => Ok(PlanBlock::Data(b)),
+            Ok(None) => Err("not found in the network".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 impl Node {
@@ -100,5 +120,16 @@ impl Node {
     /// Runs placement windows on a timer until the node stops.
     pub(crate) async fn placement_worker(self) {
         FastTier(self).placement_worker().await
+    }
+
+    /// Follows the readers' plans once now (reads observed, copies made and dropped); the
+    /// node also does it on its own every `prefetch_every`.
+    pub async fn prefetch_tick(&self) -> PrefetchReport {
+        FastTier(self.clone()).prefetch_tick().await
+    }
+
+    /// Follows readers' plans on a timer until the node stops.
+    pub(crate) async fn prefetch_worker(self) {
+        FastTier(self).prefetch_worker().await
     }
 }

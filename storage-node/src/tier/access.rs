@@ -1,24 +1,63 @@
 //! Readers' access plans on the promoter's side: the blocks a reader will read, in order,
-//! handed to the placement engine (`crate::node` expands a plan's files into those blocks).
+//! handed to the placement engine (`crate::node` expands a plan's files into those blocks),
+//! and followed by the prefetcher ([`super::prefetch`]).
 
-use super::{engine_id, PromoterState};
+use super::plans::{Follow, PlanStatus};
+use super::{engine_id, NewPlan, PromoterState};
 use cairn_core::Cid;
+use cairn_net::PeerId;
 
 /// Engine ids a plan may add to the id map (the rest are still planned, by id).
 const MAX_PLAN_IDS: usize = 1 << 20;
 
 impl PromoterState {
-    /// Registers a reader's plan with the engine: the blocks it will read, in order (replaces
-    /// the plan before).
-    pub(crate) fn register_plan(&self, order: &[Cid]) {
+    /// Registers a reader's plan: with the engine (the blocks it will read, in order; this
+    /// replaces the engine's plan before), and with the prefetcher, which follows it from
+    /// `now_ms`.
+    pub(crate) fn register_plan(&self, plan: NewPlan, now_ms: u64) {
         if let Ok(mut st) = self.state.lock() {
-            let ids: Vec<u64> = order.iter().map(engine_id).collect();
-            for (c, &id) in order.iter().zip(&ids) {
+            let ids: Vec<u64> = plan.order.iter().map(|x| engine_id(&x.0)).collect();
+            for ((c, _), &id) in plan.order.iter().zip(&ids) {
                 if st.ids.len() < MAX_PLAN_IDS || st.ids.contains_key(&id) {
                     st.ids.insert(id, *c);
                 }
             }
             st.engine.register_plan(ids);
+        }
+        self.follow_plan(plan, now_ms);
+    }
+
+    /// Follows `plan` from `now_ms` (see [`super::plans::PlanBook::follow`]).
+    pub(crate) fn follow_plan(&self, plan: NewPlan, now_ms: u64) {
+        if let Ok(mut book) = self.plans.lock() {
+            book.follow(plan, now_ms);
+        }
+    }
+
+    /// A reader read `cid` at `at_ms` through this node (its gateway): plans count it.
+    pub(crate) fn observe_read(&self, cid: &Cid, at_ms: u64) {
+        if let Ok(mut book) = self.plans.lock() {
+            book.observe(cid, at_ms);
+        }
+    }
+
+    /// The fast peer holding `cid` for a plan, if any, and whether it is a copy made for it
+    /// (else the peer is a base holder).
+    pub(crate) fn plan_copy(&self, cid: &Cid) -> Option<(PeerId, bool)> {
+        self.plans.lock().ok()?.copy_of(cid)
+    }
+
+    /// The plans followed, and why nothing is prefetched now, if so.
+    pub(crate) fn plan_status(&self) -> (Vec<PlanStatus>, Option<String>) {
+        self.plans.lock().map(|b| b.status()).unwrap_or_default()
+    }
+
+    /// How plans are followed, from the options.
+    pub(super) fn follow_opts(&self) -> Follow {
+        Follow {
+            plan_bytes: self.opts.plan_bytes,
+            lookahead_ms: self.opts.lookahead.as_millis() as u64,
+            tick_ms: self.opts.prefetch_every.as_millis() as u64,
         }
     }
 }

@@ -355,7 +355,6 @@ impl<H: TierHost + Clone> FastTier<H> {
             );
             return Ok(());
         }
-        let me = self.0.net().peer_id();
         for (cid, size) in promote {
             let repo = self.0.shared_repo();
             let block = match offload(move || repo.block(&cid)).await? {
@@ -368,25 +367,8 @@ impl<H: TierHost + Clone> FastTier<H> {
                     continue;
                 }
             };
-            let mut done = None;
-            let mut refused = Vec::new();
-            for &peer in fast.iter().filter(|p| **p != me) {
-                match self
-                    .0
-                    .net()
-                    .push_cached(peer, std::slice::from_ref(&block))
-                    .await
-                {
-                    Ok(st) if st.first() == Some(&PutStatus::Stored) => {
-                        done = Some(peer);
-                        break;
-                    }
-                    Ok(st) => refused.push(format!("{peer}: {st:?}")),
-                    Err(e) => refused.push(format!("{peer}: {e}")),
-                }
-            }
-            match done {
-                Some(peer) => {
+            match self.push_copy(&block, fast).await {
+                Ok(peer) => {
                     let p = Promotion {
                         peer,
                         at_ms: pass.now,
@@ -407,14 +389,37 @@ impl<H: TierHost + Clone> FastTier<H> {
                         format!("hot: {reads} reads"),
                     );
                 }
-                None => {
-                    let r = refused.join("; ");
+                Err(r) => {
                     pass.report.failed.push(format!("promote {cid}: {r}"));
                     pass.record("promote", &cid, None, size, false, r);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Copies `block` to the first of `fast` (this node left out) that stores it; the reasons
+    /// they gave when none does.
+    pub(super) async fn push_copy(&self, block: &Block, fast: &[PeerId]) -> Result<PeerId, String> {
+        let me = self.0.net().peer_id();
+        let mut refused = Vec::new();
+        for &peer in fast.iter().filter(|p| **p != me) {
+            match self
+                .0
+                .net()
+                .push_cached(peer, std::slice::from_ref(block))
+                .await
+            {
+                Ok(st) if st.first() == Some(&PutStatus::Stored) => return Ok(peer),
+                Ok(st) => refused.push(format!("{peer}: {st:?}")),
+                Err(e) => refused.push(format!("{peer}: {e}")),
+            }
+        }
+        Err(if refused.is_empty() {
+            "no fast peer but this node".to_string()
+        } else {
+            refused.join("; ")
+        })
     }
 
     /// Runs placement windows on the timer when `auto` is set.
@@ -467,7 +472,10 @@ impl<H: TierHost + Clone> FastTier<H> {
             })
             .collect();
         promoted.sort_by(|a, b| a["cid"].as_str().cmp(&b["cid"].as_str()));
+        let (plans, plan_note) = tier.plan_status();
         TierStatus {
+            plans,
+            plan_note,
             windows,
             window_secs: tier.opts.window.as_secs(),
             auto: tier.opts.auto,

@@ -1,0 +1,360 @@
+//! The plans a promoter follows ([`super::prefetch`] carries them out): each reader's
+//! [`Cursor`] over its planned blocks, the blocks held on fast peers for them, the status
+//! they report, and one tick's decision over every plan ([`combine`]): each plan an equal
+//! share of `plan_bytes`, a copy made once for the first plan that wants it, and dropped only
+//! when no plan wants it. A read does not say whose reader made it: it counts for the plan
+//! whose reader is nearest the block ([`PlanBook::observe`]).
+
+use cairn_core::Cid;
+use cairn_net::PeerId;
+use cairn_placement::prefetch::{Cursor, DropReason, Tuning};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+/// Plans kept at once; registering another replaces the oldest.
+pub const MAX_PLANS: usize = 8;
+
+/// A reader's plan, as registered.
+#[derive(Debug, Clone)]
+pub(crate) struct NewPlan {
+    /// The dataset.
+    pub root: Cid,
+    /// The job's name (a plan replaces the one of the same root and job).
+    pub job: String,
+    /// The blocks in reading order, with their sizes (0 when unknown).
+    pub order: Vec<(Cid, u64)>,
+    /// The reader's declared rate, bytes per second.
+    pub rate: Option<f64>,
+}
+
+/// A block held on a fast peer for plans.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Held {
+    pub(super) peer: PeerId,
+    pub(super) size: u64,
+    pub(super) reads_seen: u32,
+    /// A copy made for plans (else the fast peer is a base holder: nothing to drop there).
+    pub(super) copy: bool,
+}
+
+pub(super) struct Plan {
+    pub(super) root: Cid,
+    pub(super) job: String,
+    pub(super) at_ms: u64,
+    pub(super) cursor: Cursor<Cid>,
+    pub(super) head: usize,
+    pub(super) prefetched: u64,
+    pub(super) prefetched_bytes: u64,
+    pub(super) dropped: u64,
+    pub(super) fast_reads: u64,
+}
+
+/// The plans a node follows and the copies it made for them.
+#[derive(Default)]
+pub(crate) struct PlanBook {
+    pub(super) plans: Vec<Plan>,
+    pub(super) held: HashMap<Cid, Held>,
+    /// Client reads here are taken from after this sequence number.
+    pub(super) seq: u64,
+    pub(super) note: Option<String>,
+    /// Planned reads observed, and how many of them ticks have reported.
+    pub(super) observed: u64,
+    pub(super) reported: u64,
+}
+
+/// One plan's state, for `placement status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlanStatus {
+    /// The dataset.
+    pub root: String,
+    /// The job.
+    pub job: String,
+    /// When it was registered, ms since the Unix epoch.
+    pub registered_ms: u64,
+    /// Planned blocks.
+    pub blocks: usize,
+    /// Planned bytes (as far as known).
+    pub bytes: u64,
+    /// The declared rate, bytes per second.
+    pub rate_bps: Option<f64>,
+    /// The estimated reader position (next block), at the last tick.
+    pub head: usize,
+    /// Planned blocks seen read.
+    pub read: usize,
+    /// Copies on fast peers that this plan wants now.
+    pub held: usize,
+    /// Copies made for it.
+    pub prefetched: u64,
+    /// Their bytes.
+    pub prefetched_bytes: u64,
+    /// Copies dropped for it.
+    pub dropped: u64,
+    /// Reads of the copies, reported by fast peers.
+    pub fast_reads: u64,
+}
+
+/// What one prefetch tick did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PrefetchReport {
+    /// Plans followed.
+    pub plans: usize,
+    /// Planned reads observed since the last tick (through the gateway, by clients here, and
+    /// on the copies).
+    pub reads: u64,
+    /// Copies made.
+    pub prefetched: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Copies dropped.
+    pub dropped: usize,
+    /// Copies that could not be made, with the reason.
+    pub failed: Vec<String>,
+    /// Why nothing could be prefetched, if so.
+    pub note: Option<String>,
+}
+
+impl PlanBook {
+    /// Counts a read of `cid` for the plan whose reader most likely made it: the one whose
+    /// next unread position of it is nearest its reader's head (plans over one dataset share
+    /// blocks, and a read does not say whose it is).
+    pub(super) fn observe(&mut self, cid: &Cid, at_ms: u64) -> bool {
+        let nearest = self
+            .plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.cursor.distance(cid).map(|d| (d, i)))
+            .min();
+        let hit = match nearest {
+            Some((_, i)) => self.plans[i].cursor.observe(cid, at_ms),
+            None => false,
+        };
+        self.observed += u64::from(hit);
+        hit
+    }
+}
+
+impl PlanBook {
+    /// Follows `plan` from `now_ms`: it replaces the plan of the same root and job, or else the
+    /// oldest when [`MAX_PLANS`] are followed.
+    pub(super) fn follow(&mut self, plan: NewPlan, now_ms: u64) {
+        self.plans
+            .retain(|p| !(p.root == plan.root && p.job == plan.job));
+        if self.plans.len() >= MAX_PLANS {
+            self.plans.remove(0);
+        }
+        self.plans.push(Plan {
+            root: plan.root,
+            job: plan.job,
+            at_ms: now_ms,
+            cursor: Cursor::new(plan.order, plan.rate, now_ms),
+            head: 0,
+            prefetched: 0,
+            prefetched_bytes: 0,
+            dropped: 0,
+            fast_reads: 0,
+        });
+    }
+
+    /// The fast peer holding `cid` for a plan, if any, and whether it is a copy made for it
+    /// (else the peer is a base holder).
+    pub(super) fn copy_of(&self, cid: &Cid) -> Option<(PeerId, bool)> {
+        self.held.get(cid).map(|h| (h.peer, h.copy))
+    }
+
+    /// The plans followed, and why nothing is prefetched now, if so.
+    pub(super) fn status(&self) -> (Vec<PlanStatus>, Option<String>) {
+        let plans = self
+            .plans
+            .iter()
+            .map(|p| PlanStatus {
+                root: p.root.to_string(),
+                job: p.job.clone(),
+                registered_ms: p.at_ms,
+                blocks: p.cursor.len(),
+                bytes: p.cursor.bytes(),
+                rate_bps: p.cursor.rate(),
+                head: p.head,
+                read: p.cursor.read_count(),
+                held: self
+                    .held
+                    .iter()
+                    .filter(|(c, h)| h.copy && p.cursor.contains(c))
+                    .count(),
+                prefetched: p.prefetched,
+                prefetched_bytes: p.prefetched_bytes,
+                dropped: p.dropped,
+                fast_reads: p.fast_reads,
+            })
+            .collect();
+        (plans, self.note.clone())
+    }
+}
+
+/// How plans are followed (from the node's `TierOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Follow {
+    /// Bytes held on fast peers for all plans at once.
+    pub(super) plan_bytes: u64,
+    /// Look-ahead, ms of reading at a plan's rate.
+    pub(super) lookahead_ms: u64,
+    /// Time between ticks, ms.
+    pub(super) tick_ms: u64,
+}
+
+/// Each plan's tuning: an equal share of `plan_bytes`.
+pub(super) fn tuning(f: &Follow, plans: usize) -> Tuning {
+    let budget = f.plan_bytes / plans.max(1) as u64;
+    Tuning {
+        budget,
+        lookahead_ms: f.lookahead_ms,
+        // a reader not seen for five ticks is not assumed to read on
+        extrapolate_ms: (5 * f.tick_ms).max(5_000),
+        // side-by-side workers read a little out of order
+        behind_bytes: budget / 4,
+    }
+}
+
+/// One tick's combined decision over every plan.
+pub(super) struct Combined {
+    /// Copies to make, round robin over the plans, each with the plan that wants it.
+    pub(super) fetch: Vec<(Cid, u64, usize)>,
+    /// Copies to drop, with the reason.
+    pub(super) drop: Vec<(Cid, Held, &'static str)>,
+}
+
+/// Decides every plan at `now` and combines them: a copy is made once, for the first plan
+/// that wants it, and dropped only when no plan wants it.
+pub(super) fn combine(book: &mut PlanBook, f: &Follow, now: u64) -> Combined {
+    let t = tuning(f, book.plans.len());
+    let held: HashSet<Cid> = book.held.keys().copied().collect();
+    let mut wanted: HashSet<Cid> = HashSet::new();
+    let mut fetches: Vec<Vec<(Cid, u64)>> = Vec::new();
+    let mut reasons: HashMap<Cid, DropReason> = HashMap::new();
+    for p in &mut book.plans {
+        let d = p.cursor.decide(now, &t, &held);
+        p.head = d.head;
+        wanted.extend(d.want.iter().map(|x| x.0));
+        fetches.push(d.fetch);
+        for (c, r) in d.drop {
+            // the most telling reason any plan gives
+            let e = reasons.entry(c).or_insert(r);
+            if *e == DropReason::Unplanned {
+                *e = r;
+            }
+        }
+    }
+    let mut fetch = Vec::new();
+    let mut seen: HashSet<Cid> = HashSet::new();
+    let longest = fetches.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for (pi, f) in fetches.iter().enumerate() {
+            if let Some(&(c, size)) = f.get(i) {
+                if seen.insert(c) {
+                    fetch.push((c, size, pi));
+                }
+            }
+        }
+    }
+    let mut drop: Vec<(Cid, Held, &'static str)> = book
+        .held
+        .iter()
+        .filter(|(c, _)| !wanted.contains(c))
+        .map(|(c, h)| {
+            let r = reasons.get(c).copied().unwrap_or(DropReason::Unplanned);
+            (*c, *h, r.reason())
+        })
+        .collect();
+    drop.sort_by_key(|x| x.0);
+    Combined { fetch, drop }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::block::{Block, HashAlg, RAW};
+
+    fn cid(i: u8) -> Cid {
+        Block::new(HashAlg::Blake3, RAW, vec![i]).cid
+    }
+
+    fn opts(plan_bytes: u64) -> Follow {
+        Follow {
+            plan_bytes,
+            lookahead_ms: 30_000,
+            tick_ms: 1_000,
+        }
+    }
+
+    fn plan(root: u8, job: &str, blocks: &[u8]) -> NewPlan {
+        NewPlan {
+            root: cid(root),
+            job: job.into(),
+            order: blocks.iter().map(|&b| (cid(b), 100)).collect(),
+            rate: None,
+        }
+    }
+
+    #[test]
+    fn plans_share_copies_and_a_copy_goes_only_when_no_plan_wants_it() {
+        let fo = opts(800);
+        let mut book = PlanBook::default();
+        // two jobs over one dataset in different orders; 400 bytes each
+        book.follow(plan(1, "a", &[10, 11, 12, 13]), 0);
+        book.follow(plan(1, "b", &[12, 14, 10, 15]), 0);
+        let c = combine(&mut book, &fo, 0);
+        let f: Vec<(Cid, usize)> = c.fetch.iter().map(|x| (x.0, x.2)).collect();
+        // round robin over the plans, each block once
+        let want = [(10, 0), (12, 1), (11, 0), (14, 1), (13, 0), (15, 1)];
+        assert_eq!(f, want.map(|(b, p)| (cid(b), p)).to_vec());
+        let peer = PeerId::random();
+        for x in [10, 11, 12, 14] {
+            book.held.insert(
+                cid(x),
+                Held {
+                    peer,
+                    size: 100,
+                    reads_seen: 0,
+                    copy: true,
+                },
+            );
+        }
+        // a reads 10 and 11 (10 is counted for a, whose reader is at it, not for b): 10
+        // stays (b still wants it), 11 goes
+        assert!(book.observe(&cid(10), 1));
+        assert!(book.observe(&cid(11), 2));
+        assert_eq!(book.plans[0].cursor.read_count(), 2);
+        assert_eq!(book.plans[1].cursor.read_count(), 0);
+        let c = combine(&mut book, &fo, 3);
+        let d: Vec<(Cid, &str)> = c.drop.iter().map(|x| (x.0, x.2)).collect();
+        assert_eq!(d, vec![(cid(11), DropReason::Read.reason())]);
+        let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
+        assert_eq!(f, vec![cid(13), cid(15)]);
+    }
+
+    #[test]
+    fn a_plan_replaces_its_own_and_the_oldest_goes_past_the_limit() {
+        let mut book = PlanBook::default();
+        book.follow(plan(1, "a", &[1]), 0);
+        book.follow(plan(1, "a", &[2, 3]), 1);
+        let (s, _) = book.status();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].blocks, 2);
+        for i in 0..MAX_PLANS as u8 {
+            book.follow(plan(2, &format!("job{i}"), &[4]), 2 + u64::from(i));
+        }
+        let (s, _) = book.status();
+        assert_eq!(s.len(), MAX_PLANS);
+        assert!(
+            s.iter().all(|p| p.root == cid(2).to_string()),
+            "the oldest went"
+        );
+    }
+
+    #[test]
+    fn the_budget_is_shared_equally() {
+        let t = tuning(&opts(1000), 4);
+        assert_eq!(t.budget, 250);
+        assert_eq!(t.behind_bytes, 62);
+        assert_eq!(tuning(&opts(1000), 0).budget, 1000);
+    }
+}

@@ -1,0 +1,223 @@
+//! A training job's access plan, followed by a running network in one process on port 0: the
+//! node it is registered with copies the blocks the reader reaches next onto a fast peer it
+//! measured, ahead of the reader, serves the reader's gateway reads from those copies, and
+//! drops each copy once it is read (`storage-node/src/tier/prefetch.rs`).
+
+use cairn_core::dagpb::PbNode;
+use cairn_core::testgen::Gen;
+use cairn_core::Cid;
+use cairn_net::{Keypair, NetConfig};
+use cairn_repo::Repo;
+use cairn_storage_node::gateway::BlockSource;
+use cairn_storage_node::node::{Node, PlanRequest};
+use cairn_storage_node::tier::TierOptions;
+use std::collections::HashSet;
+use std::time::Duration;
+
+mod common;
+
+/// The leaf blocks of file `file` (a root over raw leaves), in order.
+async fn leaves(node: &Node, root: &Cid, file: &Cid) -> Vec<Cid> {
+    let b = node.block_in(root, file).await.unwrap().unwrap();
+    PbNode::decode(&b)
+        .unwrap()
+        .links
+        .iter()
+        .map(|l| l.hash)
+        .collect()
+}
+
+/// The CIDs a node keeps for its peers in its fast tier.
+async fn cached(node: &Node) -> HashSet<String> {
+    node.tier_status()
+        .await
+        .cached
+        .iter()
+        .map(|c| c["cid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_is_prefetched_onto_a_fast_peer_ahead_of_the_reader_and_dropped_once_read() {
+    // six nodes, four slow (each block served after 300 ms, as from slow media)
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..6 {
+        let cfg = NetConfig {
+            serve_delay: if i < 4 {
+                Duration::from_millis(300)
+            } else {
+                Duration::ZERO
+            },
+            ..NetConfig::default()
+        };
+        let o = cairn_storage_node::node::NodeOptions {
+            tier: TierOptions {
+                // four 1 MiB leaves ahead of the reader; the test drives every tick
+                plan_bytes: 4 << 20,
+                prefetch_every: Duration::from_secs(24 * 3600),
+                ..TierOptions::default()
+            },
+            ..common::opts(false)
+        };
+        // fixed keys: the rendezvous placement, and so which leaves need copies, is the same
+        // every run
+        let key = Keypair::ed25519_from_bytes([0x60 + i as u8; 32]).unwrap();
+        let node = Node::start(Repo::in_memory(), key, cfg, o).await.unwrap();
+        for other in &nodes {
+            let addr = other.net().listen_addrs().await.unwrap()[0].clone();
+            node.net().dial(addr).await.unwrap();
+        }
+        nodes.push(node);
+    }
+    // four files of 2 MiB: two 1 MiB leaves each
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("ds");
+    std::fs::create_dir_all(&folder).unwrap();
+    let data: Vec<Vec<u8>> = (0..4).map(|i| Gen::bytes(300 + i, 2 << 20)).collect();
+    for (i, f) in data.iter().enumerate() {
+        std::fs::write(folder.join(format!("f{i}.bin")), f).unwrap();
+    }
+    let rep = nodes[0].put(&folder).await.unwrap();
+    assert!(rep.distributed);
+    let root: Cid = rep.root.parse().unwrap();
+    // (the placement lists every shard; the leaves are data shards)
+    let reader = &nodes[1]; // a slow node: the job reads through its gateway
+    let ds = cairn_retrieval::dataset::Dataset::open(common::client_for(reader).await.0, &root)
+        .await
+        .unwrap();
+    let files: Vec<Cid> = ds.files().iter().map(|f| f.cid).collect();
+    assert_eq!(files.len(), 4);
+    let order = vec![files[2], files[0], files[3], files[1]];
+    let mut planned = Vec::new();
+    for f in &order {
+        planned.extend(leaves(reader, &root, f).await);
+    }
+    assert_eq!(planned.len(), 8);
+
+    // the fast peers are measured
+    assert!(reader.probe_peers().await >= 4);
+    let fast: HashSet<_> = reader.fast_peers().into_iter().collect();
+    let want: HashSet<_> = [nodes[4].peer_id(), nodes[5].peer_id()].into();
+    assert_eq!(fast, want, "the two unhindered nodes are the fast ones");
+
+    // where the leaves are: a leaf a fast node holds as a base shard needs no copy (it is
+    // read from there); one the reader's node holds is read from its own store
+    let fast_ids = [
+        nodes[4].peer_id().to_string(),
+        nodes[5].peer_id().to_string(),
+    ];
+    let fast_held: HashSet<Cid> = rep
+        .placement
+        .iter()
+        .flatten()
+        .filter(|s| s.holders.iter().any(|h| fast_ids.contains(h)))
+        .map(|s| s.cid.parse().unwrap())
+        .collect();
+    let local: HashSet<Cid> = planned
+        .iter()
+        .filter(|c| reader.repo().store().has(c).unwrap())
+        .copied()
+        .collect();
+    let copies_of = |r: std::ops::Range<usize>| -> HashSet<String> {
+        planned[r]
+            .iter()
+            .filter(|c| !fast_held.contains(c))
+            .map(Cid::to_string)
+            .collect()
+    };
+    let fast_reads_of = |r: std::ops::Range<usize>| -> u64 {
+        planned[r]
+            .iter()
+            .filter(|c| !fast_held.contains(c) && !local.contains(c))
+            .count() as u64
+    };
+
+    let copies = copies_of(0..8).len();
+    assert!(
+        copies >= 4 && fast_reads_of(0..2) >= 1,
+        "a placement that tests little: {copies} copies"
+    );
+
+    // the plan: 1 MiB/s, so 30 s of look-ahead is the whole budget, four leaves
+    let plan = reader
+        .register_plan(PlanRequest {
+            root,
+            files: order.clone(),
+            rate: Some(1e6),
+            job: "train".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((plan.files, plan.blocks, plan.bytes), (4, 8, 8 << 20));
+    let t1 = reader.prefetch_tick().await;
+    assert_eq!(t1.prefetched, copies_of(0..4).len(), "{t1:?}");
+    assert_eq!(t1.dropped, 0, "{t1:?}");
+    let on_fast = || async {
+        let mut a = cached(&nodes[4]).await;
+        a.extend(cached(&nodes[5]).await);
+        a
+    };
+    assert_eq!(
+        on_fast().await,
+        copies_of(0..4),
+        "the first four planned leaves wait on fast peers"
+    );
+
+    // the reader reads the first file through the gateway (from the copies, which count it)
+    for (i, leaf) in planned[..2].iter().enumerate() {
+        let b = reader.block_in(&root, leaf).await.unwrap().unwrap();
+        assert_eq!(&b[..], &data[2][i << 20..(i + 1) << 20]);
+    }
+    let t2 = reader.prefetch_tick().await;
+    assert_eq!(t2.reads, 2, "{t2:?}");
+    assert_eq!(t2.dropped, copies_of(0..2).len(), "{t2:?}");
+    assert_eq!(t2.prefetched, copies_of(4..6).len(), "{t2:?}");
+    assert_eq!(
+        on_fast().await,
+        copies_of(2..6),
+        "read copies dropped, the next two copied"
+    );
+    let st = reader.tier_status().await;
+    assert_eq!(st.plans.len(), 1);
+    let p = &st.plans[0];
+    assert_eq!(p.read, 2);
+    assert_eq!(p.held, copies_of(2..6).len());
+    assert_eq!(p.prefetched as usize, copies_of(0..6).len());
+    assert_eq!(p.dropped as usize, copies_of(0..2).len());
+    assert_eq!(p.fast_reads, fast_reads_of(0..2));
+    let drops: Vec<_> = st.moves.iter().filter(|m| m.kind == "drop").collect();
+    assert_eq!(drops.len(), copies_of(0..2).len());
+    assert!(drops
+        .iter()
+        .all(|m| m.rule == "plan" && m.reason.contains("read by")));
+
+    // the rest of the epoch, a tick after each file: every read is served, every copy goes
+    for (fi, f) in order.iter().enumerate().skip(1) {
+        let src = files.iter().position(|x| x == f).unwrap();
+        for (i, leaf) in planned[2 * fi..2 * fi + 2].iter().enumerate() {
+            let b = reader.block_in(&root, leaf).await.unwrap().unwrap();
+            assert_eq!(&b[..], &data[src][i << 20..(i + 1) << 20]);
+        }
+        reader.prefetch_tick().await;
+    }
+    let st = reader.tier_status().await;
+    let p = &st.plans[0];
+    let copies = copies as u64;
+    assert_eq!((p.read, p.held), (8, 0), "{p:?}");
+    assert_eq!((p.prefetched, p.dropped), (copies, copies), "{p:?}");
+    assert_eq!(
+        p.fast_reads,
+        fast_reads_of(0..8),
+        "every read not served here came from a prefetched copy"
+    );
+    assert!(on_fast().await.is_empty());
+    println!(
+        "{copies} of 8 planned leaves copied ahead of the reader; {} reads served by copies",
+        p.fast_reads
+    );
+    // the base placement never moved: a copy is no holder
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
