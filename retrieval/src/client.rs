@@ -136,7 +136,7 @@ pub struct Client {
     liars: Arc<Mutex<HashSet<PeerId>>>,
     progress: Option<mpsc::Sender<Progress>>,
     /// Blocks the caller holds itself (a node's own repo), asked before any peer.
-    local: Option<LocalBlocks>,
+    pub(crate) local: Option<LocalBlocks>,
 }
 
 /// A source of blocks held by the client's own process, verified against their CIDs (a

@@ -97,10 +97,16 @@ impl Client {
             })?;
         let mut stripes = Vec::new();
         for page in &m.pages {
-            let (b, _) = self
-                .fetch_from(page, &peers)
-                .await
-                .ok_or(RetrievalError::Page(*page))?;
+            // a node resolving through its own client has its manifest pages at hand
+            let b = match self.local.as_ref().and_then(|l| l(page)) {
+                Some(b) => b,
+                None => {
+                    self.fetch_from(page, &peers)
+                        .await
+                        .ok_or(RetrievalError::Page(*page))?
+                        .0
+                }
+            };
             let s = manifest::decode_page(&b).map_err(|e| RetrievalError::Manifest {
                 cid: *page,
                 reason: e.to_string(),

@@ -11,6 +11,7 @@ use cairn_repo::Repo;
 use cairn_storage_node::gateway::BlockSource;
 use cairn_storage_node::node::{Node, PlanRequest};
 use cairn_storage_node::tier::TierOptions;
+use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -220,4 +221,95 @@ async fn a_plan_is_prefetched_onto_a_fast_peer_ahead_of_the_reader_and_dropped_o
     for n in &nodes {
         n.shutdown().await;
     }
+}
+
+/// `POST {base}{path}` with a JSON body (and the token when given): status and JSON answer.
+async fn post_json(url: String, token: Option<&'static str>, body: String) -> (u16, Value) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = agent.post(&url).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let mut r = req.send(body).unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_through_the_api_need_the_token_and_refuse_what_is_malformed() {
+    let node = Node::start(
+        Repo::in_memory(),
+        Keypair::generate_ed25519(),
+        NetConfig::default(),
+        common::opts(false),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("ds");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..3u64 {
+        std::fs::write(
+            folder.join(format!("f{i}.bin")),
+            Gen::bytes(400 + i, 3 << 19),
+        )
+        .unwrap();
+    }
+    let rep = node.put(&folder).await.unwrap();
+    const TOKEN: &str = "plan-token";
+    let app =
+        cairn_storage_node::api::router(node.clone(), TOKEN.into(), dir.path().to_path_buf(), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v0/plan", listener.local_addr().unwrap());
+    let status_url = url.replace("/plan", "/placement/status");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let root = rep.root.clone();
+
+    let body = format!(r#"{{"root":"{root}","seed":3,"rate":5e6,"job":"epoch-loader"}}"#);
+    let (st, _) = post_json(url.clone(), None, body.clone()).await;
+    assert_eq!(st, 401, "a plan needs the token");
+    // no files: every file in the seeded shuffle; 1.5 MiB files are two leaves each
+    let (st, v) = post_json(url.clone(), Some(TOKEN), body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["files"].as_u64(), v["blocks"].as_u64()),
+        (Some(3), Some(6)),
+        "{v}"
+    );
+    assert_eq!(v["bytes"].as_u64(), Some(3 * (3 << 19)));
+    let status: Value = tokio::task::spawn_blocking(move || {
+        let mut r = ureq::get(&status_url).call().unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    })
+    .await
+    .unwrap();
+    let plans = status["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 1, "{status}");
+    assert_eq!(plans[0]["job"], "epoch-loader");
+    assert_eq!(plans[0]["rate_bps"].as_f64(), Some(5e6));
+    // malformed plans get a clear 400 and change nothing
+    for bad in [
+        format!(r#"{{"root":"{root}","seed":"three"}}"#),
+        format!(r#"{{"root":"{root}","seed":-1}}"#),
+        format!(r#"{{"root":"{root}","rate":-5}}"#),
+        format!(r#"{{"root":"{root}","rate":0}}"#),
+        format!(r#"{{"root":"{root}","job":"{}"}}"#, "j".repeat(200)),
+        format!(r#"{{"root":"{root}","files":["not-a-cid"]}}"#),
+        r#"{"root":"bafynotacid"}"#.to_string(),
+    ] {
+        let (st, v) = post_json(url.clone(), Some(TOKEN), bad.clone()).await;
+        assert_eq!(st, 400, "{bad}: {v}");
+    }
+    let (st, _) = post_json(url.clone(), Some(TOKEN), "{not json".into()).await;
+    assert!((400..500).contains(&st), "{st}");
+    assert_eq!(node.tier_status().await.plans.len(), 1);
+    node.shutdown().await;
 }

@@ -136,7 +136,11 @@ async fn plan(
         rate: body.rate,
         job: body.job.unwrap_or_default(),
     };
-    Ok(Json(s.node.register_plan(req).await?))
+    let report = s.node.register_plan(req).await.map_err(|e| match e {
+        NodeError::Invalid(msg) => ApiError(StatusCode::BAD_REQUEST, msg),
+        e => e.into(),
+    })?;
+    Ok(Json(report))
 }
 
 async fn collect(
