@@ -103,6 +103,19 @@ pub trait Service: Send + Sync + 'static {
         let _ = (from, msg);
         Err("not supported by this peer".into())
     }
+    /// Takes a reader's plan from `from` ([`wire::CtrlRequest::Plan`]); Ok with the fast peers
+    /// its copies go to, fastest first (at most [`wire::MAX_PEERS`]). It must not block: the
+    /// plan is followed in the background.
+    fn plan(
+        &self,
+        from: PeerId,
+        root: &Cid,
+        seed: Option<u64>,
+        rate: u64,
+    ) -> Result<Vec<PeerId>, String> {
+        let _ = (from, root, seed, rate);
+        Err("this node follows no plans".into())
+    }
 }
 
 /// A service for peers that only fetch (clients): holds nothing, stores nothing.

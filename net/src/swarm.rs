@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::ctrl::CtrlCodec;
 use crate::records::{self, manifest_key, validate_manifest_record, ManifestRecord};
-use crate::wire::{CtrlRequest, CtrlResponse, MAX_APP};
+use crate::wire::{CtrlRequest, CtrlResponse, MAX_APP, MAX_PEERS};
 use crate::{NetError, Service};
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
@@ -544,6 +544,15 @@ impl SwarmTask {
                             Ok(gone) => CtrlResponse::Have(vec![gone]),
                             Err(e) => CtrlResponse::Error(e),
                         },
+                        CtrlRequest::Plan { root, seed, rate } => {
+                            match svc.plan(peer, &root, seed, rate) {
+                                Ok(mut p) => {
+                                    p.truncate(MAX_PEERS);
+                                    CtrlResponse::Peers(p)
+                                }
+                                Err(e) => CtrlResponse::Error(e),
+                            }
+                        }
                         CtrlRequest::App(msg) => match svc.app(peer, &msg) {
                             Ok(r) if r.len() <= MAX_APP => CtrlResponse::App(r),
                             Ok(_) => CtrlResponse::Error("answer above the protocol limit".into()),

@@ -94,6 +94,13 @@ pub struct Options {
     /// about 40 MB/s per reader and holds at most 4 blocks (16 MiB at the 4 MiB block limit)
     /// besides the cache.
     pub read_ahead: usize,
+    /// Whether a [`Dataset`](crate::dataset::Dataset) registers its reading order with a
+    /// storage node when it starts reading in one ([`Dataset::register_plan`](crate::dataset::Dataset::register_plan)),
+    /// so the node copies what comes next onto fast peers ahead of it. Default true.
+    pub register_plans: bool,
+    /// The reader's rate in bytes per second, sent with its plan (the node prefetches that
+    /// many seconds of reading ahead); `None`: unknown.
+    pub read_rate: Option<f64>,
 }
 
 impl Default for Options {
@@ -103,6 +110,8 @@ impl Default for Options {
             block_timeout: Duration::from_secs(10),
             cache_bytes: 64 << 20,
             read_ahead: 4,
+            register_plans: true,
+            read_rate: None,
         }
     }
 }
@@ -137,6 +146,9 @@ pub struct Client {
     progress: Option<mpsc::Sender<Progress>>,
     /// Blocks the caller holds itself (a node's own repo), asked before any peer.
     pub(crate) local: Option<LocalBlocks>,
+    /// Peers tried for every shard after its known fast copies, before its holders: the fast
+    /// peers a node copies a registered plan's blocks to ([`Client::prefer`]).
+    preferred: Arc<std::sync::RwLock<Vec<PeerId>>>,
 }
 
 /// A source of blocks held by the client's own process, verified against their CIDs (a
@@ -152,6 +164,17 @@ impl Client {
             liars: Arc::default(),
             progress: None,
             local: None,
+            preferred: Arc::default(),
+        }
+    }
+
+    /// Tries `peers` for every shard after its known fast copies and before its holders (the
+    /// fast peers a node said it copies a registered plan's blocks to: the copies made after
+    /// the dataset was resolved are found there). Shared by this client's clones; replaces
+    /// the peers preferred before.
+    pub fn prefer(&self, peers: Vec<PeerId>) {
+        if let Ok(mut p) = self.preferred.write() {
+            *p = peers;
         }
     }
 
@@ -328,9 +351,14 @@ impl Client {
                 if let Some(b) = self.local.as_ref().and_then(|l| l(&cid)) {
                     return (i, Some(b.to_vec()));
                 }
-                // promoted copies on fast peers first, then the base holders
+                // promoted copies on fast peers first, then the peers a plan's copies go to,
+                // then the base holders
                 let mut peers = r.fast.get(&cid).cloned().unwrap_or_default();
-                for p in r.holders.get(&cid).into_iter().flatten() {
+                let preferred = self.preferred.read().map(|p| p.clone()).unwrap_or_default();
+                for p in preferred
+                    .iter()
+                    .chain(r.holders.get(&cid).into_iter().flatten())
+                {
                     if !peers.contains(p) {
                         peers.push(*p);
                     }

@@ -36,6 +36,8 @@ use cairn_core::block::RAW;
 use cairn_core::dag::{safe_name, DagError, DagReader, Node, MAX_DEPTH};
 use cairn_core::dagpb::DagPbError;
 use cairn_core::Cid;
+use cairn_net::wire::{CtrlRequest, CtrlResponse};
+use cairn_net::PeerId;
 use futures::stream::{self, Stream, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -91,6 +93,8 @@ pub struct DatasetStats {
 pub struct Dataset {
     src: Arc<Source>,
     files: Vec<FileEntry>,
+    /// The order last registered as a plan (automatic registration sends each order once).
+    planned: std::sync::Mutex<Option<Order>>,
 }
 
 /// splitmix64: a tiny, well-mixed generator so shuffles are reproducible across platforms.
@@ -174,7 +178,96 @@ impl Dataset {
             frontier = next;
         }
         files.sort_by(|a, b| path_order(&a.path, &b.path));
-        Ok(Dataset { src, files })
+        Ok(Dataset {
+            src,
+            files,
+            planned: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The storage node a plan goes to: the one holding the most of the dataset's shards
+    /// (ties: the smallest peer id), if any.
+    pub fn plan_node(&self) -> Option<PeerId> {
+        let mut count: HashMap<PeerId, usize> = HashMap::new();
+        for peers in self.src.resolved().holders.values() {
+            for p in peers {
+                *count.entry(*p).or_default() += 1;
+            }
+        }
+        count
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|x| x.0)
+    }
+
+    /// Registers this reader's plan with storage node `node` (`CtrlRequest::Plan`): every file
+    /// in `order`, read at about `rate` bytes per second. The node copies what the reader
+    /// reaches next onto fast peers; the reads of this dataset's client try those peers
+    /// ([`Client::prefer`]) after a shard's known fast copies, before its holders. Returns
+    /// those peers.
+    pub async fn register_plan(
+        &self,
+        node: PeerId,
+        order: Order,
+        rate: Option<f64>,
+    ) -> Result<Vec<PeerId>, RetrievalError> {
+        let seed = match order {
+            Order::Sequential => None,
+            Order::Shuffled { seed } => Some(seed),
+        };
+        let req = CtrlRequest::Plan {
+            root: *self.root(),
+            seed,
+            rate: rate
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .map_or(0, |r| r as u64),
+        };
+        let client = self.src.client();
+        match client.net.ctrl(node, req).await? {
+            CtrlResponse::Peers(p) => {
+                client.prefer(p.clone());
+                if let Ok(mut planned) = self.planned.lock() {
+                    *planned = Some(order);
+                }
+                Ok(p)
+            }
+            CtrlResponse::Error(e) => Err(RetrievalError::Plan { node, reason: e }),
+            other => Err(RetrievalError::Plan {
+                node,
+                reason: format!("unexpected answer {other:?}"),
+            }),
+        }
+    }
+
+    /// Registers `order` in the background with [`Dataset::plan_node`] when the client's
+    /// options ask for it, a tokio runtime runs, and this order is not the one registered
+    /// last. Best effort: a failure is logged, reading goes on.
+    fn auto_plan(&self, order: Order) {
+        let opts = self.src.client().options();
+        if !opts.register_plans {
+            return;
+        }
+        let Ok(mut planned) = self.planned.lock() else {
+            return;
+        };
+        if *planned == Some(order) {
+            return;
+        }
+        let (Some(node), Ok(rt)) = (self.plan_node(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        *planned = Some(order);
+        let rate = opts.read_rate;
+        let this = Dataset {
+            src: self.src.clone(),
+            files: Vec::new(),
+            planned: std::sync::Mutex::new(None),
+        };
+        rt.spawn(async move {
+            if let Err(e) = this.register_plan(node, order, rate).await {
+                tracing::info!(%node, error = %e, "the dataset's plan was not registered");
+            }
+        });
     }
 
     /// The dataset's root CID.
@@ -269,6 +362,7 @@ impl Dataset {
         order: Order,
         prefetch: usize,
     ) -> impl Stream<Item = Result<(FileEntry, Bytes), RetrievalError>> + '_ {
+        self.auto_plan(order);
         stream::iter(self.order(order))
             .map(move |i| async move {
                 let f = self.files[i].clone();
@@ -281,6 +375,7 @@ impl Dataset {
     /// Every file with a [`FileReader`] of it, in `order`; the readers fetch nothing until
     /// they are read, so memory stays bounded however large the files are.
     pub fn readers(&self, order: Order) -> impl Iterator<Item = (FileEntry, FileReader)> + '_ {
+        self.auto_plan(order);
         self.order(order).into_iter().map(move |i| {
             let f = self.files[i].clone();
             let r = self.reader(&f);

@@ -12,6 +12,14 @@ pub enum RetrievalError {
     /// The network failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// A storage node refused a reader's plan.
+    #[error("plan not registered with {node}: {reason}")]
+    Plan {
+        /// The node.
+        node: cairn_net::PeerId,
+        /// Why.
+        reason: String,
+    },
     /// No peer served a valid copy of a manifest page.
     #[error("no provider served manifest page {0}")]
     Page(Cid),

@@ -38,8 +38,12 @@ async fn cached(node: &Node) -> HashSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plan_is_prefetched_onto_a_fast_peer_ahead_of_the_reader_and_dropped_once_read() {
+/// Six nodes, four slow (each block served after 300 ms, as from slow media), with 4 MiB of
+/// plan budget and ticks the test drives; a dataset of four 2 MiB files (two 1 MiB leaves
+/// each) put through node 0: the nodes, the files' bytes and the put's report.
+async fn slow_network(
+    folder: &std::path::Path,
+) -> (Vec<Node>, Vec<Vec<u8>>, cairn_storage_node::node::PutReport) {
     // six nodes, four slow (each block served after 300 ms, as from slow media)
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..6 {
@@ -71,15 +75,20 @@ async fn a_plan_is_prefetched_onto_a_fast_peer_ahead_of_the_reader_and_dropped_o
         nodes.push(node);
     }
     // four files of 2 MiB: two 1 MiB leaves each
-    let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("ds");
-    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::create_dir_all(folder).unwrap();
     let data: Vec<Vec<u8>> = (0..4).map(|i| Gen::bytes(300 + i, 2 << 20)).collect();
     for (i, f) in data.iter().enumerate() {
         std::fs::write(folder.join(format!("f{i}.bin")), f).unwrap();
     }
-    let rep = nodes[0].put(&folder).await.unwrap();
+    let rep = nodes[0].put(folder).await.unwrap();
     assert!(rep.distributed);
+    (nodes, data, rep)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_is_prefetched_onto_a_fast_peer_ahead_of_the_reader_and_dropped_once_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, data, rep) = slow_network(&dir.path().join("ds")).await;
     let root: Cid = rep.root.parse().unwrap();
     // (the placement lists every shard; the leaves are data shards)
     let reader = &nodes[1]; // a slow node: the job reads through its gateway
@@ -312,4 +321,110 @@ async fn plans_through_the_api_need_the_token_and_refuse_what_is_malformed() {
     assert!((400..500).contains(&st), "{st}");
     assert_eq!(node.tier_status().await.plans.len(), 1);
     node.shutdown().await;
+}
+
+/// Reads every file of `ds` in `order` to its end; checks each against `data` (by name).
+async fn read_epoch(
+    ds: &cairn_retrieval::dataset::Dataset,
+    order: cairn_retrieval::dataset::Order,
+    data: &[Vec<u8>],
+    after_each: impl Fn() -> futures::future::BoxFuture<'static, ()>,
+) {
+    use tokio::io::AsyncReadExt;
+    for (entry, mut r) in ds.readers(order) {
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        let i: usize = entry.path[1..2].parse().unwrap(); // "fN.bin"
+        assert!(got == data[i], "{} read wrong", entry.path);
+        after_each().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_dataset_registers_its_plan_over_the_network_and_reads_the_copies() {
+    use cairn_retrieval::client::Progress;
+    use cairn_retrieval::dataset::{Dataset, Order};
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, data, rep) = slow_network(&dir.path().join("ds")).await;
+    let root: Cid = rep.root.parse().unwrap();
+    // a training job: a client of the network, not a node
+    let (client, _net) = common::client_for(&nodes[0]).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 14);
+    let ds = Dataset::open(client.with_progress(tx), &root)
+        .await
+        .unwrap();
+    let pn = ds.plan_node().expect("the dataset has holders");
+    let node = nodes.iter().find(|n| n.peer_id() == pn).unwrap().clone();
+    node.probe_peers().await;
+    let fast = node.fast_peers();
+    assert!(!fast.is_empty(), "the plan node measured fast peers");
+    let order = Order::Shuffled { seed: 5 };
+    // the plan goes over libp2p; the node answers with where its copies go
+    let peers = ds.register_plan(pn, order, Some(1e6)).await.unwrap();
+    assert_eq!(peers, fast);
+    // registered in the background: wait for it (an event, not a sleep length)
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while node.tier_status().await.plans.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plan was never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let st = node.tier_status().await;
+    assert_eq!(
+        st.plans[0].blocks, 8,
+        "every file of the dataset, by the seed"
+    );
+    assert_eq!(st.plans[0].job, format!("peer {}", _net.peer_id()));
+    let first = node.prefetch_tick().await;
+    assert!(first.prefetched > 0 || first.failed.is_empty(), "{first:?}");
+    // the job reads the epoch in that order (auto registration sees it registered already);
+    // the node follows after each file
+    let n2 = node.clone();
+    read_epoch(&ds, order, &data, move || {
+        let n = n2.clone();
+        Box::pin(async move {
+            n.prefetch_tick().await;
+        })
+    })
+    .await;
+    let st = node.tier_status().await;
+    let p = &st.plans[0];
+    assert!(p.prefetched > 0, "{p:?}");
+    assert_eq!(
+        p.read as u64, p.fast_reads,
+        "reads seen only on the copies: {p:?}"
+    );
+    assert!(p.fast_reads > 0, "the reader read copies: {p:?}");
+    // and the progress says which leaves came from a fast peer
+    let mut from_fast = 0;
+    while let Ok(ev) = rx.try_recv() {
+        if let Progress::Fetched { peer, .. } = ev {
+            from_fast += usize::from(fast.contains(&peer));
+        }
+    }
+    assert!(
+        from_fast as u64 >= p.fast_reads,
+        "{from_fast} blocks from fast peers"
+    );
+    println!(
+        "plan node {pn}: {} copies made, {} reads of them, {from_fast} blocks from fast peers",
+        p.prefetched, p.fast_reads
+    );
+
+    // a second job reading in path order registers by itself when it starts
+    let (c2, n2net) = common::client_for(&nodes[1]).await;
+    let ds2 = Dataset::open(c2, &root).await.unwrap();
+    assert_eq!(ds2.plan_node(), Some(pn));
+    let _readers: Vec<_> = ds2.readers(Order::Sequential).collect();
+    let job = format!("peer {}", n2net.peer_id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !node.tier_status().await.plans.iter().any(|p| p.job == job) {
+        assert!(std::time::Instant::now() < deadline, "no automatic plan");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
 }

@@ -15,13 +15,15 @@
 //!
 //! Every decoder rejects trailing bytes, oversized counts and lengths with a [`WireError`].
 
+mod codec;
+
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
-use cairn_core::cursor::{Cursor, CursorError};
 use cairn_core::{varint, Cid, MAX_BLOCK_SIZE};
+use codec::{put_cid, too_large, Reader};
+pub use codec::{WireError, MAX_CID_LEN};
 use futures::{AsyncRead, AsyncReadExt};
 use libp2p::PeerId;
-use thiserror::Error;
 
 /// Largest encoded control request: 4,096 CIDs of up to 64 bytes each fit with room to spare.
 pub const MAX_CTRL_REQUEST: usize = 320 << 10;
@@ -29,8 +31,6 @@ pub const MAX_CTRL_REQUEST: usize = 320 << 10;
 pub const MAX_CTRL_RESPONSE: usize = 16 << 10;
 /// Most CIDs in one `Have` request (a 1 GiB dataset has 1,536 shards at the default profile).
 pub const MAX_HAVE: usize = 4096;
-/// Longest CID accepted on the wire (CIDv1 with a 64-byte digest is 68 bytes).
-pub const MAX_CID_LEN: usize = 128;
 /// Most CIDs or blocks in one stream exchange; bounds what a peer can make us do per stream.
 pub const MAX_BATCH: usize = 256;
 /// Longest error text carried in a response.
@@ -40,45 +40,6 @@ pub const MAX_ERROR_TEXT: usize = 1024;
 pub const MAX_CACHED: usize = 1024;
 /// Longest application message ([`CtrlRequest::App`], [`CtrlResponse::App`]).
 pub const MAX_APP: usize = 12 << 10;
-
-/// A malformed or oversized message.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum WireError {
-    /// The message ended early.
-    #[error("message truncated")]
-    Truncated,
-    /// Bytes after the end of the message.
-    #[error("{0} trailing bytes after message")]
-    Trailing(usize),
-    /// An unknown message tag.
-    #[error("unknown message tag {0:#04x}")]
-    Tag(u8),
-    /// Bytes that are not a peer id.
-    #[error("not a peer id")]
-    PeerId,
-    /// A count or length above its limit.
-    #[error("{what} is {got}, above the limit {limit}")]
-    TooLarge {
-        /// What was too large.
-        what: &'static str,
-        /// The value on the wire.
-        got: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// A CID that does not parse.
-    #[error("invalid CID on the wire")]
-    Cid,
-    /// A varint with redundant bytes (every message has exactly one encoding).
-    #[error("non-minimal varint")]
-    NonMinimal,
-    /// Error text that is not UTF-8.
-    #[error("error text is not UTF-8")]
-    Utf8,
-    /// The stream failed.
-    #[error("stream: {0}")]
-    Io(String),
-}
 
 /// What a node says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,6 +89,20 @@ pub enum CtrlRequest {
     /// [`CtrlResponse::Have`] with one flag (true: it was held and is gone, false: it was
     /// not held), or [`CtrlResponse::Error`] (refused).
     Remove(Cid),
+    /// A reader's plan for an epoch: it will read every file of dataset `root` in the order of
+    /// the seeded shuffle of `seed` (`retrieval::dataset::shuffle_order` over the dataset's
+    /// files in path order), or in path order without a seed, at about `rate` bytes per second
+    /// (0: unknown). The receiver may copy what the reader reaches next onto fast peers.
+    /// Answered by [`CtrlResponse::Peers`] (the fast peers the copies go to, fastest first)
+    /// or [`CtrlResponse::Error`] (refused).
+    Plan {
+        /// The dataset's root.
+        root: Cid,
+        /// The shuffle's seed.
+        seed: Option<u64>,
+        /// The reader's bytes per second (0: unknown).
+        rate: u64,
+    },
 }
 
 /// A control response.
@@ -144,7 +119,12 @@ pub enum CtrlResponse {
     /// Answer to [`CtrlRequest::Cached`]: per CID, in order, `None` if no promoted copy is
     /// held, else the reads that copy has served.
     Reads(Vec<Option<u32>>),
+    /// Answer to [`CtrlRequest::Plan`]: at most [`MAX_PEERS`] peers, fastest first.
+    Peers(Vec<PeerId>),
 }
+
+/// Peers a [`CtrlResponse::Peers`] lists at most.
+pub const MAX_PEERS: usize = 16;
 
 /// Status of one CID of a `GET`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +176,7 @@ const T_CACHED: u8 = 0x04;
 const T_UNCACHE: u8 = 0x05;
 const T_COMMIT: u8 = 0x06;
 const T_REMOVE: u8 = 0x07;
+const T_PLAN: u8 = 0x08;
 /// Longest peer id accepted on the wire (an ed25519 peer id is 38 bytes; 64 leaves room for
 /// other key types' identity multihashes).
 pub const MAX_PEER_ID_LEN: usize = 64;
@@ -203,6 +184,7 @@ const T_APP_R: u8 = 0x83;
 const T_INFO_R: u8 = 0x81;
 const T_HAVE_R: u8 = 0x82;
 const T_READS_R: u8 = 0x84;
+const T_PEERS_R: u8 = 0x85;
 const T_ERROR_R: u8 = 0xff;
 /// Stream opcode: fetch blocks.
 pub const OP_GET: u8 = 0x01;
@@ -210,65 +192,6 @@ pub const OP_GET: u8 = 0x01;
 pub const OP_PUT: u8 = 0x02;
 /// Stream opcode: store blocks as promoted copies (the fast tier).
 pub const OP_CACHE: u8 = 0x03;
-
-/// A cursor over a message being decoded: [`Cursor`] plus the wire's varints and CIDs.
-struct Reader<'a> {
-    c: Cursor<'a>,
-}
-
-impl From<CursorError> for WireError {
-    fn from(e: CursorError) -> Self {
-        match e {
-            CursorError::Short => WireError::Truncated,
-            CursorError::Trailing(n) => WireError::Trailing(n),
-        }
-    }
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader {
-            c: Cursor::new(buf),
-        }
-    }
-    fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.c.u8()?)
-    }
-    fn u64(&mut self) -> Result<u64, WireError> {
-        Ok(self.c.u64_be()?)
-    }
-    fn varint(&mut self, what: &'static str, limit: u64) -> Result<u64, WireError> {
-        let (v, n) = varint::read(self.c.rest()).map_err(|_| WireError::Truncated)?;
-        if n != varint::len(v) {
-            return Err(WireError::NonMinimal);
-        }
-        self.c.take(n)?;
-        if v > limit {
-            return Err(WireError::TooLarge {
-                what,
-                got: v,
-                limit,
-            });
-        }
-        Ok(v)
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        Ok(self.c.take(n)?)
-    }
-    fn cid(&mut self) -> Result<Cid, WireError> {
-        let n = self.varint("CID length", MAX_CID_LEN as u64)? as usize;
-        cid_from_bytes(self.take(n)?).map_err(|_| WireError::Cid)
-    }
-    fn end(self) -> Result<(), WireError> {
-        Ok(self.c.end()?)
-    }
-}
-
-fn put_cid(out: &mut Vec<u8>, cid: &Cid) {
-    let b = cid.to_bytes();
-    varint::write(out, b.len() as u64);
-    out.extend_from_slice(&b);
-}
 
 impl CtrlRequest {
     /// Encodes the request.
@@ -306,6 +229,18 @@ impl CtrlRequest {
             CtrlRequest::Remove(manifest) => {
                 out.push(T_REMOVE);
                 put_cid(&mut out, manifest);
+            }
+            CtrlRequest::Plan { root, seed, rate } => {
+                out.push(T_PLAN);
+                put_cid(&mut out, root);
+                match seed {
+                    Some(s) => {
+                        out.push(1);
+                        out.extend_from_slice(&s.to_be_bytes());
+                    }
+                    None => out.push(0),
+                }
+                varint::write(&mut out, *rate);
             }
         }
         out
@@ -349,18 +284,20 @@ impl CtrlRequest {
                 }
             }
             T_REMOVE => CtrlRequest::Remove(r.cid()?),
+            T_PLAN => {
+                let root = r.cid()?;
+                let seed = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.u64()?),
+                    t => return Err(WireError::Tag(t)),
+                };
+                let rate = r.varint("plan rate", u64::MAX)?;
+                CtrlRequest::Plan { root, seed, rate }
+            }
             t => return Err(WireError::Tag(t)),
         };
         r.end()?;
         Ok(req)
-    }
-}
-
-fn too_large(what: &'static str, got: usize, limit: usize) -> WireError {
-    WireError::TooLarge {
-        what,
-        got: got as u64,
-        limit: limit as u64,
     }
 }
 
@@ -406,6 +343,15 @@ impl CtrlResponse {
                     varint::write(&mut out, r.map_or(0, |n| u64::from(n) + 1));
                 }
             }
+            CtrlResponse::Peers(v) => {
+                out.push(T_PEERS_R);
+                varint::write(&mut out, v.len() as u64);
+                for p in v {
+                    let b = p.to_bytes();
+                    varint::write(&mut out, b.len() as u64);
+                    out.extend_from_slice(&b);
+                }
+            }
         }
         out
     }
@@ -443,6 +389,15 @@ impl CtrlResponse {
                     v.push(x.checked_sub(1).map(|x| x as u32));
                 }
                 CtrlResponse::Reads(v)
+            }
+            T_PEERS_R => {
+                let n = r.varint("peer count", MAX_PEERS as u64)? as usize;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let len = r.varint("peer id length", MAX_PEER_ID_LEN as u64)? as usize;
+                    v.push(PeerId::from_bytes(r.take(len)?).map_err(|_| WireError::PeerId)?);
+                }
+                CtrlResponse::Peers(v)
             }
             t => return Err(WireError::Tag(t)),
         };

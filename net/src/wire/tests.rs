@@ -25,6 +25,16 @@ fn ctrl_round_trip() {
                 .to_peer_id(),
         },
         CtrlRequest::Remove(cid(4)),
+        CtrlRequest::Plan {
+            root: cid(5),
+            seed: Some(u64::MAX),
+            rate: 50_000_000,
+        },
+        CtrlRequest::Plan {
+            root: cid(6),
+            seed: None,
+            rate: 0,
+        },
     ];
     for r in reqs {
         let e = r.encode();
@@ -44,12 +54,53 @@ fn ctrl_round_trip() {
         CtrlResponse::App(vec![7; MAX_APP]),
         CtrlResponse::Reads(vec![None, Some(0), Some(u32::MAX)]),
         CtrlResponse::Reads(vec![Some(u32::MAX); MAX_CACHED]),
+        CtrlResponse::Peers(vec![]),
+        CtrlResponse::Peers(
+            (0..MAX_PEERS)
+                .map(|_| {
+                    libp2p::identity::Keypair::generate_ed25519()
+                        .public()
+                        .to_peer_id()
+                })
+                .collect(),
+        ),
     ];
     for r in resps {
         let e = r.encode();
         assert!(e.len() <= MAX_CTRL_RESPONSE);
         assert_eq!(CtrlResponse::decode(&e).unwrap(), r);
     }
+}
+
+#[test]
+fn plans_and_peer_lists_out_of_bounds_are_rejected() {
+    // a seed flag other than 0 or 1
+    let mut e = CtrlRequest::Plan {
+        root: cid(1),
+        seed: None,
+        rate: 1,
+    }
+    .encode();
+    let flag = e.len() - 2;
+    e[flag] = 2;
+    assert_eq!(CtrlRequest::decode(&e), Err(WireError::Tag(2)));
+    // a truncated seed
+    let e = CtrlRequest::Plan {
+        root: cid(1),
+        seed: Some(9),
+        rate: 1,
+    }
+    .encode();
+    assert!(CtrlRequest::decode(&e[..e.len() - 3]).is_err());
+    // more peers than MAX_PEERS, and a peer id that does not parse
+    let mut e = vec![T_PEERS_R];
+    varint::write(&mut e, MAX_PEERS as u64 + 1);
+    assert!(matches!(
+        CtrlResponse::decode(&e),
+        Err(WireError::TooLarge { .. })
+    ));
+    let e = vec![T_PEERS_R, 1, 3, 0xff, 0xff, 0xff];
+    assert_eq!(CtrlResponse::decode(&e), Err(WireError::PeerId));
 }
 
 #[test]

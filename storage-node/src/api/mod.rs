@@ -135,6 +135,7 @@ async fn plan(
         seed,
         rate: body.rate,
         job: body.job.unwrap_or_default(),
+        from_peer: false,
     };
     let report = s.node.register_plan(req).await.map_err(|e| match e {
         NodeError::Invalid(msg) => ApiError(StatusCode::BAD_REQUEST, msg),

@@ -9,7 +9,7 @@
 //! internal nodes come from the repo or, when this node lacks them, through the retrieval
 //! client as the gateway fetches them (verified).
 
-use super::{Node, NodeError};
+use super::{Node, NodeError, PeerPlan};
 use cairn_core::dagpb::PbNode;
 use cairn_core::Cid;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,9 @@ pub struct PlanRequest {
     pub rate: Option<f64>,
     /// The job's name: a plan replaces the one of the same root and job.
     pub job: String,
+    /// Whether it came from a peer over the network (`CtrlRequest::Plan`) rather than the
+    /// API: peers' plans share at most half of the plan slots.
+    pub from_peer: bool,
 }
 
 /// What registering a plan did.
@@ -54,6 +57,32 @@ pub struct PlanReport {
 }
 
 impl Node {
+    /// Registers the plans peers send, one at a time, until the node stops.
+    pub(crate) async fn peer_plan_worker(self, mut rx: tokio::sync::mpsc::Receiver<PeerPlan>) {
+        let mut stop = self.inner.stop.subscribe();
+        loop {
+            let p = tokio::select! {
+                _ = stop.changed() => return,
+                p = rx.recv() => match p {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            let req = PlanRequest {
+                root: p.root,
+                files: Vec::new(),
+                seed: p.seed,
+                rate: (p.rate > 0).then_some(p.rate as f64),
+                job: format!("peer {}", p.from),
+                from_peer: true,
+            };
+            if let Err(e) = self.register_plan(req).await {
+                tracing::info!(peer = %p.from, root = %p.root, error = %e, "a peer's plan was not registered");
+            }
+            self.inner.svc.plan_done(&p.from);
+        }
+    }
+
     /// Registers a reader's plan: the dataset's files in the order it will read them. The
     /// placement engine ranks their leaf blocks by their true next access, and the
     /// prefetcher copies them to fast peers ahead of the reader.
@@ -94,6 +123,7 @@ impl Node {
                 job: req.job,
                 order,
                 rate: req.rate,
+                from_peer: req.from_peer,
             },
             crate::heat::now_ms(),
         );

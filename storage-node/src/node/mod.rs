@@ -195,6 +195,18 @@ struct DatasetIndex {
     stripes: Vec<(Vec<u8>, usize)>,
 }
 
+/// Peers' plans waiting to be registered at most.
+const PEER_PLAN_QUEUE: usize = 16;
+
+/// A plan a peer sent (`CtrlRequest::Plan`), waiting for the worker.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerPlan {
+    pub(crate) from: cairn_net::PeerId,
+    pub(crate) root: Cid,
+    pub(crate) seed: Option<u64>,
+    pub(crate) rate: u64,
+}
+
 /// The part of the node that peers talk to.
 struct NodeService {
     repo: Arc<Repo>,
@@ -216,6 +228,13 @@ struct NodeService {
     view: Mutex<Vec<crate::plan::Live<PeerId>>>,
     /// What each pusher holds here (push admission).
     charges: Mutex<admit::PushCharges>,
+    /// Peers' plans for the worker (`access_plan`), and the peers with one waiting.
+    plans: mpsc::Sender<PeerPlan>,
+    plans_waiting: Mutex<HashSet<PeerId>>,
+    /// The fast peers the fast tier measured last (where plans' copies go).
+    fast_now: Arc<Mutex<Vec<PeerId>>>,
+    /// Whether this node follows plans (`plan_bytes` > 0).
+    follows_plans: bool,
 }
 
 /// Storage peers remembered at most (their reads are not counted as client reads).
@@ -324,7 +343,13 @@ impl Node {
         };
         let (r4, cache_bytes) = (repo.clone(), opts.tier.cache_bytes);
         let cache = Arc::new(offload(move || FastCache::open(r4, cache_bytes)).await??);
+        let tier = PromoterState::new(opts.tier.clone());
+        let (plan_tx, plan_rx) = mpsc::channel(PEER_PLAN_QUEUE);
         let svc = Arc::new(NodeService {
+            plans: plan_tx,
+            plans_waiting: Mutex::new(HashSet::new()),
+            fast_now: tier.fast_list(),
+            follows_plans: opts.tier.plan_bytes > 0,
             cache,
             storage_peers: Mutex::new(HashSet::new()),
             repo: repo.clone(),
@@ -342,7 +367,6 @@ impl Node {
         let s2 = svc.clone();
         offload(move || s2.recount_pushes()).await??;
         let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
-        let tier = PromoterState::new(opts.tier.clone());
         let (net, events) = cairn_net::start(key, net_config, svc.clone()).await?;
         let (stop, _) = watch::channel(false);
         let node = Node {
@@ -379,6 +403,7 @@ impl Node {
             tokio::spawn(node.clone().gossip_worker(gossip_rx)),
             tokio::spawn(node.clone().placement_worker()),
             tokio::spawn(node.clone().prefetch_worker()),
+            tokio::spawn(node.clone().peer_plan_worker(plan_rx)),
         ];
         if let Ok(mut t) = node.inner.tasks.lock() {
             t.extend(tasks);

@@ -4,6 +4,15 @@ use super::admit::{self, Admission};
 use super::*;
 
 impl NodeService {
+    /// A peer's plan was registered (or refused): it may send another.
+    pub(crate) fn plan_done(&self, from: &PeerId) {
+        if let Ok(mut w) = self.plans_waiting.lock() {
+            w.remove(from);
+        }
+    }
+}
+
+impl NodeService {
     fn quarantined(&self, cid: &Cid) -> bool {
         matches!(
             self.repo
@@ -193,6 +202,33 @@ impl Service for NodeService {
             self.push_seen(manifest, now_ms());
         }
         status
+    }
+
+    fn plan(
+        &self,
+        from: PeerId,
+        root: &Cid,
+        seed: Option<u64>,
+        rate: u64,
+    ) -> Result<Vec<PeerId>, String> {
+        if !self.follows_plans {
+            return Err("this node follows no plans".into());
+        }
+        let mut waiting = self.plans_waiting.lock().map_err(|_| "busy".to_string())?;
+        if waiting.contains(&from) {
+            return Err("busy: a plan of yours is being registered".into());
+        }
+        let p = super::PeerPlan {
+            from,
+            root: *root,
+            seed,
+            rate,
+        };
+        self.plans
+            .try_send(p)
+            .map_err(|_| "busy: too many plans waiting".to_string())?;
+        waiting.insert(from);
+        Ok(self.fast_now.lock().map(|f| f.clone()).unwrap_or_default())
     }
 
     fn app(&self, from: PeerId, msg: &[u8]) -> Result<Vec<u8>, String> {

@@ -254,6 +254,9 @@ pub(crate) struct PromoterState {
     plans: Mutex<plans::PlanBook>,
     /// One prefetch tick at a time.
     prefetch_lock: tokio::sync::Mutex<()>,
+    /// The fast peers measured last, fastest first (shared with the node's service, which
+    /// tells peers sending plans where the copies go).
+    fast_now: Arc<Mutex<Vec<PeerId>>>,
 }
 
 impl PromoterState {
@@ -272,11 +275,17 @@ impl PromoterState {
             lock: tokio::sync::Mutex::new(()),
             plans: Mutex::new(plans::PlanBook::default()),
             prefetch_lock: tokio::sync::Mutex::new(()),
+            fast_now: Arc::default(),
         }
     }
 }
 
 impl PromoterState {
+    /// The fast peers measured last, shared.
+    pub(crate) fn fast_list(&self) -> Arc<Mutex<Vec<PeerId>>> {
+        self.fast_now.clone()
+    }
+
     pub(crate) fn seq(&self) -> u64 {
         self.state.lock().map(|s| s.seq).unwrap_or(0)
     }

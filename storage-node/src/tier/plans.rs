@@ -13,6 +13,9 @@ use std::collections::{HashMap, HashSet};
 
 /// Plans kept at once; registering another replaces the oldest.
 pub const MAX_PLANS: usize = 8;
+/// Peers' plans (sent over the network, not through the API) kept at once: a new one past
+/// this replaces the oldest of them, so strangers hold at most half of the plan slots.
+pub const MAX_PEER_PLANS: usize = MAX_PLANS / 2;
 
 /// A reader's plan, as registered.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub(crate) struct NewPlan {
     pub order: Vec<(Cid, u64)>,
     /// The reader's declared rate, bytes per second.
     pub rate: Option<f64>,
+    /// Whether a peer sent it (see [`MAX_PEER_PLANS`]).
+    pub from_peer: bool,
 }
 
 /// A block held on a fast peer for plans.
@@ -47,6 +52,7 @@ pub(super) struct Plan {
     pub(super) prefetched_bytes: u64,
     pub(super) dropped: u64,
     pub(super) fast_reads: u64,
+    pub(super) from_peer: bool,
 }
 
 /// The plans a node follows and the copies it made for them.
@@ -139,7 +145,12 @@ impl PlanBook {
     pub(super) fn follow(&mut self, plan: NewPlan, now_ms: u64) {
         self.plans
             .retain(|p| !(p.root == plan.root && p.job == plan.job));
-        if self.plans.len() >= MAX_PLANS {
+        let peers = self.plans.iter().filter(|p| p.from_peer).count();
+        if plan.from_peer && peers >= MAX_PEER_PLANS {
+            if let Some(i) = self.plans.iter().position(|p| p.from_peer) {
+                self.plans.remove(i);
+            }
+        } else if self.plans.len() >= MAX_PLANS {
             self.plans.remove(0);
         }
         self.plans.push(Plan {
@@ -152,6 +163,7 @@ impl PlanBook {
             prefetched_bytes: 0,
             dropped: 0,
             fast_reads: 0,
+            from_peer: plan.from_peer,
         });
     }
 
@@ -291,6 +303,7 @@ mod tests {
             job: job.into(),
             order: blocks.iter().map(|&b| (cid(b), 100)).collect(),
             rate: None,
+            from_peer: false,
         }
     }
 

@@ -38,7 +38,11 @@ impl<H: TierHost + Clone> FastTier<H> {
             .filter(|(p, _)| !faulty.contains(p))
             .filter_map(|(p, s)| s.mib_ms().map(|t| (p, t)))
             .collect();
-        plan::fast_peers(measured, FAST_RATIO)
+        let fast = plan::fast_peers(measured, FAST_RATIO);
+        if let Ok(mut f) = self.0.tier().fast_now.lock() {
+            f.clone_from(&fast);
+        }
+        fast
     }
 
     /// Measures live storage peers' throughput: one timed, verified fetch of a shard each
