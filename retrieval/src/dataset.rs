@@ -8,6 +8,11 @@
 //! ([`Options::read_ahead`](crate::Options::read_ahead)), and kept in a [`MemoryCache`] of
 //! at most [`Options::cache_bytes`](crate::Options::cache_bytes).
 //!
+//! A dataset that starts reading in an order registers it as a plan with the storage node
+//! holding most of its shards ([`Dataset::register_plan`]; off with
+//! [`Options::register_plans`](crate::Options::register_plans)): the node copies the blocks
+//! the reader reaches next onto fast peers, and the reader tries those peers first.
+//!
 //! ```no_run
 //! # async fn demo(client: cairn_retrieval::Client, root: cairn_core::Cid)
 //! # -> Result<(), Box<dyn std::error::Error>> {

@@ -120,14 +120,16 @@ pub struct PrefetchReport {
 }
 
 impl PlanBook {
-    /// Counts a read of `cid` for the plan whose reader most likely made it: the one whose
-    /// next unread position of it is nearest its reader's head (plans over one dataset share
-    /// blocks, and a read does not say whose it is).
+    /// Counts a read of `cid` at `at_ms` for the plan whose reader most likely made it: among
+    /// the plans registered by then (a read from before a plan, of the epoch before, say, is
+    /// not its reader's), the one whose next unread position of it is nearest its reader's
+    /// head (plans over one dataset share blocks, and a read does not say whose it is).
     pub(super) fn observe(&mut self, cid: &Cid, at_ms: u64) -> bool {
         let nearest = self
             .plans
             .iter()
             .enumerate()
+            .filter(|(_, p)| p.at_ms <= at_ms)
             .filter_map(|(i, p)| p.cursor.distance(cid).map(|d| (d, i)))
             .min();
         let hit = match nearest {
@@ -361,6 +363,16 @@ mod tests {
             s.iter().all(|p| p.root == cid(2).to_string()),
             "the oldest went"
         );
+    }
+
+    #[test]
+    fn reads_from_before_a_plan_are_not_its_readers() {
+        let mut book = PlanBook::default();
+        book.follow(plan(1, "a", &[10, 11]), 1_000);
+        // a read of the epoch before, still in the node's read log
+        assert!(!book.observe(&cid(10), 999));
+        assert!(book.observe(&cid(10), 1_000));
+        assert_eq!(book.plans[0].cursor.read_count(), 1);
     }
 
     #[test]
