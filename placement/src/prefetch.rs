@@ -115,6 +115,16 @@ impl<K: Copy + Eq + Hash> Cursor<K> {
         }
     }
 
+    /// The plan: blocks and sizes, in reading order.
+    pub fn order(&self) -> &[(K, u64)] {
+        &self.order
+    }
+
+    /// Sets the declared rate (as [`Cursor::new`] takes it).
+    pub fn set_rate(&mut self, rate: Option<f64>) {
+        self.rate = rate.filter(|r| r.is_finite() && *r > 0.0);
+    }
+
     /// Blocks in the plan.
     pub fn len(&self) -> usize {
         self.order.len()

@@ -178,6 +178,11 @@ impl Client {
         }
     }
 
+    /// The peers tried first ([`Client::prefer`]).
+    pub fn preferred(&self) -> Vec<PeerId> {
+        self.preferred.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
     /// Asks `local` for every shard before any peer: a node reading through its own client
     /// counts the shards it holds itself (no peer serves a node its own blocks).
     pub fn with_local(mut self, local: LocalBlocks) -> Self {

@@ -60,6 +60,11 @@ pub const MAX_FILES: usize = 1 << 24;
 /// so a file that claims a huge size does not allocate it before its blocks are seen.
 const RESERVE: u64 = 16 << 20;
 
+/// Times a plan answered with no fast peer is sent again, and how long apart: a node
+/// measures its peers within seconds of being asked.
+const PLAN_RETRIES: usize = 6;
+const PLAN_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One file of a dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
@@ -269,9 +274,21 @@ impl Dataset {
             planned: std::sync::Mutex::new(None),
         };
         rt.spawn(async move {
-            if let Err(e) = this.register_plan(node, order, rate).await {
-                tracing::info!(%node, error = %e, "the dataset's plan was not registered");
+            // a node that has measured no fast peer yet (it just started) answers with none:
+            // ask again a few times while it measures them (the same plan again changes
+            // nothing there but the answer)
+            let mut last = String::new();
+            for attempt in 0..=PLAN_RETRIES {
+                match this.register_plan(node, order, rate).await {
+                    Ok(p) if !p.is_empty() => return,
+                    Ok(_) => last = "no fast peer measured there".into(),
+                    Err(e) => last = e.to_string(),
+                }
+                if attempt < PLAN_RETRIES {
+                    tokio::time::sleep(PLAN_RETRY_AFTER).await;
+                }
             }
+            tracing::info!(%node, reason = %last, "the dataset's plan has no fast peers to read from");
         });
     }
 

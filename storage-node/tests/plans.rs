@@ -428,3 +428,43 @@ async fn a_rust_dataset_registers_its_plan_over_the_network_and_reads_the_copies
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_told_of_no_fast_peers_asks_again_until_the_node_measured_them() {
+    use cairn_retrieval::dataset::{Dataset, Order};
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, _data, rep) = slow_network(&dir.path().join("ds")).await;
+    let root: Cid = rep.root.parse().unwrap();
+    let (client, net) = common::client_for(&nodes[0]).await;
+    let ds = Dataset::open(client.clone(), &root).await.unwrap();
+    let pn = ds.plan_node().unwrap();
+    let node = nodes.iter().find(|n| n.peer_id() == pn).unwrap().clone();
+    // the plan node has measured nobody yet: the first answer lists no fast peer
+    let _readers: Vec<_> = ds.readers(Order::Shuffled { seed: 9 }).collect();
+    let job = format!("peer {}", net.peer_id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !node.tier_status().await.plans.iter().any(|p| p.job == job) {
+        assert!(std::time::Instant::now() < deadline, "no automatic plan");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(client.preferred().is_empty());
+    // the node measures its peers (its worker does it on its first tick); the reader's next
+    // try learns where the copies go, and the plan is still the one followed
+    node.probe_peers().await;
+    let fast = node.fast_peers();
+    assert!(!fast.is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while client.preferred().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader never asked again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client.preferred(), fast);
+    let st = node.tier_status().await;
+    assert_eq!(st.plans.iter().filter(|p| p.job == job).count(), 1);
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}

@@ -11,27 +11,31 @@ use cairn_net::PeerId;
 const MAX_PLAN_IDS: usize = 1 << 20;
 
 impl PromoterState {
-    /// Registers a reader's plan: with the engine (the blocks it will read, in order; this
-    /// replaces the engine's plan before), and with the prefetcher, which follows it from
-    /// `now_ms`.
+    /// Registers a reader's plan: with the prefetcher, which follows it from `now_ms`, and,
+    /// unless it is the same plan again, with the engine (the blocks it will read, in order;
+    /// this replaces the engine's plan before).
     pub(crate) fn register_plan(&self, plan: NewPlan, now_ms: u64) {
+        let ids: Vec<(Cid, u64)> = plan.order.iter().map(|(c, _)| (*c, engine_id(c))).collect();
+        if !self.follow_plan(plan, now_ms) {
+            return; // the same plan again: the engine has it
+        }
         if let Ok(mut st) = self.state.lock() {
-            let ids: Vec<u64> = plan.order.iter().map(|x| engine_id(&x.0)).collect();
-            for ((c, _), &id) in plan.order.iter().zip(&ids) {
-                if st.ids.len() < MAX_PLAN_IDS || st.ids.contains_key(&id) {
-                    st.ids.insert(id, *c);
+            for (c, id) in &ids {
+                if st.ids.len() < MAX_PLAN_IDS || st.ids.contains_key(id) {
+                    st.ids.insert(*id, *c);
                 }
             }
-            st.engine.register_plan(ids);
+            st.engine
+                .register_plan(ids.into_iter().map(|x| x.1).collect());
         }
-        self.follow_plan(plan, now_ms);
     }
 
-    /// Follows `plan` from `now_ms` (see [`super::plans::PlanBook::follow`]).
-    pub(crate) fn follow_plan(&self, plan: NewPlan, now_ms: u64) {
-        if let Ok(mut book) = self.plans.lock() {
-            book.follow(plan, now_ms);
-        }
+    /// Follows `plan` from `now_ms` (see [`super::plans::PlanBook::follow`]); whether it is new.
+    pub(crate) fn follow_plan(&self, plan: NewPlan, now_ms: u64) -> bool {
+        self.plans
+            .lock()
+            .map(|mut b| b.follow(plan, now_ms))
+            .unwrap_or(false)
     }
 
     /// A reader read `cid` at `at_ms` through this node (its gateway): plans count it.

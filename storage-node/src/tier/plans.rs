@@ -142,9 +142,17 @@ impl PlanBook {
 }
 
 impl PlanBook {
-    /// Follows `plan` from `now_ms`: it replaces the plan of the same root and job, or else the
-    /// oldest when [`MAX_PLANS`] are followed.
-    pub(super) fn follow(&mut self, plan: NewPlan, now_ms: u64) {
+    /// Follows `plan` from `now_ms`: it replaces the plan of the same root and job (the same
+    /// plan again only updates the rate: what its reader read stays read), or else the
+    /// oldest when [`MAX_PLANS`] are followed. Returns whether it is a new plan.
+    pub(super) fn follow(&mut self, plan: NewPlan, now_ms: u64) -> bool {
+        // the same plan again (a reader asking again where the copies go): kept as followed
+        if let Some(p) = self.plans.iter_mut().find(|p| {
+            p.root == plan.root && p.job == plan.job && p.cursor.order() == plan.order.as_slice()
+        }) {
+            p.cursor.set_rate(plan.rate);
+            return false;
+        }
         self.plans
             .retain(|p| !(p.root == plan.root && p.job == plan.job));
         let peers = self.plans.iter().filter(|p| p.from_peer).count();
@@ -167,6 +175,7 @@ impl PlanBook {
             fast_reads: 0,
             from_peer: plan.from_peer,
         });
+        true
     }
 
     /// The fast peer holding `cid` for a plan, if any, and whether it is a copy made for it
@@ -363,6 +372,22 @@ mod tests {
             s.iter().all(|p| p.root == cid(2).to_string()),
             "the oldest went"
         );
+    }
+
+    #[test]
+    fn the_same_plan_again_keeps_what_was_read() {
+        let mut book = PlanBook::default();
+        book.follow(plan(1, "a", &[10, 11]), 0);
+        assert!(book.observe(&cid(10), 1));
+        let mut again = plan(1, "a", &[10, 11]);
+        again.rate = Some(5.0);
+        book.follow(again, 2);
+        assert_eq!(book.plans.len(), 1);
+        assert_eq!(book.plans[0].cursor.read_count(), 1);
+        assert_eq!(book.plans[0].cursor.rate(), Some(5.0));
+        // another order is another plan: it replaces the first
+        book.follow(plan(1, "a", &[11, 10]), 3);
+        assert_eq!(book.plans[0].cursor.read_count(), 0);
     }
 
     #[test]
