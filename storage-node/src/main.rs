@@ -467,12 +467,41 @@ fn print_tier(v: &serde_json::Value) {
             println!("  failed: {}", e.as_str().unwrap_or("?"));
         }
     }
+    let plans = list(&v["plans"]);
+    println!(
+        "readers' plans followed ({}){}:",
+        plans.len(),
+        v["plan_note"]
+            .as_str()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    for p in plans {
+        println!(
+            "  {}  job {:?}  {} blocks, {} bytes{}; head {}, {} read; {} copies held, {} made, {} dropped, {} reads of them",
+            p["root"].as_str().unwrap_or("?"),
+            p["job"].as_str().unwrap_or(""),
+            p["blocks"],
+            p["bytes"],
+            p["rate_bps"]
+                .as_f64()
+                .map(|r| format!(" at {:.1} MB/s", r / 1e6))
+                .unwrap_or_default(),
+            p["head"],
+            p["read"],
+            p["held"],
+            p["prefetched"],
+            p["dropped"],
+            p["fast_reads"]
+        );
+    }
     let moves = list(&v["moves"]);
     println!("moves ({} latest):", moves.len());
     for m in moves.iter().rev().take(10).rev() {
         println!(
-            "  window {:>3}  {:<7} {}  {} bytes  {}  {}{}",
+            "  window {:>3}  {:<5} {:<8} {}  {} bytes  {}  {}{}",
             m["window"],
+            m["rule"].as_str().unwrap_or("?"),
             m["kind"].as_str().unwrap_or("?"),
             m["cid"].as_str().unwrap_or("?"),
             m["bytes"],
