@@ -362,6 +362,17 @@ async fn a_rust_dataset_registers_its_plan_over_the_network_and_reads_the_copies
     // the plan goes over libp2p; the node answers with where its copies go
     let peers = ds.register_plan(pn, order, Some(1e6)).await.unwrap();
     assert_eq!(peers, fast);
+    // a stranger's plan for a dataset the node does not keep is refused before any work
+    let junk = cairn_core::block::HashAlg::Blake3.cid(0x70, b"no such dataset");
+    let req = cairn_net::wire::CtrlRequest::Plan {
+        root: junk,
+        seed: None,
+        rate: 0,
+    };
+    match _net.ctrl(pn, req).await.unwrap() {
+        cairn_net::wire::CtrlResponse::Error(e) => assert!(e.contains("keeps no dataset"), "{e}"),
+        other => panic!("a plan for a dataset not kept was answered {other:?}"),
+    }
     // registered in the background: wait for it (an event, not a sleep length)
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while node.tier_status().await.plans.is_empty() {

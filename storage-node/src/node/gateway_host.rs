@@ -51,7 +51,7 @@ impl Node {
         }
     }
 
-    pub(super) async fn provided_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+    async fn provided_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
         self.gateway_client()
             .fetch_block(cid)
             .await

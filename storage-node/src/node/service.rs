@@ -214,6 +214,16 @@ impl Service for NodeService {
         if !self.follows_plans {
             return Err("this node follows no plans".into());
         }
+        // a stranger's plan makes this node list the dataset and expand its files: only for
+        // a dataset it keeps, so the work is bounded by what it stores
+        let kept = self
+            .repo
+            .store()
+            .table_get(cairn_repo::store::Table::Pins, &root.to_bytes())
+            .map_err(|e| format!("busy: {e}"))?;
+        if kept.is_none() {
+            return Err(format!("this node keeps no dataset {root}"));
+        }
         let mut waiting = self.plans_waiting.lock().map_err(|_| "busy".to_string())?;
         if waiting.contains(&from) {
             return Err("busy: a plan of yours is being registered".into());

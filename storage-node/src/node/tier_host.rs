@@ -71,13 +71,10 @@ impl TierHost for Node {
 
     async fn block_for_plan(
         &self,
-        root: Option<Cid>,
+        root: Cid,
         cid: Cid,
         fast: &[PeerId],
     ) -> Result<PlanBlock, String> {
-        let Some(root) = root else {
-            return Err("no dataset".into());
-        };
         if let Some(p) = self.fast_holder(&root, &cid, fast).await {
             return Ok(PlanBlock::FastHolder(p));
         }

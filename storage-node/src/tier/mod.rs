@@ -420,7 +420,7 @@ pub(crate) trait TierHost: Send + Sync + 'static {
     /// it as a base shard, that peer (no copy is needed).
     fn block_for_plan(
         &self,
-        root: Option<Cid>,
+        root: Cid,
         cid: Cid,
         fast: &[PeerId],
     ) -> impl std::future::Future<Output = Result<PlanBlock, String>> + Send;

@@ -239,8 +239,9 @@ pub(super) fn tuning(f: &Follow, plans: usize) -> Tuning {
 
 /// One tick's combined decision over every plan.
 pub(super) struct Combined {
-    /// Copies to make, round robin over the plans, each with the plan that wants it.
-    pub(super) fetch: Vec<(Cid, u64, usize)>,
+    /// Copies to make, round robin over the plans, each with the root and job of the plan
+    /// that wants it (plans may change while the copies are made).
+    pub(super) fetch: Vec<(Cid, u64, (Cid, String))>,
     /// Copies to drop, with the reason.
     pub(super) drop: Vec<(Cid, Held, &'static str)>,
 }
@@ -270,10 +271,10 @@ pub(super) fn combine(book: &mut PlanBook, f: &Follow, now: u64) -> Combined {
     let mut seen: HashSet<Cid> = HashSet::new();
     let longest = fetches.iter().map(Vec::len).max().unwrap_or(0);
     for i in 0..longest {
-        for (pi, f) in fetches.iter().enumerate() {
+        for (p, f) in book.plans.iter().zip(&fetches) {
             if let Some(&(c, size)) = f.get(i) {
                 if seen.insert(c) {
-                    fetch.push((c, size, pi));
+                    fetch.push((c, size, (p.root, p.job.clone())));
                 }
             }
         }
@@ -326,9 +327,16 @@ mod tests {
         book.follow(plan(1, "a", &[10, 11, 12, 13]), 0);
         book.follow(plan(1, "b", &[12, 14, 10, 15]), 0);
         let c = combine(&mut book, &fo, 0);
-        let f: Vec<(Cid, usize)> = c.fetch.iter().map(|x| (x.0, x.2)).collect();
+        let f: Vec<(Cid, &str)> = c.fetch.iter().map(|x| (x.0, x.2 .1.as_str())).collect();
         // round robin over the plans, each block once
-        let want = [(10, 0), (12, 1), (11, 0), (14, 1), (13, 0), (15, 1)];
+        let want = [
+            (10, "a"),
+            (12, "b"),
+            (11, "a"),
+            (14, "b"),
+            (13, "a"),
+            (15, "b"),
+        ];
         assert_eq!(f, want.map(|(b, p)| (cid(b), p)).to_vec());
         let peer = PeerId::random();
         for x in [10, 11, 12, 14] {

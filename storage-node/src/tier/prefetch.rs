@@ -218,20 +218,16 @@ impl<H: TierHost + Clone> FastTier<H> {
     async fn make_copies(
         &self,
         now: u64,
-        fetch: Vec<(Cid, u64, usize)>,
+        fetch: Vec<(Cid, u64, (Cid, String))>,
         fast: &[PeerId],
         report: &mut PrefetchReport,
         moves: &mut Vec<Move>,
     ) {
-        let roots: Vec<Cid> = match self.0.tier().plans.lock() {
-            Ok(b) => b.plans.iter().map(|p| p.root).collect(),
-            Err(_) => return,
-        };
         let jobs = fetch
             .into_iter()
             .take(FETCHES_PER_TICK)
-            .map(|(cid, _, pi)| {
-                let root = roots.get(pi).copied();
+            .map(|(cid, _, plan)| {
+                let root = plan.0;
                 async move {
                     let got = tokio::time::timeout(PREFETCH_TIMEOUT, async {
                         let data = match self.0.block_for_plan(root, cid, fast).await? {
@@ -244,7 +240,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                     })
                     .await
                     .unwrap_or_else(|_| Err(format!("not done within {PREFETCH_TIMEOUT:?}")));
-                    (cid, pi, got)
+                    (cid, plan, got)
                 }
             });
         let done: Vec<_> = futures::stream::iter(jobs)
@@ -252,7 +248,7 @@ impl<H: TierHost + Clone> FastTier<H> {
             .collect()
             .await;
         let tier = self.0.tier();
-        for (cid, pi, got) in done {
+        for (cid, plan, got) in done {
             match got {
                 Ok((peer, _, false)) => {
                     if let Ok(mut book) = tier.plans.lock() {
@@ -276,7 +272,11 @@ impl<H: TierHost + Clone> FastTier<H> {
                                 copy: true,
                             },
                         );
-                        if let Some(p) = book.plans.get_mut(pi) {
+                        let wanting = book
+                            .plans
+                            .iter_mut()
+                            .find(|p| p.root == plan.0 && p.job == plan.1);
+                        if let Some(p) = wanting {
                             p.prefetched += 1;
                             p.prefetched_bytes += size;
                         }
