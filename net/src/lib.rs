@@ -79,6 +79,11 @@ pub trait Service: Send + Sync + 'static {
         let _ = (from, stored);
         true
     }
+    /// The room for promoted copies this node has for `from` ([`wire::CtrlRequest::Space`]).
+    fn cache_space(&self, from: PeerId) -> wire::CacheSpace {
+        let _ = from;
+        wire::CacheSpace::default()
+    }
     /// Drops the promoted copies of `cids` that `from` pushed here; true for each dropped.
     fn uncache(&self, from: PeerId, cids: &[Cid]) -> Vec<bool> {
         let _ = from;

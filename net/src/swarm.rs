@@ -533,6 +533,7 @@ impl SwarmTask {
                         CtrlRequest::Have(cids) => CtrlResponse::Have(svc.have(&cids)),
                         CtrlRequest::Cached(cids) => CtrlResponse::Reads(svc.cached(peer, &cids)),
                         CtrlRequest::Uncache(cids) => CtrlResponse::Have(svc.uncache(peer, &cids)),
+                        CtrlRequest::Space => CtrlResponse::Space(svc.cache_space(peer)),
                         CtrlRequest::Commit {
                             manifest,
                             publisher,

@@ -180,6 +180,13 @@ impl S3Fifo {
         }
     }
 
+    /// Changes the capacity; the next admissions evict down to it.
+    pub fn set_capacity(&mut self, cap: u64) {
+        self.cap = cap;
+        self.small_cap = cap / 10;
+        self.ghost_cap = cap * 9 / 10;
+    }
+
     /// Heap bytes this policy's bookkeeping uses.
     pub fn heap_bytes(&self) -> usize {
         use crate::sampled::map_bytes;

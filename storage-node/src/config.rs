@@ -93,6 +93,9 @@ pub struct PlacementConfig {
     /// How far ahead of a planned reader to prefetch, in seconds of reading at its declared
     /// rate.
     pub lookahead_secs: u64,
+    /// Labelled examples (from the reads here) the placement engine's first model needs;
+    /// until it is trained, `min_reads` decides admission, then the model does.
+    pub train_after: u64,
     /// Delay before serving each block, in milliseconds: emulates slow media in a local
     /// devnet, so that peers measure this node as slow. Keep 0 in production.
     pub emulated_read_delay_ms: u64,
@@ -110,6 +113,7 @@ impl Default for PlacementConfig {
             idle_windows: 3,
             plan_bytes: 256 << 20,
             lookahead_secs: 30,
+            train_after: 256,
             emulated_read_delay_ms: 0,
         }
     }
@@ -129,6 +133,7 @@ impl PlacementConfig {
             idle_windows: self.idle_windows.max(1),
             plan_bytes: self.plan_bytes,
             lookahead: std::time::Duration::from_secs(self.lookahead_secs.max(1)),
+            train_after: usize::try_from(self.train_after.max(1)).unwrap_or(usize::MAX),
             ..crate::tier::TierOptions::default()
         }
     }

@@ -463,6 +463,28 @@ fn print_tier(v: &serde_json::Value) {
             w["demoted"],
             w["note"].as_str().map(|n| format!(" ({n})")).unwrap_or_default()
         );
+        println!(
+            "  engine: capacity {} bytes (fast peers' room for this node: {} bytes), {} models trained, {} shards tracked; {} decided by its model, {} of them against the reads rule (`min_reads`)",
+            w["engine_capacity"],
+            w["fast_space"],
+            w["engine_trainings"],
+            w["engine_tracked"],
+            w["modelled"],
+            w["overrides"]
+        );
+        for o in list(&w["override_list"]) {
+            println!(
+                "    {}  {} reads, no-reuse probability {:.2}: {}",
+                o["cid"].as_str().unwrap_or("?"),
+                o["reads"],
+                f(&o["no_reuse"]),
+                if o["admitted"] == true {
+                    "admitted"
+                } else {
+                    "declined"
+                }
+            );
+        }
         for e in list(&w["failed"]) {
             println!("  failed: {}", e.as_str().unwrap_or("?"));
         }

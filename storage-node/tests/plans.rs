@@ -44,36 +44,18 @@ async fn cached(node: &Node) -> HashSet<String> {
 async fn slow_network(
     folder: &std::path::Path,
 ) -> (Vec<Node>, Vec<Vec<u8>>, cairn_storage_node::node::PutReport) {
-    // six nodes, four slow (each block served after 300 ms, as from slow media)
-    let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..6 {
-        let cfg = NetConfig {
-            serve_delay: if i < 4 {
-                Duration::from_millis(300)
-            } else {
-                Duration::ZERO
-            },
-            ..NetConfig::default()
-        };
-        let o = cairn_storage_node::node::NodeOptions {
-            tier: TierOptions {
-                // four 1 MiB leaves ahead of the reader; the test drives every tick
-                plan_bytes: 4 << 20,
-                prefetch_every: Duration::from_secs(24 * 3600),
-                ..TierOptions::default()
-            },
-            ..common::opts(false)
-        };
-        // fixed keys: the rendezvous placement, and so which leaves need copies, is the same
-        // every run
-        let key = Keypair::ed25519_from_bytes([0x60 + i as u8; 32]).unwrap();
-        let node = Node::start(Repo::in_memory(), key, cfg, o).await.unwrap();
-        for other in &nodes {
-            let addr = other.net().listen_addrs().await.unwrap()[0].clone();
-            node.net().dial(addr).await.unwrap();
-        }
-        nodes.push(node);
-    }
+    // fixed keys: the rendezvous placement, and so which leaves need copies, is the same
+    // every run
+    let nodes = common::slow_six(0x60, |_| cairn_storage_node::node::NodeOptions {
+        tier: TierOptions {
+            // four 1 MiB leaves ahead of the reader; the test drives every tick
+            plan_bytes: 4 << 20,
+            prefetch_every: Duration::from_secs(24 * 3600),
+            ..TierOptions::default()
+        },
+        ..common::opts(false)
+    })
+    .await;
     // four files of 2 MiB: two 1 MiB leaves each
     std::fs::create_dir_all(folder).unwrap();
     let data: Vec<Vec<u8>> = (0..4).map(|i| Gen::bytes(300 + i, 2 << 20)).collect();

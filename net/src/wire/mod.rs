@@ -57,6 +57,31 @@ impl NodeInfo {
     }
 }
 
+/// A fast node's room for promoted copies, as it tells one promoter
+/// ([`CtrlResponse::Space`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheSpace {
+    /// Bytes of promoted copies it keeps for all peers (0: it offers no fast tier).
+    pub capacity: u64,
+    /// Bytes of promoted copies it holds now.
+    pub used: u64,
+    /// Bytes of them the asking peer pushed.
+    pub yours: u64,
+    /// Bytes the asking peer may hold there at most.
+    pub limit: u64,
+}
+
+impl CacheSpace {
+    /// Bytes of copies the asking peer can have there: what it holds plus what is free, within
+    /// its limit.
+    pub fn room(&self) -> u64 {
+        self.limit.min(
+            self.yours
+                .saturating_add(self.capacity.saturating_sub(self.used)),
+        )
+    }
+}
+
 /// A control request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CtrlRequest {
@@ -103,6 +128,9 @@ pub enum CtrlRequest {
         /// The reader's bytes per second (0: unknown).
         rate: u64,
     },
+    /// How much room for promoted copies do you have for me? Answered by
+    /// [`CtrlResponse::Space`].
+    Space,
 }
 
 /// A control response.
@@ -121,6 +149,8 @@ pub enum CtrlResponse {
     Reads(Vec<Option<u32>>),
     /// Answer to [`CtrlRequest::Plan`]: at most [`MAX_PEERS`] peers, fastest first.
     Peers(Vec<PeerId>),
+    /// Answer to [`CtrlRequest::Space`].
+    Space(CacheSpace),
 }
 
 /// Peers a [`CtrlResponse::Peers`] lists at most.
@@ -177,6 +207,7 @@ const T_UNCACHE: u8 = 0x05;
 const T_COMMIT: u8 = 0x06;
 const T_REMOVE: u8 = 0x07;
 const T_PLAN: u8 = 0x08;
+const T_SPACE: u8 = 0x09;
 /// Longest peer id accepted on the wire (an ed25519 peer id is 38 bytes; 64 leaves room for
 /// other key types' identity multihashes).
 pub const MAX_PEER_ID_LEN: usize = 64;
@@ -185,6 +216,7 @@ const T_INFO_R: u8 = 0x81;
 const T_HAVE_R: u8 = 0x82;
 const T_READS_R: u8 = 0x84;
 const T_PEERS_R: u8 = 0x85;
+const T_SPACE_R: u8 = 0x86;
 const T_ERROR_R: u8 = 0xff;
 /// Stream opcode: fetch blocks.
 pub const OP_GET: u8 = 0x01;
@@ -242,6 +274,7 @@ impl CtrlRequest {
                 }
                 varint::write(&mut out, *rate);
             }
+            CtrlRequest::Space => out.push(T_SPACE),
         }
         out
     }
@@ -294,6 +327,7 @@ impl CtrlRequest {
                 let rate = r.varint("plan rate", u64::MAX)?;
                 CtrlRequest::Plan { root, seed, rate }
             }
+            T_SPACE => CtrlRequest::Space,
             t => return Err(WireError::Tag(t)),
         };
         r.end()?;
@@ -352,6 +386,12 @@ impl CtrlResponse {
                     out.extend_from_slice(&b);
                 }
             }
+            CtrlResponse::Space(s) => {
+                out.push(T_SPACE_R);
+                for x in [s.capacity, s.used, s.yours, s.limit] {
+                    out.extend_from_slice(&x.to_be_bytes());
+                }
+            }
         }
         out
     }
@@ -399,6 +439,12 @@ impl CtrlResponse {
                 }
                 CtrlResponse::Peers(v)
             }
+            T_SPACE_R => CtrlResponse::Space(CacheSpace {
+                capacity: r.u64()?,
+                used: r.u64()?,
+                yours: r.u64()?,
+                limit: r.u64()?,
+            }),
             t => return Err(WireError::Tag(t)),
         };
         r.end()?;

@@ -35,6 +35,7 @@ fn ctrl_round_trip() {
             seed: None,
             rate: 0,
         },
+        CtrlRequest::Space,
     ];
     for r in reqs {
         let e = r.encode();
@@ -64,6 +65,12 @@ fn ctrl_round_trip() {
                 })
                 .collect(),
         ),
+        CtrlResponse::Space(CacheSpace {
+            capacity: 1 << 30,
+            used: 3,
+            yours: u64::MAX,
+            limit: 0,
+        }),
     ];
     for r in resps {
         let e = r.encode();
@@ -194,5 +201,30 @@ proptest! {
         let e = r.encode();
         prop_assert_eq!(StreamRequest::decode(&e).unwrap(), r.clone());
         prop_assert_eq!(futures::executor::block_on(StreamRequest::read(&mut &e[..])).unwrap(), r);
+    }
+}
+
+#[test]
+fn cache_room_table() {
+    // (capacity, used, yours, limit, room)
+    for (i, &(capacity, used, yours, limit, want)) in [
+        (100u64, 0u64, 0u64, 50u64, 50u64),
+        (100, 80, 0, 50, 20),
+        (100, 80, 30, 50, 50),
+        (100, 100, 10, 50, 10),
+        (100, 120, 10, 50, 10), // over its capacity: what we hold
+        (0, 0, 0, 0, 0),
+        (u64::MAX, 0, u64::MAX, u64::MAX, u64::MAX),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s = CacheSpace {
+            capacity,
+            used,
+            yours,
+            limit,
+        };
+        assert_eq!(s.room(), want, "case {i}");
     }
 }

@@ -162,6 +162,12 @@ impl Service for NodeService {
         true
     }
 
+    fn cache_space(&self, from: PeerId) -> cairn_net::wire::CacheSpace {
+        let proofs = self.proofs.clone();
+        self.cache
+            .space(from, &|p| proofs.as_ref().is_none_or(|l| l.is_prover(p)))
+    }
+
     fn uncache(&self, from: PeerId, cids: &[Cid]) -> Vec<bool> {
         self.cache.uncache(from, cids)
     }

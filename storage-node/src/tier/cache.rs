@@ -92,6 +92,34 @@ impl FastCache {
     /// it, and promoters that have not `proven` storage (no verified sealed sector; always
     /// true when proofs are off) a quarter of it together, so identities that cost nothing
     /// cannot fill the fast tier.
+    /// The room `from` has here, with the limits [`FastCache::put`] applies: half the
+    /// capacity per promoter, and a quarter for all promoters that are not proven storage
+    /// nodes.
+    pub(crate) fn space(&self, from: PeerId, proven: &dyn Fn(&PeerId) -> bool) -> CacheSpace {
+        let (yours, others_unproven) = self
+            .by_promoter
+            .lock()
+            .map(|m| {
+                let others: u64 = m
+                    .iter()
+                    .filter(|(p, _)| **p != from && !proven(p))
+                    .map(|(_, b)| b)
+                    .sum();
+                (m.get(&from).copied().unwrap_or(0), others)
+            })
+            .unwrap_or((0, u64::MAX));
+        let mut limit = self.capacity / 2;
+        if !proven(&from) {
+            limit = limit.min((self.capacity / 4).saturating_sub(others_unproven));
+        }
+        CacheSpace {
+            capacity: self.capacity,
+            used: self.used.load(Ordering::Relaxed),
+            yours,
+            limit,
+        }
+    }
+
     pub(crate) fn put(
         &self,
         from: PeerId,

@@ -34,9 +34,9 @@ use crate::heat::{now_ms, Heat, Read, Speed};
 use bytes::Bytes;
 use cairn_core::block::cid_from_bytes;
 use cairn_core::{Block, Cid};
-use cairn_net::wire::{CtrlRequest, CtrlResponse, NodeInfo, PutStatus, MAX_CACHED};
+use cairn_net::wire::{CacheSpace, CtrlRequest, CtrlResponse, NodeInfo, PutStatus, MAX_CACHED};
 use cairn_net::{NetClient, PeerId};
-use cairn_placement::engine::Engine;
+use cairn_placement::engine::{Engine, Training};
 use cairn_placement::policy::Policy;
 use cairn_placement::trace::Request;
 use cairn_repo::store::{Batch, Durability, Table};
@@ -81,6 +81,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most reads one `Cached` answer may add to a shard per window (a lying fast peer cannot
 /// inflate a shard's heat without bound).
 const MAX_REPORTED_READS: u64 = 100_000;
+/// Fast peers asked for their room per window at most (the fastest).
+const SPACE_PEERS: usize = 16;
+/// Overrides of the reads rule a window report lists at most (all are counted).
+const OVERRIDES_LISTED: usize = 16;
 
 /// Fast-tier settings of a node.
 #[derive(Debug, Clone)]
@@ -105,6 +109,9 @@ pub struct TierOptions {
     pub lookahead: Duration,
     /// How often plans are followed (reads observed, blocks prefetched and dropped).
     pub prefetch_every: Duration,
+    /// Labelled examples the engine's first model needs (retrained after twice as many new
+    /// ones, doubling); until then the reads rule admits.
+    pub train_after: usize,
 }
 
 impl Default for TierOptions {
@@ -120,6 +127,7 @@ impl Default for TierOptions {
             plan_bytes: 256 << 20,
             lookahead: Duration::from_secs(30),
             prefetch_every: Duration::from_secs(1),
+            train_after: 256,
         }
     }
 }
@@ -199,10 +207,37 @@ pub struct WindowReport {
     pub engine_trainings: u64,
     /// Shards whose history the engine tracks.
     pub engine_tracked: usize,
+    /// Room the fast peers reported for this node's copies (capped, for a peer that refused a
+    /// copy for want of space since, at what it holds for this node), less the copies held
+    /// for readers' plans.
+    pub fast_space: u64,
+    /// The engine's capacity this window: the fast space, at most `promote_bytes`.
+    pub engine_capacity: u64,
+    /// Shards the trained model decided on (residents, with a prediction).
+    pub modelled: usize,
+    /// Of those, how many it decided otherwise than the reads rule would have.
+    pub overrides: usize,
+    /// The first of them (at most 16).
+    pub override_list: Vec<Override>,
+}
+
+/// A shard the trained model admitted or declined against the reads rule.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Override {
+    /// The shard.
+    pub cid: String,
+    /// Reads counted here.
+    pub reads: u64,
+    /// The model's probability that it is not read again before the engine's horizon.
+    pub no_reuse: f32,
+    /// Whether the engine admitted it (the reads rule would have decided the opposite).
+    pub admitted: bool,
 }
 
 struct State {
     engine: Engine,
+    /// Fast peers that refused a copy for want of space since they last took one.
+    full: HashSet<PeerId>,
     /// Engine ids of the shards read here (bounded by the access log's tracking).
     ids: HashMap<u64, Cid>,
     seq: u64,
@@ -219,6 +254,8 @@ struct Pass {
     report: WindowReport,
     moves: Vec<Move>,
     updates: Batch,
+    /// What decided each shard's move (`engine` or `reads`), from the window's plan.
+    rules: HashMap<Cid, &'static str>,
 }
 
 impl Pass {
@@ -235,7 +272,7 @@ impl Pass {
             at_ms: self.now,
             window: self.window,
             kind,
-            rule: "heat",
+            rule: self.rules.get(cid).copied().unwrap_or("reads"),
             cid: cid.to_string(),
             peer: peer.map(|p| p.to_string()).unwrap_or_default(),
             bytes,
@@ -263,7 +300,15 @@ impl PromoterState {
     pub(crate) fn new(opts: TierOptions) -> Self {
         PromoterState {
             state: Mutex::new(State {
-                engine: Engine::new(opts.promote_bytes.max(1)),
+                engine: Engine::with_training(
+                    opts.promote_bytes.max(1),
+                    0,
+                    Training {
+                        first: opts.train_after,
+                        every: opts.train_after.saturating_mul(2),
+                    },
+                ),
+                full: HashSet::new(),
                 ids: HashMap::new(),
                 seq: 0,
                 window: 0,
@@ -288,6 +333,22 @@ impl PromoterState {
 
     pub(crate) fn seq(&self) -> u64 {
         self.state.lock().map(|s| s.seq).unwrap_or(0)
+    }
+
+    /// Notes whether `peer` took a copy (it has room again) or refused one for want of space.
+    fn note_space(&self, peer: PeerId, took: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            if took {
+                s.full.remove(&peer);
+            } else {
+                s.full.insert(peer);
+            }
+        }
+    }
+
+    /// Bytes of copies held for readers' plans on these peers.
+    fn plan_copy_bytes(&self, peers: &[PeerId]) -> u64 {
+        self.plans.lock().map(|b| b.copy_bytes(peers)).unwrap_or(0)
     }
 
     fn next_probe_turn(&self) -> usize {

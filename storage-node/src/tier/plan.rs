@@ -34,6 +34,76 @@ pub(crate) struct Hot<K> {
     pub size: u64,
     /// Whether the placement engine keeps it (a resident of its cache).
     pub resident: bool,
+    /// The engine's trained model: the probability that it is not read again before the
+    /// engine's horizon (`None` before the first model).
+    pub no_reuse: Option<f32>,
+}
+
+/// A shard the trained model gives less than this probability of no reuse is admitted.
+pub(crate) const ADMIT_BELOW: f32 = 0.5;
+
+/// What decided whether a shard is in the fast tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// The engine: its eviction (residency) and its trained model's reuse prediction.
+    Engine,
+    /// Before the first model: "read at least `min_reads` times lately".
+    Reads,
+}
+
+impl Rule {
+    /// The name in the status (`engine` or `reads`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Rule::Engine => "engine",
+            Rule::Reads => "reads",
+        }
+    }
+}
+
+/// One shard's admission.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Decision<K> {
+    /// The shard.
+    pub id: K,
+    /// Its size.
+    pub size: u64,
+    /// Admitted to the fast tier.
+    pub admit: bool,
+    /// What decided.
+    pub rule: Rule,
+    /// What the "read `min_reads` times lately" rule alone would have decided (residency
+    /// aside).
+    pub by_reads: bool,
+    /// A trained model took part (its prediction, and its eviction choices).
+    pub modelled: bool,
+}
+
+impl<K> Decision<K> {
+    /// The trained model decided otherwise than the reads rule would have.
+    pub(crate) fn overrides_reads(&self) -> bool {
+        self.modelled && self.admit != self.by_reads
+    }
+}
+
+/// Admission of one shard: never if the engine evicted it; with a trained model, when the
+/// model gives it less than [`ADMIT_BELOW`] probability of no reuse; before that, when it
+/// was read at least `min_reads` times, the last within `idle_ms` of `now`.
+pub(crate) fn decide<K: Copy>(h: &Hot<K>, lim: &Limits, now: u64) -> Decision<K> {
+    let by_reads = h.reads >= lim.min_reads && now.saturating_sub(h.last_ms) <= lim.idle_ms;
+    let (admit, rule) = match h.no_reuse {
+        _ if !h.resident => (false, Rule::Engine),
+        Some(p) => (p < ADMIT_BELOW, Rule::Engine),
+        None => (by_reads, Rule::Reads),
+    };
+    Decision {
+        id: h.id,
+        size: h.size,
+        admit,
+        rule,
+        by_reads,
+        modelled: h.no_reuse.is_some(),
+    }
 }
 
 /// The fast peers, fastest first: those whose estimated 1 MiB fetch time is at most `ratio`
@@ -58,15 +128,23 @@ pub(crate) fn read_delta(seen: u32, now: u32, cap: u64) -> u64 {
     u64::from(d).min(cap)
 }
 
-/// The shards that may be promoted, in `hot`'s order (hottest first): engine residents read
-/// at least `min_reads` times, the last within `idle_ms` of `now`.
+/// The shards that may be promoted, in `hot`'s order (hottest first): those [`decide`]
+/// admits.
 pub(crate) fn candidates<K: Copy>(hot: &[Hot<K>], lim: &Limits, now: u64) -> Vec<(K, u64)> {
     hot.iter()
-        .filter(|h| {
-            h.resident && h.reads >= lim.min_reads && now.saturating_sub(h.last_ms) <= lim.idle_ms
-        })
-        .map(|h| (h.id, h.size))
+        .map(|h| decide(h, lim, now))
+        .filter(|d| d.admit)
+        .map(|d| (d.id, d.size))
         .collect()
+}
+
+/// What decided a demotion, given the shard's heat here: the engine when it evicted the
+/// shard or its model predicts no reuse, else the reads rule.
+pub(crate) fn demotion_rule<K>(heat: Option<&Hot<K>>) -> Rule {
+    match heat {
+        Some(h) if !h.resident || h.no_reuse.is_some() => Rule::Engine,
+        _ => Rule::Reads,
+    }
 }
 
 /// Why a promoted shard is demoted, given its heat here (`None`: not read here any more).
@@ -74,6 +152,10 @@ pub(crate) fn demotion_reason<K>(heat: Option<&Hot<K>>, idle_ms: u64, now: u64) 
     match heat {
         None => "cold: no longer among the shards read here".to_string(),
         Some(h) if !h.resident => "the engine evicted it for hotter shards".to_string(),
+        Some(h) if h.no_reuse.is_some_and(|p| p >= ADMIT_BELOW) => format!(
+            "the engine's model predicts no read before its horizon (probability {:.2})",
+            h.no_reuse.unwrap_or(1.0)
+        ),
         Some(h) if now.saturating_sub(h.last_ms) > idle_ms => format!(
             "cold: no reads for {:.0} s",
             now.saturating_sub(h.last_ms) as f64 / 1e3
@@ -166,7 +248,92 @@ mod tests {
             last_ms,
             size,
             resident,
+            no_reuse: None,
         }
+    }
+
+    fn model(h: Hot<u8>, p: f32) -> Hot<u8> {
+        Hot {
+            no_reuse: Some(p),
+            ..h
+        }
+    }
+
+    #[test]
+    fn decide_table() {
+        let now = 10_000;
+        // (shard, admit, rule, by_reads, overrides the reads rule)
+        let cases = [
+            (hot(1, 9, now, 10, true), true, Rule::Reads, true, false),
+            (hot(2, 1, now, 10, true), false, Rule::Reads, false, false),
+            (
+                hot(3, 9, now - 3_001, 10, true),
+                false,
+                Rule::Reads,
+                false,
+                false,
+            ),
+            // evicted before any model (least recently used): not the model's decision
+            (hot(4, 9, now, 10, false), false, Rule::Engine, true, false),
+            // a trained model decides: read once, predicted back soon
+            (
+                model(hot(5, 1, now, 10, true), 0.1),
+                true,
+                Rule::Engine,
+                false,
+                true,
+            ),
+            // read twice, predicted never back
+            (
+                model(hot(6, 2, now, 10, true), 0.9),
+                false,
+                Rule::Engine,
+                true,
+                true,
+            ),
+            (
+                model(hot(7, 9, now, 10, true), 0.2),
+                true,
+                Rule::Engine,
+                true,
+                false,
+            ),
+            (
+                model(hot(8, 9, now, 10, true), 0.5),
+                false,
+                Rule::Engine,
+                true,
+                true,
+            ),
+            // evicted: the model's odds do not matter
+            (
+                model(hot(9, 9, now, 10, false), 0.0),
+                false,
+                Rule::Engine,
+                true,
+                true,
+            ),
+        ];
+        for (h, admit, rule, by_reads, over) in cases {
+            let d = decide(&h, &LIM, now);
+            assert_eq!(
+                (d.admit, d.rule, d.by_reads, d.overrides_reads()),
+                (admit, rule, by_reads, over),
+                "shard {}",
+                h.id
+            );
+        }
+        assert_eq!(demotion_rule(Some(&hot(1, 9, now, 1, true))), Rule::Reads);
+        assert_eq!(demotion_rule::<u8>(None), Rule::Reads);
+        assert_eq!(demotion_rule(Some(&hot(1, 9, now, 1, false))), Rule::Engine);
+        assert_eq!(
+            demotion_rule(Some(&model(hot(1, 9, now, 1, true), 0.7))),
+            Rule::Engine
+        );
+        assert_eq!(
+            demotion_reason(Some(&model(hot(1, 9, now, 1, true), 0.7)), 3_000, now),
+            "the engine's model predicts no read before its horizon (probability 0.70)"
+        );
     }
 
     #[test]

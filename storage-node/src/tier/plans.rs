@@ -180,6 +180,15 @@ impl PlanBook {
 
     /// The fast peer holding `cid` for a plan, if any, and whether it is a copy made for it
     /// (else the peer is a base holder).
+    /// Bytes of the copies made for plans on these peers.
+    pub(super) fn copy_bytes(&self, peers: &[PeerId]) -> u64 {
+        self.held
+            .values()
+            .filter(|h| h.copy && peers.contains(&h.peer))
+            .map(|h| h.size)
+            .sum()
+    }
+
     pub(super) fn copy_of(&self, cid: &Cid) -> Option<(PeerId, bool)> {
         self.held.get(cid).map(|h| (h.peer, h.copy))
     }

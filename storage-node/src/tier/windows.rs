@@ -135,6 +135,7 @@ impl<H: TierHost + Clone> FastTier<H> {
             },
             moves: Vec::new(),
             updates: Batch::new(),
+            rules: HashMap::new(),
         };
         // the fast node's part: drop copies whose promoter vanished
         let (cache, before) = (
@@ -145,6 +146,7 @@ impl<H: TierHost + Clone> FastTier<H> {
         pass.report.probed = self.probe_peers().await;
         let fast = self.fast_peers();
         pass.report.fast_peers = fast.iter().map(|p| p.to_string()).collect();
+        self.measure_space(&mut pass, &opts, &fast).await?;
         let repo = self.0.shared_repo();
         let mut promoted = offload(move || load_promotions(&repo)).await??;
         self.fold_fast_reads(&mut pass, &mut promoted).await;
@@ -288,15 +290,42 @@ impl<H: TierHost + Clone> FastTier<H> {
             pass.report.engine_trainings = st.engine.trainings;
             pass.report.engine_tracked = st.engine.tracked();
             hot.iter()
-                .map(|(c, h, _)| plan::Hot {
-                    id: *c,
-                    reads: h.reads,
-                    last_ms: h.last_ms,
-                    size: h.size,
-                    resident: st.engine.contains(engine_id(c)),
+                .map(|(c, h, _)| {
+                    let id = engine_id(c);
+                    let resident = st.engine.contains(id);
+                    plan::Hot {
+                        id: *c,
+                        reads: h.reads,
+                        last_ms: h.last_ms,
+                        size: h.size,
+                        resident,
+                        // asked of residents only: the others are out whatever it says
+                        no_reuse: if resident {
+                            st.engine.no_reuse_odds(id)
+                        } else {
+                            None
+                        },
+                    }
                 })
                 .collect()
         };
+        let by_id: HashMap<Cid, &plan::Hot<Cid>> = hot.iter().map(|h| (h.id, h)).collect();
+        for d in hot.iter().map(|h| plan::decide(h, &lim, now)) {
+            pass.rules.insert(d.id, d.rule.name());
+            pass.report.modelled += usize::from(d.modelled);
+            if d.overrides_reads() {
+                pass.report.overrides += 1;
+                if pass.report.override_list.len() < OVERRIDES_LISTED {
+                    let h = by_id.get(&d.id);
+                    pass.report.override_list.push(Override {
+                        cid: d.id.to_string(),
+                        reads: h.map_or(0, |h| h.reads),
+                        no_reuse: h.and_then(|h| h.no_reuse).unwrap_or(f32::NAN),
+                        admitted: d.admit,
+                    });
+                }
+            }
+        }
         let cands = plan::candidates(&hot, &lim, now);
         let repo = self.0.shared_repo();
         let ids: Vec<(Cid, u64)> = cands.clone();
@@ -318,7 +347,70 @@ impl<H: TierHost + Clone> FastTier<H> {
         let promoted: HashSet<Cid> = promoted.keys().copied().collect();
         let planned = plan::plan_window(&cands, &base, &hot, &promoted, &lim, now);
         pass.report.planned_bytes = planned.planned_bytes;
+        for (c, _) in &planned.demote {
+            let heat = by_id.get(c).copied();
+            pass.rules.insert(*c, plan::demotion_rule(heat).name());
+        }
         Ok(planned)
+    }
+
+    /// Asks the fast peers how much room they have for this node's copies
+    /// ([`CtrlRequest::Space`]) and sets the engine's capacity to it (at most
+    /// `promote_bytes`), less the copies held for readers' plans. A peer that refused a copy
+    /// for want of space since it last took one counts only what it holds for this node, and
+    /// a peer that does not answer counts nothing. With no fast peer the capacity is kept
+    /// (nothing is promoted anyway, and the engine's residents are not thrown away).
+    async fn measure_space(
+        &self,
+        pass: &mut Pass,
+        opts: &TierOptions,
+        fast: &[PeerId],
+    ) -> Result<(), NodeError> {
+        let me = self.0.net().peer_id();
+        let net = self.0.net().clone();
+        let asked: Vec<PeerId> = fast
+            .iter()
+            .filter(|p| **p != me)
+            .take(SPACE_PEERS)
+            .copied()
+            .collect();
+        let answers: Vec<(PeerId, Option<CacheSpace>)> =
+            futures::stream::iter(asked.clone().into_iter().map(|p| {
+                let net = net.clone();
+                async move {
+                    match net.ctrl(p, CtrlRequest::Space).await {
+                        Ok(CtrlResponse::Space(s)) => (p, Some(s)),
+                        _ => (p, None),
+                    }
+                }
+            }))
+            .buffer_unordered(PROBES_AT_ONCE)
+            .collect()
+            .await;
+        let tier = self.0.tier();
+        let plan_copies = tier.plan_copy_bytes(&asked);
+        let mut st = tier
+            .state
+            .lock()
+            .map_err(|_| NodeError::Poisoned("placement"))?;
+        let room: u64 = answers
+            .iter()
+            .filter_map(|(p, s)| {
+                let s = (*s)?;
+                Some(if st.full.contains(p) {
+                    s.yours.min(s.room())
+                } else {
+                    s.room()
+                })
+            })
+            .fold(0u64, u64::saturating_add);
+        let space = room.saturating_sub(plan_copies);
+        pass.report.fast_space = space;
+        if !asked.is_empty() {
+            st.engine.set_capacity(space.min(opts.promote_bytes));
+        }
+        pass.report.engine_capacity = st.engine.capacity();
+        Ok(())
     }
 
     /// Asks each fast peer to drop the copies in `demote`, and forgets them.
@@ -414,8 +506,16 @@ impl<H: TierHost + Clone> FastTier<H> {
                 .push_cached(peer, std::slice::from_ref(block))
                 .await
             {
-                Ok(st) if st.first() == Some(&PutStatus::Stored) => return Ok(peer),
-                Ok(st) => refused.push(format!("{peer}: {st:?}")),
+                Ok(st) if st.first() == Some(&PutStatus::Stored) => {
+                    self.0.tier().note_space(peer, true);
+                    return Ok(peer);
+                }
+                Ok(st) => {
+                    if st.first() == Some(&PutStatus::NoSpace) {
+                        self.0.tier().note_space(peer, false);
+                    }
+                    refused.push(format!("{peer}: {st:?}"))
+                }
                 Err(e) => refused.push(format!("{peer}: {e}")),
             }
         }

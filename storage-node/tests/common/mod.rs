@@ -91,3 +91,30 @@ pub async fn mesh_with(n: usize, o: impl Fn(usize) -> NodeOptions) -> Vec<Node> 
     }
     nodes
 }
+
+/// Six in-memory nodes with fixed keys (`[key_base + i; 32]`: the rendezvous placement is the
+/// same every run), node `i` with `o(i)`, each dialled to every other. Nodes 0 to 3 serve
+/// each block 300 ms late, as from slow media, so their peers measure nodes 4 and 5 as fast.
+pub async fn slow_six(key_base: u8, o: impl Fn(usize) -> NodeOptions) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..6 {
+        let cfg = NetConfig {
+            serve_delay: if i < 4 {
+                Duration::from_millis(300)
+            } else {
+                Duration::ZERO
+            },
+            ..NetConfig::default()
+        };
+        let key = Keypair::ed25519_from_bytes([key_base + i as u8; 32]).unwrap();
+        let node = Node::start(Repo::in_memory(), key, cfg, o(i))
+            .await
+            .unwrap();
+        for other in &nodes {
+            let addr = other.net().listen_addrs().await.unwrap()[0].clone();
+            node.net().dial(addr).await.unwrap();
+        }
+        nodes.push(node);
+    }
+    nodes
+}

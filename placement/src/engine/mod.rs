@@ -47,6 +47,26 @@ const RETRAIN_EVERY: usize = 4_096;
 const RETRAIN_MAX: usize = 65_536;
 /// Fewest examples for the first model.
 const FIRST_TRAIN: usize = 2_048;
+
+/// When the engine trains: the labelled examples its first model needs, and the new labels
+/// between retrainings (doubling after each training up to 16 times this). Trace replays use
+/// the defaults; a node, which sees far fewer requests than a trace, trains earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Training {
+    /// Labelled examples before the first model.
+    pub first: usize,
+    /// New labels between retrainings, at first.
+    pub every: usize,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Training {
+            first: FIRST_TRAIN,
+            every: RETRAIN_EVERY,
+        }
+    }
+}
 /// Share of accesses that become training examples (features as of the access).
 const SAMPLE_RATE: f64 = 0.35;
 /// Training examples taken per eviction from the sampled residents (features as of the
@@ -159,6 +179,7 @@ pub struct Engine {
     miss_decay: f64,
     /// Models trained so far.
     pub trainings: u64,
+    training: Training,
 }
 
 impl Engine {
@@ -190,7 +211,42 @@ impl Engine {
             shadow_miss: 0.0,
             miss_decay: 0.5f64.powf(1.0 / MISS_HALF_LIFE),
             trainings: 0,
+            training: Training::default(),
         }
+    }
+
+    /// [`Engine::with_seed`] training on the schedule `training` (at least one example).
+    pub fn with_training(cap: u64, seed: u64, training: Training) -> Self {
+        let mut e = Self::with_seed(cap, seed);
+        e.training = Training {
+            first: training.first.max(1),
+            every: training.every.max(1),
+        };
+        e
+    }
+
+    /// Whether a model has been trained (until then eviction is least recently used).
+    pub fn is_trained(&self) -> bool {
+        self.model.is_trained()
+    }
+
+    /// The trained model's probability that a tracked object is *not* read again before the
+    /// boundary (four times the mean eviction age), as of now; `None` without a model or for
+    /// an object with no history. A fast tier admits what this says comes back.
+    pub fn no_reuse_odds(&self, id: u64) -> Option<f32> {
+        if !self.model.is_trained() || !CLASSIFY {
+            return None;
+        }
+        let m = self.meta.get(&id)?;
+        Some(self.model.predict(&self.features(m)).clamp(0.0, 1.0))
+    }
+
+    /// Changes the capacity (the fast tier's real space), evicting the engine's choices at
+    /// once until the residents fit.
+    pub fn set_capacity(&mut self, cap: u64) {
+        self.store.cap = cap;
+        self.shadow.set_capacity(cap);
+        self.evict_for(0, f32::INFINITY);
     }
 
     /// Registers a job's access plan: the ids it will read, in order (for example an epoch's
@@ -275,9 +331,10 @@ impl Engine {
         }
         self.new_labels += 1;
         let due = if self.model.is_trained() {
-            (RETRAIN_EVERY << self.trainings.min(8)).min(RETRAIN_MAX)
+            let every = self.training.every;
+            (every << self.trainings.min(8)).min(every.saturating_mul(RETRAIN_MAX / RETRAIN_EVERY))
         } else {
-            FIRST_TRAIN
+            self.training.first
         };
         if self.new_labels >= due {
             self.new_labels = 0;
@@ -370,6 +427,95 @@ impl Engine {
             self.expire();
         }
     }
+
+    /// Evicts until `size` more bytes fit; false if the newcomer (scored `newcomer`) should
+    /// bypass the tier instead (never while `BYPASS` is off).
+    fn evict_for(&mut self, size: u32, newcomer: f32) -> bool {
+        let mut first = true;
+        let mut ids = [0u64; SAMPLES];
+        let mut xs = [[0f32; NFEAT]; SAMPLES];
+        let mut scores = [0f32; SAMPLES];
+        while !self.store.fits(size) {
+            // a resident with no history is evicted at once
+            let mut untracked = None;
+            let mut n = 0;
+            let mut taken = 0;
+            // with a trained model and no plan, the sample is scored at once below
+            let batch = CLASSIFY && self.model.is_trained() && self.plan.is_none();
+            for _ in 0..SAMPLES {
+                let Some((id, _)) = self.store.sample(&mut self.rng) else {
+                    break;
+                };
+                let Some(m) = self.meta.get(&id) else {
+                    untracked = Some(id);
+                    break;
+                };
+                // the first sampled residents (a uniform draw) become examples, unless
+                // one is pending for them already
+                if taken < EVICTION_EXAMPLES {
+                    taken += 1;
+                    if !self.pending_ev.has(id) {
+                        let x = self.features(m);
+                        self.pending_ev.insert(id, self.now, x);
+                    }
+                }
+                if batch {
+                    xs[n] = self.features(m);
+                } else {
+                    scores[n] = self.score(id, m);
+                }
+                ids[n] = id;
+                n += 1;
+            }
+            if batch {
+                // the model's probability of no reuse before the boundary, ties broken
+                // towards the older (as `score`, for the whole sample at once)
+                self.model.predict_rows(&xs[..n], &mut scores);
+                for (s, x) in scores.iter_mut().zip(&xs[..n]) {
+                    *s += AGE_WEIGHT * x[1];
+                }
+            }
+            let mut victim: Option<(f32, u64)> = None;
+            // the same among the residents the shadow S3-FIFO has dropped
+            let mut dropped: Option<(f32, u64)> = None;
+            for (&s, &id) in scores[..n].iter().zip(&ids[..n]) {
+                if victim.is_none_or(|(v, _)| s > v) {
+                    victim = Some((s, id));
+                }
+                if !self.shadow.contains(id) && dropped.is_none_or(|(v, _)| s > v) {
+                    dropped = Some((s, id));
+                }
+            }
+            if let Some(id) = untracked {
+                victim = Some((f32::INFINITY, id));
+            }
+            let Some((vs, mut vid)) = victim else { break };
+            // a share of the time, follow what S3-FIFO dropped (not with a plan: the
+            // plan's objects have exact scores)
+            if let Some((_, d)) = dropped {
+                if d != vid && self.plan.is_none() && self.rng.unit() < self.share() {
+                    vid = d;
+                }
+            }
+            // bypass: the newcomer would be the first to go
+            if BYPASS && first && (self.model.is_trained() || self.plan.is_some()) && newcomer >= vs
+            {
+                return false;
+            }
+            first = false;
+            if let Some(m) = self.meta.get(&vid) {
+                let age = (self.now - m.last) as f64;
+                self.evict_age = if self.evict_age == 0.0 {
+                    age
+                } else {
+                    0.99 * self.evict_age + 0.01 * age
+                };
+                self.window = ((WINDOW_X * self.evict_age) as u64).clamp(1024, 1 << 24);
+            }
+            self.store.remove(vid);
+        }
+        true
+    }
 }
 
 impl Policy for Engine {
@@ -397,91 +543,8 @@ impl Policy for Engine {
                 Some(m) if BYPASS => self.score(r.id, m),
                 _ => f32::INFINITY,
             };
-            let mut first = true;
-            let mut ids = [0u64; SAMPLES];
-            let mut xs = [[0f32; NFEAT]; SAMPLES];
-            let mut scores = [0f32; SAMPLES];
-            while !self.store.fits(r.size) {
-                // a resident with no history is evicted at once
-                let mut untracked = None;
-                let mut n = 0;
-                let mut taken = 0;
-                // with a trained model and no plan, the sample is scored at once below
-                let batch = CLASSIFY && self.model.is_trained() && self.plan.is_none();
-                for _ in 0..SAMPLES {
-                    let Some((id, _)) = self.store.sample(&mut self.rng) else {
-                        break;
-                    };
-                    let Some(m) = self.meta.get(&id) else {
-                        untracked = Some(id);
-                        break;
-                    };
-                    // the first sampled residents (a uniform draw) become examples, unless
-                    // one is pending for them already
-                    if taken < EVICTION_EXAMPLES {
-                        taken += 1;
-                        if !self.pending_ev.has(id) {
-                            let x = self.features(m);
-                            self.pending_ev.insert(id, self.now, x);
-                        }
-                    }
-                    if batch {
-                        xs[n] = self.features(m);
-                    } else {
-                        scores[n] = self.score(id, m);
-                    }
-                    ids[n] = id;
-                    n += 1;
-                }
-                if batch {
-                    // the model's probability of no reuse before the boundary, ties broken
-                    // towards the older (as `score`, for the whole sample at once)
-                    self.model.predict_rows(&xs[..n], &mut scores);
-                    for (s, x) in scores.iter_mut().zip(&xs[..n]) {
-                        *s += AGE_WEIGHT * x[1];
-                    }
-                }
-                let mut victim: Option<(f32, u64)> = None;
-                // the same among the residents the shadow S3-FIFO has dropped
-                let mut dropped: Option<(f32, u64)> = None;
-                for (&s, &id) in scores[..n].iter().zip(&ids[..n]) {
-                    if victim.is_none_or(|(v, _)| s > v) {
-                        victim = Some((s, id));
-                    }
-                    if !self.shadow.contains(id) && dropped.is_none_or(|(v, _)| s > v) {
-                        dropped = Some((s, id));
-                    }
-                }
-                if let Some(id) = untracked {
-                    victim = Some((f32::INFINITY, id));
-                }
-                let Some((vs, mut vid)) = victim else { break };
-                // a share of the time, follow what S3-FIFO dropped (not with a plan: the
-                // plan's objects have exact scores)
-                if let Some((_, d)) = dropped {
-                    if d != vid && self.plan.is_none() && self.rng.unit() < self.share() {
-                        vid = d;
-                    }
-                }
-                // bypass: the newcomer would be the first to go
-                if BYPASS
-                    && first
-                    && (self.model.is_trained() || self.plan.is_some())
-                    && newcomer >= vs
-                {
-                    return false;
-                }
-                first = false;
-                if let Some(m) = self.meta.get(&vid) {
-                    let age = (self.now - m.last) as f64;
-                    self.evict_age = if self.evict_age == 0.0 {
-                        age
-                    } else {
-                        0.99 * self.evict_age + 0.01 * age
-                    };
-                    self.window = ((WINDOW_X * self.evict_age) as u64).clamp(1024, 1 << 24);
-                }
-                self.store.remove(vid);
+            if !self.evict_for(r.size, newcomer) {
+                return false;
             }
         }
         self.store.insert(r.id, r.size);
@@ -526,93 +589,4 @@ impl Policy for Engine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::{Belady, Lru};
-    use crate::sim::{annotate_next, simulate};
-
-    /// `epochs` passes over `n` unit-size shards, each pass in its own seeded shuffle: what a
-    /// training job reading a dataset epoch by epoch asks of the fast tier.
-    fn epoch_workload(n: u64, epochs: u64, seed: u64) -> Vec<Request> {
-        let mut rng = Rng::new(seed);
-        let mut v = Vec::new();
-        for _ in 0..epochs {
-            let mut order: Vec<u64> = (0..n).collect();
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.below(i + 1));
-            }
-            v.extend(order.into_iter().map(|id| Request {
-                time: 0,
-                id,
-                size: 1,
-                next: -1,
-            }));
-        }
-        annotate_next(&mut v);
-        v
-    }
-
-    #[test]
-    fn registered_epoch_plan_reaches_the_plan_aware_optimum() {
-        let reqs = epoch_workload(5_000, 4, 7);
-        let cap = 500; // 10 % of the dataset
-        let opt = simulate(reqs.iter().copied(), &mut Belady::new(cap, true), 0);
-        let lru = simulate(reqs.iter().copied(), &mut Lru::new(cap), 0);
-        let mut e = Engine::new(cap);
-        e.register_plan(reqs.iter().map(|r| r.id).collect());
-        let got = simulate(reqs.iter().copied(), &mut e, 0);
-        let hr = |m: &crate::sim::Metrics| 1.0 - m.miss_ratio();
-        eprintln!(
-            "epoch shuffle, 10 %: hit ratio belady {:.4}, engine with plan {:.4}, lru {:.4}",
-            hr(&opt),
-            hr(&got),
-            hr(&lru)
-        );
-        assert!(
-            hr(&got) >= 0.95 * hr(&opt),
-            "{} < 0.95 x {}",
-            hr(&got),
-            hr(&opt)
-        );
-        assert!(hr(&got) > 2.0 * hr(&lru));
-    }
-
-    #[test]
-    fn a_seed_reproduces_its_run_and_seed_zero_is_the_default() {
-        let reqs: Vec<Request> = (0..40_000u64)
-            .map(|i| Request {
-                time: 0,
-                id: ((i * 7919) % 3001) ^ (i % 5),
-                size: 1 + (i % 3) as u32,
-                next: -1,
-            })
-            .collect();
-        let hits = |mut e: Engine| -> Vec<bool> { reqs.iter().map(|r| e.access(r)).collect() };
-        assert_eq!(
-            hits(Engine::with_seed(300, 3)),
-            hits(Engine::with_seed(300, 3))
-        );
-        assert_eq!(hits(Engine::with_seed(300, 0)), hits(Engine::new(300)));
-        assert_ne!(hits(Engine::with_seed(300, 3)), hits(Engine::new(300)));
-    }
-
-    #[test]
-    fn capacity_holds_and_oversized_objects_are_not_admitted() {
-        let mut e = Engine::new(100);
-        for i in 0..20_000u64 {
-            let r = Request {
-                time: 0,
-                id: i % 977,
-                size: if i % 13 == 0 { 500 } else { 1 + (i % 7) as u32 },
-                next: -1,
-            };
-            e.access(&r);
-            assert!(e.used() <= e.capacity());
-        }
-        assert!(!e.contains(0)); // size 500 > capacity
-                                 // its footprint counts every tracked object's history at least
-        let (n, bytes) = e.footprint().unwrap();
-        assert_eq!(n, e.tracked() as u64);
-        assert!(n > 0 && bytes >= n * std::mem::size_of::<Meta>() as u64);
-    }
-}
+mod tests;
