@@ -128,6 +128,7 @@ fn start_node(
     proofs: bool,
     window_secs: u64,
     slow: bool,
+    tweak: &dyn Fn(&mut cairn_storage_node::config::NodeConfig),
 ) -> Result<DevnetNode> {
     let mut init = Command::new(bin);
     init.arg("init")
@@ -162,6 +163,7 @@ fn start_node(
     cfg.placement.window_secs = DEVNET_PLACEMENT_SECS;
     cfg.placement.idle_windows = 1;
     cfg.placement.emulated_read_delay_ms = if slow { DEVNET_SLOW_MS } else { 0 };
+    tweak(&mut cfg);
     cfg.save(&cfg_path)?;
     run_node(bin, repo)
 }
@@ -216,6 +218,18 @@ pub fn run_node(bin: &Path, repo: &Path) -> Result<DevnetNode> {
 /// Starts `n` nodes under `dir` and writes `dir/devnet.json`; the nodes listed in `slow`
 /// emulate slow media.
 pub fn devnet_up(n: usize, dir: &Path, proofs: bool, slow: &[usize]) -> Result<Devnet> {
+    devnet_up_with(n, dir, proofs, slow, &|_, _| {})
+}
+
+/// [`devnet_up`], with `tweak(i, config)` applied to node `i`'s configuration before it
+/// starts (benchmarks set placement options this way).
+pub fn devnet_up_with(
+    n: usize,
+    dir: &Path,
+    proofs: bool,
+    slow: &[usize],
+    tweak: &dyn Fn(usize, &mut cairn_storage_node::config::NodeConfig),
+) -> Result<Devnet> {
     if n == 0 {
         bail!("a devnet needs at least one node");
     }
@@ -264,6 +278,7 @@ pub fn devnet_up(n: usize, dir: &Path, proofs: bool, slow: &[usize]) -> Result<D
             proofs,
             window,
             slow.contains(&i),
+            &|c| tweak(i, c),
         ) {
             Ok(node) => {
                 nodes.push(node);

@@ -91,6 +91,22 @@ impl Keyed {
         self.used += size64;
     }
 
+    /// Changes the capacity, evicting in key order until the objects fit.
+    fn set_capacity(&mut self, cap: u64) {
+        self.cap = cap;
+        while self.used > self.cap {
+            let victim = if self.evict_high {
+                self.order.pop_last()
+            } else {
+                self.order.pop_first()
+            };
+            let Some((_, v)) = victim else { break };
+            if let Some((_, s)) = self.objs.remove(&v) {
+                self.used -= u64::from(s);
+            }
+        }
+    }
+
     fn full_for(&self, size: u32) -> bool {
         self.used + u64::from(size) > self.cap
     }
@@ -109,6 +125,21 @@ impl Lru {
             store: Keyed::new(cap, false),
             clock: 0,
         }
+    }
+
+    /// Changes the capacity, evicting the least recently used until the rest fit.
+    pub fn set_capacity(&mut self, cap: u64) {
+        self.store.set_capacity(cap);
+    }
+
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        self.store.objs.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.store.objs.is_empty()
     }
 }
 
@@ -230,4 +261,31 @@ impl Policy for Belady {
     }
 
     keyed_accessors!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(id: u64) -> Request {
+        Request {
+            time: 0,
+            id,
+            size: 1,
+            next: -1,
+        }
+    }
+
+    #[test]
+    fn a_smaller_lru_keeps_the_most_recently_used() {
+        let mut l = Lru::new(10);
+        for id in [1, 2, 3, 4, 5, 1] {
+            l.access(&req(id));
+        }
+        l.set_capacity(3);
+        assert_eq!((l.used(), l.len()), (3, 3));
+        assert!(l.contains(1) && l.contains(5) && l.contains(4));
+        l.set_capacity(0);
+        assert!(l.is_empty());
+    }
 }

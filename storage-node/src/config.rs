@@ -93,6 +93,12 @@ pub struct PlacementConfig {
     /// How far ahead of a planned reader to prefetch, in seconds of reading at its declared
     /// rate.
     pub lookahead_secs: u64,
+    /// Milliseconds between steps of following readers' plans (reads observed, blocks copied
+    /// and dropped).
+    pub prefetch_ms: u64,
+    /// What ranks the shards to promote: `engine` (the placement engine) or `lru` (least
+    /// recently used, a baseline for `cairn bench tier`).
+    pub policy: crate::tier::TierPolicy,
     /// Labelled examples (from the reads here) the placement engine's first model needs;
     /// until it is trained, `min_reads` decides admission, then the model does.
     pub train_after: u64,
@@ -114,6 +120,8 @@ impl Default for PlacementConfig {
             plan_bytes: 256 << 20,
             lookahead_secs: 30,
             train_after: 256,
+            prefetch_ms: 1000,
+            policy: crate::tier::TierPolicy::Engine,
             emulated_read_delay_ms: 0,
         }
     }
@@ -134,7 +142,8 @@ impl PlacementConfig {
             plan_bytes: self.plan_bytes,
             lookahead: std::time::Duration::from_secs(self.lookahead_secs.max(1)),
             train_after: usize::try_from(self.train_after.max(1)).unwrap_or(usize::MAX),
-            ..crate::tier::TierOptions::default()
+            policy: self.policy,
+            prefetch_every: std::time::Duration::from_millis(self.prefetch_ms.max(50)),
         }
     }
 }

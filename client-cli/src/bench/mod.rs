@@ -6,6 +6,7 @@ mod ingest;
 mod net;
 mod proofs;
 mod report;
+mod tier;
 
 use anyhow::{Context, Result};
 use cairn_core::profile::Profile;
@@ -116,6 +117,30 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 256 << 10)]
         label_sector: usize,
     },
+    /// Fast-tier policies end to end: 3 training jobs (2 on a popular dataset, 1 on another)
+    /// read a fresh seeded shuffle of their dataset each epoch from a 6-node devnet whose nodes
+    /// 0-3 emulate slow media, under no fast tier, LRU-driven promotion, the placement engine,
+    /// and the engine with the jobs' access plans (each on a fresh devnet). Prints per-epoch
+    /// read time and p50/p99 file latency, read throughput, bytes copied to fast peers, and
+    /// the engine with plans against no fast tier (target >= 1.5x) and LRU (>= 1.2x, with no
+    /// more bytes copied).
+    Tier {
+        /// Files (WebDataset tar shards) per dataset.
+        #[arg(long, default_value_t = 48)]
+        files: u32,
+        /// Size of each file in MiB.
+        #[arg(long, default_value_t = 1)]
+        file_mib: u64,
+        /// Epochs each job reads.
+        #[arg(long, default_value_t = 3)]
+        epochs: u32,
+        /// Bytes of copies each node keeps for its peers, in MiB (a promoter may use half).
+        #[arg(long, default_value_t = 12)]
+        cache_mib: u64,
+        /// Scratch directory (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Every benchmark at its default size.
     All {
         /// Scratch directory for the ingest benchmark.
@@ -181,6 +206,22 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 files: *files,
                 file_mib: *file_mib,
                 clients: *clients,
+                dir: dir.as_deref(),
+            },
+            json,
+        ),
+        BenchCmd::Tier {
+            files,
+            file_mib,
+            epochs,
+            cache_mib,
+            dir,
+        } => tier::run(
+            &tier::TierBench {
+                files: *files,
+                file_mib: *file_mib,
+                epochs: *epochs,
+                cache_mib: *cache_mib,
                 dir: dir.as_deref(),
             },
             json,

@@ -106,14 +106,15 @@ impl Node {
             }
         }
         let root = req.root;
-        let files = if req.files.is_empty() {
+        // (sizes from the dataset's listing; a plan naming its files gives none)
+        let files: Vec<(Cid, u64)> = if req.files.is_empty() {
             self.dataset_files(&root, req.seed).await?
         } else {
-            req.files
+            req.files.iter().map(|f| (*f, 0)).collect()
         };
         let mut order = Vec::new();
-        for f in &files {
-            self.file_leaves(&root, f, &mut order).await?;
+        for (f, size) in &files {
+            self.file_leaves(&root, f, *size, &mut order).await?;
         }
         let bytes = order.iter().map(|x| x.1).sum();
         let blocks = order.len();
@@ -136,8 +137,13 @@ impl Node {
         })
     }
 
-    /// Every file of dataset `root`, in path order or in the seeded shuffle of `seed`.
-    async fn dataset_files(&self, root: &Cid, seed: Option<u64>) -> Result<Vec<Cid>, NodeError> {
+    /// Every file of dataset `root` with its size, in path order or in the seeded shuffle of
+    /// `seed`.
+    async fn dataset_files(
+        &self,
+        root: &Cid,
+        seed: Option<u64>,
+    ) -> Result<Vec<(Cid, u64)>, NodeError> {
         let ds = cairn_retrieval::dataset::Dataset::open(self.gateway_client(), root)
             .await
             .map_err(|e| NodeError::Invalid(format!("dataset {root}: {e}")))?;
@@ -151,22 +157,23 @@ impl Node {
         Ok(match seed {
             Some(s) => cairn_retrieval::dataset::shuffle_order(files.len(), s)
                 .into_iter()
-                .map(|i| files[i].cid)
+                .map(|i| (files[i].cid, files[i].size))
                 .collect(),
-            None => files.iter().map(|f| f.cid).collect(),
+            None => files.iter().map(|f| (f.cid, f.size)).collect(),
         })
     }
 
-    /// Appends the leaf blocks of file `file` (under `root`) to `out`, in file order, each
-    /// with its size as its parent's link records it (0 when unknown: a file that is one
-    /// block).
+    /// Appends the leaf blocks of file `file` (under `root`, `size` bytes as its listing
+    /// says, 0 when unknown) to `out`, in file order, each with its size as its parent's link
+    /// records it (a file that is one block: `size`).
     async fn file_leaves(
         &self,
         root: &Cid,
         file: &Cid,
+        size: u64,
         out: &mut Vec<(Cid, u64)>,
     ) -> Result<(), NodeError> {
-        let mut stack = vec![(*file, 0usize, 0u64)];
+        let mut stack = vec![(*file, 0usize, size)];
         while let Some((c, depth, size)) = stack.pop() {
             if out.len() >= MAX_PLAN_BLOCKS {
                 return Err(NodeError::Invalid(format!(

@@ -36,8 +36,6 @@ use cairn_core::block::cid_from_bytes;
 use cairn_core::{Block, Cid};
 use cairn_net::wire::{CacheSpace, CtrlRequest, CtrlResponse, NodeInfo, PutStatus, MAX_CACHED};
 use cairn_net::{NetClient, PeerId};
-use cairn_placement::engine::{Engine, Training};
-use cairn_placement::policy::Policy;
 use cairn_placement::trace::Request;
 use cairn_repo::store::{Batch, Durability, Table};
 use cairn_repo::Repo;
@@ -54,6 +52,7 @@ mod cache;
 mod plan;
 mod plans;
 mod prefetch;
+mod ranker;
 mod record;
 mod windows;
 
@@ -61,6 +60,7 @@ pub(crate) use cache::FastCache;
 pub(crate) use plans::NewPlan;
 pub use plans::{PlanStatus, PrefetchReport, MAX_PLANS};
 pub use prefetch::{FETCHES_AT_ONCE, FETCHES_PER_TICK};
+pub use ranker::TierPolicy;
 pub use record::{CacheEntry, Promotion, RecordError};
 
 /// A fast peer's estimated 1 MiB fetch time is at most this share of the median.
@@ -112,6 +112,8 @@ pub struct TierOptions {
     /// Labelled examples the engine's first model needs (retrained after twice as many new
     /// ones, doubling); until then the reads rule admits.
     pub train_after: usize,
+    /// What ranks the shards: the engine, or least-recently-used (a baseline).
+    pub policy: TierPolicy,
 }
 
 impl Default for TierOptions {
@@ -128,6 +130,7 @@ impl Default for TierOptions {
             lookahead: Duration::from_secs(30),
             prefetch_every: Duration::from_secs(1),
             train_after: 256,
+            policy: TierPolicy::Engine,
         }
     }
 }
@@ -235,7 +238,7 @@ pub struct Override {
 }
 
 struct State {
-    engine: Engine,
+    engine: ranker::Ranker,
     /// Fast peers that refused a copy for want of space since they last took one.
     full: HashSet<PeerId>,
     /// Engine ids of the shards read here (bounded by the access log's tracking).
@@ -294,19 +297,19 @@ pub(crate) struct PromoterState {
     /// The fast peers measured last, fastest first (shared with the node's service, which
     /// tells peers sending plans where the copies go).
     fast_now: Arc<Mutex<Vec<PeerId>>>,
+    /// Bytes copied to fast peers since the node started: by windows, and for plans.
+    promoted_total: AtomicU64,
+    prefetched_total: AtomicU64,
 }
 
 impl PromoterState {
     pub(crate) fn new(opts: TierOptions) -> Self {
         PromoterState {
             state: Mutex::new(State {
-                engine: Engine::with_training(
+                engine: ranker::Ranker::new(
+                    opts.policy,
                     opts.promote_bytes.max(1),
-                    0,
-                    Training {
-                        first: opts.train_after,
-                        every: opts.train_after.saturating_mul(2),
-                    },
+                    opts.train_after,
                 ),
                 full: HashSet::new(),
                 ids: HashMap::new(),
@@ -321,6 +324,8 @@ impl PromoterState {
             plans: Mutex::new(plans::PlanBook::default()),
             prefetch_lock: tokio::sync::Mutex::new(()),
             fast_now: Arc::default(),
+            promoted_total: AtomicU64::new(0),
+            prefetched_total: AtomicU64::new(0),
         }
     }
 }
@@ -444,6 +449,10 @@ pub struct TierStatus {
     pub plans: Vec<PlanStatus>,
     /// Why plans' blocks are not prefetched now, if so.
     pub plan_note: Option<String>,
+    /// Bytes this node copied to fast peers since it started, by placement windows.
+    pub promoted_bytes_total: u64,
+    /// Bytes this node copied to fast peers since it started, ahead of readers' plans.
+    pub prefetched_bytes_total: u64,
 }
 
 /// What the fast tier needs from the node it runs in ([`crate::node::Node`] implements it): its

@@ -283,6 +283,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                     }
                     report.prefetched += 1;
                     report.bytes += size;
+                    tier.prefetched_total.fetch_add(size, Ordering::Relaxed);
                     moves.push(self.plan_move(
                         now,
                         "prefetch",

@@ -170,6 +170,8 @@ impl<H: TierHost + Clone> FastTier<H> {
         } = pass;
         let repo = self.0.shared_repo();
         offload(move || repo.store().write(updates, Durability::Sync)).await??;
+        tier.promoted_total
+            .fetch_add(report.bytes_promoted, Ordering::Relaxed);
         if report.promoted + report.demoted > 0 {
             tracing::info!(
                 window,
@@ -287,7 +289,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                 let tracked: HashSet<Cid> = hot.iter().map(|x| x.0).collect();
                 st.ids.retain(|_, c| tracked.contains(c));
             }
-            pass.report.engine_trainings = st.engine.trainings;
+            pass.report.engine_trainings = st.engine.trainings();
             pass.report.engine_tracked = st.engine.tracked();
             hot.iter()
                 .map(|(c, h, _)| {
@@ -580,6 +582,8 @@ impl<H: TierHost + Clone> FastTier<H> {
         TierStatus {
             plans,
             plan_note,
+            promoted_bytes_total: tier.promoted_total.load(Ordering::Relaxed),
+            prefetched_bytes_total: tier.prefetched_total.load(Ordering::Relaxed),
             windows,
             window_secs: tier.opts.window.as_secs(),
             auto: tier.opts.auto,
