@@ -79,6 +79,12 @@ pub trait Service: Send + Sync + 'static {
         let _ = (from, stored);
         true
     }
+    /// Notes that `from` read `cids` of the plan it registered over dataset `root`
+    /// ([`wire::CtrlRequest::Read`]). It must not block.
+    fn plan_reads(&self, from: PeerId, root: &Cid, cids: &[Cid]) -> Result<(), String> {
+        let _ = (from, root, cids);
+        Err("this node follows no plans".into())
+    }
     /// The room for promoted copies this node has for `from` ([`wire::CtrlRequest::Space`]).
     fn cache_space(&self, from: PeerId) -> wire::CacheSpace {
         let _ = from;

@@ -534,6 +534,12 @@ impl SwarmTask {
                         CtrlRequest::Cached(cids) => CtrlResponse::Reads(svc.cached(peer, &cids)),
                         CtrlRequest::Uncache(cids) => CtrlResponse::Have(svc.uncache(peer, &cids)),
                         CtrlRequest::Space => CtrlResponse::Space(svc.cache_space(peer)),
+                        CtrlRequest::Read { root, cids } => {
+                            match svc.plan_reads(peer, &root, &cids) {
+                                Ok(()) => CtrlResponse::Have(Vec::new()),
+                                Err(e) => CtrlResponse::Error(e),
+                            }
+                        }
                         CtrlRequest::Commit {
                             manifest,
                             publisher,

@@ -75,17 +75,7 @@ impl Keyed {
         if size64 > self.cap {
             return;
         }
-        while self.used + size64 > self.cap {
-            let victim = if self.evict_high {
-                self.order.pop_last()
-            } else {
-                self.order.pop_first()
-            };
-            let Some((_, v)) = victim else { break };
-            if let Some((_, s)) = self.objs.remove(&v) {
-                self.used -= u64::from(s);
-            }
-        }
+        while self.used + size64 > self.cap && self.evict_one() {}
         self.objs.insert(id, (key, size));
         self.order.insert((key, id));
         self.used += size64;
@@ -94,17 +84,21 @@ impl Keyed {
     /// Changes the capacity, evicting in key order until the objects fit.
     fn set_capacity(&mut self, cap: u64) {
         self.cap = cap;
-        while self.used > self.cap {
-            let victim = if self.evict_high {
-                self.order.pop_last()
-            } else {
-                self.order.pop_first()
-            };
-            let Some((_, v)) = victim else { break };
-            if let Some((_, s)) = self.objs.remove(&v) {
-                self.used -= u64::from(s);
-            }
+        while self.used > self.cap && self.evict_one() {}
+    }
+
+    /// Evicts the object with the lowest (or highest) key; false if none is held.
+    fn evict_one(&mut self) -> bool {
+        let victim = if self.evict_high {
+            self.order.pop_last()
+        } else {
+            self.order.pop_first()
+        };
+        let Some((_, v)) = victim else { return false };
+        if let Some((_, s)) = self.objs.remove(&v) {
+            self.used -= u64::from(s);
         }
+        true
     }
 
     fn full_for(&self, size: u32) -> bool {

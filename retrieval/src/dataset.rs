@@ -236,6 +236,8 @@ impl Dataset {
         match client.net.ctrl(node, req).await? {
             CtrlResponse::Peers(p) => {
                 client.prefer(p.clone());
+                // the node sees only some of the reads: tell it where the reader is
+                self.src.report_to(node);
                 if let Ok(mut planned) = self.planned.lock() {
                     *planned = Some(order);
                 }

@@ -36,6 +36,7 @@ pub mod error;
 pub mod layout;
 pub mod lru;
 pub mod reader;
+mod report;
 pub mod resolve;
 
 pub use client::{Client, Options, Progress, Resolved, RetrievalError};

@@ -12,6 +12,7 @@
 
 use crate::cache::MemoryCache;
 use crate::client::{Client, Resolved, RetrievalError};
+use crate::report::ReadReports;
 use bytes::{Buf, Bytes};
 use cairn_core::block::RAW;
 use cairn_core::dag::{DagError, Node, MAX_DEPTH};
@@ -35,6 +36,8 @@ pub(crate) struct Source {
     cache: MemoryCache,
     fetched_blocks: AtomicU64,
     fetched_bytes: AtomicU64,
+    /// Where the reads go to be reported, once a plan is registered.
+    reports: std::sync::Mutex<Option<Arc<ReadReports>>>,
 }
 
 impl Source {
@@ -48,6 +51,21 @@ impl Source {
             cache,
             fetched_blocks: AtomicU64::new(0),
             fetched_bytes: AtomicU64::new(0),
+            reports: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Reports the blocks fetched from now on to `node`, which follows this reader's plan
+    /// (replacing an earlier plan's node).
+    pub(crate) fn report_to(&self, node: cairn_net::PeerId) {
+        if let Ok(mut r) = self.reports.lock() {
+            if r.as_ref().is_none_or(|r| r.node() != node) {
+                *r = Some(ReadReports::new(
+                    self.client.net.clone(),
+                    node,
+                    self.resolved.root,
+                ));
+            }
         }
     }
 
@@ -99,6 +117,10 @@ impl Source {
         self.fetched_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.cache.insert(*cid, bytes.clone());
+        let reports = self.reports.lock().ok().and_then(|r| r.clone());
+        if let Some(r) = reports {
+            r.note(*cid);
+        }
         Ok(bytes)
     }
 

@@ -126,7 +126,7 @@ pub enum BenchCmd {
     /// more bytes copied).
     Tier {
         /// Files (WebDataset tar shards) per dataset.
-        #[arg(long, default_value_t = 48)]
+        #[arg(long, default_value_t = 96)]
         files: u32,
         /// Size of each file in MiB.
         #[arg(long, default_value_t = 1)]
@@ -135,7 +135,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         epochs: u32,
         /// Bytes of copies each node keeps for its peers, in MiB (a promoter may use half).
-        #[arg(long, default_value_t = 12)]
+        #[arg(long, default_value_t = 32)]
         cache_mib: u64,
         /// Scratch directory (default: the system temp dir).
         #[arg(long)]

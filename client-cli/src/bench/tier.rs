@@ -72,7 +72,7 @@ impl Mode {
         p.idle_windows = 1_000;
         p.cache_bytes = cache;
         p.plan_bytes = 0;
-        p.prefetch_ms = 250;
+        p.prefetch_ms = 100;
         match self {
             Mode::None => p.cache_bytes = 0,
             Mode::Lru => {

@@ -131,7 +131,19 @@ pub enum CtrlRequest {
     /// How much room for promoted copies do you have for me? Answered by
     /// [`CtrlResponse::Space`].
     Space,
+    /// I read these blocks of the plan I registered with you over dataset `root` (at most
+    /// [`MAX_READ_REPORT`]), so you know where I am. Answered by [`CtrlResponse::Have`] with
+    /// no flags, or [`CtrlResponse::Error`].
+    Read {
+        /// The dataset.
+        root: Cid,
+        /// Blocks read since the last report, in the order they were read.
+        cids: Vec<Cid>,
+    },
 }
+
+/// Blocks one [`CtrlRequest::Read`] reports at most.
+pub const MAX_READ_REPORT: usize = 64;
 
 /// A control response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +220,7 @@ const T_COMMIT: u8 = 0x06;
 const T_REMOVE: u8 = 0x07;
 const T_PLAN: u8 = 0x08;
 const T_SPACE: u8 = 0x09;
+const T_READ: u8 = 0x0a;
 /// Longest peer id accepted on the wire (an ed25519 peer id is 38 bytes; 64 leaves room for
 /// other key types' identity multihashes).
 pub const MAX_PEER_ID_LEN: usize = 64;
@@ -275,6 +288,14 @@ impl CtrlRequest {
                 varint::write(&mut out, *rate);
             }
             CtrlRequest::Space => out.push(T_SPACE),
+            CtrlRequest::Read { root, cids } => {
+                out.push(T_READ);
+                put_cid(&mut out, root);
+                varint::write(&mut out, cids.len() as u64);
+                for c in cids {
+                    put_cid(&mut out, c);
+                }
+            }
         }
         out
     }
@@ -328,6 +349,15 @@ impl CtrlRequest {
                 CtrlRequest::Plan { root, seed, rate }
             }
             T_SPACE => CtrlRequest::Space,
+            T_READ => {
+                let root = r.cid()?;
+                let n = r.varint("Read count", MAX_READ_REPORT as u64)? as usize;
+                let mut cids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    cids.push(r.cid()?);
+                }
+                CtrlRequest::Read { root, cids }
+            }
             t => return Err(WireError::Tag(t)),
         };
         r.end()?;

@@ -36,6 +36,14 @@ fn ctrl_round_trip() {
             rate: 0,
         },
         CtrlRequest::Space,
+        CtrlRequest::Read {
+            root: cid(7),
+            cids: vec![],
+        },
+        CtrlRequest::Read {
+            root: cid(8),
+            cids: (0..MAX_READ_REPORT as u32).map(cid).collect(),
+        },
     ];
     for r in reqs {
         let e = r.encode();
@@ -227,4 +235,14 @@ fn cache_room_table() {
         };
         assert_eq!(s.room(), want, "case {i}");
     }
+}
+
+#[test]
+fn a_read_report_over_its_limit_is_refused() {
+    let e = CtrlRequest::Read {
+        root: cid(1),
+        cids: (0..=MAX_READ_REPORT as u32).map(cid).collect(),
+    }
+    .encode();
+    assert!(CtrlRequest::decode(&e).is_err());
 }

@@ -73,7 +73,7 @@ impl Node {
                 files: Vec::new(),
                 seed: p.seed,
                 rate: (p.rate > 0).then_some(p.rate as f64),
-                job: format!("peer {}", p.from),
+                job: peer_job(&p.from),
                 from_peer: true,
             };
             if let Err(e) = self.register_plan(req).await {
@@ -204,4 +204,9 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// The job name of a plan a peer registered over the network: one plan per peer and dataset.
+pub(super) fn peer_job(peer: &cairn_net::PeerId) -> String {
+    format!("peer {peer}")
 }

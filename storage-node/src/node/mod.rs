@@ -235,6 +235,8 @@ struct NodeService {
     fast_now: Arc<Mutex<Vec<PeerId>>>,
     /// Whether this node follows plans (`plan_bytes` > 0).
     follows_plans: bool,
+    /// The plans the fast tier follows (readers report their reads into them).
+    plan_book: Arc<Mutex<crate::tier::PlanBook>>,
 }
 
 /// Storage peers remembered at most (their reads are not counted as client reads).
@@ -349,6 +351,7 @@ impl Node {
             plans: plan_tx,
             plans_waiting: Mutex::new(HashSet::new()),
             fast_now: tier.fast_list(),
+            plan_book: tier.plan_book(),
             follows_plans: opts.tier.plan_bytes > 0,
             cache,
             storage_peers: Mutex::new(HashSet::new()),

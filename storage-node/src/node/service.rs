@@ -162,6 +162,15 @@ impl Service for NodeService {
         true
     }
 
+    fn plan_reads(&self, from: PeerId, root: &Cid, cids: &[Cid]) -> Result<(), String> {
+        let mut book = self.plan_book.lock().map_err(|_| "busy".to_string())?;
+        // a peer's plan is its job "peer <id>": a report moves only the sender's own plan
+        match book.reader_reads(root, &super::access_plan::peer_job(&from), cids, now_ms()) {
+            Some(_) => Ok(()),
+            None => Err(format!("no plan of yours over {root} is followed here")),
+        }
+    }
+
     fn cache_space(&self, from: PeerId) -> cairn_net::wire::CacheSpace {
         let proofs = self.proofs.clone();
         self.cache

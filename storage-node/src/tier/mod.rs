@@ -57,7 +57,7 @@ mod record;
 mod windows;
 
 pub(crate) use cache::FastCache;
-pub(crate) use plans::NewPlan;
+pub(crate) use plans::{NewPlan, PlanBook};
 pub use plans::{PlanStatus, PrefetchReport, MAX_PLANS};
 pub use prefetch::{FETCHES_AT_ONCE, FETCHES_PER_TICK};
 pub use ranker::TierPolicy;
@@ -291,7 +291,7 @@ pub(crate) struct PromoterState {
     state: Mutex<State>,
     lock: tokio::sync::Mutex<()>,
     /// Readers' plans and the copies made for them.
-    plans: Mutex<plans::PlanBook>,
+    plans: Arc<Mutex<plans::PlanBook>>,
     /// One prefetch tick at a time.
     prefetch_lock: tokio::sync::Mutex<()>,
     /// The fast peers measured last, fastest first (shared with the node's service, which
@@ -321,7 +321,7 @@ impl PromoterState {
             }),
             opts,
             lock: tokio::sync::Mutex::new(()),
-            plans: Mutex::new(plans::PlanBook::default()),
+            plans: Arc::default(),
             prefetch_lock: tokio::sync::Mutex::new(()),
             fast_now: Arc::default(),
             promoted_total: AtomicU64::new(0),
@@ -349,6 +349,17 @@ impl PromoterState {
                 s.full.insert(peer);
             }
         }
+    }
+
+    /// The plans followed, shared (with the node's service, which takes readers' reports of
+    /// what they read).
+    pub(crate) fn plan_book(&self) -> Arc<Mutex<PlanBook>> {
+        self.plans.clone()
+    }
+
+    /// Every block the followed plans will read.
+    fn planned_set(&self) -> HashSet<Cid> {
+        self.plans.lock().map(|b| b.planned()).unwrap_or_default()
     }
 
     /// Bytes of copies held for readers' plans on these peers.

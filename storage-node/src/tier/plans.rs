@@ -53,6 +53,9 @@ pub(super) struct Plan {
     pub(super) dropped: u64,
     pub(super) fast_reads: u64,
     pub(super) from_peer: bool,
+    /// Its reader reports its reads ([`PlanBook::reader_reads`]): reads seen otherwise, which
+    /// do not say whose they are, are not counted for it.
+    pub(super) reported: bool,
 }
 
 /// The plans a node follows and the copies it made for them.
@@ -121,7 +124,7 @@ pub struct PrefetchReport {
 
 impl PlanBook {
     /// Counts a read of `cid` at `at_ms` for the plan whose reader most likely made it: among
-    /// the plans registered by then (a read from before a plan, of the epoch before, say, is
+    /// the plans registered by then whose readers do not report their reads (a read from before a plan, of the epoch before, say, is
     /// not its reader's), the one whose next unread position of it is nearest its reader's
     /// head (plans over one dataset share blocks, and a read does not say whose it is).
     pub(super) fn observe(&mut self, cid: &Cid, at_ms: u64) -> bool {
@@ -129,7 +132,7 @@ impl PlanBook {
             .plans
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.at_ms <= at_ms)
+            .filter(|(_, p)| p.at_ms <= at_ms && !p.reported)
             .filter_map(|(i, p)| p.cursor.distance(cid).map(|d| (d, i)))
             .min();
         let hit = match nearest {
@@ -142,6 +145,27 @@ impl PlanBook {
 }
 
 impl PlanBook {
+    /// Counts the reads that the reader of the plan `job` over `root` reports it made
+    /// ([`cairn_net::wire::CtrlRequest::Read`]): they move only that plan's head. Returns the
+    /// reads that were of blocks it planned and had not seen read, or `None` when there is no
+    /// such plan.
+    pub(crate) fn reader_reads(
+        &mut self,
+        root: &Cid,
+        job: &str,
+        cids: &[Cid],
+        at_ms: u64,
+    ) -> Option<usize> {
+        let p = self
+            .plans
+            .iter_mut()
+            .find(|p| p.root == *root && p.job == job)?;
+        p.reported = true;
+        let hits = cids.iter().filter(|c| p.cursor.observe(c, at_ms)).count();
+        self.observed += hits as u64;
+        Some(hits)
+    }
+
     /// Follows `plan` from `now_ms`: it replaces the plan of the same root and job (the same
     /// plan again only updates the rate: what its reader read stays read), or else the
     /// oldest when [`MAX_PLANS`] are followed. Returns whether it is a new plan.
@@ -174,12 +198,22 @@ impl PlanBook {
             dropped: 0,
             fast_reads: 0,
             from_peer: plan.from_peer,
+            reported: false,
         });
         true
     }
 
     /// The fast peer holding `cid` for a plan, if any, and whether it is a copy made for it
     /// (else the peer is a base holder).
+    /// Every block of the plans followed.
+    pub(super) fn planned(&self) -> HashSet<Cid> {
+        self.plans
+            .iter()
+            .flat_map(|p| p.cursor.keys())
+            .copied()
+            .collect()
+    }
+
     /// Bytes of the copies made for plans on these peers.
     pub(super) fn copy_bytes(&self, peers: &[PeerId]) -> u64 {
         self.held
@@ -370,6 +404,33 @@ mod tests {
         assert_eq!(d, vec![(cid(11), DropReason::Read.reason())]);
         let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
         assert_eq!(f, vec![cid(13), cid(15)]);
+    }
+
+    #[test]
+    fn a_reader_s_reports_move_only_its_own_plan() {
+        let mut book = PlanBook::default();
+        book.follow(plan(1, "peer x", &[10, 11, 12, 13]), 0);
+        book.follow(plan(1, "peer y", &[10, 11, 12, 13]), 0);
+        // (plan 1 of another dataset, and a job with no plan)
+        assert_eq!(book.reader_reads(&cid(2), "peer x", &[cid(10)], 1), None);
+        assert_eq!(book.reader_reads(&cid(1), "peer z", &[cid(10)], 1), None);
+        // x reports 10, 11 and a block it did not plan: y's reader has read nothing
+        assert_eq!(
+            book.reader_reads(&cid(1), "peer x", &[cid(10), cid(11), cid(99)], 1),
+            Some(2)
+        );
+        assert_eq!(book.plans[0].cursor.read_count(), 2);
+        assert_eq!(book.plans[1].cursor.read_count(), 0);
+        // the same reads again count once
+        assert_eq!(
+            book.reader_reads(&cid(1), "peer x", &[cid(10), cid(11)], 2),
+            Some(0)
+        );
+        assert_eq!(book.observed, 2);
+        // a read that does not say whose it is no longer counts for x, whose reader reports
+        assert!(book.observe(&cid(12), 3));
+        assert_eq!(book.plans[0].cursor.read_count(), 2);
+        assert_eq!(book.plans[1].cursor.read_count(), 1);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::*;
 /// Copies made per tick at most, over all plans.
 pub const FETCHES_PER_TICK: usize = 64;
 /// Copies made at once.
-pub const FETCHES_AT_ONCE: usize = 4;
+pub const FETCHES_AT_ONCE: usize = 16;
 /// How long getting one block and copying it to a fast peer may take.
 const PREFETCH_TIMEOUT: Duration = Duration::from_secs(30);
 

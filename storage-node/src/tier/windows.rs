@@ -328,7 +328,12 @@ impl<H: TierHost + Clone> FastTier<H> {
                 }
             }
         }
-        let cands = plan::candidates(&hot, &lim, now);
+        // a shard a reader's plan covers is the plan's to copy when it is read next
+        let planned = self.0.tier().planned_set();
+        let cands: Vec<(Cid, u64)> = plan::candidates(&hot, &lim, now)
+            .into_iter()
+            .filter(|(c, _)| !planned.contains(c))
+            .collect();
         let repo = self.0.shared_repo();
         let ids: Vec<(Cid, u64)> = cands.clone();
         let promote_bytes = lim.promote_bytes;
