@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 /// Blocks fetched before a report is sent.
 pub const REPORT_EVERY: usize = 4;
+/// How long a report may take before the next may go.
+const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The reports of one dataset's reader to its plan's node.
 pub(crate) struct ReadReports {
@@ -73,8 +75,12 @@ impl ReadReports {
                 root: this.root,
                 cids,
             };
-            if let Err(e) = this.net.ctrl(this.node, req).await {
-                tracing::debug!(node = %this.node, error = %e, "reporting reads to the plan's node failed");
+            match tokio::time::timeout(REPORT_TIMEOUT, this.net.ctrl(this.node, req)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(node = %this.node, error = %e, "reporting reads to the plan's node failed")
+                }
+                Err(_) => tracing::debug!(node = %this.node, "a report of reads timed out"),
             }
             this.sending.store(false, Ordering::Release);
         });

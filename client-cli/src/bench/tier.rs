@@ -373,7 +373,7 @@ pub(crate) fn run(b: &TierBench, json: bool) -> Result<()> {
             })
             .collect();
         line += &format!(
-            "  {:<13} {:>6.1} MB/s  p50 {:>6.1} ms  p99 {:>6.1} ms  copied to fast peers {:>5.1} MiB ({:.1} promoted, {:.1} prefetched)  epochs: {}\n",
+            "  {:<13} {:>6.1} MB/s  p50 {:>6.1} ms  p99 {:>6.1} ms  copied to fast peers {:>5.1} MiB ({:.1} promoted, {:.1} prefetched), {} engine models trained  epochs: {}\n",
             r.mode.name(),
             r.mbps(),
             percentile(&lat, 0.5),
@@ -381,6 +381,7 @@ pub(crate) fn run(b: &TierBench, json: bool) -> Result<()> {
             r.copied() as f64 / (1u64 << 20) as f64,
             r.promoted as f64 / (1u64 << 20) as f64,
             r.prefetched as f64 / (1u64 << 20) as f64,
+            r.trainings,
             per.join(", ")
         );
     }

@@ -83,6 +83,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REPORTED_READS: u64 = 100_000;
 /// Fast peers asked for their room per window at most (the fastest).
 const SPACE_PEERS: usize = 16;
+/// How long a fast peer may take to say how much room it has.
+const SPACE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Overrides of the reads rule a window report lists at most (all are counted).
 const OVERRIDES_LISTED: usize = 16;
 

@@ -365,8 +365,9 @@ impl<H: TierHost + Clone> FastTier<H> {
     /// ([`CtrlRequest::Space`]) and sets the engine's capacity to it (at most
     /// `promote_bytes`), less the copies held for readers' plans. A peer that refused a copy
     /// for want of space since it last took one counts only what it holds for this node, and
-    /// a peer that does not answer counts nothing. With no fast peer the capacity is kept
-    /// (nothing is promoted anyway, and the engine's residents are not thrown away).
+    /// a peer that does not answer (within 3 s) counts nothing. When no fast peer answers the
+    /// capacity is kept (nothing may be promoted anyway, and the engine's residents are not
+    /// thrown away).
     async fn measure_space(
         &self,
         pass: &mut Pass,
@@ -385,8 +386,9 @@ impl<H: TierHost + Clone> FastTier<H> {
             futures::stream::iter(asked.clone().into_iter().map(|p| {
                 let net = net.clone();
                 async move {
-                    match net.ctrl(p, CtrlRequest::Space).await {
-                        Ok(CtrlResponse::Space(s)) => (p, Some(s)),
+                    match tokio::time::timeout(SPACE_TIMEOUT, net.ctrl(p, CtrlRequest::Space)).await
+                    {
+                        Ok(Ok(CtrlResponse::Space(s))) => (p, Some(s)),
                         _ => (p, None),
                     }
                 }
@@ -413,9 +415,11 @@ impl<H: TierHost + Clone> FastTier<H> {
             .fold(0u64, u64::saturating_add);
         let space = room.saturating_sub(plan_copies);
         pass.report.fast_space = space;
-        if !asked.is_empty() {
+        // (no answer at all, from peers that do not know `Space` or are busy: kept as it was)
+        if answers.iter().any(|(_, s)| s.is_some()) {
             st.engine.set_capacity(space.min(opts.promote_bytes));
         }
+        st.full.retain(|p| asked.contains(p));
         pass.report.engine_capacity = st.engine.capacity();
         Ok(())
     }
