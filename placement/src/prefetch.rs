@@ -155,11 +155,6 @@ impl<K: Copy + Eq + Hash> Cursor<K> {
         self.rate
     }
 
-    /// The planned blocks (each once, in no particular order).
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.positions.keys()
-    }
-
     /// Whether `k` is planned.
     pub fn contains(&self, k: &K) -> bool {
         self.positions.contains_key(k)

@@ -359,9 +359,12 @@ impl PromoterState {
         self.plans.clone()
     }
 
-    /// Every block the followed plans will read.
-    fn planned_set(&self) -> HashSet<Cid> {
-        self.plans.lock().map(|b| b.planned()).unwrap_or_default()
+    /// The shards of `cands` that no followed plan will read.
+    fn not_planned(&self, mut cands: Vec<(Cid, u64)>) -> Vec<(Cid, u64)> {
+        if let Ok(b) = self.plans.lock() {
+            cands.retain(|(c, _)| !b.plans_read(c));
+        }
+        cands
     }
 
     /// Bytes of copies held for readers' plans on these peers.

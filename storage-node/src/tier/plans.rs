@@ -205,13 +205,9 @@ impl PlanBook {
 
     /// The fast peer holding `cid` for a plan, if any, and whether it is a copy made for it
     /// (else the peer is a base holder).
-    /// Every block of the plans followed.
-    pub(super) fn planned(&self) -> HashSet<Cid> {
-        self.plans
-            .iter()
-            .flat_map(|p| p.cursor.keys())
-            .copied()
-            .collect()
+    /// Whether a followed plan reads `cid`.
+    pub(super) fn plans_read(&self, cid: &Cid) -> bool {
+        self.plans.iter().any(|p| p.cursor.contains(cid))
     }
 
     /// Bytes of the copies made for plans on these peers.
@@ -431,6 +427,7 @@ mod tests {
         assert!(book.observe(&cid(12), 3));
         assert_eq!(book.plans[0].cursor.read_count(), 2);
         assert_eq!(book.plans[1].cursor.read_count(), 1);
+        assert!(book.plans_read(&cid(13)) && !book.plans_read(&cid(99)));
     }
 
     #[test]

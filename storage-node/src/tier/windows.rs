@@ -329,11 +329,7 @@ impl<H: TierHost + Clone> FastTier<H> {
             }
         }
         // a shard a reader's plan covers is the plan's to copy when it is read next
-        let planned = self.0.tier().planned_set();
-        let cands: Vec<(Cid, u64)> = plan::candidates(&hot, &lim, now)
-            .into_iter()
-            .filter(|(c, _)| !planned.contains(c))
-            .collect();
+        let cands = self.0.tier().not_planned(plan::candidates(&hot, &lim, now));
         let repo = self.0.shared_repo();
         let ids: Vec<(Cid, u64)> = cands.clone();
         let promote_bytes = lim.promote_bytes;
