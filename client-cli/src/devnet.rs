@@ -157,6 +157,10 @@ fn start_node(
     cfg.proofs.enabled = proofs;
     cfg.proofs.window_secs = window_secs;
     cfg.proofs.seal_interval_secs = 2;
+    // demo-sized sectors, sealed as soon as data is stored (a network's default is 64 MiB
+    // sectors, and data waits up to an hour to fill one)
+    cfg.proofs.sector_size = 256 << 10;
+    cfg.proofs.seal_wait_secs = 0;
     // a development network: the deterministic keys (anyone could forge proofs under them)
     cfg.proofs.dev = true;
     cfg.proofs.keys_dir = cairn_storage_node::config::default_keys_dir();

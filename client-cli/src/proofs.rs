@@ -27,7 +27,8 @@ const SEAL_CHALLENGES: usize = 2;
 /// Proof commands.
 #[derive(Subcommand)]
 pub enum ProofsCmd {
-    /// Seal a file into a sector: writes DIR/replica.bin, DIR/commitments.json, DIR/seal.proof.
+    /// Seal a file into a sector: writes DIR/replica.bin, DIR/commitments.json, DIR/seal.proof
+    /// (the 128-byte Groth16 proof, then the revealed labels, 32 bytes each).
     Seal {
         /// Input file (at most 31/32 of the sector size).
         #[arg(long)]
@@ -251,6 +252,44 @@ fn read_proof(path: &Path) -> Result<Proof<Bn254>> {
         .map_err(|e| anyhow::anyhow!("{} is not a Groth16 proof: {e}", path.display()))
 }
 
+/// Writes a seal proof file: the compressed Groth16 proof, then the revealed labels.
+fn write_seal_proof(proof: &Proof<Bn254>, revealed: &[Fr], out: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    proof.serialize_compressed(&mut bytes)?;
+    for x in revealed {
+        bytes.extend_from_slice(&fr_bytes(x));
+    }
+    std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
+}
+
+/// Reads a seal proof file; every error is "malformed input".
+fn read_seal_proof(path: &Path) -> Result<(Proof<Bn254>, Vec<Fr>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let len = cairn_proofs::audit::PROOF_LEN;
+    if bytes.len() < len
+        || !(bytes.len() - len).is_multiple_of(32)
+        || (bytes.len() - len) / 32 > cairn_proofs::audit::MAX_REVEALED
+    {
+        bail!(
+            "{} is not a seal proof (128 bytes, then at most {} labels of 32 bytes)",
+            path.display(),
+            cairn_proofs::audit::MAX_REVEALED
+        );
+    }
+    let proof = Proof::<Bn254>::deserialize_compressed(&bytes[..len])
+        .map_err(|e| anyhow::anyhow!("{} is not a Groth16 proof: {e}", path.display()))?;
+    let revealed = bytes[len..]
+        .chunks_exact(32)
+        .map(|c| {
+            let mut b = [0u8; 32];
+            b.copy_from_slice(c);
+            cairn_proofs::audit::fr_from_bytes(&b)
+                .map_err(|e| anyhow::anyhow!("{}: a revealed label: {e}", path.display()))
+        })
+        .collect::<Result<_>>()?;
+    Ok((proof, revealed))
+}
+
 fn malformed(e: anyhow::Error) -> ExitCode {
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     eprintln!("malformed: {}", chain.join(": "));
@@ -273,7 +312,7 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
                 std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
             let node = [0u8; 32];
             let ticket = *blake3::hash(&data).as_bytes();
-            let s = sdr::seal(&p, &data, &node, *sector, &ticket)?;
+            let (s, work) = sdr::seal_keeping_work(&p, &data, &node, *sector, &ticket)?;
             std::fs::create_dir_all(out)?;
             let mut rep = Vec::with_capacity(p.nodes * 32);
             for x in &s.replica {
@@ -294,10 +333,12 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
                 comm_r: fr_hex(&s.comm_r),
             };
             std::fs::write(out.join("commitments.json"), serde_json::to_vec_pretty(&c)?)?;
-            let circuit = SealCircuit::prove_for(&p, net.seal_challenges, &data, &s)?;
+            let (circuit, revealed) =
+                SealCircuit::prove_with_work(&p, net.seal_challenges, &s, &work)?;
+            drop(work);
             let proof = Groth16::<Bn254>::prove(&keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
                 .map_err(|e| anyhow::anyhow!("proving: {e}"))?;
-            write_proof(&proof, &out.join("seal.proof"))?;
+            write_seal_proof(&proof, &revealed, &out.join("seal.proof"))?;
             println!("{}", c.comm_r);
             Ok(ExitCode::SUCCESS)
         }
@@ -373,10 +414,10 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
         } => {
             let parsed = (|| {
                 let (c, f) = read_commitments(commitments)?;
-                let proof = read_proof(proof)?;
+                let proof = read_seal_proof(proof)?;
                 Ok::<_, anyhow::Error>((c, f, proof))
             })();
-            let (c, f, proof) = match parsed {
+            let (c, f, (proof, revealed)) = match parsed {
                 Ok(x) => x,
                 Err(e) => return Ok(malformed(e)),
             };
@@ -384,7 +425,24 @@ pub fn run(cmd: &ProofsCmd) -> Result<ExitCode> {
             if let Err(e) = check_commitments(&c, &net) {
                 return Ok(malformed(e));
             }
-            let inputs = porep::public_inputs(&net.sector(), net.seal_challenges, f[0], f[1], f[4]);
+            // the revealed labels first (SHA-256, natively), then the Groth16 proof
+            let digest = match porep::check_revealed(
+                &net.sector(),
+                net.seal_challenges,
+                f[0],
+                f[4],
+                &revealed,
+            ) {
+                Ok(d) => d,
+                Err(e @ porep::RevealError::Length { .. }) => {
+                    return Ok(malformed(anyhow::anyhow!(e)))
+                }
+                Err(e) => {
+                    eprintln!("invalid: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let inputs = porep::public_inputs(f[0], f[1], f[4], digest);
             verdict(Groth16::<Bn254>::verify_with_processed_vk(
                 &keys.pvk, &inputs, &proof,
             ))

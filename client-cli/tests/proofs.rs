@@ -35,17 +35,20 @@ fn seal_post_verify_exit_codes() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let commitments = s(&sec.join("commitments.json"));
-    let o = cairn(
-        &keys,
-        &[
-            "proofs",
-            "verify-seal",
-            "--commitments",
-            &commitments,
-            "--proof",
-            &s(&sec.join("seal.proof")),
-        ],
-    );
+    let verify_seal = |p: &Path| {
+        cairn(
+            &keys,
+            &[
+                "proofs",
+                "verify-seal",
+                "--commitments",
+                &commitments,
+                "--proof",
+                &s(p),
+            ],
+        )
+    };
+    let o = verify_seal(&sec.join("seal.proof"));
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -94,11 +97,37 @@ fn seal_post_verify_exit_codes() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
     assert_eq!(verify(&"12".repeat(32), "3", &proof).status.code(), Some(1));
-    // the seal proof is not a PoSt proof
+    // the seal proof's Groth16 part is not a PoSt proof; the whole seal proof file is not
+    // even shaped like one
+    let seal_bytes = std::fs::read(sec.join("seal.proof")).unwrap();
+    let groth = d.path().join("groth.proof");
+    std::fs::write(&groth, &seal_bytes[..128]).unwrap();
+    assert_eq!(verify(&nonce, "3", &groth).status.code(), Some(1));
     assert_eq!(
         verify(&nonce, "3", &sec.join("seal.proof")).status.code(),
-        Some(1)
+        Some(2)
     );
+    // a seal proof with one revealed label changed is invalid; cut inside a label, or with a
+    // label missing, it is malformed
+    let bad_seal = d.path().join("bad-seal.proof");
+    let mut b = seal_bytes.clone();
+    b[128] ^= 0x01;
+    std::fs::write(&bad_seal, &b).unwrap();
+    let o = verify_seal(&bad_seal);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for cut in [seal_bytes.len() - 5, seal_bytes.len() - 32, 100] {
+        std::fs::write(&bad_seal, &seal_bytes[..cut]).unwrap();
+        assert_eq!(
+            verify_seal(&bad_seal).status.code(),
+            Some(2),
+            "cut at {cut}"
+        );
+    }
     // malformed: bad nonce, random or truncated proof bytes, missing file
     for bad in ["zz", "11"] {
         let o = verify(bad, "3", &proof);

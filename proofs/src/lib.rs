@@ -7,7 +7,7 @@
 //! - [`poseidon`]: the Poseidon permutation and a domain-separated, length-padded hash
 //!   (243 constraints per permutation);
 //! - [`merkle`]: binary Poseidon Merkle trees whose openings are bound to their index;
-//! - [`sdr`]: SDR-lite sealing natively (replica id, layered labelling on a seeded
+//! - [`sdr`]: SDR-lite sealing natively (replica id, layered SHA-256 labelling on a seeded
 //!   depth-robust + expander graph, replica encoding and unsealing, commitments) and PoSt
 //!   challenge derivation;
 //! - [`post`]: the windowed PoSt circuit over a batch of sectors (openings of `c` challenged
@@ -27,11 +27,14 @@
 //! ```
 //!
 //! - [`ifma`] (x86-64): eight field elements per register with AVX-512 IFMA, so that eight
-//!   sectors are labelled at once ([`sdr::labels_many`]); the scalar permutation uses BMI2/ADX
+//!   tree nodes or column hashes are computed at once; the scalar permutation uses BMI2/ADX
 //!   assembly multiplication where the CPU has it (both chosen at run time, both tested
 //!   against arkworks' arithmetic).
-//! - [`porep`]: the seal circuit: challenged nodes (derived from `replica_id` and `comm_r`)
-//!   were labelled from their parents' columns and encoded into the replica.
+//! - [`porep`]: the seal proof: the challenged nodes' columns are revealed and their SHA-256
+//!   labels checked natively, and a Groth16 proof shows those columns are the committed ones
+//!   and the challenged nodes were encoded into the replica.
+//! - [`baseline`]: format 1's Poseidon labelling and its seal circuit, kept only as the
+//!   benchmark's baseline.
 //!
 //! - [`keys`]: development keys from a deterministic setup, stored uncompressed and referenced
 //!   by digest, and ceremony keys loaded only under a pinned SHA-256 ([`keys::pinned`]);
@@ -43,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod baseline;
 pub mod ceremony;
 #[cfg(target_arch = "x86_64")]
 pub mod ifma;

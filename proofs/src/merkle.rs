@@ -1,6 +1,8 @@
-//! Binary Poseidon Merkle trees, natively and as an R1CS gadget. Leaves are hashed under
-//! [`Domain::Leaf`], inner nodes under [`Domain::Node`]; a path is bound to its index (a public
-//! input in circuits) bit by bit, so an opening cannot be replayed at another position.
+//! Binary Poseidon Merkle trees, natively and as an R1CS gadget. The leaves are the field
+//! elements themselves (not hashed: every tree has a fixed depth, known to the verifier and
+//! the circuit, so an inner node cannot pass for a leaf), inner nodes are hashed under
+//! [`Domain::Node`]; a path is bound to its index (a public input in circuits) bit by bit, so
+//! an opening cannot be replayed at another position.
 
 use crate::poseidon::{hash, hash_var, Domain};
 use ark_bn254::Fr;
@@ -16,11 +18,14 @@ use ark_relations::gr1cs::SynthesisError;
 use thiserror::Error;
 
 /// Tree failures.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum MerkleError {
     /// The leaf count is not a power of two (or is zero).
     #[error("a tree needs a power-of-two number of leaves, got {0}")]
     Shape(usize),
+    /// A subtree does not hash to the node kept for it.
+    #[error("subtree {0} does not match the kept tree")]
+    Subtree(usize),
     /// The index is past the last leaf.
     #[error("leaf {index} of {len}")]
     Index {
@@ -35,7 +40,7 @@ pub enum MerkleError {
 /// Large levels are split over the current rayon pool (a node's sealing pool has one
 /// low-priority thread), and on CPUs with AVX-512 IFMA eight hashes run at once, one per lane
 /// ([`crate::ifma`]); the result is the same either way (tested).
-fn hash_all(domain: Domain, inputs: &[Fr], arity: usize) -> Vec<Fr> {
+pub(crate) fn hash_all(domain: Domain, inputs: &[Fr], arity: usize) -> Vec<Fr> {
     use rayon::prelude::*;
     const PAR: usize = 1 << 12;
     const TASK: usize = 1 << 9;
@@ -83,19 +88,33 @@ fn hash_lanes(t: crate::ifma::Ifma, domain: Domain, inputs: &[Fr], arity: usize)
     (0..n).map(|k| t.lane(&state[1], k)).collect()
 }
 
-/// A complete tree: `levels[0]` are the hashed leaves, the last level is the root.
+/// The single node of the last level (the root), or zero for no levels.
+fn top_of(levels: &[Vec<Fr>]) -> Fr {
+    levels
+        .last()
+        .and_then(|l| l.first())
+        .copied()
+        .unwrap_or_default()
+}
+
+/// A complete tree: `levels[0]` are the leaves, the last level is the root.
 #[derive(Debug, Clone)]
 pub struct MerkleTree {
     levels: Vec<Vec<Fr>>,
 }
 
 impl MerkleTree {
-    /// Builds the tree over `leaves` (raw values; they are hashed as leaves).
+    /// Builds the tree over `leaves`.
     pub fn new(leaves: &[Fr]) -> Result<Self, MerkleError> {
+        Self::from_leaves(leaves.to_vec())
+    }
+
+    /// Builds the tree over `leaves`, kept as its first level.
+    pub fn from_leaves(leaves: Vec<Fr>) -> Result<Self, MerkleError> {
         if leaves.is_empty() || !leaves.len().is_power_of_two() {
             return Err(MerkleError::Shape(leaves.len()));
         }
-        let mut levels = vec![hash_all(Domain::Leaf, leaves, 1)];
+        let mut levels = vec![leaves];
         while levels.last().is_some_and(|l| l.len() > 1) {
             let prev = levels.last().map(Vec::as_slice).unwrap_or_default();
             let next = hash_all(Domain::Node, prev, 2);
@@ -106,11 +125,12 @@ impl MerkleTree {
 
     /// The root.
     pub fn root(&self) -> Fr {
-        self.levels
-            .last()
-            .and_then(|l| l.first())
-            .copied()
-            .unwrap_or_default()
+        top_of(&self.levels)
+    }
+
+    /// The leaves.
+    pub fn leaves(&self) -> &[Fr] {
+        &self.levels[0]
     }
 
     /// Levels below the root.
@@ -134,9 +154,115 @@ impl MerkleTree {
     }
 }
 
+/// The levels of a tree from level `h` up (level 0 being the leaves): what a prover keeps of a
+/// replica's tree, `2^-h` of the tree's size. An opening rebuilds the `2^h`-leaf subtree of
+/// its leaf from the replica and takes the rest of the path from here ([`TopLevels::path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopLevels {
+    h: usize,
+    levels: Vec<Vec<Fr>>,
+}
+
+impl MerkleTree {
+    /// The levels from `h` up (`h` at most the depth).
+    pub fn top(&self, h: usize) -> TopLevels {
+        let h = h.min(self.depth());
+        TopLevels {
+            h,
+            levels: self.levels[h..].to_vec(),
+        }
+    }
+}
+
+impl TopLevels {
+    /// The level the kept levels start at.
+    pub fn h(&self) -> usize {
+        self.h
+    }
+
+    /// Field elements kept, for a tree of `leaves` leaves from level `h` (`h` at most its depth).
+    pub fn count(leaves: usize, h: usize) -> usize {
+        let mut n = leaves >> h;
+        let mut total = 0;
+        while n >= 1 {
+            total += n;
+            if n == 1 {
+                break;
+            }
+            n >>= 1;
+        }
+        total
+    }
+
+    /// The kept levels, bottom up, 32 bytes (little-endian, canonical) per element.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 * self.levels.iter().map(Vec::len).sum::<usize>());
+        for x in self.levels.iter().flatten() {
+            out.extend_from_slice(&x.into_bigint().to_bytes_le());
+        }
+        out
+    }
+
+    /// Decodes the levels from `h` up of a tree of `leaves` leaves; `None` unless `bytes` is
+    /// exactly that, canonical.
+    pub fn decode(bytes: &[u8], leaves: usize, h: usize) -> Option<Self> {
+        if leaves == 0 || !leaves.is_power_of_two() || 1usize << h > leaves {
+            return None;
+        }
+        if bytes.len() != 32 * Self::count(leaves, h) {
+            return None;
+        }
+        let mut xs = bytes.chunks_exact(32).map(|c| {
+            let x = Fr::from_le_bytes_mod_order(c);
+            (x.into_bigint().to_bytes_le() == c).then_some(x)
+        });
+        let mut levels = Vec::new();
+        let mut n = leaves >> h;
+        loop {
+            levels.push(
+                (0..n)
+                    .map(|_| xs.next().flatten())
+                    .collect::<Option<Vec<_>>>()?,
+            );
+            if n == 1 {
+                break;
+            }
+            n >>= 1;
+        }
+        Some(TopLevels { h, levels })
+    }
+
+    /// The root.
+    pub fn root(&self) -> Fr {
+        top_of(&self.levels)
+    }
+
+    /// The path of leaf `index`, given the `2^h` leaves of its subtree (leaves
+    /// `index >> h << h` on). Errors when the subtree does not hash to the kept node (the
+    /// replica on disk changed) or the index is out of range.
+    pub fn path(&self, index: usize, subtree: &[Fr]) -> Result<Vec<Fr>, MerkleError> {
+        let top = index >> self.h;
+        let len = self.levels.first().map_or(0, Vec::len) << self.h;
+        if index >= len || subtree.len() != 1 << self.h {
+            return Err(MerkleError::Index { index, len });
+        }
+        let sub = MerkleTree::new(subtree)?;
+        if sub.root() != self.levels[0][top] {
+            return Err(MerkleError::Subtree(top));
+        }
+        let mut out = sub.path(index & ((1 << self.h) - 1))?;
+        let mut i = top;
+        for level in &self.levels[..self.levels.len() - 1] {
+            out.push(level[i ^ 1]);
+            i >>= 1;
+        }
+        Ok(out)
+    }
+}
+
 /// The root implied by a leaf value, its index and its sibling path.
 pub fn root_from_path(leaf: Fr, index: u64, path: &[Fr]) -> Fr {
-    let mut cur = hash(Domain::Leaf, &[leaf]);
+    let mut cur = leaf;
     for (level, sib) in path.iter().enumerate() {
         cur = if index >> level & 1 == 1 {
             hash(Domain::Node, &[*sib, cur])
@@ -181,7 +307,7 @@ pub fn root_from_path_var(
     bits: &[Boolean<Fr>],
     path: &[FpVar<Fr>],
 ) -> Result<FpVar<Fr>, SynthesisError> {
-    let mut cur = hash_var(Domain::Leaf, std::slice::from_ref(leaf))?;
+    let mut cur = leaf.clone();
     for (bit, sib) in bits.iter().zip(path) {
         let left = FpVar::conditionally_select(bit, sib, &cur)?;
         let right = FpVar::conditionally_select(bit, &cur, sib)?;
@@ -234,6 +360,39 @@ mod tests {
     }
 
     #[test]
+    fn kept_top_levels_give_the_full_trees_paths() {
+        for (n, h) in [(64u64, 3usize), (64, 0), (64, 6), (8, 10), (1 << 12, 10)] {
+            let xs = leaves(n);
+            let t = MerkleTree::new(&xs).unwrap();
+            let top = t.top(h);
+            let h = top.h();
+            let bytes = top.encode();
+            assert_eq!(bytes.len(), 32 * TopLevels::count(n as usize, h));
+            let back = TopLevels::decode(&bytes, n as usize, h).unwrap();
+            assert_eq!(back, top);
+            assert_eq!(back.root(), t.root());
+            for i in [0usize, 1, 5, n as usize - 1] {
+                let start = i >> h << h;
+                let sub = &xs[start..start + (1 << h)];
+                assert_eq!(
+                    back.path(i, sub).unwrap(),
+                    t.path(i).unwrap(),
+                    "{n} {h} {i}"
+                );
+            }
+            // a changed leaf in the subtree is caught
+            let mut sub = xs[..1 << h].to_vec();
+            sub[0] += Fr::from(1u64);
+            assert!(back.path(0, &sub).is_err());
+            // wrong lengths and non-canonical bytes do not decode
+            assert!(TopLevels::decode(&bytes[1..], n as usize, h).is_none());
+            let mut bad = bytes.clone();
+            bad[..32].copy_from_slice(&[0xff; 32]);
+            assert!(TopLevels::decode(&bad, n as usize, h).is_none());
+        }
+    }
+
+    #[test]
     fn circuit_agrees_with_native_and_cost_is_pinned() {
         let t = MerkleTree::new(&leaves(32)).unwrap();
         let i = 13u64;
@@ -252,10 +411,10 @@ mod tests {
         got.enforce_equal(&root).unwrap();
         assert_eq!(got.value().unwrap(), t.root());
         assert!(cs.is_satisfied().unwrap());
-        // depth 5: leaf hash (237), 5 node hashes (240 each), 2 selects per level, 5 boolean
-        // bits, 1 recomposition, 1 root equality
+        // depth 5: 5 node hashes (240 each), 2 selects per level, 5 boolean bits, 1
+        // recomposition, 1 root equality
         let cost = cs.num_constraints() - before;
-        assert_eq!(cost, 237 + 5 * 240 + 5 * 2 + 5 + 1 + 1, "{cost}");
+        assert_eq!(cost, 5 * 240 + 5 * 2 + 5 + 1 + 1, "{cost}");
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub enum Domain {
     CommR = 6,
     /// A column of labels (for `comm_c`).
     Column = 7,
+    /// The digest of a seal proof's revealed columns and their indices.
+    Reveal = 8,
 }
 
 /// Round constants and MDS matrix.

@@ -1,27 +1,34 @@
 //! SDR-lite sealing, natively: the replica a node stores is its data plus the last layer of a
 //! sequential, graph-based labelling keyed by `replica_id`, so a node cannot produce the
 //! replica quickly from the data on demand, and two nodes' replicas of the same data differ.
-//! The seal and PoSt circuits (next) prove statements about exactly these functions.
+//! The seal circuit ([`crate::porep`]) and the PoSt circuit ([`crate::post`]) prove statements
+//! about exactly these functions. Format version 2 (docs/proofs.md, "Sealing"):
 //!
 //! - **Leaves**: a sector is `n` (a power of two) 32-byte slots; each holds 31 data bytes,
 //!   little-endian, so every leaf is a field element below the BN254 modulus.
-//! - **`replica_id`** = `H_ReplicaId(node, sector, ticket, comm_d, version)`.
+//! - **`replica_id`** = `H_ReplicaId(node, sector, ticket, comm_d, version)` (Poseidon).
 //! - **Graph** (fixed by a 32-byte seed): node `i` of layer `l` has 6 parents in the same layer,
 //!   the previous node `i - 1` plus 5 drawn by bucket sampling from `[0, i)` (a
 //!   depth-robust construction: bucket `b` uniform in `1..=log2(i)`, then a distance in
 //!   `[2^(b-1), 2^b)`), and, for `l > 0`, 8 expander parents drawn uniformly from layer
-//!   `l - 1`. Missing parents (node 0, layer 0) are the field's zero.
-//! - **Label** `l, i` = `H_Label(replica_id, l, i, the 14 parent labels)`.
+//!   `l - 1`. Missing parents (node 0, layer 0) are zero. The 13 draws of a node come from one
+//!   keyed blake3 output.
+//! - **Label** `l, i` = SHA-256 of a 64-byte header (`replica_id`, `l` and `i` as u64, 16 zero
+//!   bytes) then the 14 parent labels (32 bytes each), with the top 3 bits of the digest
+//!   cleared: a 253-bit number, so always a canonical field element ([`label`]). SHA-256 runs
+//!   at about 1.4 GB/s with the CPU's SHA extensions, against about 10 us per label for the
+//!   Poseidon sponge: labels are checked outside the circuit (the seal proof reveals the
+//!   challenged columns, see [`crate::porep`]).
 //! - **Replica** `i` = `data_i + label_{L-1, i}` (field addition); unsealing subtracts it.
-//! - **Commitments**: `comm_d` over the data leaves, `comm_c` over per-node columns
-//!   `H_Column(label_0,i .. label_{L-1},i)`, `comm_r_last` over the replica, and
-//!   `comm_r = H_CommR(comm_c, comm_r_last)`.
+//! - **Commitments** (Poseidon Merkle trees over the values themselves): `comm_d` over the
+//!   data leaves, `comm_c` over per-node columns `H_Column(label_0,i .. label_{L-1},i)`,
+//!   `comm_r_last` over the replica, and `comm_r = H_CommR(comm_c, comm_r_last)`.
 
-use crate::merkle::{MerkleError, MerkleTree};
-use crate::mont::Mont;
-use crate::poseidon::{absorb_limbs, hash, prefix_limbs, Domain, Prefix};
+use crate::merkle::{hash_all, MerkleError, MerkleTree};
+use crate::poseidon::{hash, Domain};
 use ark_bn254::Fr;
 use ark_ff::{AdditiveGroup, BigInteger, PrimeField};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Data bytes per leaf.
@@ -30,8 +37,10 @@ pub const BYTES_PER_LEAF: usize = 31;
 pub const BASE_PARENTS: usize = 6;
 /// Parents from the layer before.
 pub const EXP_PARENTS: usize = 8;
-/// Format version, part of `replica_id`.
-pub const VERSION: u64 = 1;
+/// Format version, part of `replica_id` (2: SHA-256 labels, unhashed tree leaves).
+pub const VERSION: u64 = 2;
+/// A label: a 253-bit number, as the 32 little-endian bytes of its field element.
+pub type Label = [u8; 32];
 
 /// Sealing failures.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -129,16 +138,20 @@ pub fn replica_id(node: &[u8; 32], sector: u64, ticket: &[u8; 32], comm_d: Fr) -
     )
 }
 
-/// A deterministic 64-bit draw for (seed, layer, node, k).
-fn draw(seed: &[u8; 32], layer: usize, node: usize, k: usize) -> u64 {
+/// The 13 deterministic 64-bit draws of (seed, layer, node): one keyed blake3 output.
+fn draws(seed: &[u8; 32], layer: usize, node: usize) -> [u64; BASE_PARENTS + EXP_PARENTS] {
     let mut h = blake3::Hasher::new_keyed(seed);
     h.update(&(layer as u64).to_le_bytes());
     h.update(&(node as u64).to_le_bytes());
-    h.update(&(k as u64).to_le_bytes());
-    let d = h.finalize();
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&d.as_bytes()[..8]);
-    u64::from_le_bytes(x)
+    let mut bytes = [0u8; 8 * (BASE_PARENTS + EXP_PARENTS)];
+    h.finalize_xof().fill(&mut bytes);
+    let mut out = [0u64; BASE_PARENTS + EXP_PARENTS];
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(c);
+        *o = u64::from_le_bytes(x);
+    }
+    out
 }
 
 /// The parents of node `i` in layer `layer`: `(layer, index)` pairs, `None` for "no parent".
@@ -148,128 +161,87 @@ pub fn parents(
     i: usize,
 ) -> [Option<(usize, usize)>; BASE_PARENTS + EXP_PARENTS] {
     let mut out = [None; BASE_PARENTS + EXP_PARENTS];
+    if i == 0 && layer == 0 {
+        return out;
+    }
+    let r = draws(&p.graph_seed, layer, i);
     if i > 0 {
         out[0] = Some((layer, i - 1));
         let logi = usize::BITS as usize - i.leading_zeros() as usize; // bits of i
         for (k, slot) in out.iter_mut().enumerate().take(BASE_PARENTS).skip(1) {
-            let r = draw(&p.graph_seed, layer, i, k);
-            let bucket = 1 + (r as usize % logi.max(1));
+            let bucket = 1 + (r[k] as usize % logi.max(1));
             let lo = 1usize << (bucket - 1);
             let span = lo; // [2^(b-1), 2^b)
-            let dist = lo + ((r >> 32) as usize % span);
+            let dist = lo + ((r[k] >> 32) as usize % span);
             *slot = Some((layer, i.saturating_sub(dist.min(i))));
         }
     }
     if layer > 0 {
         for (k, slot) in out.iter_mut().enumerate().skip(BASE_PARENTS) {
-            let r = draw(&p.graph_seed, layer, i, k);
-            *slot = Some((layer - 1, (r % p.nodes as u64) as usize));
+            *slot = Some((layer - 1, (r[k] % p.nodes as u64) as usize));
         }
     }
     out
 }
 
-/// All labels, `labels[layer][node]`.
-pub fn labels(p: &SectorParams, replica_id: Fr) -> Result<Vec<Vec<Fr>>, SealError> {
-    // every label of a layer starts with (replica_id, layer): that pair is absorbed once per
-    // layer, and each label absorbs its node index and parents from there
-    let n = 3 + BASE_PARENTS + EXP_PARENTS;
-    let first = |l: usize| [replica_id, Fr::from(l as u64)];
-    if let Some(m) = Mont::detect() {
-        // on Montgomery limbs throughout, converted to `Fr` once at the end
-        let zero = [0u64; 4];
-        let labels = label_graph(
-            p,
-            zero,
-            |_, i| [zero, zero, m.of_fr(&Fr::from(i as u64))],
-            |l| prefix_limbs(m, Domain::Label, n, first(l)),
-            |state, x| absorb_limbs(m, *state, &x[2..]),
-        )?;
-        return Ok(labels
-            .into_iter()
-            .map(|layer| layer.iter().map(|x| m.to_fr(x)).collect())
-            .collect());
+/// The label of node `node` of layer `layer` from its 14 parents' labels (zero for a missing
+/// parent): SHA-256 over the 64-byte header and the parents, top 3 bits cleared.
+pub fn label(replica_id: &Label, layer: usize, node: usize, parents: &[Label]) -> Label {
+    let mut h = Sha256::new();
+    h.update(replica_id);
+    h.update((layer as u64).to_le_bytes());
+    h.update((node as u64).to_le_bytes());
+    h.update([0u8; 16]);
+    for p in parents {
+        h.update(p);
     }
+    let mut out: Label = h.finalize().into();
+    out[31] &= 0x1f;
+    out
+}
+
+/// A field element's canonical little-endian bytes.
+pub fn fr_label(x: &Fr) -> Label {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&x.into_bigint().to_bytes_le());
+    out
+}
+
+/// A label as a field element (a label is below 2^253, so it is canonical).
+pub fn label_fr(l: &Label) -> Fr {
+    Fr::from_le_bytes_mod_order(l)
+}
+
+/// All labels, `labels[layer][node]`, as bytes.
+pub fn label_bytes(p: &SectorParams, replica_id: Fr) -> Result<Vec<Vec<Label>>, SealError> {
+    let rid = fr_label(&replica_id);
     label_graph(
         p,
-        Fr::ZERO,
-        |l, i| [replica_id, Fr::from(l as u64), Fr::from(i as u64)],
-        |l| Prefix::new(Domain::Label, n, first(l)),
-        |prefix, x| prefix.hash(&x[2..]),
+        [0u8; 32],
+        |_, _| [[0u8; 32]; 3],
+        |_| (),
+        |_, l, i, x| label(&rid, l, i, &x[3..]),
     )
 }
 
-/// [`labels`] of several sectors on the same graph (one per `replica_id`), in the same order.
-/// On CPUs with AVX-512 IFMA eight sectors are labelled at once, one per vector lane
-/// ([`crate::ifma`]), which is several times the throughput of labelling them one by one;
-/// elsewhere this is [`labels`] per sector.
-pub fn labels_many(p: &SectorParams, replica_ids: &[Fr]) -> Result<Vec<Vec<Vec<Fr>>>, SealError> {
-    p.check()?;
-    #[cfg(target_arch = "x86_64")]
-    if let Some(t) = crate::ifma::Ifma::detect() {
-        if replica_ids.len() > 1 {
-            let mut out = Vec::with_capacity(replica_ids.len());
-            for batch in replica_ids.chunks(crate::ifma::LANES) {
-                out.extend(labels_lanes(t, p, batch)?);
-            }
-            return Ok(out);
-        }
-    }
-    replica_ids.iter().map(|r| labels(p, *r)).collect()
-}
-
-/// Up to eight sectors' labels, one per lane.
-#[cfg(target_arch = "x86_64")]
-fn labels_lanes(
-    t: crate::ifma::Ifma,
-    p: &SectorParams,
-    replica_ids: &[Fr],
-) -> Result<Vec<Vec<Vec<Fr>>>, SealError> {
-    let n = 3 + BASE_PARENTS + EXP_PARENTS;
-    let zero = t.splat(&Fr::ZERO);
-    let labels = label_graph(
-        p,
-        zero,
-        |_, i| [zero, zero, t.splat(&Fr::from(i as u64))],
-        |l| t.prefix(Domain::Label, n, [replica_ids, &[Fr::from(l as u64)]]),
-        |state, x| t.absorb(*state, &x[2..]),
-    )?;
-    Ok((0..replica_ids.len())
-        .map(|k| {
-            labels
-                .iter()
-                .map(|layer| layer.iter().map(|x| t.lane(x, k)).collect())
-                .collect()
-        })
+/// All labels, `labels[layer][node]`.
+pub fn labels(p: &SectorParams, replica_id: Fr) -> Result<Vec<Vec<Fr>>, SealError> {
+    Ok(label_bytes(p, replica_id)?
+        .iter()
+        .map(|layer| layer.iter().map(label_fr).collect())
         .collect())
 }
 
-/// [`labels`] with `label_hash` computing `H_Label` over a label's inputs (`replica_id`, layer,
-/// node, the 14 parent labels): benchmarks run the same labelling with another Poseidon
-/// implementation.
-pub fn labels_with(
-    p: &SectorParams,
-    replica_id: Fr,
-    label_hash: &mut dyn FnMut(&[Fr]) -> Fr,
-) -> Result<Vec<Vec<Fr>>, SealError> {
-    label_graph(
-        p,
-        Fr::ZERO,
-        |l, i| [replica_id, Fr::from(l as u64), Fr::from(i as u64)],
-        |_| (),
-        |_, x| label_hash(x),
-    )
-}
-
 /// The labelling walk, for any representation `T` of a label: node `i` of layer `l` gets
-/// `hash(layer_state(l), head(l, i) ++ its 14 parents' labels)`, a missing parent being
-/// `zero`; `layer_state` is computed once per layer.
-fn label_graph<T: Copy, S>(
+/// `hash(layer_state(l), l, i, head(l, i) ++ its 14 parents' labels)`, a missing parent being
+/// `zero`; `layer_state` is computed once per layer. [`label_bytes`] reads only the parents;
+/// the Poseidon baseline ([`crate::baseline`]) hashes the head too.
+pub(crate) fn label_graph<T: Copy, S>(
     p: &SectorParams,
     zero: T,
     head: impl Fn(usize, usize) -> [T; 3],
     mut layer_state: impl FnMut(usize) -> S,
-    mut hash: impl FnMut(&S, &[T]) -> T,
+    mut hash: impl FnMut(&S, usize, usize, &[T]) -> T,
 ) -> Result<Vec<Vec<T>>, SealError> {
     p.check()?;
     let mut labels: Vec<Vec<T>> = Vec::with_capacity(p.layers);
@@ -287,7 +259,7 @@ fn label_graph<T: Copy, S>(
                     Some((pl, pi)) => labels[pl][pi],
                 });
             }
-            layer.push(hash(&state, &inputs));
+            layer.push(hash(&state, l, i, &inputs));
         }
         labels.push(layer);
     }
@@ -317,6 +289,41 @@ pub fn column(labels: &[Vec<Fr>], i: usize) -> Fr {
     hash(Domain::Column, &col)
 }
 
+/// Every column hash, in node order (eight at a time where the CPU allows, over the rayon
+/// pool): the same values as [`column`] node by node.
+pub fn columns(labels: &[Vec<Fr>]) -> Vec<Fr> {
+    let n = labels.first().map_or(0, Vec::len);
+    match labels.len() {
+        1 => hash_all(Domain::Column, &labels[0], 1),
+        2 => {
+            let mut flat = Vec::with_capacity(2 * n);
+            for (a, b) in labels[0].iter().zip(&labels[1]) {
+                flat.push(*a);
+                flat.push(*b);
+            }
+            hash_all(Domain::Column, &flat, 2)
+        }
+        _ => {
+            use rayon::prelude::*;
+            (0..n).into_par_iter().map(|i| column(labels, i)).collect()
+        }
+    }
+}
+
+/// What sealing computed beyond the [`Sealed`] sector: the labels and the three trees, kept
+/// for the seal proof (which opens them) so nothing is hashed twice.
+#[derive(Debug, Clone)]
+pub struct SealWork {
+    /// `labels[layer][node]`.
+    pub labels: Vec<Vec<Fr>>,
+    /// The tree over the column hashes (root `comm_c`).
+    pub columns: MerkleTree,
+    /// The tree over the data leaves (root `comm_d`).
+    pub data: MerkleTree,
+    /// The tree over the replica (root `comm_r_last`).
+    pub replica: MerkleTree,
+}
+
 /// Seals `data` for `node`'s copy of `sector` with `ticket`.
 pub fn seal(
     p: &SectorParams,
@@ -325,97 +332,97 @@ pub fn seal(
     sector: u64,
     ticket: &[u8; 32],
 ) -> Result<Sealed, SealError> {
-    seal_keeping_labels(p, data, node, sector, ticket).map(|(s, _)| s)
+    seal_keeping_work(p, data, node, sector, ticket).map(|(s, _)| s)
 }
 
-/// [`seal`], also returning the labels (`labels[layer][node]`) for the seal proof.
-pub fn seal_keeping_labels(
+/// [`seal`], also returning the labels and trees for the seal proof.
+pub fn seal_keeping_work(
     p: &SectorParams,
     data: &[u8],
     node: &[u8; 32],
     sector: u64,
     ticket: &[u8; 32],
-) -> Result<(Sealed, Vec<Vec<Fr>>), SealError> {
-    let d = leaves_from_bytes(data, p)?;
-    let comm_d = MerkleTree::new(&d)?.root();
-    let rid = replica_id(node, sector, ticket, comm_d);
-    let labels = labels(p, rid)?;
-    finish_seal(p, &d, comm_d, rid, labels)
+) -> Result<(Sealed, SealWork), SealError> {
+    seal_labelled_by(p, data, (node, sector, ticket), labels)
 }
 
-/// The replica and commitments of a labelled sector.
+/// Seals with `label` as the labelling (format 2's [`labels`], or the benchmark's baseline):
+/// `comm_d`, `replica_id` from `(node, sector, ticket)`, the labels, then the commitments.
+pub(crate) fn seal_labelled_by(
+    p: &SectorParams,
+    data: &[u8],
+    (node, sector, ticket): (&[u8; 32], u64, &[u8; 32]),
+    label: impl FnOnce(&SectorParams, Fr) -> Result<Vec<Vec<Fr>>, SealError>,
+) -> Result<(Sealed, SealWork), SealError> {
+    let data = MerkleTree::from_leaves(leaves_from_bytes(data, p)?)?;
+    let rid = replica_id(node, sector, ticket, data.root());
+    let labels = label(p, rid)?;
+    finish_seal(p, data, rid, labels)
+}
+
+/// The replica and commitments of a labelled sector (`data` is the data leaves' tree).
 fn finish_seal(
     p: &SectorParams,
-    d: &[Fr],
-    comm_d: Fr,
+    data: MerkleTree,
     rid: Fr,
     labels: Vec<Vec<Fr>>,
-) -> Result<(Sealed, Vec<Vec<Fr>>), SealError> {
+) -> Result<(Sealed, SealWork), SealError> {
     let last = &labels[p.layers - 1];
-    let replica: Vec<Fr> = d.iter().zip(last).map(|(a, b)| *a + b).collect();
-    let cols: Vec<Fr> = (0..p.nodes).map(|i| column(&labels, i)).collect();
-    let comm_c = MerkleTree::new(&cols)?.root();
-    let comm_r_last = MerkleTree::new(&replica)?.root();
+    let replica: Vec<Fr> = data
+        .leaves()
+        .iter()
+        .zip(last)
+        .map(|(a, b)| *a + b)
+        .collect();
+    let (columns, replica_tree) = rayon::join(
+        || MerkleTree::from_leaves(columns(&labels)),
+        || MerkleTree::from_leaves(replica),
+    );
+    let (columns, replica_tree) = (columns?, replica_tree?);
+    let comm_c = columns.root();
+    let comm_r_last = replica_tree.root();
     let sealed = Sealed {
         comm_r: hash(Domain::CommR, &[comm_c, comm_r_last]),
-        replica,
+        replica: replica_tree.leaves().to_vec(),
         replica_id: rid,
-        comm_d,
+        comm_d: data.root(),
         comm_c,
         comm_r_last,
     };
-    Ok((sealed, labels))
+    let work = SealWork {
+        labels,
+        columns,
+        data,
+        replica: replica_tree,
+    };
+    Ok((sealed, work))
 }
 
-/// A sealed sector and its labels (`labels[layer][node]`), as the seal proof needs them.
-pub type SealedWithLabels = (Sealed, Vec<Vec<Fr>>);
+/// A sealed sector and what its seal proof needs.
+pub type SealedWithWork = (Sealed, SealWork);
 
-/// One sector to seal: its data, for `node`'s copy of `sector` with `ticket`.
-#[derive(Debug, Clone, Copy)]
-pub struct SealInput<'a> {
-    /// The sector's data (at most the sector's capacity).
-    pub data: &'a [u8],
-    /// The sealing node's 32-byte identifier.
-    pub node: [u8; 32],
-    /// The sector number.
-    pub sector: u64,
-    /// The sealing ticket.
-    pub ticket: [u8; 32],
+/// Recovers `len` data bytes from a replica given its labels (`labels[layer][node]`).
+pub fn unseal_with(p: &SectorParams, replica: &[Fr], labels: &[Vec<Fr>], len: usize) -> Vec<u8> {
+    let last = &labels[p.layers.min(labels.len()).saturating_sub(1)];
+    let d: Vec<Fr> = replica.iter().zip(last).map(|(r, l)| *r - l).collect();
+    bytes_from_leaves(&d, len)
 }
 
-/// [`seal_keeping_labels`] for several sectors of the same shape, labelled together with
-/// [`labels_many`] (eight at a time where the CPU allows): the same results, in order.
-pub fn seal_many_keeping_labels(
-    p: &SectorParams,
-    inputs: &[SealInput<'_>],
-) -> Result<Vec<SealedWithLabels>, SealError> {
-    let mut leaves = Vec::with_capacity(inputs.len());
-    let mut rids = Vec::with_capacity(inputs.len());
-    for s in inputs {
-        let d = leaves_from_bytes(s.data, p)?;
-        let comm_d = MerkleTree::new(&d)?.root();
-        rids.push(replica_id(&s.node, s.sector, &s.ticket, comm_d));
-        leaves.push((d, comm_d));
-    }
-    let all = labels_many(p, &rids)?;
-    leaves
-        .into_iter()
-        .zip(rids)
-        .zip(all)
-        .map(|(((d, comm_d), rid), labels)| finish_seal(p, &d, comm_d, rid, labels))
-        .collect()
-}
-
-/// Recovers `len` data bytes from a replica.
+/// Recovers `len` data bytes from a replica: labels the sector again (SHA-256 only, no tree)
+/// and subtracts the last layer.
 pub fn unseal(
     p: &SectorParams,
     replica: &[Fr],
     replica_id: Fr,
     len: usize,
 ) -> Result<Vec<u8>, SealError> {
-    let labels = labels(p, replica_id)?;
-    let last = &labels[p.layers - 1];
-    let d: Vec<Fr> = replica.iter().zip(last).map(|(r, l)| *r - l).collect();
+    let mut labels = label_bytes(p, replica_id)?;
+    let last = labels.pop().unwrap_or_default();
+    let d: Vec<Fr> = replica
+        .iter()
+        .zip(&last)
+        .map(|(r, l)| *r - label_fr(l))
+        .collect();
     Ok(bytes_from_leaves(&d, len))
 }
 
@@ -470,49 +477,48 @@ mod tests {
     }
 
     #[test]
-    fn sectors_labelled_together_equal_sectors_labelled_alone() {
-        // 9 sectors: a full batch of eight lanes, then one alone; 3 layers
+    fn labels_follow_the_documented_sha256_construction() {
         let p = SectorParams {
             nodes: 128,
             layers: 3,
             graph_seed: [5; 32],
         };
-        let rids: Vec<Fr> = (0..9u64)
-            .map(|k| Fr::from(1000 + k) - Fr::from(7u64 * k * k))
-            .collect();
-        let many = labels_many(&p, &rids).unwrap();
-        assert_eq!(many.len(), rids.len());
-        for (rid, got) in rids.iter().zip(&many) {
-            // the arkworks-only hash, independent of both fast paths
-            let want = labels_with(&p, *rid, &mut |x: &[Fr]| hash(Domain::Label, x)).unwrap();
-            assert_eq!(*got, want);
-            assert_eq!(labels(&p, *rid).unwrap(), want);
+        let rid = Fr::from(1234u64);
+        let got = label_bytes(&p, rid).unwrap();
+        let rid_bytes = fr_label(&rid);
+        for l in 0..p.layers {
+            for i in [0usize, 1, 2, 77, 127] {
+                // the header block and the 14 parents, written out byte by byte
+                let mut msg = Vec::new();
+                msg.extend_from_slice(&rid_bytes);
+                msg.extend_from_slice(&(l as u64).to_le_bytes());
+                msg.extend_from_slice(&(i as u64).to_le_bytes());
+                msg.extend_from_slice(&[0u8; 16]);
+                for par in parents(&p, l, i) {
+                    match par {
+                        None => msg.extend_from_slice(&[0u8; 32]),
+                        Some((pl, pi)) => msg.extend_from_slice(&got[pl][pi]),
+                    }
+                }
+                assert_eq!(msg.len(), 64 + 14 * 32);
+                let mut want: [u8; 32] = Sha256::digest(&msg).into();
+                want[31] &= 0x1f;
+                assert_eq!(got[l][i], want, "layer {l} node {i}");
+                // a label is a canonical field element: its bytes survive the round trip
+                assert_eq!(fr_label(&label_fr(&got[l][i])), got[l][i]);
+            }
         }
-        // sealing together gives each sector exactly its own seal
-        let data: Vec<Vec<u8>> = (0..3u8)
-            .map(|k| {
-                (0..p.capacity() - k as usize)
-                    .map(|i| (i as u8) ^ k)
-                    .collect()
-            })
-            .collect();
-        let inputs: Vec<SealInput<'_>> = data
-            .iter()
-            .enumerate()
-            .map(|(k, d)| SealInput {
-                data: d,
-                node: [k as u8; 32],
-                sector: k as u64,
-                ticket: [9; 32],
-            })
-            .collect();
-        let together = seal_many_keeping_labels(&p, &inputs).unwrap();
-        for (s, (sealed, labels)) in inputs.iter().zip(together) {
-            let (alone, alone_labels) =
-                seal_keeping_labels(&p, s.data, &s.node, s.sector, &s.ticket).unwrap();
-            assert_eq!(sealed.replica, alone.replica);
-            assert_eq!(sealed.comm_r, alone.comm_r);
-            assert_eq!(labels, alone_labels);
+        assert_ne!(label_bytes(&p, rid + Fr::from(1u64)).unwrap(), got);
+    }
+
+    #[test]
+    fn columns_at_once_equal_columns_one_by_one() {
+        for layers in 1..=3usize {
+            let labels: Vec<Vec<Fr>> = (0..layers)
+                .map(|l| (0..40u64).map(|i| Fr::from(i * 7 + l as u64)).collect())
+                .collect();
+            let want: Vec<Fr> = (0..40).map(|i| column(&labels, i)).collect();
+            assert_eq!(columns(&labels), want, "{layers} layers");
         }
     }
 

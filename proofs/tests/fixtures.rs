@@ -36,7 +36,7 @@ fn vk(name: &str) -> VerifyingKey<Bn254> {
 }
 
 fn proof(name: &str) -> Proof<Bn254> {
-    Proof::deserialize_compressed(&std::fs::read(dir().join(name)).unwrap()[..]).unwrap()
+    Proof::deserialize_compressed(&std::fs::read(dir().join(name)).unwrap()[..128]).unwrap()
 }
 
 #[test]
@@ -68,7 +68,13 @@ fn recorded_proofs_keep_verifying() {
     }
     // seal proof
     let seal_vk = Groth16::<Bn254>::process_vk(&vk("seal.vk")).unwrap();
-    let inputs = porep::public_inputs(&p, 2, s.replica_id, s.comm_d, s.comm_r);
+    // a seal proof file is the Groth16 proof, then the revealed labels
+    let revealed: Vec<Fr> = std::fs::read(dir().join("seal.proof")).unwrap()[128..]
+        .chunks(32)
+        .map(Fr::from_le_bytes_mod_order)
+        .collect();
+    let digest = porep::check_revealed(&p, 2, s.replica_id, s.comm_r, &revealed).unwrap();
+    let inputs = porep::public_inputs(s.replica_id, s.comm_d, s.comm_r, digest);
     assert!(
         Groth16::<Bn254>::verify_with_processed_vk(&seal_vk, &inputs, &proof("seal.proof"))
             .unwrap()

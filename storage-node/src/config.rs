@@ -167,6 +167,9 @@ pub struct ProofsConfig {
     pub window_secs: u64,
     /// Seconds between looks for unsealed blocks.
     pub seal_interval_secs: u64,
+    /// Seconds data too small to fill a sector waits for more before it is sealed in a
+    /// partly empty sector (0: at once). Keep it well below `grace_secs`.
+    pub seal_wait_secs: u64,
     /// Seconds a peer counts as the holder of a block it says it has before a sealed sector
     /// of its verified records lists the block (the grace period for new shards: sealing
     /// takes time).
@@ -189,12 +192,13 @@ impl Default for ProofsConfig {
     fn default() -> Self {
         ProofsConfig {
             enabled: true,
-            sector_size: 256 << 10,
+            sector_size: 64 << 20,
             layers: 2,
             challenges: 10,
             batch: 2,
             window_secs: 60,
             seal_interval_secs: 10,
+            seal_wait_secs: 3600,
             grace_secs: 6 * 3600,
             dev: false,
             keys_dir: PathBuf::new(),
@@ -260,6 +264,7 @@ impl ProofsConfig {
             window: std::time::Duration::from_secs(self.window_secs.max(5)),
             keys: self.key_source()?,
             seal_interval: std::time::Duration::from_secs(self.seal_interval_secs.max(1)),
+            seal_wait: std::time::Duration::from_secs(self.seal_wait_secs),
             grace: std::time::Duration::from_secs(self.grace_secs),
         }))
     }

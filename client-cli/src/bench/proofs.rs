@@ -1,20 +1,20 @@
 //! `cairn bench proofs`: constraints, setup, prove and verify times and proof size of the
-//! window proof (PoSt) and the seal proof, and native labelling throughput against arkworks'
-//! reference Poseidon sponge computing the very same labels, in the same run.
+//! window proof (PoSt); sealing end to end (labels, trees, seal proof) in MB/s per core, beside
+//! format 1's design measured in the same run and SupraSeal's per-core figure as a fixed
+//! reference; and unsealing's throughput.
 
 use super::report::{report, verdict};
 use anyhow::{bail, Context, Result};
 use ark_bn254::{Bn254, Fr};
-use ark_crypto_primitives::sponge::poseidon::{PoseidonConfig, PoseidonSponge};
-use ark_crypto_primitives::sponge::CryptographicSponge;
 use ark_groth16::Groth16;
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use ark_snark::SNARK;
 use ark_std::rand::{RngCore, SeedableRng};
 use cairn_proofs::audit::{encode_proof, graph_seed, DEV_SETUP_SEED};
+use cairn_proofs::baseline::{self, BaselineSealCircuit};
 use cairn_proofs::merkle::MerkleTree;
 use cairn_proofs::porep::{self, SealCircuit};
-use cairn_proofs::poseidon::{self, hash, Domain};
+use cairn_proofs::poseidon::{hash, Domain};
 use cairn_proofs::post::{self, PostCircuit, Shape, DEFAULT_CHALLENGES};
 use cairn_proofs::sdr::{self, Sealed, SectorParams};
 use serde_json::json;
@@ -33,13 +33,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Runs the proofs benchmarks.
-pub fn run(post_depth: u32, seal_sector: usize, label_sector: usize, json: bool) -> Result<()> {
+pub fn run(post_depth: u32, seal_sector: usize, baseline_sector: usize, json: bool) -> Result<()> {
     if !(4..=24).contains(&post_depth) {
         bail!("--post-depth must be between 4 and 24");
     }
     for (what, s) in [
         ("--seal-sector", seal_sector),
-        ("--label-sector", label_sector),
+        ("--baseline-sector", baseline_sector),
     ] {
         if !s.is_power_of_two() || !(1 << 10..=1 << 26).contains(&s) {
             bail!("{what} must be a power of two between 1 KiB and 64 MiB");
@@ -48,8 +48,7 @@ pub fn run(post_depth: u32, seal_sector: usize, label_sector: usize, json: bool)
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rng = ark_std::rand::rngs::StdRng::seed_from_u64(7);
     post_bench(post_depth, threads, &mut rng, json)?;
-    seal_bench(seal_sector, threads, &mut rng, json)?;
-    label_bench(label_sector, json)
+    seal_bench(seal_sector, baseline_sector, threads, &mut rng, json)
 }
 
 fn post_bench(
@@ -157,8 +156,81 @@ fn post_bench(
     Ok(())
 }
 
+/// SupraSeal's PC1 (SHA-256 layer labelling) per core: 64 x 32 GiB sectors in 3 h 30 min on a
+/// 32-core Threadripper PRO (issue 18's anchor), a fixed reference.
+const SUPRASEAL_MB_PER_CORE: f64 = 5.4;
+
+/// One design's seal, end to end: the data bytes, labelling + commitments, the seal proof.
+struct SealRun {
+    bytes: usize,
+    label_commit: Duration,
+    prove: Duration,
+    cons: usize,
+    setup: Duration,
+}
+
+impl SealRun {
+    fn mb_per_core(&self, threads: usize) -> f64 {
+        self.bytes as f64 / (self.label_commit + self.prove).as_secs_f64() / threads as f64 / 1e6
+    }
+}
+
+fn setup<C: ConstraintSynthesizer<Fr>>(
+    c: C,
+) -> Result<(
+    ark_groth16::ProvingKey<Bn254>,
+    ark_groth16::PreparedVerifyingKey<Bn254>,
+    Duration,
+)> {
+    let t = Instant::now();
+    let (pk, vk) = Groth16::<Bn254>::circuit_specific_setup(
+        c,
+        &mut ark_std::rand::rngs::StdRng::seed_from_u64(DEV_SETUP_SEED),
+    )
+    .map_err(|e| anyhow::anyhow!("setup: {e}"))?;
+    let pvk = Groth16::<Bn254>::process_vk(&vk).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((pk, pvk, t.elapsed()))
+}
+
+/// Format 1 ("today's design" when issue 18 was filed): Poseidon labels, labels recomputed in
+/// the seal circuit.
+fn baseline_seal(
+    sector: usize,
+    k: usize,
+    rng: &mut ark_std::rand::rngs::StdRng,
+) -> Result<SealRun> {
+    let p = SectorParams {
+        nodes: sector / 32,
+        layers: 2,
+        graph_seed: graph_seed(),
+    };
+    let mut data = vec![0u8; p.capacity()];
+    rng.fill_bytes(&mut data);
+    let cons = constraints(BaselineSealCircuit::blank(p.clone(), k))?;
+    let (pk, pvk, setup) = setup(BaselineSealCircuit::blank(p.clone(), k))?;
+    let t = Instant::now();
+    let (sealed, work) = baseline::seal_poseidon(&p, &data, &[1; 32], 0, &[2; 32])?;
+    let label_commit = t.elapsed();
+    let t = Instant::now();
+    let c = BaselineSealCircuit::prove_with_work(&p, k, &sealed, &work)?;
+    let proof = Groth16::<Bn254>::prove(&pk, c, rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prove = t.elapsed();
+    let inputs = baseline::public_inputs(&p, k, sealed.replica_id, sealed.comm_d, sealed.comm_r);
+    if !Groth16::<Bn254>::verify_with_processed_vk(&pvk, &inputs, &proof).unwrap_or(false) {
+        bail!("a baseline seal proof made here does not verify");
+    }
+    Ok(SealRun {
+        bytes: p.capacity(),
+        label_commit,
+        prove,
+        cons,
+        setup,
+    })
+}
+
 fn seal_bench(
     sector: usize,
+    baseline_sector: usize,
     threads: usize,
     rng: &mut ark_std::rand::rngs::StdRng,
     json: bool,
@@ -171,138 +243,85 @@ fn seal_bench(
     let k = 2;
     let mut data = vec![0u8; p.capacity()];
     rng.fill_bytes(&mut data);
-    let t = Instant::now();
-    let (sealed, labels) = sdr::seal_keeping_labels(&p, &data, &[1; 32], 0, &[2; 32])?;
-    let seal_time = t.elapsed();
     let cons = constraints(SealCircuit::blank(p.clone(), k))?;
+    let (pk, pvk, setup_time) = setup(SealCircuit::blank(p.clone(), k))?;
+    // the labels alone, for the breakdown (sealing labels again below)
     let t = Instant::now();
-    let (pk, vk) = Groth16::<Bn254>::circuit_specific_setup(
-        SealCircuit::blank(p.clone(), k),
-        &mut ark_std::rand::rngs::StdRng::seed_from_u64(DEV_SETUP_SEED),
-    )
-    .map_err(|e| anyhow::anyhow!("setup: {e}"))?;
-    let setup = t.elapsed();
-    let pvk = Groth16::<Bn254>::process_vk(&vk).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut best = Duration::MAX;
-    let mut proof = None;
-    for _ in 0..2 {
-        let t = Instant::now();
-        let c = SealCircuit::prove_with_labels(&p, k, &data, &sealed, &labels)?;
-        let pr = Groth16::<Bn254>::prove(&pk, c, rng).map_err(|e| anyhow::anyhow!("{e}"))?;
-        best = best.min(t.elapsed());
-        proof = Some(pr);
-    }
-    let proof = proof.context("no proof")?;
-    let inputs = porep::public_inputs(&p, k, sealed.replica_id, sealed.comm_d, sealed.comm_r);
+    let rid = Fr::from(12345u64);
+    drop(sdr::label_bytes(&p, rid)?);
+    let labels_only = t.elapsed();
     let t = Instant::now();
+    let (sealed, work) = sdr::seal_keeping_work(&p, &data, &[1; 32], 0, &[2; 32])?;
+    let label_commit = t.elapsed();
+    let t = Instant::now();
+    let (c, revealed) = SealCircuit::prove_with_work(&p, k, &sealed, &work)?;
+    drop(work);
+    let proof = Groth16::<Bn254>::prove(&pk, c, rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prove = t.elapsed();
+    let t = Instant::now();
+    let digest = porep::check_revealed(&p, k, sealed.replica_id, sealed.comm_r, &revealed)?;
+    let inputs = porep::public_inputs(sealed.replica_id, sealed.comm_d, sealed.comm_r, digest);
     let ok = Groth16::<Bn254>::verify_with_processed_vk(&pvk, &inputs, &proof).unwrap_or(false);
     let verify = t.elapsed();
     if !ok {
         bail!("a seal proof made here does not verify");
     }
+    let t = Instant::now();
+    let back = sdr::unseal(&p, &sealed.replica, sealed.replica_id, data.len())?;
+    let unseal = t.elapsed();
+    if back != data {
+        bail!("unsealing did not give the data back");
+    }
+    let ours = SealRun {
+        bytes: p.capacity(),
+        label_commit,
+        prove,
+        cons,
+        setup: setup_time,
+    };
+    let base = baseline_seal(baseline_sector, k, rng)?;
+    let (mine, theirs) = (ours.mb_per_core(threads), base.mb_per_core(threads));
+    let unseal_mb = data.len() as f64 / unseal.as_secs_f64() / 1e6;
+    let proof_bytes = encode_proof(&proof).len() + 32 * revealed.len();
     report(
         json,
         "proofs-seal",
-        json!({"sector_bytes": sector, "layers": 2, "challenges": k, "constraints": cons,
-            "label_and_commit_s": seal_time.as_secs_f64(), "setup_s": setup.as_secs_f64(),
-            "prove_s": best.as_secs_f64(), "verify_ms": ms(verify), "threads": threads,
-            "prove_target_s": 5.0}),
+        json!({"sector_bytes": sector, "layers": 2, "challenges": k, "threads": threads,
+            "constraints": cons, "setup_s": setup_time.as_secs_f64(),
+            "labels_s": labels_only.as_secs_f64(), "label_and_commit_s": label_commit.as_secs_f64(),
+            "prove_s": prove.as_secs_f64(), "verify_ms": ms(verify),
+            "seal_proof_bytes": proof_bytes, "revealed_labels": revealed.len(),
+            "mb_per_s_per_core": mine, "target_mb_per_s_per_core": 1.0,
+            "unseal_mb_per_s": unseal_mb,
+            "baseline": {"sector_bytes": baseline_sector, "constraints": base.cons,
+                "setup_s": base.setup.as_secs_f64(),
+                "label_and_commit_s": base.label_commit.as_secs_f64(),
+                "prove_s": base.prove.as_secs_f64(), "mb_per_s_per_core": theirs},
+            "ratio_vs_baseline": mine / theirs,
+            "supraseal_mb_per_s_per_core": SUPRASEAL_MB_PER_CORE}),
         format!(
-            "seal proof, {} KiB sector, 2 layers, {k} challenges: {cons} constraints; labelling + commitments {:.2} s; \
-             setup {:.1} s; prove {:.2} s on {threads} threads (target <= 5 s: {}); verify {:.2} ms",
-            sector >> 10,
-            seal_time.as_secs_f64(),
-            setup.as_secs_f64(),
-            best.as_secs_f64(),
-            verdict(best.as_secs_f64() <= 5.0),
+            "seal, {} MiB sector, 2 layers, {k} challenges, end to end on {threads} threads: labels {:.2} s, \
+             labels + commitments {:.2} s, seal proof {:.2} s ({cons} constraints; setup {:.1} s, not counted); \
+             {mine:.2} MB/s per core (target >= 1: {}); verify {:.2} ms; proof {proof_bytes} bytes (128 + {} revealed labels); \
+             unseal {unseal_mb:.0} MB/s\n\
+             today's design (format 1: Poseidon labels checked in the circuit), {} KiB sector: labels + commitments {:.2} s, \
+             seal proof {:.2} s ({} constraints): {theirs:.3} MB/s per core; ratio {:.1}x\n\
+             SupraSeal PC1 (SHA-256 labelling only, 32-core Threadripper PRO): {SUPRASEAL_MB_PER_CORE} MB/s per core; \
+             this design is {:.2}x of it",
+            sector >> 20,
+            labels_only.as_secs_f64(),
+            label_commit.as_secs_f64(),
+            prove.as_secs_f64(),
+            setup_time.as_secs_f64(),
+            verdict(mine >= 1.0),
             ms(verify),
-        ),
-    );
-    Ok(())
-}
-
-fn label_bench(sector: usize, json: bool) -> Result<()> {
-    let p = SectorParams {
-        nodes: sector / 32,
-        layers: 2,
-        graph_seed: graph_seed(),
-    };
-    let rid = Fr::from(12345u64);
-    let params = poseidon::params();
-    let cfg = PoseidonConfig::new(
-        poseidon::FULL_ROUNDS,
-        poseidon::PARTIAL_ROUNDS,
-        5,
-        params.mds.clone(),
-        params.ark.clone(),
-        2,
-        1,
-    );
-    // the sponge with our domain tag and length in the capacity element computes exactly
-    // H_Label; the two labellings must agree
-    let mut reference = |x: &[Fr]| -> Fr {
-        let mut s = PoseidonSponge::<Fr>::new(&cfg);
-        s.state[0] = Fr::from(Domain::Label as u64) + Fr::from(256u64) * Fr::from(x.len() as u64);
-        s.absorb(&x);
-        s.squeeze_field_elements::<Fr>(1)
-            .first()
-            .copied()
-            .unwrap_or_default()
-    };
-    let t = Instant::now();
-    let theirs = sdr::labels_with(&p, rid, &mut reference)?;
-    let ref_time = t.elapsed();
-    let mut ours_best = Duration::MAX;
-    let mut ours = Vec::new();
-    for _ in 0..2 {
-        let t = Instant::now();
-        ours = sdr::labels(&p, rid)?;
-        ours_best = ours_best.min(t.elapsed());
-    }
-    if ours != theirs {
-        bail!("native labels differ from the reference sponge's");
-    }
-    // a node seals the sectors it has pending together: eight sectors on the same graph,
-    // one per replica id, labelled at once (one per AVX-512 IFMA lane where the CPU has it)
-    let lanes = 8usize;
-    let rids: Vec<Fr> = (0..lanes as u64).map(|k| rid + Fr::from(k)).collect();
-    let mut batch_best = Duration::MAX;
-    let mut batch = Vec::new();
-    for _ in 0..2 {
-        let t = Instant::now();
-        batch = sdr::labels_many(&p, &rids)?;
-        batch_best = batch_best.min(t.elapsed());
-    }
-    // lane 0 against the reference sponge, the last lane against the one-sector labelling
-    if batch.first() != Some(&theirs) {
-        bail!("labels of the first sector of a batch differ from the reference sponge's");
-    }
-    if batch.last() != Some(&sdr::labels(&p, rids[lanes - 1])?) {
-        bail!("labels of the last sector of a batch differ from labelling it alone");
-    }
-    let labels = (p.nodes * p.layers) as f64;
-    let us = |d: Duration, n: f64| d.as_secs_f64() * 1e6 / n;
-    let (ref_us, one_us) = (us(ref_time, labels), us(ours_best, labels));
-    let batch_us = us(batch_best, labels * lanes as f64);
-    let bytes_per_label = sdr::BYTES_PER_LEAF as f64 / p.layers as f64;
-    let one_ratio = ref_us / one_us;
-    let ratio = ref_us / batch_us;
-    report(
-        json,
-        "proofs-labelling",
-        json!({"sector_bytes": sector, "layers": 2, "labels": labels,
-            "reference_us_per_label": ref_us,
-            "native_one_sector_us_per_label": one_us, "ratio_one_sector": one_ratio,
-            "batch_sectors": lanes, "native_batch_us_per_label": batch_us,
-            "native_kb_per_s": bytes_per_label / batch_us * 1e3,
-            "ratio": ratio, "target": 4.0}),
-        format!(
-            "labelling, {} KiB sectors, 2 layers, one thread: arkworks PoseidonSponge {ref_us:.1} us/label; \
-             native, one sector alone {one_us:.1} us/label ({one_ratio:.2}x); native, {lanes} sectors at once \
-             {batch_us:.1} us/label ({:.0} KB/s of data), same labels: {ratio:.2}x (target >= 4x: {})",
-            sector >> 10,
-            bytes_per_label / batch_us * 1e3,
-            verdict(ratio >= 4.0),
+            revealed.len(),
+            baseline_sector >> 10,
+            base.label_commit.as_secs_f64(),
+            base.prove.as_secs_f64(),
+            base.cons,
+            mine / theirs,
+            mine / SUPRASEAL_MB_PER_CORE,
         ),
     );
     Ok(())

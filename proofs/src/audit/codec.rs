@@ -7,14 +7,17 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use cairn_core::cursor::{Cursor, CursorError};
 use thiserror::Error;
 
-/// Format version of every record and message here (2: sector records list their pieces,
-/// window proofs carry openings), except the log entry's framing ([`LOG_VERSION`]).
-pub const RECORD_VERSION: u8 = 2;
+/// Format version of every record and message here (3: sealing format 2, sector records
+/// reveal the seal proof's columns; 2 listed pieces and carried openings), except the log
+/// entry's framing ([`LOG_VERSION`]).
+pub const RECORD_VERSION: u8 = 3;
 /// Format version of a log entry's framing (its body is a record of [`RECORD_VERSION`]; a
 /// body of an older version stays in the chain but is no longer read).
 pub const LOG_VERSION: u8 = 1;
 /// Bytes of a compressed Groth16 proof on BN254.
 pub const PROOF_LEN: usize = 128;
+/// Most labels a sector record reveals (16 challenges of 16 layers need 55,552).
+pub const MAX_REVEALED: usize = u16::MAX as usize;
 /// Longest peer id accepted (an ed25519 peer id is 38 bytes).
 pub const MAX_PEER_ID: usize = 64;
 /// Longest signature accepted (ed25519: 64).

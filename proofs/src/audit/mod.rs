@@ -94,11 +94,21 @@ mod tests {
             comm_d: Fr::from(1u64),
             comm_r: Fr::from(2u64),
             seal_proof: [0; PROOF_LEN],
+            revealed: vec![Fr::from(5u64), Fr::from(6u64)],
         };
         assert_eq!(SectorRecord::decode(&s.encode()).unwrap(), s);
+        let e = s.encode();
+        for n in 0..e.len() {
+            assert!(SectorRecord::decode(&e[..n]).is_err(), "prefix {n}");
+        }
+        let mut bad = s.encode();
+        // a revealed label := the modulus' bytes (not canonical)
+        let at = bad.len() - 32;
+        bad[at..].copy_from_slice(&[0xff; 32]);
+        assert!(SectorRecord::decode(&bad).is_err());
         let mut bad = s.encode();
         // comm_r := the modulus' bytes (not canonical)
-        let at = bad.len() - PROOF_LEN - 32;
+        let at = bad.len() - 2 - 2 * 32 - PROOF_LEN - 32;
         bad[at..at + 32].copy_from_slice(&[0xff; 32]);
         assert!(SectorRecord::decode(&bad).is_err());
         let le = LogEntry {

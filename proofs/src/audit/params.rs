@@ -5,7 +5,7 @@ use crate::keys::{load_or_setup, KeyError, Keys};
 use crate::porep::SealCircuit;
 use crate::post::{PostCircuit, Shape};
 use crate::sdr::{self, Sealed, SectorParams};
-use ark_bn254::{Bn254, Fr};
+use ark_bn254::Bn254;
 use ark_groth16::Groth16;
 use ark_snark::SNARK;
 use std::path::{Path, PathBuf};
@@ -123,7 +123,15 @@ impl NetParams {
     /// Development seal keys, cached in `dir`.
     pub fn seal_keys(&self, dir: &Path) -> Result<Keys, KeyError> {
         let p = self.sector();
-        let name = format!("seal-n{}-l{}-c{}", p.nodes, p.layers, self.seal_challenges);
+        // named by the sealing format too: a key cached for another format's circuit of the
+        // same shape is another key
+        let name = format!(
+            "seal-v{}-n{}-l{}-c{}",
+            sdr::VERSION,
+            p.nodes,
+            p.layers,
+            self.seal_challenges
+        );
         let k = self.seal_challenges;
         load_or_setup(dir, &name, DEV_SETUP_SEED, move || SealCircuit::blank(p, k))
     }
@@ -132,8 +140,11 @@ impl NetParams {
     pub fn post_keys(&self, dir: &Path) -> Result<Keys, KeyError> {
         let shape = self.post_shape();
         let name = format!(
-            "post-s{}-d{}-c{}",
-            shape.sectors, shape.depth, shape.challenges
+            "post-v{}-s{}-d{}-c{}",
+            sdr::VERSION,
+            shape.sectors,
+            shape.depth,
+            shape.challenges
         );
         load_or_setup(dir, &name, DEV_SETUP_SEED, move || {
             PostCircuit::blank(shape)
@@ -156,55 +167,43 @@ pub fn seal_sector(
         .ok_or_else(|| AuditError::Prove("no sector sealed".into()))
 }
 
-/// [`seal_sector`] for several sectors `(sector, ticket, data)` at once, each listing no
-/// pieces: they are labelled together ([`label_sectors`], with the ticket bound to the empty
-/// piece list), then each seal is proved ([`prove_seal`]). The results are in order.
+/// [`seal_sector`] for several sectors `(sector, ticket, data)`, each listing no pieces and
+/// sealed with the ticket bound to the empty piece list ([`label_sector`], then
+/// [`prove_seal`]). The results are in order.
 pub fn seal_sectors(
     params: &NetParams,
     seal_keys: &Keys,
     prover: &[u8],
     sectors: &[(u64, [u8; 32], &[u8])],
 ) -> Result<Vec<(Sealed, SectorRecord)>, AuditError> {
-    let bound: Vec<(u64, [u8; 32], &[u8])> = sectors
-        .iter()
-        .map(|&(s, t, d)| (s, bound_ticket(&t, &[]), d))
-        .collect();
     let mut out = Vec::with_capacity(sectors.len());
-    for (s, (sealed, labels)) in sectors.iter().zip(label_sectors(params, prover, &bound)?) {
-        let record = prove_seal(params, seal_keys, prover, s, Vec::new(), &sealed, labels)?;
+    for s in sectors {
+        let (id, ticket, data) = *s;
+        let (sealed, work) = label_sector(params, prover, (id, bound_ticket(&ticket, &[]), data))?;
+        let record = prove_seal(params, seal_keys, prover, s, Vec::new(), &sealed, work)?;
         out.push((sealed, record));
     }
     Ok(out)
 }
 
-/// Seals `sectors` `(sector, ticket, data)` as `prover`'s, labelled together (`ticket` is the
-/// one the sector is sealed with: [`bound_ticket`] of the record's ticket and pieces)
-/// ([`sdr::labels_many`], eight at a time where the CPU allows): each sealed sector with the
-/// labels its seal proof needs, in order.
-pub fn label_sectors(
+/// Seals `(sector, ticket, data)` as `prover`'s (`ticket` is the one the sector is sealed
+/// with: [`bound_ticket`] of the record's ticket and pieces): the sealed sector with the labels
+/// and trees its seal proof needs.
+pub fn label_sector(
     params: &NetParams,
     prover: &[u8],
-    sectors: &[(u64, [u8; 32], &[u8])],
-) -> Result<Vec<sdr::SealedWithLabels>, AuditError> {
+    sector: (u64, [u8; 32], &[u8]),
+) -> Result<sdr::SealedWithWork, AuditError> {
     params.check()?;
-    let node = node_id(prover);
-    let inputs: Vec<sdr::SealInput<'_>> = sectors
-        .iter()
-        .map(|(sector, ticket, data)| sdr::SealInput {
-            data,
-            node,
-            sector: *sector,
-            ticket: *ticket,
-        })
-        .collect();
-    sdr::seal_many_keeping_labels(&params.sector(), &inputs)
+    let (id, ticket, data) = sector;
+    sdr::seal_keeping_work(&params.sector(), data, &node_id(prover), id, &ticket)
         .map_err(|e| AuditError::Prove(e.to_string()))
 }
 
 /// Proves the seal of `sector` `(sector, ticket, data)` listing `pieces`, sealed as `sealed`
-/// (with [`bound_ticket`] of `ticket` and `pieces`) and `labels` (consumed: they are the
-/// largest part of sealing's memory): its public record. Errors when the sector was sealed with
-/// another ticket or piece list.
+/// (with [`bound_ticket`] of `ticket` and `pieces`) keeping `work` (consumed: its labels and
+/// trees are most of sealing's memory): its public record. Errors when the sector was sealed
+/// with another ticket or piece list.
 pub fn prove_seal(
     params: &NetParams,
     seal_keys: &Keys,
@@ -212,7 +211,7 @@ pub fn prove_seal(
     sector: &(u64, [u8; 32], &[u8]),
     pieces: Vec<Piece>,
     sealed: &Sealed,
-    labels: Vec<Vec<Fr>>,
+    work: sdr::SealWork,
 ) -> Result<SectorRecord, AuditError> {
     let &(id, ticket, data) = sector;
     if pieces.len() > MAX_PIECES {
@@ -230,9 +229,10 @@ pub fn prove_seal(
         ));
     }
     let p = params.sector();
-    let circuit = SealCircuit::prove_with_labels(&p, params.seal_challenges, data, sealed, &labels)
-        .map_err(|e| AuditError::Prove(e.to_string()))?;
-    drop(labels);
+    let (circuit, revealed) =
+        SealCircuit::prove_with_work(&p, params.seal_challenges, sealed, &work)
+            .map_err(|e| AuditError::Prove(e.to_string()))?;
+    drop(work);
     let proof = Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
     let record = SectorRecord {
@@ -246,12 +246,29 @@ pub fn prove_seal(
         comm_d: sealed.comm_d,
         comm_r: sealed.comm_r,
         seal_proof: encode_proof(&proof),
+        revealed,
     };
     Ok(record)
 }
 
+/// [`prove_window`] over sectors that open their own leaves (a node's stored sectors, which
+/// keep only the top of their replica's tree: [`crate::post::StoredReplica`]).
+pub fn prove_window_with(
+    params: &NetParams,
+    post_keys: &Keys,
+    nonce: &[u8; 32],
+    window: u64,
+    sectors: &[(u64, &dyn crate::post::Openable)],
+) -> Result<[u8; PROOF_LEN], AuditError> {
+    let circuit = PostCircuit::prove_with(params.post_shape(), nonce, window, sectors)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    let proof = Groth16::<Bn254>::prove(&post_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    Ok(encode_proof(&proof))
+}
+
 /// Proves window `window` for `nonce` over `sectors` (exactly `params.batch` of them, a sector
-/// may repeat): the 128-byte proof.
+/// may repeat), building each replica's tree: the 128-byte proof.
 pub fn prove_window(
     params: &NetParams,
     post_keys: &Keys,

@@ -32,8 +32,11 @@ pub struct SectorRecord {
     pub comm_d: Fr,
     /// `H(comm_c, comm_r_last)`.
     pub comm_r: Fr,
-    /// The seal proof.
+    /// The seal proof's Groth16 part.
     pub seal_proof: [u8; PROOF_LEN],
+    /// The seal proof's revealed labels ([`porep::reveal`]): per challenge, the columns of the
+    /// challenged node and of its parents.
+    pub revealed: Vec<Fr>,
 }
 
 impl SectorRecord {
@@ -61,6 +64,10 @@ impl SectorRecord {
         out.extend_from_slice(&fr_bytes(&self.comm_d));
         out.extend_from_slice(&fr_bytes(&self.comm_r));
         out.extend_from_slice(&self.seal_proof);
+        out.extend_from_slice(&(self.revealed.len().min(MAX_REVEALED) as u16).to_le_bytes());
+        for x in self.revealed.iter().take(MAX_REVEALED) {
+            out.extend_from_slice(&fr_bytes(x));
+        }
         out
     }
 
@@ -84,6 +91,8 @@ impl SectorRecord {
         let comm_r = r.fr()?;
         let mut seal_proof = [0u8; PROOF_LEN];
         seal_proof.copy_from_slice(r.take(PROOF_LEN)?);
+        let n = r.u16()? as usize;
+        let revealed = (0..n).map(|_| r.fr()).collect::<Result<Vec<_>, _>>()?;
         r.end()?;
         Ok(SectorRecord {
             prover,
@@ -96,6 +105,7 @@ impl SectorRecord {
             comm_d,
             comm_r,
             seal_proof,
+            revealed,
         })
     }
 
@@ -105,13 +115,18 @@ impl SectorRecord {
             return Err(AuditError::Field("sector shape differs from the network's"));
         }
         let proof = decode_proof(&self.seal_proof)?;
-        let inputs = porep::public_inputs(
+        let rid = self.replica_id();
+        // the labels first (SHA-256, natively), then the proof that they are the committed ones
+        let Ok(digest) = porep::check_revealed(
             &params.sector(),
             params.seal_challenges,
-            self.replica_id(),
-            self.comm_d,
+            rid,
             self.comm_r,
-        );
+            &self.revealed,
+        ) else {
+            return Ok(false);
+        };
+        let inputs = porep::public_inputs(rid, self.comm_d, self.comm_r, digest);
         Ok(Groth16::<Bn254>::verify_with_processed_vk(&keys.pvk, &inputs, &proof).unwrap_or(false))
     }
 }

@@ -104,11 +104,19 @@ impl Ledger {
                         deadline.as_secs_f64()
                     ));
                 }
-                let refs: Vec<(u64, &Sealed)> = loaded.iter().map(|(i, s)| (*i, s)).collect();
+                let refs: Vec<(u64, &dyn Openable)> = loaded
+                    .iter()
+                    .map(|(i, s)| (*i, s as &dyn Openable))
+                    .collect();
                 let t = std::time::Instant::now();
-                let proof =
-                    audit::prove_window(&self.opts.params, &self.post_keys, &nonce, window, &refs)
-                        .map_err(|e| e.to_string())?;
+                let proof = audit::prove_window_with(
+                    &self.opts.params,
+                    &self.post_keys,
+                    &nonce,
+                    window,
+                    &refs,
+                )
+                .map_err(|e| e.to_string())?;
                 // the leaves asked for, of the first sector (read errors are unsigned)
                 let openings = match (open.is_empty(), &first_record, loaded.first()) {
                     (true, _, _) => Vec::new(),

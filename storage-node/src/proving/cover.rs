@@ -235,6 +235,7 @@ mod tests {
             comm_d: Fr::from(sector),
             comm_r: Fr::from(sector + 1),
             seal_proof: [0; cairn_proofs::audit::PROOF_LEN],
+            revealed: Vec::new(),
         }
     }
 

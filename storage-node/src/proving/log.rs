@@ -237,6 +237,7 @@ mod tests {
             comm_d: Fr::from(1u64),
             comm_r: Fr::from(n + 2),
             seal_proof: [0; PROOF_LEN],
+            revealed: Vec::new(),
         }
         .encode()
     }

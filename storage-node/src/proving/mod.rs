@@ -32,6 +32,8 @@ use cairn_proofs::audit::{
     LogEntry, NetParams, Piece, Role, SectorRecord, Verdict, MAX_SECTORS_PAGE,
 };
 use cairn_proofs::keys::{KeyError, Keys};
+use cairn_proofs::merkle::TopLevels;
+use cairn_proofs::post::{Openable, StoredReplica, KEPT_FROM};
 use cairn_proofs::sdr::Sealed;
 use cairn_repo::store::{Batch, Durability, StoreError, Table};
 use cairn_repo::Repo;
@@ -71,6 +73,9 @@ pub struct ProofOptions {
     pub keys: KeySource,
     /// How often the sealing worker looks for unsealed blocks.
     pub seal_interval: Duration,
+    /// How long data too small to fill a sector waits for more before it is sealed in a
+    /// partly empty sector (zero: at once).
+    pub seal_wait: Duration,
     /// How long a peer counts as the holder of a block it says it has before a sealed sector
     /// of its verified records lists the block ([`cover`]).
     pub grace: Duration,
@@ -117,9 +122,8 @@ struct Pending {
     done: Vec<Cid>,
 }
 
-/// Memory for one sealing batch's labels and replicas (about 80 bytes per node and layer plus
-/// 96 per node, per sector): up to eight 256 KiB sectors fit many times over; very large
-/// sectors are sealed one at a time.
+/// Memory for one sealing batch's pending data (sectors are sealed one after the other): up to
+/// eight 64 MiB sectors; larger sectors are taken one at a time.
 const SEAL_BATCH_BYTES: usize = 512 << 20;
 
 use cairn_proofs::audit::{from_hex as unhex, to_hex as hex};
@@ -182,6 +186,8 @@ pub(crate) struct Ledger {
     /// Sealing runs here: one thread at the lowest CPU priority, so that window proofs (which
     /// have a deadline) and serving are never starved by background sealing.
     seal_pool: rayon::ThreadPool,
+    /// Since when pending data has not filled a sector ([`ProofOptions::seal_wait`]).
+    partial_since: Mutex<Option<std::time::Instant>>,
     /// The hash-chained audit log, bounded by compaction.
     log: log::AuditLog,
     /// prover -> sector -> comm_r, from verified sector records.
@@ -260,6 +266,7 @@ impl Ledger {
             verdict_quota: Mutex::new(quota::VerdictQuota::default()),
             faulty_seq: tokio::sync::watch::channel(0).0,
             status: Mutex::new(ProofStatus::default()),
+            partial_since: Mutex::new(None),
         };
         let mut faults = faults::Faults::default();
         for e in p.log()? {

@@ -25,9 +25,10 @@ impl Ledger {
         }
         let p = self.opts.params.sector();
         let cap = p.capacity();
-        // full sectors are sealed in batches labelled together (eight lanes at once where the
-        // CPU has AVX-512 IFMA), within a memory budget for their labels and replicas
-        let batch_max = (SEAL_BATCH_BYTES / (p.nodes * (p.layers * 80 + 96)).max(1)).clamp(1, 8);
+        // full sectors are sealed in batches of up to 8 (one after the other: each keeps its
+        // labels and trees, about (L + 7) x 32 bytes per leaf, until its proof), within a
+        // memory budget for the pending data
+        let batch_max = (SEAL_BATCH_BYTES / (p.nodes * 32).max(1)).clamp(1, 8);
         let mut out = Vec::new();
         let mut batch: Vec<Pending> = Vec::new();
         let mut cur = Pending::default();
@@ -64,7 +65,7 @@ impl Ledger {
                 }
             }
         }
-        if !cur.data.is_empty() {
+        if !cur.data.is_empty() && self.partial_ready() {
             batch.push(cur);
         }
         if !batch.is_empty() {
@@ -73,12 +74,27 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Seals `batch` (labelled together), stores each sealed sector and logs its record.
+    /// Whether pending data that does not fill a sector has waited long enough to be sealed
+    /// in a partly empty one: the wait starts the first time it is seen, and ends when it is
+    /// sealed (sealing a 64 MiB sector costs the same CPU however little data it holds).
+    fn partial_ready(&self) -> bool {
+        let now = std::time::Instant::now();
+        let Ok(mut since) = self.partial_since.lock() else {
+            return true;
+        };
+        let start = *since.get_or_insert(now);
+        if now.duration_since(start) >= self.opts.seal_wait {
+            *since = None;
+            return true;
+        }
+        false
+    }
+
+    /// Seals each sector of `batch` in turn (labels, trees, seal proof), stores it and logs
+    /// its record as soon as its seal is proved.
     pub(super) fn seal_batch(&self, batch: &[Pending]) -> Result<Vec<SectorRecord>, ProofsError> {
         let mut rng = rand::rngs::OsRng;
-        let mut inputs = Vec::with_capacity(batch.len());
-        let mut bound = Vec::with_capacity(batch.len());
-        let mut lists = Vec::with_capacity(batch.len());
+        let mut out = Vec::with_capacity(batch.len());
         for b in batch {
             let sector = rng.next_u64() >> 1;
             let mut ticket = [0u8; 32];
@@ -94,38 +110,31 @@ impl Ledger {
                     len: *n,
                 })
                 .collect();
-            inputs.push((sector, ticket, b.data.as_slice()));
-            bound.push((
+            let bound = (
                 sector,
                 audit::bound_ticket(&ticket, &pieces),
                 b.data.as_slice(),
-            ));
-            lists.push(pieces);
-        }
-        let t = std::time::Instant::now();
-        let labelled = audit::label_sectors(&self.opts.params, &self.me, &bound)?;
-        let label_secs = t.elapsed().as_secs_f64();
-        let mut out = Vec::with_capacity(batch.len());
-        // each sector is kept (and its record logged) as soon as its seal is proved
-        for (((b, input), pieces), (sealed, labels)) in
-            batch.iter().zip(&inputs).zip(lists).zip(labelled)
-        {
+            );
+            let t = std::time::Instant::now();
+            let (sealed, work) = audit::label_sector(&self.opts.params, &self.me, bound)?;
+            let label_secs = t.elapsed().as_secs_f64();
+            // what window proofs need of the replica's tree, kept beside the replica
+            let tops = work.replica.top(KEPT_FROM);
             let t = std::time::Instant::now();
             let record = audit::prove_seal(
                 &self.opts.params,
                 &self.seal_keys,
                 &self.me,
-                input,
+                &(sector, ticket, b.data.as_slice()),
                 pieces,
                 &sealed,
-                labels,
+                work,
             )?;
-            self.keep_sealed(b, &sealed, &record)?;
+            self.keep_sealed(b, &sealed, &tops, &record)?;
             tracing::info!(
                 sector = record.sector,
                 bytes = b.data.len(),
-                batch = batch.len(),
-                batch_label_secs = label_secs,
+                label_secs,
                 prove_secs = t.elapsed().as_secs_f64(),
                 "sector sealed"
             );
@@ -139,13 +148,11 @@ impl Ledger {
         &self,
         b: &Pending,
         sealed: &Sealed,
+        tops: &TopLevels,
         record: &SectorRecord,
     ) -> Result<(), ProofsError> {
         let sector = record.sector;
-        let mut replica = Vec::with_capacity(sealed.replica.len() * 32);
-        for x in &sealed.replica {
-            replica.extend_from_slice(&fr_bytes(x));
-        }
+        let replica = StoredReplica::value(&sealed.replica, tops);
         let meta = SectorMeta {
             record: hex(&record.encode()),
             comm_c: hex(&fr_bytes(&sealed.comm_c)),
@@ -184,7 +191,7 @@ impl Ledger {
         &self,
         id: u64,
         record: &SectorRecord,
-        sealed: &Sealed,
+        stored: &StoredReplica,
         leaves: &[u64],
     ) -> Result<Vec<audit::Opening>, ProofsError> {
         let store = self.repo.store();
@@ -215,10 +222,15 @@ impl Ledger {
             sector = id,
             "plain blocks of a sealed sector missing; unsealing it to open leaves"
         );
+        let replica: Vec<Fr> = stored
+            .replica
+            .chunks_exact(32)
+            .map(Fr::from_le_bytes_mod_order)
+            .collect();
         let data = cairn_proofs::sdr::unseal(
             &self.opts.params.sector(),
-            &sealed.replica,
-            sealed.replica_id,
+            &replica,
+            record.replica_id(),
             record.data_len as usize,
         )
         .map_err(|e| AuditError::Prove(e.to_string()))?;
@@ -229,10 +241,13 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Sector `id` as stored: its record, and its replica with the top of the replica's tree.
+    /// The replica value is the replica (32 bytes per leaf) then the tree's levels from
+    /// [`KEPT_FROM`] up (`docs/formats.md`).
     pub(super) fn load_sector(
         &self,
         id: u64,
-    ) -> Result<Option<(SectorRecord, Sealed)>, ProofsError> {
+    ) -> Result<Option<(SectorRecord, StoredReplica)>, ProofsError> {
         let store = self.repo.store();
         let Some(m) = store.table_get(Table::Sectors, &be(id))? else {
             return Ok(None);
@@ -244,19 +259,13 @@ impl Ledger {
         let record = unhex(&meta.record)
             .and_then(|b| SectorRecord::decode(&b).ok())
             .ok_or(ProofsError::Meta(id))?;
-        let nodes = self.opts.params.sector().nodes;
-        if rep.len() != nodes * 32 {
-            return Err(ProofsError::Meta(id));
-        }
-        let replica = rep.chunks(32).map(Fr::from_le_bytes_mod_order).collect();
-        let sealed = Sealed {
-            replica,
-            replica_id: record.replica_id(),
-            comm_d: record.comm_d,
-            comm_c: fr_of_hex(&meta.comm_c).ok_or(ProofsError::Meta(id))?,
-            comm_r_last: fr_of_hex(&meta.comm_r_last).ok_or(ProofsError::Meta(id))?,
-            comm_r: record.comm_r,
-        };
-        Ok(Some((record, sealed)))
+        let comms = (
+            fr_of_hex(&meta.comm_c).ok_or(ProofsError::Meta(id))?,
+            fr_of_hex(&meta.comm_r_last).ok_or(ProofsError::Meta(id))?,
+            record.comm_r,
+        );
+        let stored = StoredReplica::from_value(rep, self.opts.params.sector().nodes, comms)
+            .ok_or(ProofsError::Meta(id))?;
+        Ok(Some((record, stored)))
     }
 }

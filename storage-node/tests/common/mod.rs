@@ -44,6 +44,7 @@ pub fn opts(proofs: bool) -> NodeOptions {
             window: Duration::from_secs(24 * 3600),
             keys: cairn_proofs::audit::KeySource::Dev(keys_dir()),
             seal_interval: Duration::from_secs(24 * 3600),
+            seal_wait: Duration::ZERO,
             grace: Duration::from_secs(24 * 3600),
         }),
         ..NodeOptions::default()
