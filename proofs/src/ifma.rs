@@ -1,10 +1,9 @@
-//! Eight BN254 scalar-field elements at a time with AVX-512 IFMA, for labelling eight sectors
-//! at once and for hashing eight Merkle nodes of a level at once.
+//! Eight BN254 scalar-field elements at a time with AVX-512 IFMA, for hashing eight Merkle
+//! nodes of a level (or eight column hashes) at once, and for format 1's Poseidon labelling of
+//! eight sectors at once (the benchmark's baseline, [`crate::baseline`]).
 //!
-//! Every sector is labelled on the same graph (it depends only on the graph seed), so eight
-//! sectors with different `replica_id`s make the same hashes over the same parent positions,
-//! one per 64-bit lane: a label of all eight is one [`F8`], and their Poseidon permutations run
-//! side by side ([`Ifma::permute`]).
+//! Eight independent hashes run one per 64-bit lane: eight field elements are one [`F8`], and
+//! their Poseidon permutations run side by side ([`Ifma::permute`]).
 //!
 //! Representation: radix `2^52`, five limbs per lane (one 512-bit register each), in
 //! Montgomery form with `R = 2^260`. `vpmadd52luq`/`vpmadd52huq` multiply the low 52 bits of

@@ -290,7 +290,7 @@ pub fn column(labels: &[Vec<Fr>], i: usize) -> Fr {
 }
 
 /// Every column hash, in node order (eight at a time where the CPU allows, over the rayon
-/// pool): the same values as [`column`] node by node.
+/// pool): the same values as [`column()`] node by node.
 pub fn columns(labels: &[Vec<Fr>]) -> Vec<Fr> {
     let n = labels.first().map_or(0, Vec::len);
     match labels.len() {

@@ -26,8 +26,11 @@ pub const MAX_SIGNATURE: usize = 128;
 pub const MAX_AUDIT_SECTORS: usize = 16;
 /// Longest reason text in an audit record.
 pub const MAX_REASON: usize = 256;
-/// Longest log entry body (a sector record listing [`MAX_PIECES`] pieces fits).
-pub const MAX_ENTRY_BODY: usize = 8192;
+/// Longest log entry body: a sector record of the longest shape that
+/// [`NetParams::check`](super::NetParams::check) allows
+/// ([`SectorRecord::max_len`](super::SectorRecord::max_len)) fits, and so does one sector page
+/// of [`MAX_SECTORS_PAGE_BYTES`](super::MAX_SECTORS_PAGE_BYTES) in an application message.
+pub const MAX_ENTRY_BODY: usize = 11 << 10;
 /// Seed of the development key setup (never for production: that needs a ceremony).
 pub const DEV_SETUP_SEED: u64 = 0xCA12_0001;
 

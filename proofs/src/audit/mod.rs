@@ -61,6 +61,36 @@ mod tests {
         }
     }
 
+    /// A network's shape is refused when its longest sector record would not fit a log entry
+    /// (and so a sector page): the revealed labels grow with challenges x columns x layers.
+    #[test]
+    fn shapes_whose_records_do_not_fit_are_refused() {
+        let net = |layers, seal_challenges| NetParams {
+            sector_size: 64 << 20,
+            layers,
+            challenges: 10,
+            batch: 2,
+            seal_challenges,
+        };
+        // (layers, seal challenges, fits): 5,567 bytes besides 32 per revealed label
+        for (l, k, fits) in [
+            (1, 4, true),
+            (2, 2, true),
+            (2, 4, true),
+            (2, 5, false),
+            (3, 1, true),
+            (3, 2, false),
+        ] {
+            assert_eq!(
+                net(l, k).check().is_ok(),
+                fits,
+                "{l} layers, {k} challenges"
+            );
+        }
+        assert_eq!(SectorRecord::max_len(84), 8_255);
+        assert!(SectorRecord::max_len(84) <= MAX_ENTRY_BODY);
+    }
+
     #[test]
     fn records_round_trip_and_reject_garbage() {
         let a = audit();

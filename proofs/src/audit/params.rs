@@ -67,6 +67,13 @@ impl NetParams {
         if self.seal_challenges == 0 || self.seal_challenges > 16 {
             return Err(AuditError::Field("seal challenges"));
         }
+        // every sector record must fit a log entry (and so a sector page)
+        let revealed = crate::porep::revealed_len(&self.sector(), self.seal_challenges);
+        if SectorRecord::max_len(revealed) > MAX_ENTRY_BODY {
+            return Err(AuditError::Field(
+                "seal challenges x layers: the revealed labels do not fit a sector record",
+            ));
+        }
         Ok(())
     }
 

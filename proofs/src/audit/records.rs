@@ -40,6 +40,24 @@ pub struct SectorRecord {
 }
 
 impl SectorRecord {
+    /// The longest encoding of a record revealing `revealed` labels: the longest prover id,
+    /// [`MAX_PIECES`] pieces of the longest CIDs.
+    pub const fn max_len(revealed: usize) -> usize {
+        1 + (2 + MAX_PEER_ID)
+            + 8
+            + 8
+            + 1
+            + 8
+            + 32
+            + 1
+            + MAX_PIECES * (2 + MAX_CID + 8 + 8)
+            + 32
+            + 32
+            + PROOF_LEN
+            + 2
+            + 32 * revealed
+    }
+
     /// The replica id the seal proof is checked against (derived, never taken from the prover).
     pub fn replica_id(&self) -> Fr {
         sdr::replica_id(
