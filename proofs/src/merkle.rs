@@ -206,7 +206,7 @@ impl TopLevels {
     /// Decodes the levels from `h` up of a tree of `leaves` leaves; `None` unless `bytes` is
     /// exactly that, canonical.
     pub fn decode(bytes: &[u8], leaves: usize, h: usize) -> Option<Self> {
-        if leaves == 0 || !leaves.is_power_of_two() || 1usize << h > leaves {
+        if leaves == 0 || !leaves.is_power_of_two() || h > leaves.trailing_zeros() as usize {
             return None;
         }
         if bytes.len() != 32 * Self::count(leaves, h) {
@@ -386,6 +386,7 @@ mod tests {
             assert!(back.path(0, &sub).is_err());
             // wrong lengths and non-canonical bytes do not decode
             assert!(TopLevels::decode(&bytes[1..], n as usize, h).is_none());
+            assert!(TopLevels::decode(&bytes, n as usize, 200).is_none());
             let mut bad = bytes.clone();
             bad[..32].copy_from_slice(&[0xff; 32]);
             assert!(TopLevels::decode(&bad, n as usize, h).is_none());

@@ -269,6 +269,11 @@ pub fn prove_window_with(
 ) -> Result<[u8; PROOF_LEN], AuditError> {
     let circuit = PostCircuit::prove_with(params.post_shape(), nonce, window, sectors)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
+    prove_post(post_keys, circuit)
+}
+
+/// The 128-byte Groth16 proof of a window circuit.
+fn prove_post(post_keys: &Keys, circuit: PostCircuit) -> Result<[u8; PROOF_LEN], AuditError> {
     let proof = Groth16::<Bn254>::prove(&post_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
     Ok(encode_proof(&proof))
@@ -285,7 +290,5 @@ pub fn prove_window(
 ) -> Result<[u8; PROOF_LEN], AuditError> {
     let circuit = PostCircuit::prove_for(params.post_shape(), nonce, window, sectors)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
-    let proof = Groth16::<Bn254>::prove(&post_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
-        .map_err(|e| AuditError::Prove(e.to_string()))?;
-    Ok(encode_proof(&proof))
+    prove_post(post_keys, circuit)
 }

@@ -65,7 +65,12 @@ impl Ledger {
                 }
             }
         }
-        if !cur.data.is_empty() && self.partial_ready() {
+        if cur.data.is_empty() {
+            // nothing waits: a wait started for data since sealed in a full sector ends too
+            if let Ok(mut since) = self.partial_since.lock() {
+                *since = None;
+            }
+        } else if self.partial_ready() {
             batch.push(cur);
         }
         if !batch.is_empty() {
