@@ -1,8 +1,10 @@
 //! Audit-record decoding never panics on any bytes, and whatever decodes re-encodes to the
-//! same bytes: sector records, signed audit records, audit-log entries, and the audit
+//! same bytes: sector records, signed audit records, sector retirements, audit-log entries, and the audit
 //! request/response messages nodes exchange (`cairn_proofs::audit`).
 #![no_main]
-use cairn_proofs::audit::{AuditRecord, AuditRequest, AuditResponse, LogEntry, SectorRecord};
+use cairn_proofs::audit::{
+    AuditRecord, AuditRequest, AuditResponse, LogEntry, Retirement, SectorRecord,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(a) = AuditRecord::decode(data) {
         assert_eq!(a.encode(), data);
+    }
+    if let Ok(r) = Retirement::decode(data) {
+        assert_eq!(r.encode(), data);
+        let _ = r.signed_bytes();
     }
     if let Ok(e) = LogEntry::decode(data) {
         assert_eq!(e.encode(), data);

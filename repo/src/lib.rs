@@ -212,6 +212,15 @@ impl Repo {
         Repo { store, path: None }
     }
 
+    /// The same repo over a store wrapping this one's (`wrap` gets the store and returns the
+    /// one to use; the directory stays).
+    pub fn map_store(self, wrap: impl FnOnce(Box<dyn BlockStore>) -> Box<dyn BlockStore>) -> Repo {
+        Repo {
+            store: wrap(self.store),
+            path: self.path,
+        }
+    }
+
     /// The repo directory, if on disk.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

@@ -174,6 +174,14 @@ pub struct ProofsConfig {
     /// of its verified records lists the block (the grace period for new shards: sealing
     /// takes time).
     pub grace_secs: u64,
+    /// Windows a retired sector's replica is kept (and proved when an auditor asks) after its
+    /// retirement is gossiped, before it is deleted: auditors that missed the gossip still get
+    /// answers meanwhile.
+    pub retire_grace_windows: u64,
+    /// How sealed data is kept: `"plain-and-replica"` (the plain blocks beside the replicas,
+    /// about twice the disk, reads at disk speed) or `"replica-only"` (only the replicas, each
+    /// block unsealed when read).
+    pub storage_mode: String,
     /// Use the deterministic development keys, whose trapdoor is public so anyone can forge
     /// proofs under them: development networks and tests only.
     pub dev: bool,
@@ -200,6 +208,8 @@ impl Default for ProofsConfig {
             seal_interval_secs: 10,
             seal_wait_secs: 3600,
             grace_secs: 6 * 3600,
+            retire_grace_windows: 3,
+            storage_mode: "plain-and-replica".into(),
             dev: false,
             keys_dir: PathBuf::new(),
             keys: PathBuf::new(),
@@ -266,6 +276,16 @@ impl ProofsConfig {
             seal_interval: std::time::Duration::from_secs(self.seal_interval_secs.max(1)),
             seal_wait: std::time::Duration::from_secs(self.seal_wait_secs),
             grace: std::time::Duration::from_secs(self.grace_secs),
+            retire_grace: self.retire_grace_windows,
+            replica_only: match self.storage_mode.as_str() {
+                "plain-and-replica" => false,
+                "replica-only" => true,
+                other => {
+                    return Err(format!(
+                        "storage_mode is \"plain-and-replica\" or \"replica-only\", not {other:?}"
+                    ))
+                }
+            },
         }))
     }
 }
@@ -414,6 +434,28 @@ mod tests {
             ..ProofsConfig::default()
         };
         assert!(off.options().unwrap().is_none());
+    }
+
+    #[test]
+    fn storage_modes() {
+        // (storage_mode, replica-only, or refused)
+        for (mode, want) in [
+            ("plain-and-replica", Some(false)),
+            ("replica-only", Some(true)),
+            ("replica", None),
+            ("", None),
+        ] {
+            let c = ProofsConfig {
+                dev: true,
+                storage_mode: mode.into(),
+                ..ProofsConfig::default()
+            };
+            let got = c.options().ok().map(|o| o.map(|o| o.replica_only));
+            assert_eq!(got, want.map(Some), "{mode:?}");
+        }
+        assert!(!ProofsConfig::default()
+            .options()
+            .is_ok_and(|o| o.is_some_and(|o| o.replica_only)));
     }
 
     #[test]

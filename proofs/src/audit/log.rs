@@ -12,6 +12,8 @@ pub enum EntryKind {
     Sector,
     /// An [`AuditRecord`] (this node's own or received by gossip).
     Audit,
+    /// A [`Retirement`] (this node's own or received by gossip).
+    Retire,
 }
 
 /// One link of the audit log.
@@ -37,6 +39,7 @@ impl LogEntry {
         out.push(match self.kind {
             EntryKind::Sector => 1,
             EntryKind::Audit => 2,
+            EntryKind::Retire => 3,
         });
         put_bytes(&mut out, &self.body);
         out
@@ -50,6 +53,7 @@ impl LogEntry {
         let kind = match r.u8()? {
             1 => EntryKind::Sector,
             2 => EntryKind::Audit,
+            3 => EntryKind::Retire,
             _ => return Err(AuditError::Field("entry kind")),
         };
         let body = r.bytes(MAX_ENTRY_BODY, "entry body length")?.to_vec();
@@ -89,6 +93,9 @@ pub struct LogReport {
     /// Fails on a refusal the prover signed, and misses: a miss is a signed claim of the
     /// auditor's that cannot be re-checked, which is why one needs a second auditor.
     pub claims: u64,
+    /// Retirements signed by their prover, of a sector committed in the log with the same
+    /// `comm_r`.
+    pub retired: u64,
     /// Problems, each with the entry's position (empty: the log verifies).
     pub problems: Vec<String>,
 }
@@ -157,6 +164,24 @@ pub fn verify_log(
                 .push(format!("entry {i}: does not chain to the entry before"));
         }
         prev = e.hash();
+        if e.kind == EntryKind::Retire {
+            match Retirement::decode(&e.body) {
+                Err(err) => rep.problems.push(format!("entry {i}: {err}")),
+                Ok(r) if !sig_ok(&r.prover, &r.signed_bytes(), &r.signature) => rep
+                    .problems
+                    .push(format!("entry {i}: retirement signature invalid")),
+                Ok(r)
+                    if committed.get(&(r.prover.clone(), r.sector)).map(|x| x.0)
+                        != Some(r.comm_r) =>
+                {
+                    rep.problems.push(format!(
+                        "entry {i}: retires a sector with no matching commitment in the log"
+                    ))
+                }
+                Ok(_) => rep.retired += 1,
+            }
+            continue;
+        }
         if e.kind != EntryKind::Audit {
             continue;
         }

@@ -4,6 +4,7 @@
 //!   keys ([`NetParams::seal_keys`], [`NetParams::post_keys`]);
 //! - [`SectorRecord`]: a prover's public commitment to one sealed sector, with its seal proof;
 //! - [`AuditRecord`]: an auditor's signed verdict on one prover's window;
+//! - [`Retirement`]: a prover's signed retirement of a sector it no longer keeps;
 //! - [`LogEntry`]: one link of the hash-chained audit log, and [`verify_log`], which re-checks a
 //!   whole log end to end (chain, signatures, seal proofs, window proofs).
 //!
@@ -17,6 +18,7 @@ mod messages;
 mod params;
 mod pieces;
 mod records;
+mod retire;
 
 pub use codec::*;
 pub use log::*;
@@ -24,6 +26,7 @@ pub use messages::*;
 pub use params::*;
 pub use pieces::*;
 pub use records::*;
+pub use retire::*;
 
 #[cfg(test)]
 mod tests {

@@ -38,6 +38,10 @@ pub enum Table {
     Replicas,
     /// Blocks already sealed into a sector: CID bytes -> sector number (u64 big-endian).
     Sealed,
+    /// Blocks kept only inside sealed replicas (a node's replica-only mode): CID bytes ++ where
+    /// the piece starts in the block (u64 big-endian) -> sector number, where the piece starts
+    /// in the sector's data, its length (three u64 big-endian).
+    InReplica,
     /// The hash-chained audit log: position (u64 big-endian) -> encoded log entry.
     AuditLog,
     /// This node's shards it promoted to fast peers: CID bytes -> promotion record
@@ -58,7 +62,7 @@ pub enum Table {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Pins,
         Table::Datasets,
         Table::Quarantine,
@@ -66,6 +70,7 @@ impl Table {
         Table::Sectors,
         Table::Replicas,
         Table::Sealed,
+        Table::InReplica,
         Table::AuditLog,
         Table::Promoted,
         Table::Cache,
@@ -84,6 +89,7 @@ impl Table {
             Table::Sectors => "sectors",
             Table::Replicas => "replicas",
             Table::Sealed => "sealed",
+            Table::InReplica => "in_replica",
             Table::AuditLog => "audit_log",
             Table::Promoted => "promoted",
             Table::Cache => "cache",

@@ -167,7 +167,8 @@ pub struct NodeStatus {
     pub addrs: Vec<String>,
     /// Capacity in bytes.
     pub capacity: u64,
-    /// Bytes stored.
+    /// Bytes stored: blocks, and with proofs on the replicas kept and those the unsealed
+    /// blocks will need.
     pub used: u64,
     /// Datasets this node holds shards of.
     pub datasets: usize,
@@ -328,6 +329,14 @@ impl Node {
         Profile::by_name(&opts.profile)
             .and_then(|p| p.with_stripe(opts.k, opts.m))
             .map_err(|e| NodeError::Config(e.to_string()))?;
+        // replica-only: sealed blocks are read back from their replicas
+        let repo = match &opts.proofs {
+            Some(po) if po.replica_only => {
+                let params = po.params;
+                repo.map_store(|s| Box::new(crate::proving::ReplicaStore::new(s, params)))
+            }
+            _ => repo,
+        };
         let repo = Arc::new(repo);
         let r2 = repo.clone();
         let used = offload(move || stored_bytes(&r2)).await??;
@@ -588,7 +597,7 @@ impl Node {
                 .map(|a| a.to_string())
                 .collect(),
             capacity: self.inner.opts.capacity,
-            used: self.inner.svc.used.load(Ordering::Relaxed),
+            used: self.inner.svc.disk_use(),
             datasets,
             peers: net.connected_peers().await.map(|p| p.len()).unwrap_or(0),
             last_repair: self.inner.last_repair.lock().ok().and_then(|l| l.clone()),

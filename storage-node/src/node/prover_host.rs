@@ -71,6 +71,14 @@ impl Node {
         Prover(self.clone()).seal_now().await
     }
 
+    /// Retires this node's sealed sectors whose blocks have all left the store (a signed
+    /// retirement, logged and gossiped), and deletes the replicas of those retired at least
+    /// `retire_grace` windows ago. Returns the sectors retired now. The sealing worker does it
+    /// after every pass.
+    pub async fn retire_now(&self) -> Result<usize, NodeError> {
+        Prover(self.clone()).retire_now().await
+    }
+
     pub(crate) async fn seal_worker(self) {
         Prover(self).seal_worker().await
     }

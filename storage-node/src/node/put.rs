@@ -364,6 +364,10 @@ impl Node {
             Ok(false) => report.not_held += 1,
             Err(e) => report.failed.push(format!("{me}: {e}")),
         }
+        // the replicas of sectors whose blocks all went are retired now (freed after the grace)
+        if let Err(e) = self.retire_now().await {
+            tracing::warn!(error = %e, "retiring sectors after a removal failed");
+        }
         report.removed_from.sort();
         Ok(report)
     }

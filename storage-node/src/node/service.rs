@@ -4,6 +4,24 @@ use super::admit::{self, Admission};
 use super::*;
 
 impl NodeService {
+    /// Bytes this node's data takes on disk: its blocks, and with proofs on the replicas kept
+    /// and those its unsealed blocks will need (what `capacity` is measured against).
+    pub(crate) fn disk_use(&self) -> u64 {
+        let blocks = self.used.load(Ordering::Relaxed);
+        match &self.proofs {
+            Some(p) => p.disk_use(blocks),
+            None => blocks,
+        }
+    }
+
+    /// Bytes a new block of `len` bytes will take: itself, and its replica with proofs on.
+    pub(crate) fn space_for(&self, len: u64) -> u64 {
+        match &self.proofs {
+            Some(_) => len.saturating_add(crate::proving::replica_cost(len)),
+            None => len,
+        }
+    }
+
     /// A peer's plan was registered (or refused): it may send another.
     pub(crate) fn plan_done(&self, from: &PeerId) {
         if let Ok(mut w) = self.plans_waiting.lock() {
@@ -64,15 +82,17 @@ impl NodeService {
         // a block held already (perhaps quarantined, or without its manifest copy) is written
         // again, free: it takes no new space
         let had = self.repo.store().has(&block.cid).unwrap_or(false);
+        // what the block takes on disk, replica included: what quotas and capacity count
+        let cost = self.space_for(len);
         if !had {
-            match self.admission(from, len, rank) {
+            match self.admission(from, cost, rank) {
                 Admission::Admit => {}
                 refused => {
                     tracing::debug!(%from, %manifest, cid = %block.cid, ?refused, "pushed block refused");
                     return PutStatus::Refused;
                 }
             }
-            if self.used.load(Ordering::Relaxed) + len > self.capacity {
+            if self.disk_use().saturating_add(cost) > self.capacity {
                 return PutStatus::NoSpace;
             }
         }
@@ -82,14 +102,14 @@ impl NodeService {
             b.put(Table::Manifests, cid.to_bytes(), block.data.to_vec());
         }
         if !had {
-            self.charge(&mut b, manifest, from, len);
+            self.charge(&mut b, manifest, from, cost);
         }
         b.put_block(block).delete(Table::Quarantine, cid.to_bytes());
         match self.repo.store().write(b, Durability::Deferred) {
             Ok(()) => {
                 if !had {
                     self.used.fetch_add(len, Ordering::Relaxed);
-                    self.charged(*from, len);
+                    self.charged(*from, cost);
                 }
                 PutStatus::Stored
             }
@@ -105,7 +125,7 @@ impl Service for NodeService {
     fn info(&self) -> NodeInfo {
         NodeInfo {
             capacity: self.capacity,
-            used: self.used.load(Ordering::Relaxed),
+            used: self.disk_use(),
         }
     }
 
@@ -357,9 +377,12 @@ impl Service for NodeService {
 
 /// Push admission ([`super::admit`]): the receiver's rank, the pushers' charges.
 impl NodeService {
-    /// Bytes `p` has proven here (`None`: proofs off).
+    /// What `p` has proven here, counted as the disk it takes (data and replica, as charges
+    /// are: [`NodeService::space_for`]); `None`: proofs off.
     fn proven_of(&self, p: &PeerId) -> Option<u64> {
-        self.proofs.as_ref().map(|l| l.proven_bytes(p))
+        self.proofs
+            .as_ref()
+            .map(|l| self.space_for(l.proven_bytes(p)))
     }
 
     /// Where this node ranks for a stripe (its rendezvous `key`, `n` shards) among the live
@@ -380,7 +403,8 @@ impl NodeService {
         }
     }
 
-    /// Whether a block of `len` bytes pushed by `from` (its stripe ranked as `rank`) is stored.
+    /// Whether a block taking `len` bytes of disk ([`NodeService::space_for`]) pushed by `from`
+    /// (its stripe ranked as `rank`) is stored.
     pub(super) fn admission(
         &self,
         from: &PeerId,
@@ -405,7 +429,7 @@ impl NodeService {
         })
     }
 
-    /// Adds to `b` the charge of `len` more bytes of dataset `manifest` to `from` (recorded in
+    /// Adds to `b` the charge of `len` more bytes of disk for dataset `manifest` to `from` (recorded in
     /// memory by [`Self::charged`] once `b` is written).
     pub(super) fn charge(&self, b: &mut Batch, manifest: &Cid, from: &PeerId, len: u64) {
         let key = admit::row_key(manifest, from);

@@ -54,18 +54,9 @@ pub(crate) fn within_grace(first: u64, now: u64, grace: u64) -> bool {
 impl Cover {
     /// Indexes a verified record's pieces (a record of the same sector replaces the old one).
     pub(crate) fn add(&mut self, r: &SectorRecord) {
+        self.remove(&r.prover, r.sector);
         let by_block = self.blocks.entry(r.prover.clone()).or_default();
         let sectors = self.sectors.entry(r.prover.clone()).or_default();
-        if let Some((_, old)) = sectors.remove(&r.sector) {
-            for p in old {
-                if let Some(v) = by_block.get_mut(&p.cid) {
-                    v.retain(|(s, _)| *s != r.sector);
-                    if v.is_empty() {
-                        by_block.remove(&p.cid);
-                    }
-                }
-            }
-        }
         for (i, p) in r.pieces.iter().enumerate() {
             by_block
                 .entry(p.cid.clone())
@@ -74,6 +65,33 @@ impl Cover {
             self.claims.remove(&(r.prover.clone(), p.cid.clone()));
         }
         sectors.insert(r.sector, (r.comm_d, r.pieces.clone()));
+    }
+
+    /// Drops `prover`'s sector `sector` (replaced or retired): the blocks it lists no longer
+    /// count as held through it.
+    pub(crate) fn remove(&mut self, prover: &[u8], sector: u64) {
+        let Some(sectors) = self.sectors.get_mut(prover) else {
+            return;
+        };
+        let Some((_, old)) = sectors.remove(&sector) else {
+            return;
+        };
+        if sectors.is_empty() {
+            self.sectors.remove(prover);
+        }
+        if let Some(by_block) = self.blocks.get_mut(prover) {
+            for p in old {
+                if let Some(v) = by_block.get_mut(&p.cid) {
+                    v.retain(|(s, _)| *s != sector);
+                    if v.is_empty() {
+                        by_block.remove(&p.cid);
+                    }
+                }
+            }
+            if by_block.is_empty() {
+                self.blocks.remove(prover);
+            }
+        }
     }
 
     /// The (sector, piece) entries of `prover`'s records that list block `cid`.
@@ -284,6 +302,18 @@ mod tests {
             Some((Fr::from(8u64), 0))
         );
         assert!(c.piece(&p, 8, 1).is_none());
+        // a retired sector no longer counts for the blocks it listed (grace over)
+        c.add(&record(1, 9, &[13, 14]));
+        c.remove(&p, 7);
+        assert_eq!(c.listed(&p, &[13u8; 36]), &[(9, 0)]);
+        c.remove(&p, 9);
+        assert!(c.listed(&p, &[13u8; 36]).is_empty());
+        assert!(!c.counts(&p, &[14u8; 36], 9000, 0));
+        assert!(c.piece(&p, 9, 0).is_none());
+        // removing what is not there changes nothing
+        c.remove(&p, 9);
+        c.remove(&q, 1);
+        assert!(c.counts(&p, &y, 9000, 0), "sector 8 still lists it");
     }
 
     #[test]

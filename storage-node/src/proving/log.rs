@@ -13,9 +13,12 @@
 //! uses), so the log itself knows nothing of proofs. The log then starts above position 0;
 //! `verify_log` takes its first entry's `prev` as the anchor.
 
-use cairn_proofs::audit::{AuditRecord, EntryKind, LogEntry, SectorRecord, Verdict};
+use cairn_proofs::audit::{
+    fr_bytes, AuditRecord, EntryKind, LogEntry, Retirement, SectorRecord, Verdict,
+};
 use cairn_repo::store::{Batch, Durability, StoreError, Table};
 use cairn_repo::Repo;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 /// Entries a log holds before it is compacted (about 50 MB at a few hundred bytes each).
@@ -199,16 +202,31 @@ fn hex_key(k: &[u8]) -> String {
 /// The node's rule for what a compaction keeps of the dropped entries: sector records whose
 /// commitment is still registered (`live(prover, sector, comm_r)`), and the designated
 /// auditors' fails and misses of provers that are faulty now (`faulty(prover)`), so the
-/// registry and the faulty set rebuilt from the log at start stay what they were.
+/// registry and the faulty set rebuilt from the log at start stay what they were. A faulty
+/// prover's retired sectors keep their record and retirement too (both are in the batch: a
+/// retirement follows its record), so the audits kept still name a commitment in the log and
+/// replaying it does not bring the sector back.
 pub(crate) fn carry_over(
     dropped: &[LogEntry],
     live: impl Fn(&SectorRecord) -> bool,
     faulty: impl Fn(&[u8]) -> bool,
 ) -> Vec<(EntryKind, Vec<u8>)> {
+    let retired: HashSet<(Vec<u8>, u64, [u8; 32])> = dropped
+        .iter()
+        .filter(|e| e.kind == EntryKind::Retire)
+        .filter_map(|e| Retirement::decode(&e.body).ok())
+        .filter(|r| faulty(&r.prover))
+        .map(|r| (r.prover, r.sector, fr_bytes(&r.comm_r)))
+        .collect();
     dropped
         .iter()
         .filter(|e| match e.kind {
-            EntryKind::Sector => SectorRecord::decode(&e.body).is_ok_and(|r| live(&r)),
+            EntryKind::Sector => SectorRecord::decode(&e.body).is_ok_and(|r| {
+                live(&r) || retired.contains(&(r.prover.clone(), r.sector, fr_bytes(&r.comm_r)))
+            }),
+            EntryKind::Retire => Retirement::decode(&e.body).is_ok_and(|r| {
+                retired.contains(&(r.prover.clone(), r.sector, fr_bytes(&r.comm_r)))
+            }),
             EntryKind::Audit => AuditRecord::decode(&e.body).is_ok_and(|a| {
                 a.verdict != Verdict::Pass
                     && a.role != cairn_proofs::audit::Role::Manual
@@ -270,6 +288,18 @@ mod tests {
         .encode()
     }
 
+    fn retire(prover: u8, n: u64) -> Vec<u8> {
+        Retirement {
+            prover: vec![prover; 38],
+            sector: n,
+            // the commitment `sector` gives the same number
+            comm_r: Fr::from(n + 2),
+            window: 1,
+            signature: vec![0; 64],
+        }
+        .encode()
+    }
+
     fn entry(kind: EntryKind, body: Vec<u8>) -> LogEntry {
         LogEntry {
             seq: 0,
@@ -281,13 +311,23 @@ mod tests {
 
     #[test]
     fn what_a_compaction_keeps() {
-        use EntryKind::{Audit, Sector};
+        use EntryKind::{Audit, Retire, Sector};
         // (entry, kept): prover 1 is faulty now, prover 2 is not; sector 5 of prover 1 was
-        // replaced (its commitment is no longer registered)
+        // replaced (its commitment is no longer registered); sectors 7 of both were retired
+        // (not registered), sector 8 of prover 1 too but its retirement is not in the batch
         let table = vec![
             (entry(Sector, sector(1, 0)), true),
             (entry(Sector, sector(1, 5)), false),
             (entry(Sector, sector(2, 0)), true),
+            // a faulty prover's retired sector: record and retirement stay, in order
+            (entry(Sector, sector(1, 7)), true),
+            (entry(Retire, retire(1, 7)), true),
+            (entry(Sector, sector(2, 7)), false),
+            (entry(Retire, retire(2, 7)), false),
+            (entry(Sector, sector(1, 8)), false),
+            // a retirement of another commitment than the record's
+            (entry(Retire, retire(1, 9)), true),
+            (entry(Retire, vec![1, 2, 3]), false),
             (entry(Audit, audit(1, Verdict::Fail, Role::Primary)), true),
             (entry(Audit, audit(1, Verdict::Missed, Role::Primary)), true),
             (
@@ -302,7 +342,7 @@ mod tests {
         let dropped: Vec<LogEntry> = table.iter().map(|(e, _)| e.clone()).collect();
         let kept = carry_over(
             &dropped,
-            |r| r.sector != 5,
+            |r| r.sector != 5 && r.sector < 7,
             |p| p == vec![1u8; 38].as_slice(),
         );
         let want: Vec<(EntryKind, Vec<u8>)> = table

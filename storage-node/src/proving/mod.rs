@@ -46,12 +46,18 @@ use std::time::Duration;
 mod answer;
 mod assign;
 mod cover;
+mod describe;
 mod faults;
 mod log;
 mod prover;
 mod quota;
+mod replica_store;
+mod retire;
 mod schedule;
 mod seal;
+pub use describe::describe;
+pub(crate) use replica_store::ReplicaStore;
+pub(crate) use retire::replica_cost;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -59,6 +65,8 @@ use tokio::sync::mpsc;
 pub const AUDIT_TOPIC: &str = "/cairn/audit/1";
 /// Gossip topic of sector records.
 pub const SECTOR_TOPIC: &str = "/cairn/sectors/1";
+/// Gossip topic of sector retirements ([`retire`]).
+pub const RETIRE_TOPIC: &str = "/cairn/retire/1";
 /// Audit log entries returned per API page.
 pub const LOG_PAGE: usize = 1000;
 
@@ -79,6 +87,12 @@ pub struct ProofOptions {
     /// How long a peer counts as the holder of a block it says it has before a sealed sector
     /// of its verified records lists the block ([`cover`]).
     pub grace: Duration,
+    /// Windows a retired sector's replica is kept, and proved when asked, after its
+    /// retirement is gossiped ([`retire`]): auditors that missed the gossip still get answers.
+    pub retire_grace: u64,
+    /// Replica-only storage: a sealed block is kept only inside its sector's replica and
+    /// unsealed when read ([`ReplicaStore`]); otherwise the plain block stays beside it.
+    pub replica_only: bool,
 }
 
 /// Proof failures.
@@ -109,6 +123,10 @@ struct SectorMeta {
     comm_r_last: String,
     /// The blocks (CID, offset in the block, length) in sector order.
     pieces: Vec<(String, u64, u64)>,
+    /// The sector's signed [`audit::Retirement`], hex, once retired (the replica is kept for
+    /// the grace windows, then the sector's rows are deleted).
+    #[serde(default)]
+    retired: Option<String>,
 }
 
 /// A sector's worth of blocks waiting to be sealed.
@@ -162,6 +180,13 @@ pub struct ProofStatus {
     /// The pinned SHA-256 of the keys' manifest, or `None` with the development keys.
     #[serde(default)]
     pub keys_sha256: Option<String>,
+    /// Bytes of replicas on disk (retired ones included until they are freed): counted in
+    /// the node's used space.
+    #[serde(default)]
+    pub replica_bytes: u64,
+    /// Sectors this node retired since it started.
+    #[serde(default)]
+    pub retired: u64,
 }
 
 pub use quota::{
@@ -207,6 +232,8 @@ pub(crate) struct Ledger {
     /// Bumped whenever the faulty set changes.
     faulty_seq: tokio::sync::watch::Sender<u64>,
     status: Mutex<ProofStatus>,
+    /// The window this node last gossiped its retirements in ([`retire`]).
+    retire_gossiped: Mutex<u64>,
 }
 
 /// How long an auditor waits for a window proof in windows of `window`: 0.45 of a window, at
@@ -267,6 +294,7 @@ impl Ledger {
             faulty_seq: tokio::sync::watch::channel(0).0,
             status: Mutex::new(ProofStatus::default()),
             partial_since: Mutex::new(None),
+            retire_gossiped: Mutex::new(u64::MAX),
         };
         let mut faults = faults::Faults::default();
         for e in p.log()? {
@@ -283,6 +311,11 @@ impl Ledger {
                         faults.apply(&a.prover, a.window, a.role, a.verdict);
                     }
                 }
+                EntryKind::Retire => {
+                    if let Ok(r) = audit::Retirement::decode(&e.body) {
+                        p.forget(&r.prover, r.sector, r.comm_r);
+                    }
+                }
             }
         }
         if let Ok(mut f) = p.faults.lock() {
@@ -291,14 +324,18 @@ impl Ledger {
         let mut st = ProofStatus::default();
         let mut stale = Vec::new();
         for (k, v) in p.repo.store().table_scan(Table::Sectors)? {
-            match serde_json::from_slice::<SectorMeta>(&v)
-                .ok()
+            let meta = serde_json::from_slice::<SectorMeta>(&v).ok();
+            let retired = meta.as_ref().is_some_and(|m| m.retired.is_some());
+            match meta
                 .and_then(|m| unhex(&m.record))
                 .and_then(|b| SectorRecord::decode(&b).ok())
             {
                 Some(r) => {
-                    st.sectors += 1;
-                    st.sealed_bytes += r.data_len;
+                    st.replica_bytes += p.replica_len();
+                    if !retired {
+                        st.sectors += 1;
+                        st.sealed_bytes += r.data_len;
+                    }
                 }
                 None => stale.push(k),
             }
@@ -458,6 +495,9 @@ impl Ledger {
                 continue;
             }
             let meta: SectorMeta = serde_json::from_slice(&v).map_err(|_| ProofsError::Meta(id))?;
+            if meta.retired.is_some() {
+                continue;
+            }
             if let Some(r) = unhex(&meta.record).and_then(|b| SectorRecord::decode(&b).ok()) {
                 let n = r.encode().len() + 2;
                 if !out.is_empty() && bytes + n > audit::MAX_SECTORS_PAGE_BYTES {
@@ -640,42 +680,4 @@ fn peer_str(b: &[u8]) -> String {
     PeerId::from_bytes(b)
         .map(|p| p.to_string())
         .unwrap_or_else(|_| hex(b))
-}
-
-/// A log entry as JSON: position, hashes, the encoded entry (hex, for re-verification) and a
-/// readable summary.
-pub fn describe(e: &LogEntry) -> serde_json::Value {
-    let summary = match e.kind {
-        EntryKind::Sector => match SectorRecord::decode(&e.body) {
-            Ok(r) => serde_json::json!({
-                "kind": "sector",
-                "prover": peer_str(&r.prover),
-                "sector": r.sector,
-                "data_len": r.data_len,
-                "pieces": r.pieces.len(),
-                "comm_r": hex(&fr_bytes(&r.comm_r)),
-            }),
-            Err(err) => serde_json::json!({ "kind": "sector", "error": err.to_string() }),
-        },
-        EntryKind::Audit => match AuditRecord::decode(&e.body) {
-            Ok(a) => serde_json::json!({
-                "kind": "audit",
-                "auditor": peer_str(&a.auditor),
-                "prover": peer_str(&a.prover),
-                "window": a.window,
-                "sectors": a.sectors.iter().map(|s| s.0).collect::<Vec<_>>(),
-                "opened": a.open,
-                "verdict": a.verdict.name(),
-                "reason": a.reason,
-            }),
-            Err(err) => serde_json::json!({ "kind": "audit", "error": err.to_string() }),
-        },
-    };
-    serde_json::json!({
-        "seq": e.seq,
-        "hash": hex(&e.hash()),
-        "prev": hex(&e.prev),
-        "entry": hex(&e.encode()),
-        "summary": summary,
-    })
 }

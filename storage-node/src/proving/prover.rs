@@ -20,14 +20,14 @@ impl std::fmt::Display for Refused {
     }
 }
 
-fn invalid(reason: &str) -> Refused {
+pub(crate) fn invalid(reason: &str) -> Refused {
     Refused {
         reason: reason.to_string(),
         penalize: true,
     }
 }
 
-fn not_now(reason: &str) -> Refused {
+pub(crate) fn not_now(reason: &str) -> Refused {
     Refused {
         reason: reason.to_string(),
         penalize: false,
@@ -100,6 +100,9 @@ impl<H: ProverHost + Clone> Prover<H> {
             if let Err(e) = self.seal_now().await {
                 tracing::warn!(error = %e, "sealing failed");
             }
+            if let Err(e) = self.retire_now().await {
+                tracing::warn!(error = %e, "retiring sectors failed");
+            }
         }
     }
 
@@ -160,6 +163,7 @@ impl<H: ProverHost + Clone> Prover<H> {
                 })
                 .await
             }
+            RETIRE_TOPIC => self.accept_retirement(source, data).await,
             AUDIT_TOPIC => match AuditRecord::decode(&data) {
                 Ok(a) => self.accept_audit(a).await,
                 Err(e) => Ok(Err(invalid(&e.to_string()))),
@@ -382,6 +386,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         let mut stop = self.0.stop_signal();
         let _ = self.0.net().subscribe(AUDIT_TOPIC).await;
         let _ = self.0.net().subscribe(SECTOR_TOPIC).await;
+        let _ = self.0.net().subscribe(RETIRE_TOPIC).await;
         let secs = p.opts.window.as_secs().max(1);
         loop {
             // audit at a random point of the next window's first half: auditors spread out,

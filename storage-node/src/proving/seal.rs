@@ -158,6 +158,7 @@ impl Ledger {
     ) -> Result<(), ProofsError> {
         let sector = record.sector;
         let replica = StoredReplica::value(&sealed.replica, tops);
+        let replica_len = replica.len() as u64;
         let meta = SectorMeta {
             record: hex(&record.encode()),
             comm_c: hex(&fr_bytes(&sealed.comm_c)),
@@ -167,6 +168,7 @@ impl Ledger {
                 .iter()
                 .map(|(c, o, n)| (c.to_string(), *o, *n))
                 .collect(),
+            retired: None,
         };
         let mut batch = Batch::new();
         batch
@@ -179,12 +181,40 @@ impl Ledger {
         for c in &b.done {
             batch.put(Table::Sealed, c.to_bytes(), be(sector));
         }
+        if self.opts.replica_only {
+            // each piece is found in the replica from now on, and the blocks this sector
+            // completes keep no plain copy ([`super::ReplicaStore`])
+            let mut start = 0u64;
+            for (c, off, n) in &b.pieces {
+                let at = replica_store::Placed {
+                    offset: *off,
+                    sector,
+                    start,
+                    len: *n,
+                };
+                batch.put(
+                    Table::InReplica,
+                    replica_store::Placed::key(c, *off),
+                    at.value(),
+                );
+                start += n;
+            }
+            // (an empty block has no piece and stays as it is: it takes no space)
+            for c in b
+                .done
+                .iter()
+                .filter(|c| b.pieces.iter().any(|p| p.0 == **c))
+            {
+                batch.delete_block(*c);
+            }
+        }
         self.repo.store().write(batch, Durability::Sync)?;
         self.remember(record);
         self.append(EntryKind::Sector, record.encode())?;
         if let Ok(mut s) = self.status.lock() {
             s.sectors += 1;
             s.sealed_bytes += b.data.len() as u64;
+            s.replica_bytes += replica_len;
         }
         Ok(())
     }

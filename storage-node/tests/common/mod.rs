@@ -46,6 +46,8 @@ pub fn opts(proofs: bool) -> NodeOptions {
             seal_interval: Duration::from_secs(24 * 3600),
             seal_wait: Duration::ZERO,
             grace: Duration::from_secs(24 * 3600),
+            retire_grace: 0,
+            replica_only: false,
         }),
         ..NodeOptions::default()
     }
