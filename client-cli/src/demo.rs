@@ -2,7 +2,7 @@
 //! repairs around a wiped node.
 
 use crate::devnet::{
-    devnet_down, devnet_up, kill, node_binary, run_node, stop, token_of, Devnet, DevnetNode,
+    devnet_down, devnet_up_with, kill, node_binary, run_node, stop, token_of, Devnet, DevnetNode,
 };
 use crate::node_api::{
     api_get_json, api_post_json, audit_and_wait, audit_verify, get, placement, put, PutChoice,
@@ -13,6 +13,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+/// The devnet node that runs in replica-only storage mode (alive through the proofs part).
+const REPLICA_ONLY: usize = 3;
 
 /// `cairn demo`: a 6-node devnet, a sample dataset published through one node, 2 nodes
 /// killed, the dataset fetched through the survivors and checked byte for byte.
@@ -38,9 +41,25 @@ pub fn demo(dir: &Path) -> Result<()> {
 
 fn demo_inner(dir: &Path) -> Result<()> {
     println!("== starting a 6-node devnet (separate processes on loopback)");
-    let net = devnet_up(6, &dir.join("devnet"), true, &crate::tier_demo::SLOW)?;
+    // node-3 keeps what it seals only in its replicas, and unseals a sector when it is read
+    let net = devnet_up_with(
+        6,
+        &dir.join("devnet"),
+        true,
+        &crate::tier_demo::SLOW,
+        &|i, c| {
+            if i == REPLICA_ONLY {
+                c.proofs.storage_mode = "replica-only".into();
+            }
+        },
+    )?;
     for (i, n) in net.nodes.iter().enumerate() {
-        println!("   node-{i}  api {}  peer {}", n.api, n.peer_id);
+        let mode = if i == REPLICA_ONLY {
+            "  (storage_mode = replica-only: sealed data kept only in replicas, unsealed on read)"
+        } else {
+            ""
+        };
+        println!("   node-{i}  api {}  peer {}{mode}", n.api, n.peer_id);
     }
     println!(
         "   one window proof took {:.2} s here; 6 nodes share this machine, so proof windows are {} s (auditors wait {:.0} s)",
@@ -148,17 +167,27 @@ fn proofs_demo(
     for n in &live {
         loop {
             let st = api_get_json(&n.api, "/api/v0/proofs")?;
-            let used = api_get_json(&n.api, "/api/v0/status")?["used"]
+            let used = api_get_json(&n.api, "/api/v0/status")?["blocks_bytes"]
                 .as_u64()
                 .unwrap_or(0);
             let sealed = st["sealed_bytes"].as_u64().unwrap_or(0);
-            // `used` counts shards; sealed bytes also count manifest copies
+            // `blocks_bytes` counts shards; sealed bytes also count manifest copies
             if st["sectors"].as_u64().unwrap_or(0) > 0 && sealed >= used {
+                let disk = api_get_json(&n.api, "/api/v0/status")?["used"]
+                    .as_u64()
+                    .unwrap_or(0);
                 println!(
-                    "   {}: {} sectors, {} bytes sealed",
+                    "   {}: {} sectors, {} bytes sealed; {} bytes on disk, {} of them replicas{}",
                     name(&n.peer_id),
                     st["sectors"],
-                    sealed
+                    sealed,
+                    disk,
+                    st["replica_bytes"],
+                    if n.peer_id == net.nodes[REPLICA_ONLY].peer_id {
+                        " (replica-only: no plain copy)"
+                    } else {
+                        ""
+                    }
                 );
                 break;
             }

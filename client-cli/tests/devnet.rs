@@ -81,6 +81,8 @@ fn demo_fetches_every_byte_with_two_of_six_nodes_killed() {
     );
     assert!(out.contains("spread over 6 nodes"), "{out}");
     assert!(out.contains("every byte of 5 files matches"), "{out}");
+    // node-3 keeps its sealed data only in replicas and still serves and proves it
+    assert!(out.contains("(replica-only: no plain copy)"), "{out}");
     // fast tier: the hot shard moves to a measured-fast node, reads follow it, it moves back
     assert!(out.contains("FAST"), "{out}");
     assert!(out.contains("it finds the promoted copy on node-"), "{out}");

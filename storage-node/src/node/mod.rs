@@ -170,6 +170,9 @@ pub struct NodeStatus {
     /// Bytes stored: blocks, and with proofs on the replicas kept and those the unsealed
     /// blocks will need.
     pub used: u64,
+    /// Bytes of the blocks held (plain, or only in replicas in replica-only mode).
+    #[serde(default)]
+    pub blocks_bytes: u64,
     /// Datasets this node holds shards of.
     pub datasets: usize,
     /// Peers connected.
@@ -598,6 +601,7 @@ impl Node {
                 .collect(),
             capacity: self.inner.opts.capacity,
             used: self.inner.svc.disk_use(),
+            blocks_bytes: self.inner.svc.used.load(Ordering::Relaxed),
             datasets,
             peers: net.connected_peers().await.map(|p| p.len()).unwrap_or(0),
             last_repair: self.inner.last_repair.lock().ok().and_then(|l| l.clone()),
