@@ -147,6 +147,10 @@ pub struct ScrubReport {
     pub corrupt: Vec<Cid>,
     /// Blocks a dataset or pin needs that are absent.
     pub missing: Vec<Cid>,
+    /// Blocks held only inside sealed replicas ([`BlockStore::held_in_replica`]): not read,
+    /// since reading one unseals its sector; window proofs check the replicas, and every read
+    /// checks the block against its CID.
+    pub in_replicas: u64,
 }
 
 /// What `repair` did.

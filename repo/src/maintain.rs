@@ -14,6 +14,10 @@ impl Repo {
             true
         })?;
         for c in cids {
+            if self.store.held_in_replica(&c)? {
+                report.in_replicas += 1;
+                continue;
+            }
             let bytes = match self.store.get_raw(&c) {
                 Ok(Some(b)) => b,
                 Ok(None) => continue,

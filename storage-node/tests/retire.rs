@@ -214,6 +214,12 @@ async fn replica_only_nodes_keep_sealed_blocks_only_in_replicas_and_serve_them()
     assert_eq!(std::fs::read(&out).unwrap(), data);
     cnet.shutdown().await;
 
+    // scrub finds nothing missing or corrupt (it leaves replica-held blocks to the proofs)
+    for n in &holders {
+        let r = n.scrub_report().await.unwrap();
+        assert!(r.corrupt.is_empty() && r.in_replicas > 0, "{r:?}");
+    }
+
     // audits open the listed blocks' leaves (read back from the replica) and pass
     let mut audited = 0;
     for a in &nodes {

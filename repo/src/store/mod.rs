@@ -221,6 +221,12 @@ pub trait BlockStore: Send + Sync {
     fn for_each_stored_cid(&self, f: &mut dyn FnMut(Cid) -> bool) -> Result<(), StoreError> {
         self.for_each_cid(f)
     }
+    /// Whether a block is held only inside a sealed replica, so reading it unseals a sector
+    /// (a storage node's replica-only mode); scrub leaves such blocks to the proofs. The default
+    /// is for stores that hold every block as its bytes.
+    fn held_in_replica(&self, _cid: &Cid) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     /// A table entry.
     fn table_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of a table, in key order.

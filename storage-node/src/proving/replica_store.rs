@@ -8,7 +8,8 @@
 //! were stored: `get_raw` reassembles a block from its pieces, each unsealed from its replica
 //! (labelling the whole sector again: `cairn bench proofs` prints the unseal rate), with the
 //! last [`UNSEALED_KEPT`] sectors unsealed kept in memory, since blocks are packed into sectors
-//! in key order and read back mostly in it; `has`, `size` and `for_each_cid` count them; and
+//! in key order and read back mostly in it; `has`, `size` and `for_each_cid` count them (scrub
+//! skips them: [`BlockStore::held_in_replica`]); and
 //! deleting such a block deletes its rows, so a sector whose blocks are all gone is retired as
 //! in the default mode ([`super::retire`]).
 //!
@@ -272,6 +273,10 @@ impl BlockStore for ReplicaStore {
         Ok(self.inner.has(cid)? || !self.rows(cid)?.is_empty())
     }
 
+    fn held_in_replica(&self, cid: &Cid) -> Result<bool, StoreError> {
+        Ok(!self.inner.has(cid)? && !self.rows(cid)?.is_empty())
+    }
+
     fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
         if let Some(n) = self.inner.size(cid)? {
             return Ok(Some(n));
@@ -415,6 +420,8 @@ mod tests {
         // moved: the plain copies went in the batch that wrote their rows
         assert!(!store.inner.has(&a.cid).unwrap() && !store.inner.has(&b.cid).unwrap());
         assert!(store.inner.has(&c.cid).unwrap());
+        assert!(store.held_in_replica(&a.cid).unwrap() && store.held_in_replica(&b.cid).unwrap());
+        assert!(!store.held_in_replica(&c.cid).unwrap());
         for x in [&a, &b, &c] {
             assert!(store.has(&x.cid).unwrap());
             assert_eq!(store.get(&x.cid).unwrap().as_deref(), Some(&x.data[..]));
