@@ -255,3 +255,33 @@ async fn replica_only_nodes_keep_sealed_blocks_only_in_replicas_and_serve_them()
             .is_empty());
     }
 }
+
+/// A repo that ran in replica-only mode is read through its replicas whatever the mode now:
+/// without that, its replica-held blocks would look gone, and their sectors would be retired
+/// and freed (the only copies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repo_with_replica_held_blocks_is_read_through_them_in_any_mode() {
+    use cairn_repo::store::{Batch, BlockStore, Durability, MemoryStore, Table};
+    let cid =
+        cairn_core::Cid::try_from("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+            .unwrap();
+    let store = MemoryStore::new();
+    let mut key = cid.to_bytes();
+    key.extend_from_slice(&0u64.to_be_bytes());
+    let mut b = Batch::new();
+    b.put(Table::InReplica, key, [0u8; 24].to_vec());
+    store.write(b, Durability::Sync).unwrap();
+    let o = opts(true);
+    assert!(!o.proofs.as_ref().unwrap().replica_only);
+    let node = Node::start(
+        cairn_repo::Repo::with_store(Box::new(store)),
+        cairn_net::Keypair::generate_ed25519(),
+        cairn_net::NetConfig::default(),
+        o,
+    )
+    .await
+    .unwrap();
+    assert!(node.repo().store().held_in_replica(&cid).unwrap());
+    assert!(node.repo().store().has(&cid).unwrap());
+    node.shutdown().await;
+}

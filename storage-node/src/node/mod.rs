@@ -332,9 +332,15 @@ impl Node {
         Profile::by_name(&opts.profile)
             .and_then(|p| p.with_stripe(opts.k, opts.m))
             .map_err(|e| NodeError::Config(e.to_string()))?;
-        // replica-only: sealed blocks are read back from their replicas
+        // replica-only: sealed blocks are read back from their replicas; a repo that ran in
+        // that mode keeps reading them so, whatever the mode now (without the wrapper its
+        // replica-held blocks would look gone, and their sectors would be retired and freed)
+        let held = repo
+            .store()
+            .table_scan_from(Table::InReplica, &[], 1)
+            .map(|r| !r.is_empty())?;
         let repo = match &opts.proofs {
-            Some(po) if po.replica_only => {
+            Some(po) if po.replica_only || held => {
                 let params = po.params;
                 repo.map_store(|s| Box::new(crate::proving::ReplicaStore::new(s, params)))
             }

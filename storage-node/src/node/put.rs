@@ -364,10 +364,14 @@ impl Node {
             Ok(false) => report.not_held += 1,
             Err(e) => report.failed.push(format!("{me}: {e}")),
         }
-        // the replicas of sectors whose blocks all went are retired now (freed after the grace)
-        if let Err(e) = self.retire_now().await {
-            tracing::warn!(error = %e, "retiring sectors after a removal failed");
-        }
+        // the replicas of sectors whose blocks all went are retired now (freed after the
+        // grace), in the background: a sealing pass in progress may hold the lock for long
+        let node = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = node.retire_now().await {
+                tracing::warn!(error = %e, "retiring sectors after a removal failed");
+            }
+        });
         report.removed_from.sort();
         Ok(report)
     }

@@ -104,7 +104,13 @@ impl NodeService {
         if !had {
             self.charge(&mut b, manifest, from, cost);
         }
-        b.put_block(block).delete(Table::Quarantine, cid.to_bytes());
+        // a block held only in a replica (replica-only mode) gets no second, plain copy
+        let in_replica = had
+            && !self.quarantined(&cid)
+            && self.repo.store().held_in_replica(&cid).unwrap_or(false);
+        if !in_replica {
+            b.put_block(block).delete(Table::Quarantine, cid.to_bytes());
+        }
         match self.repo.store().write(b, Durability::Deferred) {
             Ok(()) => {
                 if !had {

@@ -332,7 +332,10 @@ impl Ledger {
             {
                 Some(r) => {
                     st.replica_bytes += p.replica_len();
-                    if !retired {
+                    if retired {
+                        // retired, perhaps without its log entry (a crash in between)
+                        p.forget(&p.me, r.sector, r.comm_r);
+                    } else {
                         st.sectors += 1;
                         st.sealed_bytes += r.data_len;
                     }

@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex};
 pub(crate) const UNSEALED_KEPT: usize = 2;
 /// Most pieces one block may have in replicas (a 1 MiB block over 16 KiB sectors has 65).
 const MAX_PIECES_PER_BLOCK: usize = 4096;
+/// Rows read per page when looking up one block's.
+const ROWS_PAGE: usize = 8;
 
 /// Where one piece of a block sits in a sealed sector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +103,8 @@ pub(crate) struct ReplicaStore {
     inner: Box<dyn BlockStore>,
     params: NetParams,
     unsealed: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
+    /// Held while a sector is unsealed.
+    unsealing: Mutex<()>,
 }
 
 impl ReplicaStore {
@@ -110,26 +114,58 @@ impl ReplicaStore {
             inner,
             params,
             unsealed: Mutex::new(VecDeque::new()),
+            unsealing: Mutex::new(()),
         }
     }
 
+    /// Block `cid`'s rows, read a page at a time from its first key (most blocks have one or
+    /// two pieces), at most [`MAX_PIECES_PER_BLOCK`].
     fn rows(&self, cid: &Cid) -> Result<Vec<Placed>, StoreError> {
         let prefix = cid.to_bytes();
-        Ok(self
-            .inner
-            .table_scan_from(Table::InReplica, &prefix, MAX_PIECES_PER_BLOCK)?
-            .iter()
-            .map_while(|(k, v)| k.starts_with(&prefix).then(|| Placed::read(&prefix, k, v)))
-            .flatten()
-            .collect())
+        let mut out = Vec::new();
+        let mut from = prefix.clone();
+        loop {
+            let page = self
+                .inner
+                .table_scan_from(Table::InReplica, &from, ROWS_PAGE)?;
+            let full = page.len() == ROWS_PAGE;
+            for (k, v) in &page {
+                if !k.starts_with(&prefix) || out.len() == MAX_PIECES_PER_BLOCK {
+                    return Ok(out);
+                }
+                out.extend(Placed::read(&prefix, k, v));
+            }
+            match page.last() {
+                Some((k, _)) if full => {
+                    // the next page starts just after the last key read
+                    from = k.clone();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// Sector `id`'s data, unsealed from its replica (or kept from a recent read).
     fn sector_data(&self, id: u64) -> Result<Arc<Vec<u8>>, StoreError> {
-        if let Ok(u) = self.unsealed.lock() {
-            if let Some((_, d)) = u.iter().find(|(s, _)| *s == id) {
-                return Ok(d.clone());
-            }
+        let kept = || {
+            self.unsealed
+                .lock()
+                .ok()
+                .and_then(|u| u.iter().find(|(s, _)| *s == id).map(|(_, d)| d.clone()))
+        };
+        if let Some(d) = kept() {
+            return Ok(d);
+        }
+        // one unseal at a time (each relabels a whole sector and holds its data): reads of
+        // many sectors at once, a peer's included, queue here instead of taking every core
+        // and a sector's worth of memory each; a read of a sector just unsealed finds it kept
+        let _one = self
+            .unsealing
+            .lock()
+            .map_err(|_| StoreError::Backend("unsealing lock poisoned".into()))?;
+        if let Some(d) = kept() {
+            return Ok(d);
         }
         let bad = |why: &str| StoreError::Backend(format!("sector {id}: {why}"));
         let key = id.to_be_bytes();

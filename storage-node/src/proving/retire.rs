@@ -134,9 +134,13 @@ impl Ledger {
             key,
             serde_json::to_vec(&meta).unwrap_or_default(),
         );
+        // forgotten before it is logged: a compaction the append runs must not carry the
+        // sector's record over as live (a replay would then register it again); a crash
+        // before the append is mended when the node starts (an own sector marked retired is
+        // forgotten)
+        let data = self.forget(&r.prover, r.sector, r.comm_r);
         store.write(batch, Durability::Sync)?;
         self.append(EntryKind::Retire, r.encode())?;
-        let data = self.forget(&r.prover, r.sector, r.comm_r);
         if let Ok(mut s) = self.status.lock() {
             s.sectors = s.sectors.saturating_sub(1);
             s.sealed_bytes = s.sealed_bytes.saturating_sub(data);
@@ -195,8 +199,9 @@ impl Ledger {
         if known != Some(r.comm_r) {
             return Ok(false);
         }
-        self.append(EntryKind::Retire, r.encode())?;
+        // forgotten first, so a compaction the append runs does not carry its record over
         self.forget(&r.prover, r.sector, r.comm_r);
+        self.append(EntryKind::Retire, r.encode())?;
         Ok(true)
     }
 
@@ -239,6 +244,9 @@ impl<H: ProverHost + Clone> Prover<H> {
         let Some(p) = self.0.proofs() else {
             return Ok(0);
         };
+        // one pass at a time, and never beside a sealing pass (which writes the marks and
+        // rows a retirement deletes)
+        let _one = self.0.seal_lock().lock().await;
         let p2 = p.clone();
         let todo = offload(move || p2.retirable()).await?.map_err(proofs_err)?;
         let window = p.window_now();
