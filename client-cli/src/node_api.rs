@@ -122,13 +122,15 @@ pub fn audit_verify(
             serde_json::json!({
                 "entries": r.entries, "sectors": r.sectors, "passes": r.passes,
                 "fails_rechecked": r.fails_rechecked, "unverifiable_claims": r.claims,
+                "checks_passed": r.checks_passed, "checks_failed": r.checks_failed,
+                "retired": r.retired,
                 "problems": r.problems, "ok": r.problems.is_empty(),
             })
         );
     } else {
         println!(
-            "{} entries: {} sector seal proofs verified, {} passing window proofs verified, {} failed proofs re-checked invalid, {} signed fail/miss claims (no proof to re-check)",
-            r.entries, r.sectors, r.passes, r.fails_rechecked, r.claims
+            "{} entries: {} sector seal proofs verified, {} passing window proofs verified, {} failed proofs re-checked invalid, {} signed fail/miss claims (no proof to re-check), {} seal checks passed (re-verified), {} failed or missed, {} retirements",
+            r.entries, r.sectors, r.passes, r.fails_rechecked, r.claims, r.checks_passed, r.checks_failed, r.retired
         );
         for prob in &r.problems {
             println!("problem: {prob}");

@@ -16,9 +16,12 @@
 //!   the indices it derived and the labels it checked.
 //!
 //! Public inputs, in order: `replica_id`, `comm_d`, `comm_r`, the digest. Challenges:
-//! `j_i = 1 + H_Challenge(replica_id, comm_r, i) mod (n - 1)` (node 0 has no parents and is
-//! never challenged). The proof's cost depends on `k`, `L` and the tree depth only, never on
-//! the sector's size otherwise.
+//! `j_i = 1 + H_Challenge(replica_id, comm_r, i) mod (n - 1)` for the proof a sector record
+//! carries (node 0 has no parents and is never challenged), and
+//! `j_i = 1 + H_Challenge(replica_id, comm_r, i, seed) mod (n - 1)` for a *seal check*, whose
+//! `seed` ([`check_seed`]) comes from an auditor's nonce drawn after the record was public, so
+//! the prover cannot grind those challenges by sealing again. The proof's cost depends on `k`,
+//! `L` and the tree depth only, never on the sector's size otherwise.
 
 use crate::merkle::{index_bits, root_from_path_var};
 use crate::poseidon::{hash, hash_var, Domain};
@@ -55,9 +58,27 @@ pub enum RevealError {
     },
 }
 
-/// The `i`-th seal challenge: a node in `1..n`.
+/// The `i`-th seal challenge of a sector record's own proof: a node in `1..n`.
 pub fn seal_challenge(replica_id: Fr, comm_r: Fr, i: u64, nodes: usize) -> usize {
-    let h = hash(Domain::Challenge, &[replica_id, comm_r, Fr::from(i)]);
+    challenge(replica_id, comm_r, None, i, nodes)
+}
+
+/// The `i`-th challenge of a seal check seeded by `seed` ([`check_seed`]): a node in `1..n`.
+pub fn check_challenge(replica_id: Fr, comm_r: Fr, seed: Fr, i: u64, nodes: usize) -> usize {
+    challenge(replica_id, comm_r, Some(seed), i, nodes)
+}
+
+/// The seed of a seal check from the auditor's nonce: `blake3` in key-derivation mode
+/// (context `"cairn seal check v1"`) over the nonce, read little-endian and reduced mod `r`.
+pub fn check_seed(nonce: &[u8; 32]) -> Fr {
+    Fr::from_le_bytes_mod_order(&blake3::derive_key("cairn seal check v1", nonce))
+}
+
+fn challenge(replica_id: Fr, comm_r: Fr, seed: Option<Fr>, i: u64, nodes: usize) -> usize {
+    let h = match seed {
+        None => hash(Domain::Challenge, &[replica_id, comm_r, Fr::from(i)]),
+        Some(s) => hash(Domain::Challenge, &[replica_id, comm_r, Fr::from(i), s]),
+    };
     1 + (h.into_bigint().0[0] % (nodes as u64 - 1)) as usize
 }
 
@@ -88,10 +109,16 @@ pub fn revealed_len(p: &SectorParams, k: usize) -> usize {
 }
 
 /// The `k` challenges and, per challenge, the opened column indices (the node first).
-fn opened(p: &SectorParams, k: usize, replica_id: Fr, comm_r: Fr) -> Vec<Vec<usize>> {
+fn opened(
+    p: &SectorParams,
+    k: usize,
+    replica_id: Fr,
+    comm_r: Fr,
+    seed: Option<Fr>,
+) -> Vec<Vec<usize>> {
     (0..k as u64)
         .map(|i| {
-            let j = seal_challenge(replica_id, comm_r, i, p.nodes);
+            let j = challenge(replica_id, comm_r, seed, i, p.nodes);
             let mut idx = vec![j];
             idx.extend(parent_indices(p, j));
             idx
@@ -101,8 +128,18 @@ fn opened(p: &SectorParams, k: usize, replica_id: Fr, comm_r: Fr) -> Vec<Vec<usi
 
 /// The labels a seal proof reveals, from what sealing kept.
 pub fn reveal(p: &SectorParams, k: usize, sealed: &Sealed, work: &SealWork) -> Vec<Fr> {
+    reveal_for(p, k, sealed, work, None)
+}
+
+fn reveal_for(
+    p: &SectorParams,
+    k: usize,
+    sealed: &Sealed,
+    work: &SealWork,
+    seed: Option<Fr>,
+) -> Vec<Fr> {
     let mut out = Vec::with_capacity(revealed_len(p, k));
-    for idx in opened(p, k, sealed.replica_id, sealed.comm_r) {
+    for idx in opened(p, k, sealed.replica_id, sealed.comm_r, seed) {
         for i in idx {
             out.extend(work.labels.iter().map(|layer| layer[i]));
         }
@@ -112,9 +149,23 @@ pub fn reveal(p: &SectorParams, k: usize, sealed: &Sealed, work: &SealWork) -> V
 
 /// `H_Reveal` over, per challenge, its node, its parent indices and its revealed labels.
 pub fn digest(p: &SectorParams, k: usize, replica_id: Fr, comm_r: Fr, revealed: &[Fr]) -> Fr {
+    digest_for(p, k, replica_id, comm_r, None, revealed)
+}
+
+fn digest_for(
+    p: &SectorParams,
+    k: usize,
+    replica_id: Fr,
+    comm_r: Fr,
+    seed: Option<Fr>,
+    revealed: &[Fr],
+) -> Fr {
     let per = columns_per_challenge(p) * p.layers;
     let mut all = Vec::with_capacity(revealed.len() + k * columns_per_challenge(p));
-    for (c, idx) in opened(p, k, replica_id, comm_r).into_iter().enumerate() {
+    for (c, idx) in opened(p, k, replica_id, comm_r, seed)
+        .into_iter()
+        .enumerate()
+    {
         all.extend(idx.into_iter().map(|i| Fr::from(i as u64)));
         all.extend(revealed.iter().skip(c * per).take(per));
     }
@@ -130,6 +181,19 @@ pub fn check_revealed(
     comm_r: Fr,
     revealed: &[Fr],
 ) -> Result<Fr, RevealError> {
+    check_revealed_for(p, k, replica_id, comm_r, None, revealed)
+}
+
+/// [`check_revealed`] for a seal check's challenges (`seed`: [`check_seed`] of the auditor's
+/// nonce; `None`: the record's own challenges).
+pub fn check_revealed_for(
+    p: &SectorParams,
+    k: usize,
+    replica_id: Fr,
+    comm_r: Fr,
+    seed: Option<Fr>,
+    revealed: &[Fr],
+) -> Result<Fr, RevealError> {
     let want = revealed_len(p, k);
     if revealed.len() != want || p.nodes < 2 || p.layers == 0 {
         return Err(RevealError::Length {
@@ -139,7 +203,10 @@ pub fn check_revealed(
     }
     let rid = fr_label(&replica_id);
     let per = columns_per_challenge(p) * p.layers;
-    for (c, idx) in opened(p, k, replica_id, comm_r).into_iter().enumerate() {
+    for (c, idx) in opened(p, k, replica_id, comm_r, seed)
+        .into_iter()
+        .enumerate()
+    {
         let cols = &revealed[c * per..(c + 1) * per];
         let at = |col: usize, layer: usize| fr_label(&cols[col * p.layers + layer]);
         let mut slot = 1usize;
@@ -164,7 +231,7 @@ pub fn check_revealed(
             }
         }
     }
-    Ok(digest(p, k, replica_id, comm_r, revealed))
+    Ok(digest_for(p, k, replica_id, comm_r, seed, revealed))
 }
 
 /// Public inputs of a seal proof whose revealed labels have digest `digest`.
@@ -222,6 +289,29 @@ impl SealCircuit {
         sealed: &Sealed,
         work: &SealWork,
     ) -> Result<(Self, Vec<Fr>), sdr::SealError> {
+        Self::prove_for(params, challenges, sealed, work, None)
+    }
+
+    /// The circuit answering a seal check seeded by `seed` ([`check_seed`]), and the labels
+    /// it reveals: the same statement as [`SealCircuit::prove_with_work`] over the check's
+    /// challenges (the same keys prove and verify both).
+    pub fn prove_check(
+        params: &SectorParams,
+        challenges: usize,
+        sealed: &Sealed,
+        work: &SealWork,
+        seed: Fr,
+    ) -> Result<(Self, Vec<Fr>), sdr::SealError> {
+        Self::prove_for(params, challenges, sealed, work, Some(seed))
+    }
+
+    fn prove_for(
+        params: &SectorParams,
+        challenges: usize,
+        sealed: &Sealed,
+        work: &SealWork,
+        seed: Option<Fr>,
+    ) -> Result<(Self, Vec<Fr>), sdr::SealError> {
         let open = |i: usize| -> Result<ColumnOpening, sdr::SealError> {
             Ok(ColumnOpening {
                 index: i,
@@ -230,7 +320,7 @@ impl SealCircuit {
             })
         };
         let mut witness = Vec::with_capacity(challenges);
-        for idx in opened(params, challenges, sealed.replica_id, sealed.comm_r) {
+        for idx in opened(params, challenges, sealed.replica_id, sealed.comm_r, seed) {
             let j = idx[0];
             witness.push(Some(ChallengeWitness {
                 columns: idx.into_iter().map(open).collect::<Result<_, _>>()?,
@@ -240,12 +330,13 @@ impl SealCircuit {
                 replica_path: work.replica.path(j)?,
             }));
         }
-        let revealed = reveal(params, challenges, sealed, work);
-        let d = digest(
+        let revealed = reveal_for(params, challenges, sealed, work, seed);
+        let d = digest_for(
             params,
             challenges,
             sealed.replica_id,
             sealed.comm_r,
+            seed,
             &revealed,
         );
         let circuit = SealCircuit {

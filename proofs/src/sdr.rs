@@ -398,6 +398,24 @@ fn finish_seal(
     Ok((sealed, work))
 }
 
+/// Labels and trees of a sealed sector again, from its replica alone (`replica_id` from its
+/// record): what a seal check opens when sealing's work is long gone. The data leaves are
+/// `replica - label_{L-1}`, so the plain blocks are not read. The caller compares the result's
+/// `comm_r` with the committed one (a replica changed on disk gives another).
+pub fn rework(
+    p: &SectorParams,
+    replica_id: Fr,
+    replica: &[Fr],
+) -> Result<(Sealed, SealWork), SealError> {
+    if replica.len() != p.nodes {
+        return Err(SealError::Shape(replica.len()));
+    }
+    let labels = labels(p, replica_id)?;
+    let last = &labels[p.layers - 1];
+    let data: Vec<Fr> = replica.iter().zip(last).map(|(r, l)| *r - l).collect();
+    finish_seal(p, MerkleTree::from_leaves(data)?, replica_id, labels)
+}
+
 /// A sealed sector and what its seal proof needs.
 pub type SealedWithWork = (Sealed, SealWork);
 

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::keys::Keys;
-use ark_bn254::Fr;
 use std::collections::HashMap;
 
 /// What a log entry holds.
@@ -14,6 +13,8 @@ pub enum EntryKind {
     Audit,
     /// A [`Retirement`] (this node's own or received by gossip).
     Retire,
+    /// A [`SealCheck`] (this node's own or received by gossip).
+    Check,
 }
 
 /// One link of the audit log.
@@ -40,6 +41,7 @@ impl LogEntry {
             EntryKind::Sector => 1,
             EntryKind::Audit => 2,
             EntryKind::Retire => 3,
+            EntryKind::Check => 4,
         });
         put_bytes(&mut out, &self.body);
         out
@@ -54,6 +56,7 @@ impl LogEntry {
             1 => EntryKind::Sector,
             2 => EntryKind::Audit,
             3 => EntryKind::Retire,
+            4 => EntryKind::Check,
             _ => return Err(AuditError::Field("entry kind")),
         };
         let body = r.bytes(MAX_ENTRY_BODY, "entry body length")?.to_vec();
@@ -96,6 +99,11 @@ pub struct LogReport {
     /// Retirements signed by their prover, of a sector committed in the log with the same
     /// `comm_r` (in a compacted log, whose retired records were dropped, signed only).
     pub retired: u64,
+    /// Seal checks passed, their answer re-verified against the sector's record.
+    pub checks_passed: u64,
+    /// Seal checks failed on an answer the prover signed, re-checked not to verify (or a
+    /// signed refusal), and missed checks (the auditor's claim).
+    pub checks_failed: u64,
     /// Problems, each with the entry's position (empty: the log verifies).
     pub problems: Vec<String>,
 }
@@ -129,8 +137,8 @@ pub fn verify_log(
         Some(e) if e.seq > 0 => e.prev,
         _ => [0u8; 32],
     };
-    // (prover, sector) -> (comm_r, comm_d, pieces)
-    let mut committed: HashMap<(Vec<u8>, u64), (Fr, Fr, usize)> = HashMap::new();
+    // (prover, sector) -> its record
+    let mut committed: HashMap<(Vec<u8>, u64), SectorRecord> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         if e.kind != EntryKind::Sector {
             continue;
@@ -140,10 +148,7 @@ pub fn verify_log(
             Ok(s) => match s.verify_seal(params, seal_keys) {
                 Ok(true) => {
                     rep.sectors += 1;
-                    committed.insert(
-                        (s.prover.clone(), s.sector),
-                        (s.comm_r, s.comm_d, s.pieces.len()),
-                    );
+                    committed.insert((s.prover.clone(), s.sector), s);
                 }
                 Ok(false) => rep.problems.push(format!(
                     "entry {i}: seal proof of sector {} invalid",
@@ -174,7 +179,9 @@ pub fn verify_log(
                 // there the commitment cannot be checked
                 Ok(r)
                     if rep.first == 0
-                        && committed.get(&(r.prover.clone(), r.sector)).map(|x| x.0)
+                        && committed
+                            .get(&(r.prover.clone(), r.sector))
+                            .map(|x| x.comm_r)
                             != Some(r.comm_r) =>
                 {
                     rep.problems.push(format!(
@@ -183,6 +190,17 @@ pub fn verify_log(
                 }
                 Ok(_) => rep.retired += 1,
             }
+            continue;
+        }
+        if e.kind == EntryKind::Check {
+            check_entry(
+                i,
+                &e.body,
+                &committed,
+                (params, seal_keys),
+                sig_ok,
+                &mut rep,
+            );
             continue;
         }
         if e.kind != EntryKind::Audit {
@@ -205,7 +223,7 @@ pub fn verify_log(
                     continue;
                 }
                 let unknown = a.sectors.iter().any(|(id, c)| {
-                    committed.get(&(a.prover.clone(), *id)).map(|x| x.0) != Some(*c)
+                    committed.get(&(a.prover.clone(), *id)).map(|x| x.comm_r) != Some(*c)
                 });
                 if unknown {
                     rep.problems.push(format!(
@@ -217,11 +235,10 @@ pub fn verify_log(
                 // lists (their bytes need the block, which the log does not hold)
                 let paths_ok = a.open.is_empty()
                     || a.sectors.first().is_some_and(|(id, _)| {
-                        committed.get(&(a.prover.clone(), *id)).is_some_and(
-                            |&(_, comm_d, pieces)| {
-                                (a.piece as usize) < pieces && a.openings_verify(params, comm_d)
-                            },
-                        )
+                        committed.get(&(a.prover.clone(), *id)).is_some_and(|s| {
+                            (a.piece as usize) < s.pieces.len()
+                                && a.openings_verify(params, s.comm_d)
+                        })
                     });
                 let ok = a.proof_verifies(params, post_keys) && paths_ok;
                 match (a.verdict, a.proof.is_empty()) {
@@ -241,4 +258,54 @@ pub fn verify_log(
         }
     }
     rep
+}
+
+/// Re-checks a logged seal check: the auditor's signature, the prover's signed answer behind a
+/// fail, and the answer against the sector's record (a pass must verify, a fail with a proof
+/// must not). A check of a sector whose record is not in the log is a problem, except in a
+/// compacted log (a sector dropped after a failed check is no longer live).
+fn check_entry(
+    i: usize,
+    body: &[u8],
+    committed: &HashMap<(Vec<u8>, u64), SectorRecord>,
+    (params, seal_keys): (&NetParams, &Keys),
+    sig_ok: &SignatureCheck,
+    rep: &mut LogReport,
+) {
+    let c = match SealCheck::decode(body) {
+        Ok(c) => c,
+        Err(err) => return rep.problems.push(format!("entry {i}: {err}")),
+    };
+    if !sig_ok(&c.auditor, &c.signed_bytes(), &c.signature) {
+        return rep
+            .problems
+            .push(format!("entry {i}: seal check's auditor signature invalid"));
+    }
+    if c.verdict == Verdict::Fail && !sig_ok(&c.prover, &c.answer_message(), &c.answer_sig) {
+        return rep.problems.push(format!(
+            "entry {i}: a failed seal check without the prover's signed answer"
+        ));
+    }
+    let Some(record) = committed
+        .get(&(c.prover.clone(), c.sector))
+        .filter(|r| r.comm_r == c.comm_r)
+    else {
+        if rep.first == 0 {
+            rep.problems.push(format!(
+                "entry {i}: a seal check of a sector with no matching commitment in the log"
+            ));
+        }
+        return;
+    };
+    let ok = !c.proof.is_empty() && c.answer_verifies(params, seal_keys, record);
+    match c.verdict {
+        Verdict::Pass if ok => rep.checks_passed += 1,
+        Verdict::Pass => rep.problems.push(format!(
+            "entry {i}: a passed seal check whose answer does not verify"
+        )),
+        _ if ok => rep.problems.push(format!(
+            "entry {i}: a failed seal check whose answer verifies"
+        )),
+        _ => rep.checks_failed += 1,
+    }
 }

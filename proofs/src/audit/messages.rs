@@ -1,6 +1,7 @@
 //! The audit protocol's messages between auditor and prover.
 
 use super::*;
+use ark_bn254::Fr;
 
 /// Most sector records in one [`AuditResponse::Sectors`] page.
 pub const MAX_SECTORS_PAGE: usize = 32;
@@ -28,6 +29,16 @@ pub enum AuditRequest {
         /// First sector number.
         from: u64,
     },
+    /// Prove the sealing of `sector` again, over challenges seeded by `nonce` (a seal check,
+    /// [`SealCheck`]).
+    Check {
+        /// Window number.
+        window: u64,
+        /// The auditor's fresh nonce.
+        nonce: [u8; 32],
+        /// The sector.
+        sector: u64,
+    },
 }
 
 /// A prover's answer.
@@ -54,6 +65,16 @@ pub enum AuditResponse {
     },
     /// Up to [`MAX_SECTORS_PAGE`] sector records, by number.
     Sectors(Vec<SectorRecord>),
+    /// A seal check's answer, signed by the prover over [`check_answer_message`] (a refusal
+    /// is [`AuditResponse::Refused`], signed over the same message with an empty proof).
+    Checked {
+        /// The Groth16 proof.
+        proof: [u8; PROOF_LEN],
+        /// The revealed labels of the check's columns.
+        revealed: Vec<Fr>,
+        /// The prover's signature.
+        signature: Vec<u8>,
+    },
 }
 
 impl AuditRequest {
@@ -76,6 +97,16 @@ impl AuditRequest {
             AuditRequest::Sectors { from } => {
                 out.push(2);
                 out.extend_from_slice(&from.to_le_bytes());
+            }
+            AuditRequest::Check {
+                window,
+                nonce,
+                sector,
+            } => {
+                out.push(3);
+                out.extend_from_slice(&window.to_le_bytes());
+                out.extend_from_slice(nonce);
+                out.extend_from_slice(&sector.to_le_bytes());
             }
         }
         out
@@ -102,6 +133,11 @@ impl AuditRequest {
                 }
             }
             2 => AuditRequest::Sectors { from: r.u64()? },
+            3 => AuditRequest::Check {
+                window: r.u64()?,
+                nonce: r.b32()?,
+                sector: r.u64()?,
+            },
             _ => return Err(AuditError::Field("request kind")),
         };
         r.end()?;
@@ -135,6 +171,19 @@ impl AuditResponse {
                 for s in v {
                     put_bytes(&mut out, &s.encode());
                 }
+            }
+            AuditResponse::Checked {
+                proof,
+                revealed,
+                signature,
+            } => {
+                out.push(4);
+                out.extend_from_slice(proof);
+                out.extend_from_slice(&(revealed.len().min(MAX_REVEALED) as u16).to_le_bytes());
+                for x in revealed.iter().take(MAX_REVEALED) {
+                    out.extend_from_slice(&fr_bytes(x));
+                }
+                put_bytes(&mut out, signature);
             }
         }
         out
@@ -174,6 +223,17 @@ impl AuditResponse {
                     )?);
                 }
                 AuditResponse::Sectors(v)
+            }
+            4 => {
+                let mut proof = [0u8; PROOF_LEN];
+                proof.copy_from_slice(r.take(PROOF_LEN)?);
+                let revealed = read_frs(&mut r)?;
+                let signature = r.bytes(MAX_SIGNATURE, "signature length")?.to_vec();
+                AuditResponse::Checked {
+                    proof,
+                    revealed,
+                    signature,
+                }
             }
             _ => return Err(AuditError::Field("response kind")),
         };

@@ -5,6 +5,8 @@
 //! - [`SectorRecord`]: a prover's public commitment to one sealed sector, with its seal proof;
 //! - [`AuditRecord`]: an auditor's signed verdict on one prover's window;
 //! - [`Retirement`]: a prover's signed retirement of a sector it no longer keeps;
+//! - [`SealCheck`]: an auditor's signed verdict on a seal check, a sector's seal proved again
+//!   over challenges seeded by the auditor's nonce (the prover cannot grind them);
 //! - [`LogEntry`]: one link of the hash-chained audit log, and [`verify_log`], which re-checks a
 //!   whole log end to end (chain, signatures, seal proofs, window proofs).
 //!
@@ -12,6 +14,7 @@
 //! module only fixes the bytes that are signed. Every decoder takes untrusted bytes and returns
 //! [`AuditError`] on anything malformed, never panics. The byte layouts are in `docs/formats.md`.
 
+mod check;
 mod codec;
 mod log;
 mod messages;
@@ -20,6 +23,7 @@ mod pieces;
 mod records;
 mod retire;
 
+pub use check::*;
 pub use codec::*;
 pub use log::*;
 pub use messages::*;

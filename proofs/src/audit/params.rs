@@ -5,7 +5,7 @@ use crate::keys::{load_or_setup, KeyError, Keys};
 use crate::porep::SealCircuit;
 use crate::post::{PostCircuit, Shape};
 use crate::sdr::{self, Sealed, SectorParams};
-use ark_bn254::Bn254;
+use ark_bn254::{Bn254, Fr};
 use ark_groth16::Groth16;
 use ark_snark::SNARK;
 use std::path::{Path, PathBuf};
@@ -256,6 +256,37 @@ pub fn prove_seal(
         revealed,
     };
     Ok(record)
+}
+
+/// Answers a seal check of `record` (this prover's) seeded by `nonce`: labels the sector
+/// again and rebuilds its trees from the `replica` leaves alone ([`sdr::rework`]), then proves
+/// the seal over the check's challenges ([`SealCircuit::prove_check`]). The proof and the
+/// revealed labels; an error when the replica no longer gives the record's `comm_r` (it
+/// changed on disk) or proving fails.
+pub fn prove_check(
+    params: &NetParams,
+    seal_keys: &Keys,
+    record: &SectorRecord,
+    replica: &[Fr],
+    nonce: &[u8; 32],
+) -> Result<([u8; PROOF_LEN], Vec<Fr>), AuditError> {
+    params.check()?;
+    let p = params.sector();
+    let (sealed, work) = sdr::rework(&p, record.replica_id(), replica)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    if sealed.comm_r != record.comm_r || sealed.comm_d != record.comm_d {
+        return Err(AuditError::Prove(
+            "the stored replica does not give the sector's commitments".into(),
+        ));
+    }
+    let seed = crate::porep::check_seed(nonce);
+    let (circuit, revealed) =
+        SealCircuit::prove_check(&p, params.seal_challenges, &sealed, &work, seed)
+            .map_err(|e| AuditError::Prove(e.to_string()))?;
+    drop(work);
+    let proof = Groth16::<Bn254>::prove(&seal_keys.pk, circuit, &mut ark_std::rand::rngs::OsRng)
+        .map_err(|e| AuditError::Prove(e.to_string()))?;
+    Ok((encode_proof(&proof), revealed))
 }
 
 /// [`prove_window`] over sectors that open their own leaves (a node's stored sectors, which

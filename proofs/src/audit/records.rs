@@ -161,11 +161,22 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn tag(self) -> u8 {
+    /// The wire tag.
+    pub fn tag(self) -> u8 {
         match self {
             Verdict::Pass => 0,
             Verdict::Fail => 1,
             Verdict::Missed => 2,
+        }
+    }
+
+    /// The verdict of a wire tag.
+    pub fn from_tag(t: u8) -> Option<Verdict> {
+        match t {
+            0 => Some(Verdict::Pass),
+            1 => Some(Verdict::Fail),
+            2 => Some(Verdict::Missed),
+            _ => None,
         }
     }
 
@@ -379,12 +390,7 @@ impl AuditRecord {
         let open = read_leaves(&mut r)?;
         let piece = r.u8()?;
         let openings = read_openings(&mut r)?;
-        let verdict = match r.u8()? {
-            0 => Verdict::Pass,
-            1 => Verdict::Fail,
-            2 => Verdict::Missed,
-            _ => return Err(AuditError::Field("verdict")),
-        };
+        let verdict = Verdict::from_tag(r.u8()?).ok_or(AuditError::Field("verdict"))?;
         let role = Role::from_tag(r.u8()?).ok_or(AuditError::Field("role"))?;
         let proof = r.bytes(PROOF_LEN, "proof length")?.to_vec();
         if verdict == Verdict::Pass && proof.len() != PROOF_LEN {

@@ -134,4 +134,14 @@ impl Node {
     pub async fn audit_once_for(&self, target: PeerId) -> Result<Option<AuditRecord>, NodeError> {
         Prover(self.clone()).audit_once_for(target).await
     }
+
+    /// Seal-checks `target`'s lowest-numbered sector that has not passed a check, in this
+    /// node's role for it this window (only a designated auditor's check is gossiped and
+    /// counts). `None` when every sector of `target` known here has passed one.
+    pub async fn check_once_for(
+        &self,
+        target: PeerId,
+    ) -> Result<Option<cairn_proofs::audit::SealCheck>, NodeError> {
+        Prover(self.clone()).check_once_for(target).await
+    }
 }

@@ -20,6 +20,11 @@ impl Ledger {
                 .own_records(first)
                 .map(|v| AuditResponse::Sectors(v).encode())
                 .map_err(|e| e.to_string()),
+            AuditRequest::Check {
+                window,
+                nonce,
+                sector,
+            } => self.answer_check(from, (window, nonce, sector), sign),
             AuditRequest::Prove {
                 window,
                 nonce,
@@ -163,7 +168,7 @@ impl Ledger {
     }
 
     /// Whether this node committed to sector `id` (it has a verified record of it).
-    fn committed(&self, id: u64) -> bool {
+    pub(super) fn committed(&self, id: u64) -> bool {
         self.registry
             .lock()
             .map(|r| r.get(&self.me).is_some_and(|m| m.contains_key(&id)))

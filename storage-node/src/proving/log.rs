@@ -205,7 +205,7 @@ fn hex_key(k: &[u8]) -> String {
 /// registry and the faulty set rebuilt from the log at start stay what they were. A faulty
 /// prover's retired sectors keep their record and retirement too (both are in the batch: a
 /// retirement follows its record), so the audits kept still name a commitment in the log and
-/// replaying it does not bring the sector back.
+/// replaying it does not bring the sector back. Seal checks are not kept.
 pub(crate) fn carry_over(
     dropped: &[LogEntry],
     live: impl Fn(&SectorRecord) -> bool,
@@ -232,6 +232,9 @@ pub(crate) fn carry_over(
                     && a.role != cairn_proofs::audit::Role::Manual
                     && faulty(&a.prover)
             }),
+            // not kept: after a restart a sector whose check was dropped is checked again, and
+            // one dropped after a failed check, if its record comes back, fails again
+            EntryKind::Check => false,
         })
         .map(|e| (e.kind, e.body.clone()))
         .collect()

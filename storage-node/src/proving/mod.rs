@@ -45,6 +45,7 @@ use std::time::Duration;
 
 mod answer;
 mod assign;
+mod check;
 mod cover;
 mod describe;
 mod faults;
@@ -55,7 +56,8 @@ mod replica_store;
 mod retire;
 mod schedule;
 mod seal;
-pub use describe::describe;
+pub(crate) use check::Checks;
+pub use describe::{describe, ProofStatus};
 pub(crate) use replica_store::ReplicaStore;
 pub(crate) use retire::replica_cost;
 use thiserror::Error;
@@ -67,6 +69,8 @@ pub const AUDIT_TOPIC: &str = "/cairn/audit/1";
 pub const SECTOR_TOPIC: &str = "/cairn/sectors/1";
 /// Gossip topic of sector retirements ([`retire`]).
 pub const RETIRE_TOPIC: &str = "/cairn/retire/1";
+/// Gossip topic of signed seal checks ([`check`]).
+pub const CHECK_TOPIC: &str = "/cairn/check/1";
 /// Audit log entries returned per API page.
 pub const LOG_PAGE: usize = 1000;
 
@@ -151,44 +155,6 @@ fn fr_of_hex(s: &str) -> Option<Fr> {
     audit::fr_from_bytes(&unhex(s)?.try_into().ok()?).ok()
 }
 
-/// Counters for status.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ProofStatus {
-    /// Sectors this node sealed.
-    pub sectors: u64,
-    /// Data bytes in them.
-    pub sealed_bytes: u64,
-    /// Window proofs this node produced.
-    pub proofs_made: u64,
-    /// Audits this node made, by verdict.
-    pub audits_pass: u64,
-    /// Audits this node made that failed.
-    pub audits_fail: u64,
-    /// Audits this node made that the prover missed.
-    pub audits_missed: u64,
-    /// Audit log length.
-    pub log_entries: u64,
-    /// Peers currently marked faulty, with the window of their last failure.
-    pub faulty: Vec<(String, u64)>,
-    /// Sector size, layers, challenges and batch of this network.
-    pub params: (usize, usize, usize, usize),
-    /// Window length in seconds.
-    pub window_secs: u64,
-    /// The current window number.
-    #[serde(default)]
-    pub window: u64,
-    /// The pinned SHA-256 of the keys' manifest, or `None` with the development keys.
-    #[serde(default)]
-    pub keys_sha256: Option<String>,
-    /// Bytes of replicas on disk (retired ones included until they are freed): counted in
-    /// the node's used space.
-    #[serde(default)]
-    pub replica_bytes: u64,
-    /// Sectors this node retired since it started.
-    #[serde(default)]
-    pub retired: u64,
-}
-
 pub use quota::{
     PROOFS_FOR_OTHERS_PER_WINDOW, PROOFS_PER_OTHER_PEER_WINDOW, PROOFS_PER_PEER_WINDOW,
 };
@@ -234,6 +200,11 @@ pub(crate) struct Ledger {
     status: Mutex<ProofStatus>,
     /// The window this node last gossiped its retirements in ([`retire`]).
     retire_gossiped: Mutex<u64>,
+    /// Seal checks: what registered sectors they are checked against, which passed, which
+    /// failed ([`check`]).
+    checks: Mutex<Checks>,
+    /// One seal check answered at a time.
+    check_lock: Mutex<()>,
 }
 
 /// How long an auditor waits for a window proof in windows of `window`: 0.45 of a window, at
@@ -295,6 +266,8 @@ impl Ledger {
             status: Mutex::new(ProofStatus::default()),
             partial_since: Mutex::new(None),
             retire_gossiped: Mutex::new(u64::MAX),
+            checks: Mutex::new(Checks::default()),
+            check_lock: Mutex::new(()),
         };
         let mut faults = faults::Faults::default();
         for e in p.log()? {
@@ -314,6 +287,11 @@ impl Ledger {
                 EntryKind::Retire => {
                     if let Ok(r) = audit::Retirement::decode(&e.body) {
                         p.forget(&r.prover, r.sector, r.comm_r);
+                    }
+                }
+                EntryKind::Check => {
+                    if let Ok(c) = audit::SealCheck::decode(&e.body) {
+                        p.apply_check(&c);
                     }
                 }
             }
@@ -391,6 +369,9 @@ impl Ledger {
         }
         if let Ok(mut c) = self.cover.lock() {
             c.add(r);
+        }
+        if let Ok(mut c) = self.checks.lock() {
+            c.note(r);
         }
     }
 
@@ -477,6 +458,9 @@ impl Ledger {
             KeySource::Dev(_) => None,
             KeySource::Pinned { sha256, .. } => Some(sha256.clone()),
         };
+        if let Ok(c) = self.checks.lock() {
+            (s.sectors_checked, s.sectors_unchecked) = c.tally(&self.me);
+        }
         s
     }
 
@@ -557,6 +541,9 @@ impl Ledger {
             .and_then(|reg| reg.get(&r.prover).and_then(|m| m.get(&r.sector)).copied());
         if known == Some(r.comm_r) {
             return Ok(false);
+        }
+        if self.checks.lock().is_ok_and(|c| c.rejected(r)) {
+            return Err(AuditError::Field("a sector that failed its seal check").into());
         }
         if !r.verify_seal(&self.opts.params, &self.seal_keys)? {
             return Err(AuditError::Field("seal proof does not verify").into());

@@ -164,6 +164,7 @@ impl<H: ProverHost + Clone> Prover<H> {
                 .await
             }
             RETIRE_TOPIC => self.accept_retirement(source, data).await,
+            CHECK_TOPIC => self.accept_check(data).await,
             AUDIT_TOPIC => match AuditRecord::decode(&data) {
                 Ok(a) => self.accept_audit(a).await,
                 Err(e) => Ok(Err(invalid(&e.to_string()))),
@@ -182,49 +183,17 @@ impl<H: ProverHost + Clone> Prover<H> {
         let Some(p) = self.proofs() else {
             return Ok(Err(not_now("this node does not prove storage")));
         };
-        if a.auditor == p.me() {
-            // this node's own records come from here, not from gossip: never forwarded
-            return Ok(Err(not_now("a record naming this node as its auditor")));
-        }
-        if a.role == Role::Manual {
-            return Ok(Err(invalid(
-                "an audit by a peer that is not a designated auditor counts for nothing",
-            )));
-        }
-        if !window_is_current(a.window, p.window_now()) {
-            return Ok(Err(not_now(
-                "audit record for a window that is not the previous, current or next",
-            )));
-        }
-        if !cairn_net::identity::verify_signature(&a.auditor, &a.signed_bytes(), &a.signature) {
-            return Ok(Err(invalid("auditor signature invalid")));
-        }
-        let (Ok(auditor), Ok(prover)) = (
-            PeerId::from_bytes(&a.auditor),
-            PeerId::from_bytes(&a.prover),
-        ) else {
-            return Ok(Err(invalid("peer id unreadable")));
+        let (auditor, prover) = match p.admit_verdict(Envelope {
+            auditor: &a.auditor,
+            prover: &a.prover,
+            window: a.window,
+            role: a.role,
+            signed: a.signed_bytes(),
+            signature: &a.signature,
+        }) {
+            Ok(x) => x,
+            Err(r) => return Ok(Err(r)),
         };
-        // the role first: only a member of the ring (a peer whose sealed sector this node
-        // verified) can be designated, so identities that cost nothing go no further: they
-        // neither spend the quota below nor make this node fetch anything
-        if role_of(auditor, prover, &p.ring(), a.window) != a.role {
-            return Ok(Err(not_now(
-                "the auditor is not the prover's designated auditor in that role this window",
-            )));
-        }
-        // counted once the signature and the role hold, so nobody spends another auditor's
-        // quota
-        let admitted = p
-            .verdict_quota
-            .lock()
-            .map(|mut q| q.admit(&a.auditor, a.window, p.window_now()))
-            .unwrap_or(false);
-        if !admitted {
-            return Ok(Err(not_now(
-                "the auditor sent more audit records this window than any audit needs",
-            )));
-        }
         let known = p.sectors_of(&a.prover);
         if a.sectors.iter().any(|s| !known.contains(s)) {
             // a designated auditor names a sector this node has not heard of yet
@@ -387,6 +356,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         let _ = self.0.net().subscribe(AUDIT_TOPIC).await;
         let _ = self.0.net().subscribe(SECTOR_TOPIC).await;
         let _ = self.0.net().subscribe(RETIRE_TOPIC).await;
+        let _ = self.0.net().subscribe(CHECK_TOPIC).await;
         let secs = p.opts.window.as_secs().max(1);
         loop {
             // audit at a random point of the next window's first half: auditors spread out,
@@ -430,10 +400,19 @@ impl<H: ProverHost + Clone> Prover<H> {
             self.fetch_sectors(peer).await;
         }
         let window = p.window_now();
-        match audit_target(me, &p.ring(), window) {
-            Some(target) => self.audit_as(target, window, Role::Primary, None).await,
-            None => Ok(None),
+        let Some(target) = audit_target(me, &p.ring(), window) else {
+            return Ok(None);
+        };
+        let audit = self.audit_as(target, window, Role::Primary, None).await;
+        // then one of its sectors' seal checks, if one has not passed yet ([`check`])
+        match self.check_as(target, window, Role::Primary).await {
+            Ok(Some(c)) => {
+                tracing::info!(prover = %target, sector = c.sector, verdict = c.verdict.name(), "seal check")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(prover = %target, error = %e, "seal check failed"),
         }
+        audit
     }
 
     /// Audits `target` now in this node's role for it this window ([`Role::Manual`] when it is
@@ -610,6 +589,66 @@ impl<H: ProverHost + Clone> Prover<H> {
             self.0.repair_notify().notify_one();
         }
         Ok(Some(rec))
+    }
+}
+
+/// What every gossiped verdict (an audit record, a seal check) carries about who made it.
+pub(crate) struct Envelope<'a> {
+    pub(crate) auditor: &'a [u8],
+    pub(crate) prover: &'a [u8],
+    pub(crate) window: u64,
+    pub(crate) role: Role,
+    /// The bytes the auditor signed.
+    pub(crate) signed: Vec<u8>,
+    pub(crate) signature: &'a [u8],
+}
+
+impl Ledger {
+    /// The checks a gossiped verdict passes before anything is fetched or verified: not this
+    /// node's own (its records come from here, never from gossip), a designated role, a window
+    /// that is the previous, current or next, the auditor's signature, the auditor designated
+    /// in that role in this node's ring (only members of the ring, peers whose sealed sector
+    /// this node verified, can be: identities that cost nothing go no further), and then, so
+    /// nobody spends another auditor's quota, the auditor's records this window. The auditor
+    /// and the prover.
+    pub(crate) fn admit_verdict(&self, e: Envelope<'_>) -> Result<(PeerId, PeerId), Refused> {
+        if e.auditor == self.me() {
+            return Err(not_now("a record naming this node as its auditor"));
+        }
+        if e.role == Role::Manual {
+            return Err(invalid(
+                "a verdict by a peer that is not a designated auditor counts for nothing",
+            ));
+        }
+        if !window_is_current(e.window, self.window_now()) {
+            return Err(not_now(
+                "a record for a window that is not the previous, current or next",
+            ));
+        }
+        if !cairn_net::identity::verify_signature(e.auditor, &e.signed, e.signature) {
+            return Err(invalid("auditor signature invalid"));
+        }
+        let (Ok(auditor), Ok(prover)) =
+            (PeerId::from_bytes(e.auditor), PeerId::from_bytes(e.prover))
+        else {
+            return Err(invalid("peer id unreadable"));
+        };
+        if role_of(auditor, prover, &self.ring(), e.window) != e.role {
+            return Err(not_now(
+                "the auditor is not the prover's designated auditor in that role this window",
+            ));
+        }
+        let admitted = self
+            .verdict_quota
+            .lock()
+            .map(|mut q| q.admit(e.auditor, e.window, self.window_now()))
+            .unwrap_or(false);
+        if !admitted {
+            return Err(not_now(
+                "the auditor sent more records this window than any audit needs",
+            ));
+        }
+        Ok((auditor, prover))
     }
 }
 

@@ -223,6 +223,9 @@ impl Ledger {
         if let Ok(mut c) = self.cover.lock() {
             c.remove(prover, sector);
         }
+        if let Ok(mut c) = self.checks.lock() {
+            c.forget(prover, sector);
+        }
         let mut data = 0;
         if let Ok(mut sealed) = self.sealed.lock() {
             if let Some(m) = sealed.get_mut(prover) {
