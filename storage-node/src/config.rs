@@ -178,6 +178,10 @@ pub struct ProofsConfig {
     /// retirement is gossiped, before it is deleted: auditors that missed the gossip still get
     /// answers meanwhile.
     pub retire_grace_windows: u64,
+    /// Seconds a verified sector counts for the blocks it lists before it has passed a seal
+    /// check (its designated auditors ask one a window; a prover that never answers stops
+    /// counting for those blocks after this).
+    pub seal_check_grace_secs: u64,
     /// How sealed data is kept: `"plain-and-replica"` (the plain blocks beside the replicas,
     /// about twice the disk, reads at disk speed) or `"replica-only"` (only the replicas, each
     /// block unsealed when read).
@@ -209,6 +213,7 @@ impl Default for ProofsConfig {
             seal_wait_secs: 3600,
             grace_secs: 6 * 3600,
             retire_grace_windows: 3,
+            seal_check_grace_secs: 6 * 3600,
             storage_mode: "plain-and-replica".into(),
             dev: false,
             keys_dir: PathBuf::new(),
@@ -277,6 +282,7 @@ impl ProofsConfig {
             seal_wait: std::time::Duration::from_secs(self.seal_wait_secs),
             grace: std::time::Duration::from_secs(self.grace_secs),
             retire_grace: self.retire_grace_windows,
+            check_grace: std::time::Duration::from_secs(self.seal_check_grace_secs),
             replica_only: match self.storage_mode.as_str() {
                 "plain-and-replica" => false,
                 "replica-only" => true,

@@ -261,8 +261,9 @@ pub fn prove_seal(
 /// Answers a seal check of `record` (this prover's) seeded by `nonce`: labels the sector
 /// again and rebuilds its trees from the `replica` leaves alone ([`sdr::rework`]), then proves
 /// the seal over the check's challenges ([`SealCircuit::prove_check`]). The proof and the
-/// revealed labels; an error when the replica no longer gives the record's `comm_r` (it
-/// changed on disk) or proving fails.
+/// revealed labels. [`AuditError::Field`] when the replica does not give the record's
+/// commitments (it changed on disk, or was sealed from labels that do not follow the graph),
+/// [`AuditError::Prove`] when proving fails.
 pub fn prove_check(
     params: &NetParams,
     seal_keys: &Keys,
@@ -275,8 +276,8 @@ pub fn prove_check(
     let (sealed, work) = sdr::rework(&p, record.replica_id(), replica)
         .map_err(|e| AuditError::Prove(e.to_string()))?;
     if sealed.comm_r != record.comm_r || sealed.comm_d != record.comm_d {
-        return Err(AuditError::Prove(
-            "the stored replica does not give the sector's commitments".into(),
+        return Err(AuditError::Field(
+            "the stored replica does not give the sector's commitments",
         ));
     }
     let seed = crate::porep::check_seed(nonce);

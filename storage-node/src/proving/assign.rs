@@ -10,14 +10,10 @@ use std::collections::HashSet;
 impl Ledger {
     /// Whether `peer`, which says it has `cid`, counts as its holder now ([`Cover::counts`]).
     pub(crate) fn counts_as_holder(&self, peer: &PeerId, cid: &Cid) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let grace = self.opts.grace.as_secs();
+        let grace = (self.opts.grace.as_secs(), self.opts.check_grace.as_secs());
         self.cover
             .lock()
-            .map(|mut c| c.counts(&peer.to_bytes(), &cid.to_bytes(), now, grace))
+            .map(|mut c| c.counts(&peer.to_bytes(), &cid.to_bytes(), unix_now(), grace))
             .unwrap_or(false)
     }
 

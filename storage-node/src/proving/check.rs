@@ -51,6 +51,9 @@ pub(crate) struct Checks {
     passed: HashSet<Committed>,
     /// Sectors that failed one: dropped, and refused if their record comes back.
     failed: HashSet<Committed>,
+    /// The nonce of a designated check a prover did not answer, per sector: asked again, the
+    /// same nonce, until it is answered (a prover that declines gets no new draw).
+    pending: HashMap<Committed, [u8; 32]>,
     /// Checks answered per (auditor, window).
     asked: HashMap<(PeerId, u64), u32>,
 }
@@ -66,7 +69,11 @@ impl Checks {
 
     /// Forgets a sector no longer registered (retired or dropped).
     pub(super) fn forget(&mut self, prover: &[u8], sector: u64) {
-        self.info.remove(&(prover.to_vec(), sector));
+        if let Some((_, _, comm_r)) = self.info.remove(&(prover.to_vec(), sector)) {
+            let key = (prover.to_vec(), sector, fr_bytes(&comm_r));
+            self.pending.remove(&key);
+            self.passed.remove(&key);
+        }
     }
 
     /// Whether `r` names a sector that failed its seal check.
@@ -75,21 +82,43 @@ impl Checks {
             .contains(&(r.prover.clone(), r.sector, fr_bytes(&r.comm_r)))
     }
 
-    /// Applies a checked verdict; returns whether the sector is to be dropped (a fail).
-    fn apply(&mut self, c: &SealCheck) -> bool {
+    /// Applies a checked verdict: what it does to the sector.
+    fn apply(&mut self, c: &SealCheck) -> Applied {
         let key = (c.prover.clone(), c.sector, fr_bytes(&c.comm_r));
+        let registered = self
+            .info
+            .get(&(key.0.clone(), key.1))
+            .is_some_and(|i| i.2 == c.comm_r);
         match c.verdict {
             Verdict::Pass => {
+                self.pending.remove(&key);
                 self.passed.insert(key);
-                false
+                if registered {
+                    Applied::Checked
+                } else {
+                    Applied::Nothing
+                }
             }
             Verdict::Fail => {
+                self.pending.remove(&key);
                 self.passed.remove(&key);
                 self.failed.insert(key);
-                true
+                Applied::Dropped
             }
-            Verdict::Missed => false,
+            Verdict::Missed => {
+                if c.role != Role::Manual && registered {
+                    self.pending.entry(key).or_insert(c.nonce);
+                }
+                Applied::Nothing
+            }
         }
+    }
+
+    /// The nonce every check of this sector uses until one is answered (`None`: a fresh one).
+    fn pending(&self, prover: &[u8], sector: u64, comm_r: &Fr) -> Option<[u8; 32]> {
+        self.pending
+            .get(&(prover.to_vec(), sector, fr_bytes(comm_r)))
+            .copied()
     }
 
     /// The lowest-numbered of `prover`'s registered sectors that has not passed a check.
@@ -138,6 +167,17 @@ impl Checks {
     }
 }
 
+/// What a seal check's verdict does to its sector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// Nothing (a miss, or a pass of a commitment not registered here).
+    Nothing,
+    /// It passed: it counts for the blocks it lists from now on.
+    Checked,
+    /// It failed: dropped.
+    Dropped,
+}
+
 /// An auditor's judgement of a seal check's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CheckJudgement {
@@ -149,10 +189,11 @@ pub(crate) struct CheckJudgement {
 }
 
 /// Judges a seal check's answer (pure; the checks are passed in): an answer the prover did
-/// not sign, a malformed one or none at all is a miss; a signed answer that `verifies` is a
+/// not sign, a malformed one (other than `labels` revealed labels) or none at all is a miss; a signed answer that `verifies` is a
 /// pass; a signed one that does not, or a signed refusal, is a fail.
 pub(crate) fn judge_check(
     answer: &Answer,
+    labels: usize,
     signed: impl Fn(&[u8], &[Fr], &str, &[u8]) -> bool,
     verifies: impl FnOnce(&[u8], &[Fr]) -> bool,
 ) -> CheckJudgement {
@@ -176,6 +217,13 @@ pub(crate) fn judge_check(
             revealed,
             signature,
         }) => {
+            // the network's count or nothing: a longer answer would not fit a log entry
+            if revealed.len() != labels {
+                return missed(format!(
+                    "malformed answer: {} revealed labels, a check has {labels}",
+                    revealed.len()
+                ));
+            }
             if !signed(&proof, &revealed, "", &signature) {
                 return missed("a seal check answer the prover did not sign".into());
             }
@@ -211,8 +259,26 @@ pub(crate) fn judge_check(
 impl Ledger {
     /// Applies a seal check from the log at start (no append).
     pub(super) fn apply_check(&self, c: &SealCheck) {
-        if self.checks.lock().is_ok_and(|mut k| k.apply(c)) {
-            self.forget(&c.prover, c.sector, c.comm_r);
+        self.follow_check(c);
+    }
+
+    /// Applies a check's verdict to the check table, the cover and the registry; returns
+    /// whether it dropped a registered sector.
+    fn follow_check(&self, c: &SealCheck) -> bool {
+        let applied = self
+            .checks
+            .lock()
+            .map(|mut k| k.apply(c))
+            .unwrap_or(Applied::Nothing);
+        match applied {
+            Applied::Checked => {
+                if let Ok(mut cover) = self.cover.lock() {
+                    cover.checked(&c.prover, c.sector);
+                }
+                false
+            }
+            Applied::Dropped => self.forget(&c.prover, c.sector, c.comm_r) > 0,
+            Applied::Nothing => false,
         }
     }
 
@@ -228,11 +294,11 @@ impl Ledger {
                 }
             }
         }
-        let drop = self.checks.lock().is_ok_and(|mut k| k.apply(c));
-        // forgotten first, so a compaction the append runs does not carry its record over
-        let dropped = drop && self.forget(&c.prover, c.sector, c.comm_r) > 0;
+        // applied first (a dropped sector is forgotten), so a compaction the append runs does
+        // not carry its record over
+        let dropped = self.follow_check(c);
         self.append(EntryKind::Check, c.encode())?;
-        if drop {
+        if c.verdict == Verdict::Fail {
             tracing::warn!(prover = %peer_str(&c.prover), sector = c.sector, reason = %c.reason,
                 "sector failed its seal check: dropped, its blocks will be repaired");
         }
@@ -259,8 +325,10 @@ impl Ledger {
     }
 
     /// Answers a seal check of this node's `sector` for `from` (runs on the blocking pool):
-    /// designated auditors only, within [`CHECKS_PER_AUDITOR_WINDOW`]; the answer is signed,
-    /// and so is the refusal for a committed sector no longer held.
+    /// this window's designated auditors only, within [`CHECKS_PER_AUDITOR_WINDOW`], one check
+    /// at a time (another asker gets `busy` before anything is read). The answer is signed, and
+    /// so is the refusal for a committed sector no longer held or whose replica no longer gives
+    /// its commitments: evidence for a fail.
     pub(super) fn answer_check(
         &self,
         from: PeerId,
@@ -269,9 +337,8 @@ impl Ledger {
     ) -> Result<Vec<u8>, String> {
         let now = self.window_now();
         let me = PeerId::from_bytes(&self.me).map_err(|_| "own peer id unreadable")?;
-        let ring = self.ring();
         if !window_is_current(window, now)
-            || !(ring.contains(&from) || role_of(from, me, &ring, window) != Role::Manual)
+            || role_of(from, me, &self.ring(), window) == Role::Manual
         {
             return Err("seal checks are answered for this window's designated auditors".into());
         }
@@ -282,25 +349,37 @@ impl Ledger {
         if !admitted {
             return Err("busy: seal checks over this window's quota".into());
         }
+        let Ok(_one) = self.check_lock.try_lock() else {
+            return Err("busy: another seal check is running".into());
+        };
+        let signed = |comm_r: Fr, answered: CheckAnswered<'_>| {
+            sign(&audit::check_answer_message(
+                (&from.to_bytes(), &self.me),
+                window,
+                &nonce,
+                (sector, comm_r),
+                answered,
+            ))
+        };
+        let refuse = |comm_r: Fr, reason: String| {
+            let reason = cut(&reason);
+            let signature = signed(
+                comm_r,
+                CheckAnswered {
+                    proof: &[],
+                    revealed: &[],
+                    refusal: &reason,
+                },
+            );
+            Ok(AuditResponse::Refused { reason, signature }.encode())
+        };
         let (record, stored) = match self.load_sector(sector) {
             Ok(Some(x)) => x,
             Ok(None) if self.committed(sector) => {
                 let Some(comm_r) = self.check_info(&self.me, sector).map(|i| i.2) else {
                     return Err(format!("sector {sector} is not registered here"));
                 };
-                let reason = format!("sector {sector} is not held here");
-                let signature = sign(&audit::check_answer_message(
-                    (&from.to_bytes(), &self.me),
-                    window,
-                    &nonce,
-                    (sector, comm_r),
-                    CheckAnswered {
-                        proof: &[],
-                        revealed: &[],
-                        refusal: &reason,
-                    },
-                ));
-                return Ok(AuditResponse::Refused { reason, signature }.encode());
+                return refuse(comm_r, format!("sector {sector} is not held here"));
             }
             Ok(None) => return Err(format!("sector {sector} was never committed here")),
             Err(e) => return Err(format!("sector {sector}: {e}")),
@@ -310,23 +389,29 @@ impl Ledger {
             .chunks(32)
             .map(Fr::from_le_bytes_mod_order)
             .collect();
-        let _one = self.check_lock.lock().map_err(|_| "check lock poisoned")?;
         let t = std::time::Instant::now();
-        let (proof, revealed) =
-            audit::prove_check(&self.opts.params, &self.seal_keys, &record, &leaves, &nonce)
-                .map_err(|e| e.to_string())?;
-        tracing::info!(auditor = %from, window, sector, secs = t.elapsed().as_secs_f64(), "seal check proved");
-        let signature = sign(&audit::check_answer_message(
-            (&from.to_bytes(), &self.me),
-            window,
+        let (proof, revealed) = match audit::prove_check(
+            &self.opts.params,
+            &self.seal_keys,
+            &record,
+            &leaves,
             &nonce,
-            (sector, record.comm_r),
+        ) {
+            Ok(x) => x,
+            Err(AuditError::Field(why)) => {
+                return refuse(record.comm_r, format!("sector {sector}: {why}"))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        tracing::info!(auditor = %from, window, sector, secs = t.elapsed().as_secs_f64(), "seal check proved");
+        let signature = signed(
+            record.comm_r,
             CheckAnswered {
                 proof: &proof,
                 revealed: &revealed,
                 refusal: "",
             },
-        ));
+        );
         Ok(AuditResponse::Checked {
             proof,
             revealed,
@@ -357,8 +442,17 @@ impl<H: ProverHost + Clone> Prover<H> {
         let Some(info) = p.check_info(&tb, sector) else {
             return Ok(None);
         };
-        let mut nonce = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        // a check the prover left unanswered is asked again with its nonce: no new draw
+        let pending = p
+            .checks
+            .lock()
+            .ok()
+            .and_then(|c| c.pending(&tb, sector, &comm_r));
+        let nonce = pending.unwrap_or_else(|| {
+            let mut n = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut n);
+            n
+        });
         let req = AuditRequest::Check {
             window,
             nonce,
@@ -393,9 +487,14 @@ impl<H: ProverHost + Clone> Prover<H> {
             signature: Vec::new(),
         };
         let (p2, r2) = (p.clone(), rec.clone());
+        let labels = cairn_proofs::porep::revealed_len(
+            &p.opts.params.sector(),
+            p.opts.params.seal_challenges,
+        );
         let j = offload(move || {
             judge_check(
                 &answer,
+                labels,
                 |proof, revealed, refusal, sig| {
                     let m = audit::check_answer_message(
                         (&r2.auditor, &r2.prover),
@@ -486,6 +585,16 @@ impl<H: ProverHost + Clone> Prover<H> {
         let Some(info) = info.filter(|i| i.2 == c.comm_r) else {
             return Ok(Err(not_now("a seal check of a sector not registered here")));
         };
+        let pending = p
+            .checks
+            .lock()
+            .ok()
+            .and_then(|k| k.pending(&c.prover, c.sector, &c.comm_r));
+        if pending.is_some_and(|n| n != c.nonce) {
+            return Ok(Err(not_now(
+                "a seal check with another nonce than the one pending for that sector",
+            )));
+        }
         offload(move || {
             let ok = !c.proof.is_empty() && p.check_verifies(&c, info);
             match c.verdict {
@@ -572,7 +681,11 @@ mod tests {
             let (s, c) = k.unchecked(&me).unwrap();
             let mut x = check(s, 0, verdict);
             x.comm_r = c;
-            assert_eq!(k.apply(&x), dropped, "{verdict:?} on {s}");
+            assert_eq!(
+                k.apply(&x) == Applied::Dropped,
+                dropped,
+                "{verdict:?} on {s}"
+            );
             if dropped {
                 // what the ledger does on a drop
                 k.forget(&me, s);
@@ -586,9 +699,41 @@ mod tests {
         // a pass for another commitment under a number does not check the registered one
         let mut k = Checks::default();
         k.note(&record(1, 11));
-        k.apply(&check(1, 12, Verdict::Pass));
+        assert_eq!(k.apply(&check(1, 12, Verdict::Pass)), Applied::Nothing);
         assert_eq!(k.unchecked(&me).map(|u| u.0), Some(1));
         assert_eq!(k.unchecked(&[3u8; 38]), None);
+    }
+
+    #[test]
+    fn a_check_left_unanswered_keeps_its_nonce_until_answered() {
+        let me = vec![2u8; 38];
+        let mut k = Checks::default();
+        k.note(&record(1, 11));
+        let c = Fr::from(11u64);
+        // (verdict, role, nonce, pending nonce after)
+        let table = [
+            (Verdict::Missed, Role::Manual, 5, None),
+            (Verdict::Missed, Role::Primary, 6, Some(6)),
+            // a later miss does not move it: the prover gets no new draw by declining
+            (Verdict::Missed, Role::Confirmer, 7, Some(6)),
+            (Verdict::Pass, Role::Primary, 6, None),
+        ];
+        for (i, (verdict, role, nonce, want)) in table.into_iter().enumerate() {
+            let mut x = check(1, 11, verdict);
+            x.role = role;
+            x.nonce = [nonce; 32];
+            k.apply(&x);
+            assert_eq!(k.pending(&me, 1, &c), want.map(|n| [n; 32]), "row {i}");
+        }
+        // a miss for a sector not registered here sets nothing
+        k.apply(&check(9, 19, Verdict::Missed));
+        assert_eq!(k.pending(&me, 9, &Fr::from(19u64)), None);
+        // forgetting a sector forgets its pending nonce
+        k.note(&record(2, 12));
+        k.apply(&check(2, 12, Verdict::Missed));
+        assert!(k.pending(&me, 2, &Fr::from(12u64)).is_some());
+        k.forget(&me, 2);
+        assert_eq!(k.pending(&me, 2, &Fr::from(12u64)), None);
     }
 
     #[test]
@@ -634,6 +779,12 @@ mod tests {
             }
             .encode()
         };
+        let too_long = AuditResponse::Checked {
+            proof: [1; PROOF_LEN],
+            revealed: vec![Fr::from(3u64); 2],
+            signature: vec![7; 64],
+        }
+        .encode();
         let window_proof = AuditResponse::Proof {
             proof: [1; PROOF_LEN],
             openings: vec![],
@@ -652,11 +803,12 @@ mod tests {
             (Answer::Reply(checked(8)), false, Verdict::Missed),
             (Answer::Reply(refused(7)), true, Verdict::Fail),
             (Answer::Reply(refused(8)), true, Verdict::Missed),
+            (Answer::Reply(too_long), true, Verdict::Missed),
             (Answer::Reply(window_proof), true, Verdict::Missed),
             (Answer::Reply(vec![1, 2, 3]), true, Verdict::Missed),
         ];
         for (i, (answer, ok, want)) in table.into_iter().enumerate() {
-            let j = judge_check(&answer, |_, _, _, sig| sig == [7; 64], |_, _| ok);
+            let j = judge_check(&answer, 1, |_, _, _, sig| sig == [7; 64], |_, _| ok);
             assert_eq!(j.verdict, want, "row {i}");
             // a fail keeps the prover's signed answer (the evidence), a miss keeps nothing
             assert_eq!(j.answer_sig.is_empty(), want == Verdict::Missed, "row {i}");

@@ -44,6 +44,9 @@ pub(crate) struct Cover {
     blocks: HashMap<Vec<u8>, HashMap<Vec<u8>, Listing>>,
     /// (prover, block CID bytes) -> when this node first saw the claim (unix seconds).
     claims: HashMap<(Vec<u8>, Vec<u8>), u64>,
+    /// (prover, sector) -> when this node registered the sector (unix seconds), until it passes
+    /// a seal check; a sector that passed is not here.
+    unchecked: HashMap<(Vec<u8>, u64), u64>,
 }
 
 /// Whether a claim first seen at `first` still counts at `now` (seconds) with `grace`.
@@ -53,8 +56,11 @@ pub(crate) fn within_grace(first: u64, now: u64, grace: u64) -> bool {
 
 impl Cover {
     /// Indexes a verified record's pieces (a record of the same sector replaces the old one).
-    pub(crate) fn add(&mut self, r: &SectorRecord) {
+    /// Until the sector passes a seal check ([`Cover::checked`]), it counts only for
+    /// `check_grace` from `now` ([`Cover::counts`]).
+    pub(crate) fn add(&mut self, r: &SectorRecord, now: u64) {
         self.remove(&r.prover, r.sector);
+        self.unchecked.insert((r.prover.clone(), r.sector), now);
         let by_block = self.blocks.entry(r.prover.clone()).or_default();
         let sectors = self.sectors.entry(r.prover.clone()).or_default();
         for (i, p) in r.pieces.iter().enumerate() {
@@ -70,6 +76,7 @@ impl Cover {
     /// Drops `prover`'s sector `sector` (replaced or retired): the blocks it lists no longer
     /// count as held through it.
     pub(crate) fn remove(&mut self, prover: &[u8], sector: u64) {
+        self.unchecked.remove(&(prover.to_vec(), sector));
         let Some(sectors) = self.sectors.get_mut(prover) else {
             return;
         };
@@ -94,6 +101,11 @@ impl Cover {
         }
     }
 
+    /// Marks `prover`'s sector `sector` as having passed a seal check: it counts from now on.
+    pub(crate) fn checked(&mut self, prover: &[u8], sector: u64) {
+        self.unchecked.remove(&(prover.to_vec(), sector));
+    }
+
     /// The (sector, piece) entries of `prover`'s records that list block `cid`.
     pub(crate) fn listed(&self, prover: &[u8], cid: &[u8]) -> &[(u64, u8)] {
         self.blocks
@@ -113,11 +125,28 @@ impl Cover {
     }
 
     /// Whether `prover`, which says it has block `cid`, counts as its holder at `now` (unix
-    /// seconds): listed by one of its sealed sectors, or within `grace` seconds of this node's
-    /// first sight of the claim (remembered from here on, up to [`MAX_CLAIMS`]).
-    pub(crate) fn counts(&mut self, prover: &[u8], cid: &[u8], now: u64, grace: u64) -> bool {
-        if !self.listed(prover, cid).is_empty() {
+    /// seconds): listed by one of its sealed sectors that passed a seal check or was
+    /// registered less than `check_grace` seconds ago, or (listed by none) within `grace`
+    /// seconds of this node's first sight of the claim (remembered from here on, up to
+    /// [`MAX_CLAIMS`]).
+    pub(crate) fn counts(
+        &mut self,
+        prover: &[u8],
+        cid: &[u8],
+        now: u64,
+        (grace, check_grace): (u64, u64),
+    ) -> bool {
+        let listed = self.listed(prover, cid);
+        if listed.iter().any(|(s, _)| {
+            self.unchecked
+                .get(&(prover.to_vec(), *s))
+                .is_none_or(|first| within_grace(*first, now, check_grace))
+        }) {
             return true;
+        }
+        if !listed.is_empty() {
+            // listed only by sectors past their check grace: sealed, not checked, not counted
+            return false;
         }
         let key = (prover.to_vec(), cid.to_vec());
         let first = match self.claims.get(&key) {
@@ -278,23 +307,29 @@ mod tests {
     #[test]
     fn holders_count_when_listed_or_in_grace() {
         let mut c = Cover::default();
-        c.add(&record(1, 7, &[10, 11]));
+        c.add(&record(1, 7, &[10, 11]), 0);
         let (p, q) = (vec![1u8; 38], vec![2u8; 38]);
         let (x, y) = (vec![10u8; 36], vec![12u8; 36]);
-        assert!(c.counts(&p, &x, 1000, 0), "listed: always");
-        assert!(c.counts(&p, &y, 1000, 60), "a new claim, in grace");
-        assert!(c.counts(&p, &y, 1059, 60));
-        assert!(!c.counts(&p, &y, 1060, 60), "grace over, still unsealed");
+        assert!(c.counts(&p, &x, 1000, (0, u64::MAX)), "listed: always");
         assert!(
-            !c.counts(&q, &x, 1000, 0),
+            c.counts(&p, &y, 1000, (60, u64::MAX)),
+            "a new claim, in grace"
+        );
+        assert!(c.counts(&p, &y, 1059, (60, u64::MAX)));
+        assert!(
+            !c.counts(&p, &y, 1060, (60, u64::MAX)),
+            "grace over, still unsealed"
+        );
+        assert!(
+            !c.counts(&q, &x, 1000, (0, u64::MAX)),
             "another prover's listing counts for nothing"
         );
         // sealing it later makes it count again, and forgets the claim
-        c.add(&record(1, 8, &[12]));
-        assert!(c.counts(&p, &y, 5000, 60));
+        c.add(&record(1, 8, &[12]), 0);
+        assert!(c.counts(&p, &y, 5000, (60, u64::MAX)));
         assert!(!c.claims.contains_key(&(p.clone(), y.clone())));
         // a record of the same sector replaces the old listing
-        c.add(&record(1, 7, &[13]));
+        c.add(&record(1, 7, &[13]), 0);
         assert!(c.listed(&p, &x).is_empty());
         assert_eq!(c.listed(&p, &[13u8; 36]), &[(7, 0)]);
         assert_eq!(
@@ -303,17 +338,57 @@ mod tests {
         );
         assert!(c.piece(&p, 8, 1).is_none());
         // a retired sector no longer counts for the blocks it listed (grace over)
-        c.add(&record(1, 9, &[13, 14]));
+        c.add(&record(1, 9, &[13, 14]), 0);
         c.remove(&p, 7);
         assert_eq!(c.listed(&p, &[13u8; 36]), &[(9, 0)]);
         c.remove(&p, 9);
         assert!(c.listed(&p, &[13u8; 36]).is_empty());
-        assert!(!c.counts(&p, &[14u8; 36], 9000, 0));
+        assert!(!c.counts(&p, &[14u8; 36], 9000, (0, u64::MAX)));
         assert!(c.piece(&p, 9, 0).is_none());
         // removing what is not there changes nothing
         c.remove(&p, 9);
         c.remove(&q, 1);
-        assert!(c.counts(&p, &y, 9000, 0), "sector 8 still lists it");
+        assert!(
+            c.counts(&p, &y, 9000, (0, u64::MAX)),
+            "sector 8 still lists it"
+        );
+    }
+
+    #[test]
+    fn a_sector_counts_for_its_check_grace_then_only_once_checked() {
+        let p = vec![1u8; 38];
+        let x = [10u8; 36];
+        // (registered at, checked, now, check grace, counts)
+        for (at, checked, now, cg, want) in [
+            (100, false, 100, 60, true),
+            (100, false, 159, 60, true),
+            (100, false, 160, 60, false), // never checked: no longer counted
+            (100, true, 160, 60, true),
+            (100, true, 99_999, 0, true),
+            (100, false, 100, 0, false),
+        ] {
+            let mut c = Cover::default();
+            c.add(&record(1, 7, &[10]), at);
+            if checked {
+                c.checked(&p, 7);
+            }
+            assert_eq!(
+                c.counts(&p, &x, now, (3600, cg)),
+                want,
+                "{at} {checked} {now} {cg}"
+            );
+        }
+        // another sector listing the block, checked, makes it count
+        let mut c = Cover::default();
+        c.add(&record(1, 7, &[10]), 0);
+        c.add(&record(1, 8, &[10]), 0);
+        assert!(!c.counts(&p, &x, 100, (0, 60)));
+        c.checked(&p, 8);
+        assert!(c.counts(&p, &x, 100, (0, 60)));
+        // a sector registered again (a new record) waits for a check again
+        c.add(&record(1, 8, &[10]), 100);
+        assert!(c.counts(&p, &x, 159, (0, 60)));
+        assert!(!c.counts(&p, &x, 160, (0, 60)));
     }
 
     #[test]
@@ -322,9 +397,9 @@ mod tests {
         for i in 0..MAX_CLAIMS as u64 {
             c.claims.insert((vec![1], i.to_le_bytes().to_vec()), 0);
         }
-        assert!(!c.counts(&[1], b"new", 0, 60));
+        assert!(!c.counts(&[1], b"new", 0, (60, u64::MAX)));
         assert!(
-            c.counts(&[1], &5u64.to_le_bytes(), 10, 60),
+            c.counts(&[1], &5u64.to_le_bytes(), 10, (60, u64::MAX)),
             "an old claim still in grace"
         );
     }

@@ -124,6 +124,14 @@ impl AuditLog {
         body: Vec<u8>,
         keep: impl FnOnce(&[LogEntry]) -> Vec<(EntryKind, Vec<u8>)>,
     ) -> Result<LogEntry, StoreError> {
+        if body.len() > cairn_proofs::audit::MAX_ENTRY_BODY {
+            // it would not decode again, and a log that does not decode cannot be opened
+            return Err(StoreError::Backend(format!(
+                "a log entry of {} bytes is over the {} allowed",
+                body.len(),
+                cairn_proofs::audit::MAX_ENTRY_BODY
+            )));
+        }
         let mut head = self.head.lock().map_err(|_| poisoned())?;
         let e = LogEntry {
             seq: head.next,

@@ -94,6 +94,9 @@ pub struct ProofOptions {
     /// Windows a retired sector's replica is kept, and proved when asked, after its
     /// retirement is gossiped ([`retire`]): auditors that missed the gossip still get answers.
     pub retire_grace: u64,
+    /// How long a verified sector counts for the blocks it lists before it has passed a seal
+    /// check ([`check`]).
+    pub check_grace: Duration,
     /// Replica-only storage: a sealed block is kept only inside its sector's replica and
     /// unsealed when read ([`ReplicaStore`]); otherwise the plain block stays beside it.
     pub replica_only: bool,
@@ -222,6 +225,14 @@ fn lowest_priority() {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 19);
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 fn be(n: u64) -> Vec<u8> {
@@ -368,7 +379,7 @@ impl Ledger {
                 .insert(r.sector, r.data_len);
         }
         if let Ok(mut c) = self.cover.lock() {
-            c.add(r);
+            c.add(r, unix_now());
         }
         if let Ok(mut c) = self.checks.lock() {
             c.note(r);

@@ -373,6 +373,22 @@ impl<H: ProverHost + Clone> Prover<H> {
             }
             match self.audit_once().await {
                 Ok(Some(a)) => {
+                    // then one of its sectors' seal checks, in its own task: a slow answer must
+                    // not make this node skip the next window's audit ([`check`])
+                    if let Ok(target) = PeerId::from_bytes(&a.prover) {
+                        let node = self.clone();
+                        let window = a.window;
+                        tokio::spawn(async move {
+                            match node.check_as(target, window, Role::Primary).await {
+                                Ok(Some(c)) => tracing::info!(prover = %target, sector = c.sector,
+                                    verdict = c.verdict.name(), "seal check"),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::warn!(prover = %target, error = %e, "seal check failed")
+                                }
+                            }
+                        });
+                    }
                     tracing::info!(prover = ?PeerId::from_bytes(&a.prover).ok(), window = a.window,
                     verdict = a.verdict.name(), "audit")
                 }
@@ -403,16 +419,7 @@ impl<H: ProverHost + Clone> Prover<H> {
         let Some(target) = audit_target(me, &p.ring(), window) else {
             return Ok(None);
         };
-        let audit = self.audit_as(target, window, Role::Primary, None).await;
-        // then one of its sectors' seal checks, if one has not passed yet ([`check`])
-        match self.check_as(target, window, Role::Primary).await {
-            Ok(Some(c)) => {
-                tracing::info!(prover = %target, sector = c.sector, verdict = c.verdict.name(), "seal check")
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(prover = %target, error = %e, "seal check failed"),
-        }
-        audit
+        self.audit_as(target, window, Role::Primary, None).await
     }
 
     /// Audits `target` now in this node's role for it this window ([`Role::Manual`] when it is

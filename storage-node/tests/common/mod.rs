@@ -47,6 +47,7 @@ pub fn opts(proofs: bool) -> NodeOptions {
             seal_wait: Duration::ZERO,
             grace: Duration::from_secs(24 * 3600),
             retire_grace: 0,
+            check_grace: Duration::from_secs(24 * 3600),
             replica_only: false,
         }),
         ..NodeOptions::default()
