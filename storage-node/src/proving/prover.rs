@@ -444,6 +444,28 @@ impl<H: ProverHost + Clone> Prover<H> {
         auditors_of(target, &p.ring(), p.window_now())
     }
 
+    /// Sends `req` to `target` and waits up to `deadline` for its answer, as the verdicts
+    /// judge it ([`Answer`]).
+    pub(crate) async fn ask(
+        &self,
+        target: PeerId,
+        req: AuditRequest,
+        deadline: Duration,
+    ) -> Answer {
+        let answer = tokio::time::timeout(
+            deadline,
+            self.0.net().ctrl(target, CtrlRequest::App(req.encode())),
+        )
+        .await;
+        match answer {
+            Err(_) => Answer::Late(deadline),
+            Ok(Err(e)) => Answer::Unreachable(e.to_string()),
+            Ok(Ok(CtrlResponse::Error(e))) => Answer::Declined(e),
+            Ok(Ok(CtrlResponse::App(bytes))) => Answer::Reply(bytes.to_vec()),
+            Ok(Ok(_)) => Answer::Unexpected,
+        }
+    }
+
     /// One audit of `target` for `window` in `role`: fresh nonce, the sectors holding shards it
     /// is counted as holding (or, when there are none, a random batch of its committed
     /// sectors; [`cover::challenge`]), one piece's leaves opened and compared with the block;
@@ -509,12 +531,7 @@ impl<H: ProverHost + Clone> Prover<H> {
             sectors: batch.iter().map(|s| s.0).collect(),
             open: open.clone(),
         };
-        let deadline = answer_deadline(p.opts.window);
-        let answer = tokio::time::timeout(
-            deadline,
-            self.0.net().ctrl(target, CtrlRequest::App(req.encode())),
-        )
-        .await;
+        let answer = self.ask(target, req, answer_deadline(p.opts.window)).await;
         let mut rec = AuditRecord {
             auditor: me.to_bytes(),
             prover: target.to_bytes(),
@@ -530,13 +547,6 @@ impl<H: ProverHost + Clone> Prover<H> {
             reason: String::new(),
             answer_sig: Vec::new(),
             signature: Vec::new(),
-        };
-        let answer = match answer {
-            Err(_) => Answer::Late(deadline),
-            Ok(Err(e)) => Answer::Unreachable(e.to_string()),
-            Ok(Ok(CtrlResponse::Error(e))) => Answer::Declined(e),
-            Ok(Ok(CtrlResponse::App(bytes))) => Answer::Reply(bytes.to_vec()),
-            Ok(Ok(_)) => Answer::Unexpected,
         };
         // the verdict is pure ([`judge`]); the checks in it run on the blocking pool
         let (p2, r2) = (p.clone(), rec.clone());
