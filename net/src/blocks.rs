@@ -197,12 +197,12 @@ async fn serve_request<S: AsyncRead + AsyncWrite + Unpin + Send>(
             )
             .await?
         }
-        StreamRequest::Cache { count } => {
+        StreamRequest::Cache { count, planned } => {
             receive(
                 s,
                 service,
                 count,
-                move |svc, b| svc.put_cached(peer, b),
+                move |svc, b| svc.put_cached(peer, b, planned),
                 move |svc, stored| svc.cache_done(peer, stored),
             )
             .await?

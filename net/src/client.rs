@@ -262,14 +262,16 @@ impl NetClient {
     }
 
     /// Pushes up to [`crate::wire::MAX_BATCH`] blocks to `peer` as promoted copies (the fast
-    /// tier); one status per block.
+    /// tier), `planned` for a reader's access plan; one status per block.
     pub async fn push_cached(
         &self,
         peer: PeerId,
         blocks: &[Block],
+        planned: bool,
     ) -> Result<Vec<PutStatus>, NetError> {
         let head = StreamRequest::Cache {
             count: blocks.len(),
+            planned,
         };
         self.send(peer, &head, blocks).await
     }

@@ -68,9 +68,10 @@ pub trait Service: Send + Sync + 'static {
         let _ = from;
         vec![None; cids.len()]
     }
-    /// Keeps one block `from` promoted here (verified against its CID already).
-    fn put_cached(&self, from: PeerId, block: Block) -> PutStatus {
-        let _ = (from, block);
+    /// Keeps one block `from` promoted here (verified against its CID already); `planned`:
+    /// a copy for a reader's access plan ([`wire::StreamRequest::Cache`]).
+    fn put_cached(&self, from: PeerId, block: Block, planned: bool) -> PutStatus {
+        let _ = (from, block, planned);
         PutStatus::NoSpace
     }
     /// Called after every block of a `CACHE` exchange was read, with those kept: makes them

@@ -168,6 +168,19 @@ impl<K: Copy + Eq + Hash> Cursor<K> {
         Some(p.abs_diff(self.head))
     }
 
+    /// Bytes the reader reads, from its observed head, before it reaches `k`'s next unread
+    /// planned position at or past the head (`None`: no such position). Ranks copies kept
+    /// for later reads: the nearest is the one to keep.
+    pub fn ahead(&self, k: &K) -> Option<u64> {
+        let p = *self
+            .positions
+            .get(k)?
+            .iter()
+            .find(|&&p| p >= self.head && !self.read[p])?;
+        let at = |i: usize| if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(at(p) - at(self.head))
+    }
+
     /// The reader read `k` at `at_ms`: its first unread planned position is marked read, and
     /// the head moves past it if that is further. A block not planned, or whose every
     /// position is read, changes nothing. Returns whether it matched.

@@ -93,6 +93,10 @@ pub struct PlacementConfig {
     /// How far ahead of a planned reader to prefetch, in seconds of reading at its declared
     /// rate.
     pub lookahead_secs: u64,
+    /// Seconds a plan's copy that no followed plan reads again may stay on its fast peer,
+    /// while the plans' room is not needed for blocks read sooner: the next epoch's plan,
+    /// registered after it, finds it there (0: dropped once read).
+    pub plan_keep_secs: u64,
     /// Milliseconds between steps of following readers' plans (reads observed, blocks copied
     /// and dropped).
     pub prefetch_ms: u64,
@@ -119,6 +123,7 @@ impl Default for PlacementConfig {
             idle_windows: 3,
             plan_bytes: 256 << 20,
             lookahead_secs: 30,
+            plan_keep_secs: 60,
             train_after: 256,
             prefetch_ms: 1000,
             policy: crate::tier::TierPolicy::Engine,
@@ -141,6 +146,7 @@ impl PlacementConfig {
             idle_windows: self.idle_windows.max(1),
             plan_bytes: self.plan_bytes,
             lookahead: std::time::Duration::from_secs(self.lookahead_secs.max(1)),
+            plan_keep: std::time::Duration::from_secs(self.plan_keep_secs),
             train_after: usize::try_from(self.train_after.max(1)).unwrap_or(usize::MAX),
             policy: self.policy,
             prefetch_every: std::time::Duration::from_millis(self.prefetch_ms.max(50)),

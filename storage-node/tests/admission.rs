@@ -225,12 +225,12 @@ async fn sybils_fill_neither_the_disk_nor_the_cache_and_a_proven_publisher_gets_
         )
     };
     let a = sybil1
-        .push_cached(target.peer_id(), &[copy(70, 200 << 10)])
+        .push_cached(target.peer_id(), &[copy(70, 200 << 10)], false)
         .await
         .unwrap();
     assert_eq!(a, vec![PutStatus::Stored]);
     let b = sybil2
-        .push_cached(target.peer_id(), &[copy(71, 100 << 10)])
+        .push_cached(target.peer_id(), &[copy(71, 100 << 10)], false)
         .await
         .unwrap();
     assert_eq!(
@@ -240,7 +240,7 @@ async fn sybils_fill_neither_the_disk_nor_the_cache_and_a_proven_publisher_gets_
     );
     let honest = nodes[0]
         .net()
-        .push_cached(target.peer_id(), &[copy(72, 300 << 10)])
+        .push_cached(target.peer_id(), &[copy(72, 300 << 10)], false)
         .await
         .unwrap();
     assert_eq!(honest, vec![PutStatus::Stored]);

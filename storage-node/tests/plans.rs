@@ -50,6 +50,9 @@ async fn slow_network(
         tier: TierOptions {
             // four 1 MiB leaves ahead of the reader; the test drives every tick
             plan_bytes: 4 << 20,
+            // a copy goes once read (keeping copies for a later plan is tested in
+            // tier/plans.rs)
+            plan_keep: Duration::ZERO,
             prefetch_every: Duration::from_secs(24 * 3600),
             ..TierOptions::default()
         },

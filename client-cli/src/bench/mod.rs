@@ -161,6 +161,10 @@ pub enum BenchCmd {
         /// Scratch directory (default: the system temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Run only these policies (comma-separated: none, lru, engine, engine+plans); the
+        /// ratios are printed when none, lru and engine+plans ran.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Every benchmark at its default size.
     All {
@@ -243,6 +247,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             epochs,
             cache_mib,
             dir,
+            only,
         } => tier::run(
             &tier::TierBench {
                 files: *files,
@@ -250,6 +255,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 epochs: *epochs,
                 cache_mib: *cache_mib,
                 dir: dir.as_deref(),
+                only,
             },
             json,
         ),

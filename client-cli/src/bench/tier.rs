@@ -8,7 +8,7 @@ use super::data::sample_dataset;
 use super::report::{report, verdict};
 use crate::devnet::{devnet_down, devnet_up_with, token_of, Devnet, DEVNET_SLOW_MS};
 use crate::node_api::{api_get_json, api_post_json, bootstrap_of, client_net, put, PutChoice};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cairn_core::Cid;
 use cairn_retrieval::dataset::{Dataset, Order};
 use cairn_retrieval::{Client, Options};
@@ -38,6 +38,9 @@ pub(crate) struct TierBench<'a> {
     pub cache_mib: u64,
     /// Scratch directory (default: the system temp dir).
     pub dir: Option<&'a Path>,
+    /// Only these policies (by name; all when empty). The ratios need `none`, `lru` and
+    /// `engine+plans`.
+    pub only: &'a [String],
 }
 
 /// A fast-tier policy under test.
@@ -94,6 +97,9 @@ struct Epoch {
     secs: f64,
     bytes: u64,
     latencies_ms: Vec<f64>,
+    /// Each job's read time, s, and its reads slower than the emulated delay (served by a
+    /// slow holder).
+    jobs: Vec<(f64, usize)>,
 }
 
 impl Epoch {
@@ -262,19 +268,31 @@ fn run_mode(
             }
             // the jobs read at once: the epoch's read time is the slowest job's
             let secs = got.iter().map(|x| x.2).fold(0.0, f64::max);
+            let slow_ms = DEVNET_SLOW_MS as f64;
+            let jobs = got
+                .iter()
+                .map(|x| (x.2, x.0.iter().filter(|l| **l >= slow_ms).count()))
+                .collect();
             let ep = Epoch {
                 secs,
+                jobs,
                 bytes: got.iter().map(|x| x.1).sum(),
                 latencies_ms: got.into_iter().flat_map(|x| x.0).collect(),
             };
+            let per_job: Vec<String> = ep
+                .jobs
+                .iter()
+                .map(|(s, n)| format!("{s:.2} s ({n} slow)"))
+                .collect();
             eprintln!(
-                "{}: epoch {}: {:.2} s, {:.1} MB/s, file p50 {:.1} ms, p99 {:.1} ms",
+                "{}: epoch {}: {:.2} s, {:.1} MB/s, file p50 {:.1} ms, p99 {:.1} ms; jobs {}",
                 mode.name(),
                 e + 1,
                 ep.secs,
                 ep.bytes as f64 / ep.secs / 1e6,
                 ep.pct(0.5),
-                ep.pct(0.99)
+                ep.pct(0.99),
+                per_job.join(", ")
             );
             epochs.push(ep);
             if mode != Mode::None && e + 1 < b.epochs {
@@ -318,12 +336,34 @@ pub(crate) fn run(b: &TierBench, json: bool) -> Result<()> {
     sample_dataset(&a, b.files, b.file_mib << 20, 11)?;
     sample_dataset(&z, b.files, b.file_mib << 20, 12)?;
     let rt = tokio::runtime::Runtime::new()?;
+    for o in b.only {
+        anyhow::ensure!(
+            Mode::ALL.iter().any(|m| m.name() == o),
+            "unknown policy {o:?} (none, lru, engine, engine+plans)"
+        );
+    }
     let mut runs = Vec::new();
     for mode in Mode::ALL {
-        runs.push(run_mode(work, mode, b, &[&a, &z], &rt)?);
+        if b.only.is_empty() || b.only.iter().any(|o| o == mode.name()) {
+            runs.push(run_mode(work, mode, b, &[&a, &z], &rt)?);
+        }
     }
-    let get = |m: Mode| runs.iter().find(|r| r.mode == m).context("mode not run");
-    let (none, lru, plans) = (get(Mode::None)?, get(Mode::Lru)?, get(Mode::EnginePlans)?);
+    let get = |m: Mode| runs.iter().find(|r| r.mode == m);
+    let (Some(none), Some(lru), Some(plans)) =
+        (get(Mode::None), get(Mode::Lru), get(Mode::EnginePlans))
+    else {
+        for r in &runs {
+            eprintln!(
+                "{}: {:.1} MB/s, copied {:.1} MiB ({:.1} promoted, {:.1} prefetched)",
+                r.mode.name(),
+                r.mbps(),
+                r.copied() as f64 / (1u64 << 20) as f64,
+                r.promoted as f64 / (1u64 << 20) as f64,
+                r.prefetched as f64 / (1u64 << 20) as f64
+            );
+        }
+        anyhow::bail!("the ratios need none, lru and engine+plans");
+    };
     let vs_none = plans.mbps() / none.mbps().max(1e-9);
     let vs_lru = plans.mbps() / lru.mbps().max(1e-9);
     let bytes_ok = plans.copied() <= lru.copied();
@@ -342,6 +382,7 @@ pub(crate) fn run(b: &TierBench, json: bool) -> Result<()> {
                     "bytes": e.bytes,
                     "p50_ms": e.pct(0.5),
                     "p99_ms": e.pct(0.99),
+                    "jobs": e.jobs.iter().map(|(s, n)| json!({"secs": s, "slow_reads": n})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "promoted_bytes": r.promoted,
                 "prefetched_bytes": r.prefetched,

@@ -40,7 +40,7 @@ impl Service for Mem {
         self.done.lock().unwrap().push(stored.to_vec());
         self.durable
     }
-    fn put_cached(&self, _from: PeerId, block: Block) -> PutStatus {
+    fn put_cached(&self, _from: PeerId, block: Block, _planned: bool) -> PutStatus {
         self.cached.lock().unwrap().push(block.cid);
         PutStatus::Stored
     }
@@ -118,7 +118,10 @@ async fn push_stores_verified_blocks_and_reports_each() {
     let st = push_on(
         &mut s,
         peer,
-        &StreamRequest::Cache { count: 1 },
+        &StreamRequest::Cache {
+            count: 1,
+            planned: false,
+        },
         std::slice::from_ref(&copy),
     )
     .await
@@ -184,6 +187,7 @@ async fn batches_over_the_limit_are_refused_before_anything_is_sent() {
     let blocks = vec![block(1, 1); wire::MAX_BATCH + 1];
     let head = StreamRequest::Cache {
         count: blocks.len(),
+        planned: true,
     };
     assert!(matches!(
         push_on(&mut s, peer, &head, &blocks).await,

@@ -237,6 +237,9 @@ pub const OP_GET: u8 = 0x01;
 pub const OP_PUT: u8 = 0x02;
 /// Stream opcode: store blocks as promoted copies (the fast tier).
 pub const OP_CACHE: u8 = 0x03;
+/// Stream opcode: store blocks as copies for a reader's access plan (the fast tier; such a
+/// copy may take the room of unplanned ones).
+pub const OP_CACHE_PLANNED: u8 = 0x04;
 
 impl CtrlRequest {
     /// Encodes the request.
@@ -500,6 +503,9 @@ pub enum StreamRequest {
     Cache {
         /// Number of block frames that follow.
         count: usize,
+        /// Copies for a reader's access plan (read within seconds), which may take the room
+        /// of unplanned copies (a placement window's guesses), rather than hot shards.
+        planned: bool,
     },
 }
 
@@ -520,8 +526,8 @@ impl StreamRequest {
                 put_cid(&mut out, manifest);
                 varint::write(&mut out, *count as u64);
             }
-            StreamRequest::Cache { count } => {
-                out.push(OP_CACHE);
+            StreamRequest::Cache { count, planned } => {
+                out.push(if *planned { OP_CACHE_PLANNED } else { OP_CACHE });
                 varint::write(&mut out, *count as u64);
             }
         }
@@ -531,7 +537,9 @@ impl StreamRequest {
     /// Decodes a request header that is exactly `buf` (for fuzzing and tests).
     pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(buf);
-        let req = match r.u8()? {
+        let op = r.u8()?;
+        let op_planned = |op: u8| op == OP_CACHE_PLANNED;
+        let req = match op {
             OP_GET => {
                 let n = r.varint("GET count", MAX_BATCH as u64)? as usize;
                 let mut cids = Vec::with_capacity(n);
@@ -545,8 +553,9 @@ impl StreamRequest {
                 let count = r.varint("PUT count", MAX_BATCH as u64)? as usize;
                 StreamRequest::Put { manifest, count }
             }
-            OP_CACHE => StreamRequest::Cache {
+            OP_CACHE | OP_CACHE_PLANNED => StreamRequest::Cache {
                 count: r.varint("CACHE count", MAX_BATCH as u64)? as usize,
+                planned: op_planned(op),
             },
             t => return Err(WireError::Tag(t)),
         };
@@ -576,8 +585,9 @@ impl StreamRequest {
                 let count = read_varint(r, "PUT count", MAX_BATCH as u64).await? as usize;
                 Ok(StreamRequest::Put { manifest, count })
             }
-            OP_CACHE => Ok(StreamRequest::Cache {
+            OP_CACHE | OP_CACHE_PLANNED => Ok(StreamRequest::Cache {
                 count: read_varint(r, "CACHE count", MAX_BATCH as u64).await? as usize,
+                planned: op == OP_CACHE_PLANNED,
             }),
             t => Err(WireError::Tag(t)),
         }

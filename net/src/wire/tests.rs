@@ -172,12 +172,14 @@ fn oversized_and_malformed_are_rejected() {
         CtrlResponse::decode(&reads),
         Err(WireError::TooLarge { .. })
     ));
-    let mut cache = vec![OP_CACHE];
-    varint::write(&mut cache, MAX_BATCH as u64 + 1);
-    assert!(matches!(
-        StreamRequest::decode(&cache),
-        Err(WireError::TooLarge { .. })
-    ));
+    for op in [OP_CACHE, OP_CACHE_PLANNED] {
+        let mut cache = vec![op];
+        varint::write(&mut cache, MAX_BATCH as u64 + 1);
+        assert!(matches!(
+            StreamRequest::decode(&cache),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
 }
 
 #[test]
@@ -200,10 +202,11 @@ proptest! {
     }
 
     #[test]
-    fn stream_request_round_trips(n in 0usize..MAX_BATCH, kind in 0u8..3) {
+    fn stream_request_round_trips(n in 0usize..MAX_BATCH, kind in 0u8..4) {
         let r = match kind {
             0 => StreamRequest::Put { manifest: cid(9), count: n },
-            1 => StreamRequest::Cache { count: n },
+            1 => StreamRequest::Cache { count: n, planned: false },
+            2 => StreamRequest::Cache { count: n, planned: true },
             _ => StreamRequest::Get((0..n as u32).map(cid).collect()),
         };
         let e = r.encode();

@@ -162,13 +162,13 @@ impl Service for NodeService {
         self.cache.cached(from, cids)
     }
 
-    fn put_cached(&self, from: PeerId, block: Block) -> PutStatus {
+    fn put_cached(&self, from: PeerId, block: Block, planned: bool) -> PutStatus {
         if self.repo.store().has(&block.cid).unwrap_or(false) {
             // held here already (base placement): nothing to copy
             return PutStatus::Stored;
         }
         let proofs = self.proofs.clone();
-        self.cache.put(from, block, &|p| {
+        self.cache.put(from, block, planned, &|p| {
             proofs.as_ref().is_none_or(|l| l.is_prover(p))
         })
     }

@@ -62,6 +62,7 @@ impl PromoterState {
             plan_bytes: self.opts.plan_bytes,
             lookahead_ms: self.opts.lookahead.as_millis() as u64,
             tick_ms: self.opts.prefetch_every.as_millis() as u64,
+            keep_ms: self.opts.plan_keep.as_millis() as u64,
         }
     }
 }

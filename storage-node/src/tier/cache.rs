@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// A copy's reads and last touch, ms.
+#[derive(Debug, Clone, Copy, Default)]
+struct Touch {
+    reads: u32,
+    last_ms: u64,
+    planned: bool,
+}
+
 /// The fast node's side: promoted copies kept here for peers.
 pub(crate) struct FastCache {
     repo: Arc<Repo>,
@@ -11,9 +19,10 @@ pub(crate) struct FastCache {
     /// Bytes held per promoter: one may use at most half the capacity, so a single peer cannot
     /// take the whole fast tier.
     by_promoter: Mutex<HashMap<PeerId, u64>>,
-    /// Per copy: reads served since this process started, and when a read or its promoter
-    /// last touched it.
-    touched: Mutex<HashMap<Cid, (u32, u64)>>,
+    /// Per copy: reads served since this process started, when a read or its promoter last
+    /// touched it, and whether it was pushed for a reader's plan (in memory: after a restart
+    /// every copy counts as unplanned).
+    touched: Mutex<HashMap<Cid, Touch>>,
 }
 
 impl FastCache {
@@ -28,7 +37,13 @@ impl FastCache {
                 (Ok(c), Ok(e)) => {
                     used += e.size;
                     *by_promoter.entry(e.promoter).or_default() += e.size;
-                    touched.insert(c, (0, now));
+                    touched.insert(
+                        c,
+                        Touch {
+                            last_ms: now,
+                            ..Touch::default()
+                        },
+                    );
                 }
                 _ => tracing::warn!("skipping a malformed cache record"),
             }
@@ -64,9 +79,9 @@ impl FastCache {
             return None;
         }
         if let Ok(mut t) = self.touched.lock() {
-            let e = t.entry(*cid).or_insert((0, 0));
-            e.0 = e.0.saturating_add(1);
-            e.1 = now_ms();
+            let e = t.entry(*cid).or_default();
+            e.reads = e.reads.saturating_add(1);
+            e.last_ms = now_ms();
         }
         Some(Bytes::from(v))
     }
@@ -79,11 +94,14 @@ impl FastCache {
             .map(|c| {
                 let e = self.entry(c)?;
                 let mut t = self.touched.lock().ok()?;
-                let x = t.entry(*c).or_insert((0, now));
+                let x = t.entry(*c).or_insert(Touch {
+                    last_ms: now,
+                    ..Touch::default()
+                });
                 if e.promoter == from {
-                    x.1 = now;
+                    x.last_ms = now;
                 }
-                Some(x.0)
+                Some(x.reads)
             })
             .collect()
     }
@@ -120,10 +138,17 @@ impl FastCache {
         }
     }
 
+    ///
+    /// A `planned` copy (for a reader's access plan, read within seconds) that finds the
+    /// capacity used up takes the room of unplanned copies (a window's guesses that a shard
+    /// stays hot), the least recently read or claimed first; their promoters find them gone
+    /// at their next `Cached`. It never takes a planned copy's room, and the per-promoter
+    /// limits hold either way.
     pub(crate) fn put(
         &self,
         from: PeerId,
         block: Block,
+        planned: bool,
         proven: &dyn Fn(&PeerId) -> bool,
     ) -> PutStatus {
         if self.entry(&block.cid).is_some() {
@@ -138,10 +163,13 @@ impl FastCache {
                 (m.get(&from).copied().unwrap_or(0), unproven)
             })
             .unwrap_or((u64::MAX, u64::MAX));
-        if self.used.load(Ordering::Relaxed) + len > self.capacity
-            || theirs.saturating_add(len) > self.capacity / 2
+        if theirs.saturating_add(len) > self.capacity / 2
             || (!proven(&from) && unproven.saturating_add(len) > self.capacity / 4)
         {
+            return PutStatus::NoSpace;
+        }
+        let over = (self.used.load(Ordering::Relaxed) + len).saturating_sub(self.capacity);
+        if over > 0 && !(planned && self.make_room(over)) {
             return PutStatus::NoSpace;
         }
         let key = block.cid.to_bytes();
@@ -163,7 +191,12 @@ impl FastCache {
                     *m.entry(from).or_default() += len;
                 }
                 if let Ok(mut t) = self.touched.lock() {
-                    t.insert(block.cid, (0, e.at_ms));
+                    let x = Touch {
+                        reads: 0,
+                        last_ms: e.at_ms,
+                        planned,
+                    };
+                    t.insert(block.cid, x);
                 }
                 PutStatus::Stored
             }
@@ -172,6 +205,40 @@ impl FastCache {
                 PutStatus::Failed
             }
         }
+    }
+
+    /// Drops unplanned copies, the least recently touched first, until `bytes` are freed;
+    /// false (nothing dropped) when they cannot free that much.
+    fn make_room(&self, bytes: u64) -> bool {
+        let mut unplanned: Vec<(u64, Cid)> = match self.touched.lock() {
+            Ok(t) => t
+                .iter()
+                .filter(|(_, x)| !x.planned)
+                .map(|(c, x)| (x.last_ms, *c))
+                .collect(),
+            Err(_) => return false,
+        };
+        unplanned.sort();
+        let mut victims = Vec::new();
+        let mut freed = 0u64;
+        for (_, c) in unplanned {
+            if freed >= bytes {
+                break;
+            }
+            if let Some(e) = self.entry(&c) {
+                freed += e.size;
+                victims.push(c);
+            }
+        }
+        if freed < bytes || !self.drop_copies(&victims) {
+            return false;
+        }
+        tracing::debug!(
+            copies = victims.len(),
+            bytes = freed,
+            "unplanned copies dropped for a planned one"
+        );
+        true
     }
 
     /// Drops the copies `from` promoted, of those in `cids`; true for each dropped.
@@ -244,7 +311,7 @@ impl FastCache {
             .lock()
             .map(|t| {
                 t.iter()
-                    .filter(|(_, (_, last))| *last < before_ms)
+                    .filter(|(_, t)| t.last_ms < before_ms)
                     .map(|(c, _)| *c)
                     .collect()
             })
@@ -269,7 +336,7 @@ impl FastCache {
             .filter_map(|(k, v)| {
                 let c = cid_from_bytes(&k).ok()?;
                 let e = CacheEntry::decode(&v).ok()?;
-                Some((c, e, touched.get(&c).map_or(0, |x| x.0)))
+                Some((c, e, touched.get(&c).map_or(0, |x| x.reads)))
             })
             .collect()
     }
@@ -304,11 +371,20 @@ mod tests {
         };
         let (x, y, z) = (blk(1, 50), blk(2, 40), blk(3, 30));
         // one promoter may use half the capacity
-        assert_eq!(cache.put(a, blk(4, 51), &|_| true), PutStatus::NoSpace);
-        assert_eq!(cache.put(a, x.clone(), &|_| true), PutStatus::Stored);
-        assert_eq!(cache.put(b, y.clone(), &|_| true), PutStatus::Stored);
-        assert_eq!(cache.put(a, z.clone(), &|_| true), PutStatus::NoSpace);
-        assert_eq!(cache.put(b, z.clone(), &|_| true), PutStatus::NoSpace); // 120 > 100
+        assert_eq!(
+            cache.put(a, blk(4, 51), false, &|_| true),
+            PutStatus::NoSpace
+        );
+        assert_eq!(cache.put(a, x.clone(), false, &|_| true), PutStatus::Stored);
+        assert_eq!(cache.put(b, y.clone(), false, &|_| true), PutStatus::Stored);
+        assert_eq!(
+            cache.put(a, z.clone(), false, &|_| true),
+            PutStatus::NoSpace
+        );
+        assert_eq!(
+            cache.put(b, z.clone(), false, &|_| true),
+            PutStatus::NoSpace
+        ); // 120 > 100
         assert_eq!(cache.used(), 90);
         assert_eq!(cache.get(&x.cid).as_deref(), Some(&x.data[..]));
         assert_eq!(cache.get(&z.cid), None);
@@ -319,13 +395,16 @@ mod tests {
         // a peer cannot drop another's copy
         assert_eq!(cache.uncache(b, &[x.cid, y.cid]), vec![false, true]);
         assert_eq!(cache.used(), 50);
-        assert_eq!(cache.put(b, z.clone(), &|_| true), PutStatus::Stored);
+        assert_eq!(cache.put(b, z.clone(), false, &|_| true), PutStatus::Stored);
         assert_eq!(cache.uncache(b, &[z.cid]), vec![true]);
         // reopening counts what is held, per promoter too
         drop(cache);
         let cache = FastCache::open(repo, 100).unwrap();
         assert_eq!(cache.used(), 50);
-        assert_eq!(cache.put(a, blk(5, 1), &|_| true), PutStatus::NoSpace);
+        assert_eq!(
+            cache.put(a, blk(5, 1), false, &|_| true),
+            PutStatus::NoSpace
+        );
         assert_eq!(cache.list().len(), 1);
         assert_eq!(cache.expire(u64::MAX), 1);
         assert_eq!(cache.used(), 0);
@@ -333,10 +412,45 @@ mod tests {
         // promoters with no proven storage share a quarter of the capacity
         let (c, d) = (PeerId::random(), PeerId::random());
         let proven = |p: &PeerId| *p != c && *p != d;
-        assert_eq!(cache.put(c, blk(6, 26), &proven), PutStatus::NoSpace);
-        assert_eq!(cache.put(c, blk(6, 20), &proven), PutStatus::Stored);
-        assert_eq!(cache.put(d, blk(7, 10), &proven), PutStatus::NoSpace);
+        assert_eq!(cache.put(c, blk(6, 26), false, &proven), PutStatus::NoSpace);
+        assert_eq!(cache.put(c, blk(6, 20), false, &proven), PutStatus::Stored);
+        assert_eq!(cache.put(d, blk(7, 10), false, &proven), PutStatus::NoSpace);
         // a proven promoter is not held back by them
-        assert_eq!(cache.put(a, blk(8, 40), &proven), PutStatus::Stored);
+        assert_eq!(cache.put(a, blk(8, 40), false, &proven), PutStatus::Stored);
+    }
+
+    #[test]
+    fn a_planned_copy_takes_the_room_of_unplanned_ones_least_recently_read_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Arc::new(Repo::open(dir.path()).unwrap());
+        let cache = FastCache::open(repo, 100).unwrap();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let blk = |i: u8, n: usize| {
+            Block::new(
+                cairn_core::block::HashAlg::Blake3,
+                cairn_core::block::RAW,
+                vec![i; n],
+            )
+        };
+        let yes = |_: &PeerId| true;
+        let (x, y, z) = (blk(1, 30), blk(2, 30), blk(3, 30));
+        assert_eq!(cache.put(a, x.clone(), false, &yes), PutStatus::Stored);
+        assert_eq!(cache.put(b, y.clone(), false, &yes), PutStatus::Stored);
+        assert_eq!(cache.put(c, z.clone(), true, &yes), PutStatus::Stored);
+        // x is read later than y: y is the least recently touched unplanned copy
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(cache.get(&x.cid).is_some());
+        // full (90 + 20 > 100): an unplanned copy is refused, a planned one takes y's room
+        assert_eq!(cache.put(a, blk(4, 20), false, &yes), PutStatus::NoSpace);
+        assert_eq!(cache.put(c, blk(5, 20), true, &yes), PutStatus::Stored);
+        assert_eq!(cache.cached(b, &[y.cid]), vec![None]);
+        assert!(cache.get(&x.cid).is_some() && cache.get(&z.cid).is_some());
+        assert_eq!(cache.used(), 80);
+        // planned copies never take planned copies' room, and the half per promoter holds
+        assert_eq!(cache.put(c, blk(6, 40), true, &yes), PutStatus::NoSpace);
+        assert_eq!(cache.put(b, blk(7, 50), true, &yes), PutStatus::Stored);
+        assert_eq!(cache.cached(a, &[x.cid]), vec![None]);
+        assert_eq!(cache.put(a, blk(8, 30), true, &yes), PutStatus::NoSpace);
+        assert_eq!(cache.used(), 100);
     }
 }

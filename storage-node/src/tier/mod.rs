@@ -109,6 +109,9 @@ pub struct TierOptions {
     pub plan_bytes: u64,
     /// How far ahead of a planned reader to prefetch, in time of reading at its rate.
     pub lookahead: Duration,
+    /// How long a plan's copy that no followed plan reads again may stay on its fast peer
+    /// (while its room is not needed), for the next epoch's plan.
+    pub plan_keep: Duration,
     /// How often plans are followed (reads observed, blocks prefetched and dropped).
     pub prefetch_every: Duration,
     /// Labelled examples the engine's first model needs (retrained after twice as many new
@@ -130,6 +133,7 @@ impl Default for TierOptions {
             idle_windows: 3,
             plan_bytes: 256 << 20,
             lookahead: Duration::from_secs(30),
+            plan_keep: Duration::from_secs(60),
             prefetch_every: Duration::from_secs(1),
             train_after: 256,
             policy: TierPolicy::Engine,

@@ -40,6 +40,9 @@ pub(super) struct Held {
     pub(super) reads_seen: u32,
     /// A copy made for plans (else the fast peer is a base holder: nothing to drop there).
     pub(super) copy: bool,
+    /// Since when no plan reads it again (`None`: a plan does), ms: it is kept
+    /// [`Follow::keep_ms`] at most.
+    pub(super) spare_since: Option<u64>,
 }
 
 pub(super) struct Plan {
@@ -261,6 +264,8 @@ pub(super) struct Follow {
     pub(super) lookahead_ms: u64,
     /// Time between ticks, ms.
     pub(super) tick_ms: u64,
+    /// How long a copy no plan reads again may stay (while the room is not needed), ms.
+    pub(super) keep_ms: u64,
 }
 
 /// Each plan's tuning: an equal share of `plan_bytes`.
@@ -285,18 +290,28 @@ pub(super) struct Combined {
     pub(super) drop: Vec<(Cid, Held, &'static str)>,
 }
 
+/// Why a copy kept past its plans' look-ahead goes.
+const ROOM_NEEDED: &str = "its room is needed for blocks read sooner";
+/// Why a spare copy goes after [`Follow::keep_ms`].
+const KEPT_LONG: &str = "no plan read it again within the keep time";
+
 /// Decides every plan at `now` and combines them: a copy is made once, for the first plan
-/// that wants it, and dropped only when no plan wants it.
+/// that wants it. A held copy no plan wants within its look-ahead now is **kept** while the
+/// blocks the plans want leave room in `plan_bytes`: first those a plan reads again, the
+/// nearest next read first (another job's reader, later this epoch: Belady's choice over the
+/// known future), then the *spare* ones no plan reads again, the most recently spared first,
+/// for at most `keep_ms` (the next epoch's plan, registered later, may read them). The rest
+/// are dropped.
 pub(super) fn combine(book: &mut PlanBook, f: &Follow, now: u64) -> Combined {
     let t = tuning(f, book.plans.len());
     let held: HashSet<Cid> = book.held.keys().copied().collect();
-    let mut wanted: HashSet<Cid> = HashSet::new();
+    let mut wanted: HashMap<Cid, u64> = HashMap::new();
     let mut fetches: Vec<Vec<(Cid, u64)>> = Vec::new();
     let mut reasons: HashMap<Cid, DropReason> = HashMap::new();
     for p in &mut book.plans {
         let d = p.cursor.decide(now, &t, &held);
         p.head = d.head;
-        wanted.extend(d.want.iter().map(|x| x.0));
+        wanted.extend(d.want.iter().copied());
         fetches.push(d.fetch);
         for (c, r) in d.drop {
             // the most telling reason any plan gives
@@ -318,15 +333,50 @@ pub(super) fn combine(book: &mut PlanBook, f: &Follow, now: u64) -> Combined {
             }
         }
     }
-    let mut drop: Vec<(Cid, Held, &'static str)> = book
-        .held
-        .iter()
-        .filter(|(c, _)| !wanted.contains(c))
-        .map(|(c, h)| {
-            let r = reasons.get(c).copied().unwrap_or(DropReason::Unplanned);
-            (*c, *h, r.reason())
-        })
-        .collect();
+    // the copies no plan wants now, ranked for keeping
+    let mut room = f.plan_bytes.saturating_sub(wanted.values().sum());
+    let mut spare: Vec<((u8, u64), Cid)> = Vec::new();
+    let mut drop: Vec<(Cid, Held, &'static str)> = Vec::new();
+    for (c, h) in book.held.iter_mut() {
+        if wanted.contains_key(c) {
+            h.spare_since = None;
+            continue;
+        }
+        let why = reasons
+            .get(c)
+            .copied()
+            .unwrap_or(DropReason::Unplanned)
+            .reason();
+        if !h.copy {
+            drop.push((*c, *h, why));
+            continue;
+        }
+        match book.plans.iter().filter_map(|p| p.cursor.ahead(c)).min() {
+            Some(next) => {
+                h.spare_since = None;
+                spare.push(((0, next), *c));
+            }
+            None => {
+                let since = *h.spare_since.get_or_insert(now);
+                if now.saturating_sub(since) >= f.keep_ms {
+                    drop.push((*c, *h, if f.keep_ms == 0 { why } else { KEPT_LONG }));
+                } else {
+                    spare.push(((1, u64::MAX - since), *c));
+                }
+            }
+        }
+    }
+    spare.sort();
+    for (_, c) in spare {
+        let Some(h) = book.held.get(&c).copied() else {
+            continue;
+        };
+        if h.size <= room {
+            room -= h.size;
+        } else {
+            drop.push((c, h, ROOM_NEEDED));
+        }
+    }
     drop.sort_by_key(|x| x.0);
     Combined { fetch, drop }
 }
@@ -345,6 +395,7 @@ mod tests {
             plan_bytes,
             lookahead_ms: 30_000,
             tick_ms: 1_000,
+            keep_ms: 0,
         }
     }
 
@@ -386,6 +437,7 @@ mod tests {
                     size: 100,
                     reads_seen: 0,
                     copy: true,
+                    spare_since: None,
                 },
             );
         }
@@ -400,6 +452,63 @@ mod tests {
         assert_eq!(d, vec![(cid(11), DropReason::Read.reason())]);
         let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
         assert_eq!(f, vec![cid(13), cid(15)]);
+    }
+
+    fn hold(book: &mut PlanBook, blocks: &[u8]) {
+        let peer = PeerId::random();
+        for &x in blocks {
+            let h = Held {
+                peer,
+                size: 100,
+                reads_seen: 0,
+                copy: true,
+                spare_since: None,
+            };
+            book.held.insert(cid(x), h);
+        }
+    }
+
+    fn dropped(c: &Combined) -> Vec<(Cid, &'static str)> {
+        c.drop.iter().map(|x| (x.0, x.2)).collect()
+    }
+
+    #[test]
+    fn copies_stay_for_a_later_read_nearest_first_and_spares_for_the_keep_time() {
+        // two jobs over one dataset, 200 bytes of look-ahead each (400 / 2 plans)
+        let mut fo = opts(400);
+        fo.keep_ms = 1_000;
+        let mut book = PlanBook::default();
+        book.follow(plan(1, "a", &[10, 11, 12, 13, 14]), 0);
+        book.follow(plan(1, "b", &[14, 13, 15, 16, 10]), 0);
+        hold(&mut book, &[10, 11, 13, 14]);
+        // a reads 10 and 11; b reads 14
+        for (x, at) in [(10, 1), (11, 2), (14, 3)] {
+            assert!(book.observe(&cid(x), at));
+        }
+        // wanted now: a's 12 and 13, b's 13 and 15: 300 bytes, 100 left. Read again later:
+        // 14 (by a, 200 bytes on) and 10 (by b, 300 bytes on): the nearest, 14, is kept;
+        // 11 (no plan reads it again) is a spare, and there is no room for it either
+        let c = combine(&mut book, &fo, 10);
+        let mut want = vec![(cid(10), ROOM_NEEDED), (cid(11), ROOM_NEEDED)];
+        want.sort();
+        assert_eq!(dropped(&c), want);
+        let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
+        assert_eq!(f, vec![cid(12), cid(15)]);
+        // with more room, the spares stay, then go after the keep time
+        let mut book2 = PlanBook::default();
+        book2.follow(plan(1, "a", &[10, 11]), 0);
+        hold(&mut book2, &[10, 11]);
+        assert!(book2.observe(&cid(10), 1));
+        assert!(book2.observe(&cid(11), 2));
+        assert!(dropped(&combine(&mut book2, &fo, 10)).is_empty());
+        assert!(dropped(&combine(&mut book2, &fo, 1_009)).is_empty());
+        // a new plan (the next epoch's) that reads 11 finds it held: nothing to copy, and
+        // only 10 goes when its keep time is up
+        book2.follow(plan(1, "a", &[11, 12]), 1_005);
+        let c = combine(&mut book2, &fo, 1_010);
+        assert_eq!(dropped(&c), vec![(cid(10), KEPT_LONG)]);
+        let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
+        assert_eq!(f, vec![cid(12)]);
     }
 
     #[test]

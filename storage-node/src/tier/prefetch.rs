@@ -109,11 +109,19 @@ impl<H: TierHost + Clone> FastTier<H> {
                 "the fast peer no longer holds the copy".into(),
             ));
         }
-        report.dropped = self.drop_copies(now, combined.drop, &mut moves).await;
-        if !fast.is_empty() {
-            self.make_copies(now, combined.fetch, &fast, &mut report, &mut moves)
-                .await;
-        }
+        // drops and copies go at once: a tick lasts as long as its slowest copy, and the
+        // reader gains on the copies while it lasts
+        let mut drop_moves = Vec::new();
+        let drops = self.drop_copies(now, combined.drop, &mut drop_moves);
+        let copies = async {
+            if !fast.is_empty() {
+                self.make_copies(now, combined.fetch, &fast, &mut report, &mut moves)
+                    .await;
+            }
+        };
+        let (dropped, ()) = tokio::join!(drops, copies);
+        report.dropped = dropped;
+        moves.extend(drop_moves);
         if let Ok(mut st) = tier.state.lock() {
             for m in moves {
                 if st.moves.len() == MOVE_HISTORY {
@@ -235,7 +243,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                             PlanBlock::FastHolder(peer) => return Ok((peer, 0, false)),
                         };
                         let block = Block { cid, data };
-                        let peer = self.push_copy(&block, fast).await?;
+                        let peer = self.push_copy(&block, fast, true).await?;
                         Ok((peer, block.data.len() as u64, true))
                     })
                     .await
@@ -257,6 +265,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                             size: 0,
                             reads_seen: 0,
                             copy: false,
+                            spare_since: None,
                         };
                         book.held.insert(cid, h);
                     }
@@ -270,6 +279,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                                 size,
                                 reads_seen: 0,
                                 copy: true,
+                                spare_since: None,
                             },
                         );
                         let wanting = book

@@ -470,7 +470,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                     continue;
                 }
             };
-            match self.push_copy(&block, fast).await {
+            match self.push_copy(&block, fast, false).await {
                 Ok(peer) => {
                     let p = Promotion {
                         peer,
@@ -501,16 +501,21 @@ impl<H: TierHost + Clone> FastTier<H> {
         Ok(())
     }
 
-    /// Copies `block` to the first of `fast` (this node left out) that stores it; the reasons
-    /// they gave when none does.
-    pub(super) async fn push_copy(&self, block: &Block, fast: &[PeerId]) -> Result<PeerId, String> {
+    /// Copies `block` to the first of `fast` (this node left out) that stores it, `planned`
+    /// for a reader's plan; the reasons they gave when none does.
+    pub(super) async fn push_copy(
+        &self,
+        block: &Block,
+        fast: &[PeerId],
+        planned: bool,
+    ) -> Result<PeerId, String> {
         let me = self.0.net().peer_id();
         let mut refused = Vec::new();
         for &peer in fast.iter().filter(|p| **p != me) {
             match self
                 .0
                 .net()
-                .push_cached(peer, std::slice::from_ref(block))
+                .push_cached(peer, std::slice::from_ref(block), planned)
                 .await
             {
                 Ok(st) if st.first() == Some(&PutStatus::Stored) => {
