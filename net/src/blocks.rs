@@ -88,13 +88,23 @@ pub async fn push_on<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(out)
 }
 
+/// How this node serves blocks: the emulated delay before each (a devnet's slow node; zero
+/// otherwise), and where the time to have each in hand is recorded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Serving {
+    /// Delay before each block served.
+    pub(crate) delay: Duration,
+    /// The serve times, shared with the [`crate::NetClient`].
+    pub(crate) times: Arc<crate::serve_times::ServeTimes>,
+}
+
 /// Accepts inbound block streams and serves each on its own task, at most
 /// [`MAX_INBOUND_STREAMS`] at once.
 pub(crate) async fn serve(
     mut incoming: libp2p_stream::IncomingStreams,
     service: Arc<dyn Service>,
     local: PeerId,
-    delay: Duration,
+    serving: Serving,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
@@ -116,8 +126,9 @@ pub(crate) async fn serve(
             continue;
         };
         let service = service.clone();
+        let serving = serving.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_one(peer, stream, service, delay).await {
+            if let Err(e) = serve_one(peer, stream, service, serving).await {
                 tracing::debug!(%local, %peer, error = %e, "block stream ended with an error");
             }
             drop((permit, mine));
@@ -140,7 +151,7 @@ pub(crate) async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send>(
     peer: PeerId,
     mut s: S,
     service: Arc<dyn Service>,
-    delay: Duration,
+    serving: Serving,
 ) -> Result<(), WireError> {
     let io = |e: std::io::Error| WireError::Io(e.to_string());
     loop {
@@ -151,7 +162,7 @@ pub(crate) async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send>(
             Ok(Ok(b)) => b,
         };
         let req = timed(StreamRequest::read_after_op(first, &mut s)).await?;
-        serve_request(peer, &mut s, &service, req, delay).await?;
+        serve_request(peer, &mut s, &service, req, &serving).await?;
         s.flush().await.map_err(io)?;
     }
     let _ = s.close().await;
@@ -163,14 +174,15 @@ async fn serve_request<S: AsyncRead + AsyncWrite + Unpin + Send>(
     s: &mut S,
     service: &Arc<dyn Service>,
     req: StreamRequest,
-    delay: Duration,
+    serving: &Serving,
 ) -> Result<(), WireError> {
     let io = |e: std::io::Error| WireError::Io(e.to_string());
     match req {
         StreamRequest::Get(cids) => {
             for cid in cids {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+                let t = std::time::Instant::now();
+                if !serving.delay.is_zero() {
+                    tokio::time::sleep(serving.delay).await;
                 }
                 let svc = service.clone();
                 let data = tokio::task::spawn_blocking(move || svc.get_block(peer, &cid))
@@ -178,6 +190,7 @@ async fn serve_request<S: AsyncRead + AsyncWrite + Unpin + Send>(
                     .map_err(|e| WireError::Io(e.to_string()))?;
                 match data {
                     Some(d) => {
+                        serving.times.record(d.len(), t.elapsed());
                         s.write_all(&encode_get_status(Some(d.len())))
                             .await
                             .map_err(io)?;

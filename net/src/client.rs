@@ -45,6 +45,8 @@ pub struct NetClient {
     pub(crate) key: Keypair,
     /// Idle block streams per peer, reused by later exchanges.
     pub(crate) pool: Arc<std::sync::Mutex<HashMap<PeerId, Vec<libp2p::Stream>>>>,
+    /// How long this node took to have the blocks it served in hand.
+    pub(crate) serve_times: Arc<crate::serve_times::ServeTimes>,
 }
 
 /// Idle block streams kept per peer. Reusing streams avoids a protocol negotiation per block
@@ -58,6 +60,12 @@ impl NetClient {
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// The median time this node took to have a block it served in hand, ms per MiB (see
+    /// [`crate::serve_times`]); `None` until it served enough blocks.
+    pub fn serve_mib_ms(&self) -> Option<f64> {
+        self.serve_times.median_mib_ms()
     }
 
     /// Signs `msg` with this node's identity key (check with [`crate::identity::verify_signature`]).

@@ -25,6 +25,7 @@ mod ctrl;
 pub mod identity;
 mod limits;
 pub mod records;
+pub mod serve_times;
 mod swarm;
 pub mod wire;
 

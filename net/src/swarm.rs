@@ -180,11 +180,16 @@ pub async fn start(
         .map_err(|e| t(&format!("{e:?}")))?;
     // the serve loop ends when the swarm task drops `stop_tx`
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let serving = blocks::Serving {
+        delay: config.serve_delay,
+        times: Arc::default(),
+    };
+    let serve_times = serving.times.clone();
     tokio::spawn(blocks::serve(
         incoming,
         service.clone(),
         peer_id,
-        config.serve_delay,
+        serving,
         stop_rx,
     ));
 
@@ -196,6 +201,7 @@ pub async fn start(
         peer_id,
         key: signing_key,
         pool: Arc::default(),
+        serve_times,
     };
     for addr in &config.bootstrap {
         if let Some(libp2p::multiaddr::Protocol::P2p(p)) = addr.iter().last() {

@@ -64,7 +64,7 @@ fn pair(
     let (a, b) = tokio::io::duplex(64 << 10);
     let peer = PeerId::random();
     let service: Arc<dyn Service> = svc;
-    let server = tokio::spawn(serve_one(peer, b.compat(), service, Duration::ZERO));
+    let server = tokio::spawn(serve_one(peer, b.compat(), service, Serving::default()));
     (a.compat(), peer, server)
 }
 

@@ -196,6 +196,13 @@ pub struct WindowReport {
     pub probed: usize,
     /// Fast peers, fastest first.
     pub fast_peers: Vec<String>,
+    /// This node's own time to have a block it serves in hand, ms per MiB (see
+    /// [`cairn_net::serve_times`]).
+    pub self_mib_ms: Option<f64>,
+    /// Whether this node is fast itself (its serve time plus the median round trip is at most
+    /// half the median peer's 1 MiB time): it then promotes nothing, since clients read its
+    /// shards from it as fast as from a fast peer.
+    pub self_fast: bool,
     /// Shards the plan keeps promoted (bytes).
     pub planned_bytes: u64,
     /// Promotions planned (shard CIDs).
@@ -300,6 +307,8 @@ pub(crate) struct PromoterState {
     plans: Arc<Mutex<plans::PlanBook>>,
     /// One prefetch tick at a time.
     prefetch_lock: tokio::sync::Mutex<()>,
+    /// Plan copies in flight at once (they may outlast the tick that started them).
+    copy_slots: Arc<tokio::sync::Semaphore>,
     /// The fast peers measured last, fastest first (shared with the node's service, which
     /// tells peers sending plans where the copies go).
     fast_now: Arc<Mutex<Vec<PeerId>>>,
@@ -329,6 +338,7 @@ impl PromoterState {
             lock: tokio::sync::Mutex::new(()),
             plans: Arc::default(),
             prefetch_lock: tokio::sync::Mutex::new(()),
+            copy_slots: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
             fast_now: Arc::default(),
             promoted_total: AtomicU64::new(0),
             prefetched_total: AtomicU64::new(0),

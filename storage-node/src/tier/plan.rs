@@ -121,6 +121,26 @@ pub(crate) fn fast_peers<P: Copy>(mut measured: Vec<(P, f64)>, ratio: f64) -> Ve
         .collect()
 }
 
+/// Whether this node is fast among its peers: its own time to have 1 MiB in hand
+/// (`local_ms`), plus the median round trip to them (what a client adds to reach it), is at
+/// most `ratio` of the median 1 MiB time over the peers it measured (`peers`: 1 MiB time and
+/// round trip, ms; at least two, as for [`fast_peers`]).
+pub(crate) fn self_fast(local_ms: Option<f64>, peers: &[(f64, f64)], ratio: f64) -> bool {
+    let Some(local) = local_ms else {
+        return false;
+    };
+    if peers.len() < 2 {
+        return false;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mib = median(peers.iter().map(|p| p.0).collect());
+    let rtt = median(peers.iter().map(|p| p.1).collect());
+    local + rtt <= ratio * mib
+}
+
 /// Reads a fast peer's count `now` adds over the count seen last window, `seen` (a count
 /// below it means the peer restarted and counts afresh), at most `cap`.
 pub(crate) fn read_delta(seen: u32, now: u32, cap: u64) -> u64 {
@@ -334,6 +354,38 @@ mod tests {
             demotion_reason(Some(&model(hot(1, 9, now, 1, true), 0.7)), 3_000, now),
             "the engine's model predicts no read before its horizon (probability 0.70)"
         );
+    }
+
+    #[test]
+    fn self_fast_table() {
+        // (own ms per MiB, peers' (1 MiB ms, rtt ms)), fast
+        const SLOW_NET: &[(f64, f64)] = &[
+            (45.0, 1.0),
+            (46.0, 1.0),
+            (44.0, 1.0),
+            (5.0, 1.0),
+            (47.0, 1.0),
+        ];
+        type Case = (Option<f64>, &'static [(f64, f64)], bool);
+        let cases: [Case; 7] = [
+            (Some(3.0), SLOW_NET, true),
+            // a slow node: 41 ms of its own is more than half the median 45 ms
+            (Some(41.0), SLOW_NET, false),
+            (Some(21.0), SLOW_NET, true),
+            (Some(22.0), SLOW_NET, false),
+            // not measured yet, or too few peers
+            (None, SLOW_NET, false),
+            (Some(1.0), &[(45.0, 1.0)], false),
+            // far peers: the round trip counts against this node too
+            (
+                Some(3.0),
+                &[(120.0, 100.0), (130.0, 100.0), (125.0, 100.0)],
+                false,
+            ),
+        ];
+        for (local, peers, want) in cases {
+            assert_eq!(self_fast(local, peers, 0.5), want, "{local:?} {peers:?}");
+        }
     }
 
     #[test]

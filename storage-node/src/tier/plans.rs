@@ -66,6 +66,8 @@ pub(super) struct Plan {
 pub(crate) struct PlanBook {
     pub(super) plans: Vec<Plan>,
     pub(super) held: HashMap<Cid, Held>,
+    /// Copies being made now (at most [`super::prefetch::FETCHES_AT_ONCE`]).
+    pub(super) inflight: HashSet<Cid>,
     /// Client reads here are taken from after this sequence number.
     pub(super) seq: u64,
     pub(super) note: Option<String>,

@@ -31,6 +31,12 @@ impl<H: TierHost + Clone> FastTier<H> {
     /// Follows the registered plans once: observes the reads since the last tick, then makes
     /// and drops copies on fast peers as [`cairn_placement::prefetch`] decides.
     pub async fn prefetch_tick(&self) -> PrefetchReport {
+        self.tick(true).await
+    }
+
+    /// One tick; with `wait`, it waits for the copies it starts (see
+    /// [`FastTier::make_copies`]).
+    async fn tick(&self, wait: bool) -> PrefetchReport {
         let tier = self.0.tier();
         let _one = tier.prefetch_lock.lock().await;
         let mut report = PrefetchReport::default();
@@ -115,7 +121,7 @@ impl<H: TierHost + Clone> FastTier<H> {
         let drops = self.drop_copies(now, combined.drop, &mut drop_moves);
         let copies = async {
             if !fast.is_empty() {
-                self.make_copies(now, combined.fetch, &fast, &mut report, &mut moves)
+                self.make_copies(now, combined.fetch, &fast, wait, &mut report, &mut moves)
                     .await;
             }
         };
@@ -222,66 +228,103 @@ impl<H: TierHost + Clone> FastTier<H> {
     }
 
     /// Gets each block of `fetch` (from this node's store, or verified from the network) and
-    /// copies it to the fastest of `fast` that accepts it.
+    /// copies it to the fastest of `fast` that accepts it, [`FETCHES_AT_ONCE`] in flight at
+    /// most over all ticks: a block being copied is not started again, and a copy started
+    /// when no slot is free waits for the next tick. With `wait` the tick waits for the copies
+    /// it started and reports them; without, they finish in the background (the worker's
+    /// ticks go on meanwhile, so a fast reader is not left waiting for the slowest copy of a
+    /// tick) and record themselves.
     async fn make_copies(
         &self,
         now: u64,
         fetch: Vec<(Cid, u64, (Cid, String))>,
         fast: &[PeerId],
+        wait: bool,
         report: &mut PrefetchReport,
         moves: &mut Vec<Move>,
     ) {
-        let jobs = fetch
-            .into_iter()
-            .take(FETCHES_PER_TICK)
-            .map(|(cid, _, plan)| {
-                let root = plan.0;
-                async move {
-                    let got = tokio::time::timeout(PREFETCH_TIMEOUT, async {
-                        let data = match self.0.block_for_plan(root, cid, fast).await? {
-                            PlanBlock::Data(d) => d,
-                            PlanBlock::FastHolder(peer) => return Ok((peer, 0, false)),
-                        };
-                        let block = Block { cid, data };
-                        let peer = self.push_copy(&block, fast, true).await?;
-                        Ok((peer, block.data.len() as u64, true))
-                    })
-                    .await
-                    .unwrap_or_else(|_| Err(format!("not done within {PREFETCH_TIMEOUT:?}")));
-                    (cid, plan, got)
-                }
-            });
-        let done: Vec<_> = futures::stream::iter(jobs)
-            .buffer_unordered(FETCHES_AT_ONCE)
-            .collect()
-            .await;
         let tier = self.0.tier();
-        for (cid, plan, got) in done {
-            match got {
-                Ok((peer, _, false)) => {
-                    if let Ok(mut book) = tier.plans.lock() {
-                        let h = Held {
-                            peer,
-                            size: 0,
-                            reads_seen: 0,
-                            copy: false,
-                            spare_since: None,
-                        };
-                        book.held.insert(cid, h);
-                    }
+        let mut started = Vec::new();
+        for (cid, _, plan) in fetch.into_iter().take(FETCHES_PER_TICK) {
+            let Ok(slot) = tier.copy_slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let new = tier.plans.lock().is_ok_and(|mut b| b.inflight.insert(cid));
+            if !new {
+                continue;
+            }
+            let me = FastTier(self.0.clone());
+            let fast = fast.to_vec();
+            started.push(tokio::spawn(async move {
+                let got = me.copy_one(plan.0, cid, &fast).await;
+                drop(slot);
+                me.record_copy(now, cid, plan, got)
+            }));
+        }
+        if !wait {
+            return;
+        }
+        for h in started {
+            let Ok((outcome, m)) = h.await else {
+                continue;
+            };
+            match outcome {
+                Ok(size) if size > 0 => {
+                    report.prefetched += 1;
+                    report.bytes += size;
                 }
-                Ok((peer, size, true)) => {
-                    if let Ok(mut book) = tier.plans.lock() {
-                        book.held.insert(
-                            cid,
-                            Held {
-                                peer,
-                                size,
-                                reads_seen: 0,
-                                copy: true,
-                                spare_since: None,
-                            },
-                        );
+                Ok(_) => {}
+                Err(e) => report.failed.push(e),
+            }
+            moves.extend(m);
+        }
+    }
+
+    /// Gets `cid` of dataset `root` and copies it to the fastest of `fast` that takes it:
+    /// the peer, the bytes copied and whether it is a copy (else `fast` holds it as a base
+    /// shard).
+    async fn copy_one(
+        &self,
+        root: Cid,
+        cid: Cid,
+        fast: &[PeerId],
+    ) -> Result<(PeerId, u64, bool), String> {
+        tokio::time::timeout(PREFETCH_TIMEOUT, async {
+            let data = match self.0.block_for_plan(root, cid, fast).await? {
+                PlanBlock::Data(d) => d,
+                PlanBlock::FastHolder(peer) => return Ok((peer, 0, false)),
+            };
+            let block = Block { cid, data };
+            let peer = self.push_copy(&block, fast, true).await?;
+            Ok((peer, block.data.len() as u64, true))
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("not done within {PREFETCH_TIMEOUT:?}")))
+    }
+
+    /// Records a finished copy for the plan `(root, job)`: in the book, the totals and (in
+    /// the background, `moves` empty) the status's moves. Returns the bytes copied (0 for a
+    /// fast base holder) or the failure, and the move.
+    fn record_copy(
+        &self,
+        now: u64,
+        cid: Cid,
+        plan: (Cid, String),
+        got: Result<(PeerId, u64, bool), String>,
+    ) -> (Result<u64, String>, Vec<Move>) {
+        let tier = self.0.tier();
+        let (out, mv) = match got {
+            Ok((peer, size, copy)) => {
+                if let Ok(mut book) = tier.plans.lock() {
+                    let h = Held {
+                        peer,
+                        size,
+                        reads_seen: 0,
+                        copy,
+                        spare_since: None,
+                    };
+                    book.held.insert(cid, h);
+                    if copy {
                         let wanting = book
                             .plans
                             .iter_mut()
@@ -291,10 +334,12 @@ impl<H: TierHost + Clone> FastTier<H> {
                             p.prefetched_bytes += size;
                         }
                     }
-                    report.prefetched += 1;
-                    report.bytes += size;
+                }
+                if !copy {
+                    (Ok(0), None)
+                } else {
                     tier.prefetched_total.fetch_add(size, Ordering::Relaxed);
-                    moves.push(self.plan_move(
+                    let m = self.plan_move(
                         now,
                         "prefetch",
                         &cid,
@@ -302,14 +347,19 @@ impl<H: TierHost + Clone> FastTier<H> {
                         size,
                         true,
                         "planned: the reader reaches it next".into(),
-                    ));
-                }
-                Err(e) => {
-                    report.failed.push(format!("{cid}: {e}"));
-                    moves.push(self.plan_move(now, "prefetch", &cid, None, 0, false, e));
+                    );
+                    (Ok(size), Some(m))
                 }
             }
+            Err(e) => {
+                let m = self.plan_move(now, "prefetch", &cid, None, 0, false, e.clone());
+                (Err(format!("{cid}: {e}")), Some(m))
+            }
+        };
+        if let Ok(mut book) = tier.plans.lock() {
+            book.inflight.remove(&cid);
         }
+        (out, mv.into_iter().collect())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -366,7 +416,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                 probed = Some(Instant::now());
                 self.probe_peers().await;
             }
-            self.prefetch_tick().await;
+            self.tick(false).await;
         }
     }
 }

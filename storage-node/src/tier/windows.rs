@@ -147,6 +147,8 @@ impl<H: TierHost + Clone> FastTier<H> {
         let fast = self.fast_peers();
         pass.report.fast_peers = fast.iter().map(|p| p.to_string()).collect();
         self.measure_space(&mut pass, &opts, &fast).await?;
+        let me_fast = self.measure_self(&mut pass)?;
+        let fast = if me_fast { Vec::new() } else { fast };
         let repo = self.0.shared_repo();
         let mut promoted = offload(move || load_promotions(&repo)).await??;
         self.fold_fast_reads(&mut pass, &mut promoted).await;
@@ -191,6 +193,37 @@ impl<H: TierHost + Clone> FastTier<H> {
             st.last = Some(report.clone());
         }
         Ok(report)
+    }
+
+    /// Whether this node is fast itself ([`plan::self_fast`]); if so, the engine gets no
+    /// capacity: every promotion is demoted and none made.
+    fn measure_self(&self, pass: &mut Pass) -> Result<bool, NodeError> {
+        let faulty: HashSet<PeerId> = self.0.faulty_peers().into_iter().collect();
+        let peers: Vec<(f64, f64)> = self
+            .0
+            .peer_speeds()
+            .into_iter()
+            .filter(|(p, _)| !faulty.contains(p))
+            .filter_map(|(_, s)| s.mib_ms().map(|t| (t, s.rtt_ms)))
+            .collect();
+        let local = self.0.net().serve_mib_ms();
+        let fast = plan::self_fast(local, &peers, FAST_RATIO);
+        pass.report.self_mib_ms = local;
+        pass.report.self_fast = fast;
+        if fast {
+            let mut st = self
+                .0
+                .tier()
+                .state
+                .lock()
+                .map_err(|_| NodeError::Poisoned("placement"))?;
+            st.engine.set_capacity(0);
+            pass.report.engine_capacity = 0;
+            pass.report.note = Some(
+                "this node is fast itself: its shards are read from it, nothing is promoted".into(),
+            );
+        }
+        Ok(fast)
     }
 
     /// Asks the fast peers how often the copies promoted there were read, and counts those
