@@ -71,6 +71,10 @@ struct Inner {
 #[derive(Debug)]
 pub struct DatasetMemo {
     inner: Mutex<Inner>,
+    /// Roots being resolved now, each with the lock its resolvers queue on: one resolution
+    /// per root at a time (many reads of a dataset not resolved yet would each resolve it,
+    /// asking every node about every shard). An entry lives while a resolution runs.
+    resolving: Mutex<HashMap<Cid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Default for DatasetMemo {
@@ -81,6 +85,7 @@ impl Default for DatasetMemo {
                 learned: Bounded::new(MAX_LEARNED),
                 failed: Bounded::new(MAX_FAILED),
             }),
+            resolving: Mutex::default(),
         }
     }
 }
@@ -122,6 +127,22 @@ impl DatasetMemo {
         }
     }
 
+    /// The lock resolvers of `root` take (the same one while a resolution of it runs): the
+    /// first resolves, the others find its result in the memo once they hold it.
+    pub fn resolving(&self, root: &Cid) -> Arc<tokio::sync::Mutex<()>> {
+        match self.resolving.lock() {
+            Ok(mut m) => m.entry(*root).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// A resolution of `root` ended (in the memo, or failed): its lock is forgotten.
+    pub fn resolved(&self, root: &Cid) {
+        if let Ok(mut m) = self.resolving.lock() {
+            m.remove(root);
+        }
+    }
+
     /// Whether `root` failed to resolve within [`RETRY_MS`] of `now_ms`.
     pub fn failed_recently(&self, root: &Cid, now_ms: u64) -> bool {
         self.inner
@@ -160,6 +181,25 @@ mod tests {
             fast: HashMap::new(),
             position: HashMap::new(),
         }
+    }
+
+    #[test]
+    fn one_resolution_of_a_root_at_a_time() {
+        let m = DatasetMemo::default();
+        let (a, b) = (m.resolving(&cid(1)), m.resolving(&cid(1)));
+        assert!(Arc::ptr_eq(&a, &b), "resolvers of one root share a lock");
+        assert!(!Arc::ptr_eq(&a, &m.resolving(&cid(2))));
+        let held = a.try_lock().unwrap();
+        assert!(b.try_lock().is_err(), "the second resolver waits");
+        m.insert(resolved(cid(1)));
+        m.resolved(&cid(1));
+        drop(held);
+        // the waiter finds the dataset once it holds the lock; a later resolver gets a new lock
+        assert!(b.try_lock().is_ok() && m.dataset_of(&cid(1)).is_some());
+        assert!(!Arc::ptr_eq(&a, &m.resolving(&cid(1))));
+        m.resolved(&cid(1));
+        m.resolved(&cid(2));
+        assert!(m.resolving.lock().unwrap().is_empty());
     }
 
     #[test]

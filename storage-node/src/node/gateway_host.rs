@@ -31,14 +31,25 @@ impl Node {
         if memo.failed_recently(root, now_ms()) {
             return None;
         }
-        match self.gateway_client().resolve(root).await {
+        // one resolution per root at a time: the others wait for it and use its result
+        let lock = memo.resolving(root);
+        let _one = lock.lock().await;
+        if let Some(d) = memo.dataset_of(root) {
+            return Some(d);
+        }
+        if memo.failed_recently(root, now_ms()) {
+            return None;
+        }
+        let out = match self.gateway_client().resolve(root).await {
             Ok(r) => Some(memo.insert(r)),
             Err(e) => {
                 tracing::debug!(%root, error = %e, "gateway root is no dataset known to the network");
                 memo.failed(*root, now_ms());
                 None
             }
-        }
+        };
+        memo.resolved(root);
+        out
     }
 
     async fn local_block(&self, cid: &Cid) -> Option<Bytes> {
