@@ -216,7 +216,7 @@ async fn serve_request<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 service,
                 count,
                 move |svc, b| svc.put_cached(peer, b, planned),
-                move |svc, stored| svc.cache_done(peer, stored),
+                move |svc, stored| svc.cache_done(peer, stored, planned),
             )
             .await?
         }

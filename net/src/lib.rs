@@ -76,9 +76,10 @@ pub trait Service: Send + Sync + 'static {
         PutStatus::NoSpace
     }
     /// Called after every block of a `CACHE` exchange was read, with those kept: makes them
-    /// durable and announces them. Returning false reports every block as failed.
-    fn cache_done(&self, from: PeerId, stored: &[Cid]) -> bool {
-        let _ = (from, stored);
+    /// durable and announces them (`planned`: copies for a reader's plan, which need no
+    /// announcement). Returning false reports every block as failed.
+    fn cache_done(&self, from: PeerId, stored: &[Cid], planned: bool) -> bool {
+        let _ = (from, stored, planned);
         true
     }
     /// Notes that `from` read `cids` of the plan it registered over dataset `root`

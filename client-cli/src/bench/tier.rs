@@ -229,6 +229,10 @@ fn run_mode(
         if mode != Mode::None {
             windows(&net)?;
         }
+        // the put's writes (and an earlier mode's) are flushed before the reads are timed,
+        // so no mode's first epoch pays for another's writeback
+        // SAFETY: sync(2) takes no arguments and cannot fail
+        unsafe { libc::sync() };
         // each job reads through its own connection, bootstrapped from a fast node
         let boot = bootstrap_of(&net.nodes[4].api)?;
         let nets = rt.block_on(async {

@@ -44,7 +44,7 @@ impl Service for Mem {
         self.cached.lock().unwrap().push(block.cid);
         PutStatus::Stored
     }
-    fn cache_done(&self, _from: PeerId, _stored: &[Cid]) -> bool {
+    fn cache_done(&self, _from: PeerId, _stored: &[Cid], _planned: bool) -> bool {
         true
     }
 }

@@ -173,8 +173,10 @@ impl Service for NodeService {
         })
     }
 
-    fn cache_done(&self, from: PeerId, stored: &[Cid]) -> bool {
-        if stored.is_empty() {
+    fn cache_done(&self, from: PeerId, stored: &[Cid], planned: bool) -> bool {
+        // a plan's copies live seconds, and its reader finds them through the fast peers the
+        // plan's node named: they are not announced (no provider records left behind)
+        if stored.is_empty() || planned {
             return true;
         }
         // No flush per push: promoted copies are a cache over blocks that stay on their base
