@@ -75,9 +75,9 @@ pub trait Service: Send + Sync + 'static {
         let _ = (from, block, planned);
         PutStatus::NoSpace
     }
-    /// Called after every block of a `CACHE` exchange was read, with those kept: makes them
-    /// durable and announces them (`planned`: copies for a reader's plan, which need no
-    /// announcement). Returning false reports every block as failed.
+    /// Called after every block of a `CACHE` exchange was read, with those kept: announces
+    /// them (`planned`: copies for a reader's plan, which need no announcement). Returning
+    /// false reports every block as failed.
     fn cache_done(&self, from: PeerId, stored: &[Cid], planned: bool) -> bool {
         let _ = (from, stored, planned);
         true

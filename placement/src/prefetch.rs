@@ -493,6 +493,27 @@ mod tests {
     }
 
     #[test]
+    fn ahead_table() {
+        // blocks 0..5 of sizes 10, 20, 30, 40, 50; block 7 planned at positions 1 and 4
+        let order = vec![(0u32, 10), (7, 20), (2, 30), (3, 40), (7, 50)];
+        let mut cur = Cursor::new(order, None, 0);
+        // (reads observed so far, block, bytes before the reader reaches it)
+        assert_eq!(cur.ahead(&0), Some(0));
+        assert_eq!(cur.ahead(&7), Some(10));
+        assert_eq!(cur.ahead(&3), Some(60));
+        assert_eq!(cur.ahead(&9), None, "not planned");
+        assert!(cur.observe(&0, 1) && cur.observe(&7, 2));
+        // the head is 2 (30 bytes read): 7's next unread position is 4, 70 bytes on
+        assert_eq!(cur.ahead(&7), Some(70));
+        assert_eq!(cur.ahead(&0), None, "read");
+        assert!(cur.observe(&3, 3));
+        // 2 was passed over (behind the head, unread): no read of it lies ahead
+        assert_eq!(cur.ahead(&2), None);
+        assert!(cur.observe(&7, 4));
+        assert_eq!(cur.ahead(&7), None);
+    }
+
+    #[test]
     fn a_block_planned_twice_is_read_twice_before_it_is_dropped() {
         // the same block at positions 0 and 2 (two files sharing a leaf)
         let order = vec![(7u32, 100), (8, 100), (7, 100), (9, 100)];

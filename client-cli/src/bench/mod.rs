@@ -162,7 +162,8 @@ pub enum BenchCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Run only these policies (comma-separated: none, lru, engine, engine+plans); the
-        /// ratios are printed when none, lru and engine+plans ran.
+        /// ratios and the JSON report need none, lru and engine+plans (with fewer, each
+        /// policy's figures are printed).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },

@@ -136,10 +136,13 @@ impl DatasetMemo {
         }
     }
 
-    /// A resolution of `root` ended (in the memo, or failed): its lock is forgotten.
-    pub fn resolved(&self, root: &Cid) {
+    /// A resolution of `root` that held `lock` ended (in the memo, failed, or its caller
+    /// went away): the lock is forgotten, unless a later resolver already has a new one.
+    pub fn resolved(&self, root: &Cid, lock: &Arc<tokio::sync::Mutex<()>>) {
         if let Ok(mut m) = self.resolving.lock() {
-            m.remove(root);
+            if m.get(root).is_some_and(|l| Arc::ptr_eq(l, lock)) {
+                m.remove(root);
+            }
         }
     }
 
@@ -192,13 +195,18 @@ mod tests {
         let held = a.try_lock().unwrap();
         assert!(b.try_lock().is_err(), "the second resolver waits");
         m.insert(resolved(cid(1)));
-        m.resolved(&cid(1));
+        m.resolved(&cid(1), &a);
         drop(held);
         // the waiter finds the dataset once it holds the lock; a later resolver gets a new lock
         assert!(b.try_lock().is_ok() && m.dataset_of(&cid(1)).is_some());
-        assert!(!Arc::ptr_eq(&a, &m.resolving(&cid(1))));
-        m.resolved(&cid(1));
-        m.resolved(&cid(2));
+        let c = m.resolving(&cid(1));
+        assert!(!Arc::ptr_eq(&a, &c));
+        // the old lock's holder ending late does not forget the new one
+        m.resolved(&cid(1), &a);
+        assert!(Arc::ptr_eq(&c, &m.resolving(&cid(1))));
+        m.resolved(&cid(1), &c);
+        let d = m.resolving(&cid(2));
+        m.resolved(&cid(2), &d);
         assert!(m.resolving.lock().unwrap().is_empty());
     }
 

@@ -14,6 +14,20 @@ use cairn_retrieval::client::{Client, Options, Resolved};
 use cid::Cid;
 use std::sync::Arc;
 
+/// A resolution of `root` under way ([`DatasetMemo::resolving`]): dropping it forgets the
+/// lock.
+struct Resolving<'a> {
+    memo: &'a DatasetMemo,
+    root: Cid,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Resolving<'_> {
+    fn drop(&mut self) {
+        self.memo.resolved(&self.root, &self.lock);
+    }
+}
+
 impl Node {
     /// A retrieval client that counts this node's own blocks.
     pub(super) fn gateway_client(&self) -> Client {
@@ -31,25 +45,28 @@ impl Node {
         if memo.failed_recently(root, now_ms()) {
             return None;
         }
-        // one resolution per root at a time: the others wait for it and use its result
-        let lock = memo.resolving(root);
-        let _one = lock.lock().await;
+        // one resolution per root at a time: the others wait for it and use its result; the
+        // guard forgets the lock however this ends (a caller that goes away included)
+        let guard = Resolving {
+            memo,
+            root: *root,
+            lock: memo.resolving(root),
+        };
+        let _one = guard.lock.lock().await;
         if let Some(d) = memo.dataset_of(root) {
             return Some(d);
         }
         if memo.failed_recently(root, now_ms()) {
             return None;
         }
-        let out = match self.gateway_client().resolve(root).await {
+        match self.gateway_client().resolve(root).await {
             Ok(r) => Some(memo.insert(r)),
             Err(e) => {
                 tracing::debug!(%root, error = %e, "gateway root is no dataset known to the network");
                 memo.failed(*root, now_ms());
                 None
             }
-        };
-        memo.resolved(root);
-        out
+        }
     }
 
     async fn local_block(&self, cid: &Cid) -> Option<Bytes> {

@@ -174,7 +174,8 @@ impl Service for NodeService {
     }
 
     fn cache_done(&self, from: PeerId, stored: &[Cid], planned: bool) -> bool {
-        // a plan's copies live seconds, and its reader finds them through the fast peers the
+        // a plan's copies are short-lived (look-ahead, kept for a later planned read, or spare
+        // for at most plan_keep_secs), and their readers find them through the fast peers the
         // plan's node named: they are not announced (no provider records left behind)
         if stored.is_empty() || planned {
             return true;

@@ -19,6 +19,9 @@ pub(crate) struct FastCache {
     /// Bytes held per promoter: one may use at most half the capacity, so a single peer cannot
     /// take the whole fast tier.
     by_promoter: Mutex<HashMap<PeerId, u64>>,
+    /// Held while a copy is admitted (`put`): checking the room, making it and taking it are
+    /// one step, so two pushes cannot both count the same free bytes or victims.
+    admit: Mutex<()>,
     /// Per copy: reads served since this process started, when a read or its promoter last
     /// touched it, and whether it was pushed for a reader's plan (in memory: after a restart
     /// every copy counts as unplanned).
@@ -53,6 +56,7 @@ impl FastCache {
             capacity,
             used: AtomicU64::new(used),
             by_promoter: Mutex::new(by_promoter),
+            admit: Mutex::new(()),
             touched: Mutex::new(touched),
         })
     }
@@ -106,10 +110,6 @@ impl FastCache {
             .collect()
     }
 
-    /// Keeps `block` for `from`, unless the capacity is used up: one promoter may use half of
-    /// it, and promoters that have not `proven` storage (no verified sealed sector; always
-    /// true when proofs are off) a quarter of it together, so identities that cost nothing
-    /// cannot fill the fast tier.
     /// The room `from` has here, with the limits [`FastCache::put`] applies: half the
     /// capacity per promoter, and a quarter for all promoters that are not proven storage
     /// nodes.
@@ -138,6 +138,10 @@ impl FastCache {
         }
     }
 
+    /// Keeps `block` for `from`, unless the capacity is used up: one promoter may use half of
+    /// it, and promoters that have not `proven` storage (no verified sealed sector; always
+    /// true when proofs are off) a quarter of it together, so identities that cost nothing
+    /// cannot fill the fast tier.
     ///
     /// A `planned` copy (for a reader's access plan, read within seconds) that finds the
     /// capacity used up takes the room of unplanned copies (a window's guesses that a shard
@@ -151,7 +155,17 @@ impl FastCache {
         planned: bool,
         proven: &dyn Fn(&PeerId) -> bool,
     ) -> PutStatus {
+        // one admission at a time: the room checked, made and taken in one step
+        let Ok(_one) = self.admit.lock() else {
+            return PutStatus::Failed;
+        };
         if self.entry(&block.cid).is_some() {
+            if planned {
+                // held already: a plan's read of it is near, so it is planned now
+                if let Ok(mut t) = self.touched.lock() {
+                    t.entry(block.cid).or_default().planned = true;
+                }
+            }
             return PutStatus::Stored;
         }
         let len = block.data.len() as u64;
@@ -277,9 +291,11 @@ impl FastCache {
         }
         match self.repo.store().write(b, Durability::Sync) {
             Ok(()) => {
-                let used = self.used.load(Ordering::Relaxed);
-                self.used
-                    .store(used.saturating_sub(freed), Ordering::Relaxed);
+                let _ = self
+                    .used
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                        Some(u.saturating_sub(freed))
+                    });
                 if let Ok(mut m) = self.by_promoter.lock() {
                     for (p, n) in owners {
                         if let Some(x) = m.get_mut(&p) {
@@ -446,11 +462,21 @@ mod tests {
         assert_eq!(cache.cached(b, &[y.cid]), vec![None]);
         assert!(cache.get(&x.cid).is_some() && cache.get(&z.cid).is_some());
         assert_eq!(cache.used(), 80);
-        // planned copies never take planned copies' room, and the half per promoter holds
+        // the half per promoter holds for planned copies too
         assert_eq!(cache.put(c, blk(6, 40), true, &yes), PutStatus::NoSpace);
         assert_eq!(cache.put(b, blk(7, 50), true, &yes), PutStatus::Stored);
         assert_eq!(cache.cached(a, &[x.cid]), vec![None]);
+        // and planned copies never take planned copies' room
         assert_eq!(cache.put(a, blk(8, 30), true, &yes), PutStatus::NoSpace);
         assert_eq!(cache.used(), 100);
+        // an unplanned copy pushed again as planned becomes planned
+        let dir2 = tempfile::tempdir().unwrap();
+        let cache = FastCache::open(Arc::new(Repo::open(dir2.path()).unwrap()), 100).unwrap();
+        let (u, v) = (blk(9, 50), blk(10, 50));
+        assert_eq!(cache.put(a, u.clone(), false, &yes), PutStatus::Stored);
+        assert_eq!(cache.put(b, v.clone(), false, &yes), PutStatus::Stored);
+        assert_eq!(cache.put(a, u.clone(), true, &yes), PutStatus::Stored);
+        assert_eq!(cache.put(c, blk(11, 50), true, &yes), PutStatus::Stored);
+        assert_eq!(cache.cached(a, &[u.cid, v.cid]), vec![Some(0), None]);
     }
 }

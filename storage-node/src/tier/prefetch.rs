@@ -9,7 +9,11 @@
 //!   blocks this node's gateway serves ([`PromoterState::observe_read`]).
 //! - **Bounded**: at most [`MAX_PLANS`] plans (a new one replaces the oldest, and one per
 //!   `(root, job)`); together they hold at most `plan_bytes` on fast peers, each plan an equal
-//!   share; at most [`FETCHES_PER_TICK`] copies per tick, [`FETCHES_AT_ONCE`] at a time.
+//!   share; at most [`FETCHES_PER_TICK`] copies started per tick, [`FETCHES_AT_ONCE`] in
+//!   flight at once over all ticks (the worker's copies finish in the background).
+//! - **Kept copies**: a copy no plan wants within its look-ahead stays while the look-ahead
+//!   leaves room, for another plan's later read or (spare) the next epoch's plan
+//!   ([`super::plans`]).
 //! - **Shared copies**: two plans wanting one block share its copy; a copy is dropped only
 //!   when no plan wants it.
 //! - **No copy of what is fast already**: a block whose base holder is a fast peer is not
@@ -18,6 +22,7 @@
 //!   copies as orphans ([`ORPHAN_WINDOWS`]) and readers register their next plan.
 
 use super::plans::{combine, Held};
+use super::PlanBook;
 use super::*;
 
 /// Copies made per tick at most, over all plans.
@@ -26,6 +31,29 @@ pub const FETCHES_PER_TICK: usize = 64;
 pub const FETCHES_AT_ONCE: usize = 16;
 /// How long getting one block and copying it to a fast peer may take.
 const PREFETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A block being copied for plans: marked in the book's `inflight` set while the guard lives,
+/// so a copy that fails, panics or is dropped never leaves the block marked.
+struct InFlight {
+    book: Arc<Mutex<PlanBook>>,
+    cid: Cid,
+}
+
+impl InFlight {
+    /// Marks `cid`; `None` when it is being copied already (or the book is poisoned).
+    fn start(book: Arc<Mutex<PlanBook>>, cid: Cid) -> Option<Self> {
+        let new = book.lock().is_ok_and(|mut b| b.inflight.insert(cid));
+        new.then_some(InFlight { book, cid })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.book.lock() {
+            b.inflight.remove(&self.cid);
+        }
+    }
+}
 
 impl<H: TierHost + Clone> FastTier<H> {
     /// Follows the registered plans once: observes the reads since the last tick, then makes
@@ -128,14 +156,7 @@ impl<H: TierHost + Clone> FastTier<H> {
         let (dropped, ()) = tokio::join!(drops, copies);
         report.dropped = dropped;
         moves.extend(drop_moves);
-        if let Ok(mut st) = tier.state.lock() {
-            for m in moves {
-                if st.moves.len() == MOVE_HISTORY {
-                    st.moves.pop_front();
-                }
-                st.moves.push_back(m);
-            }
-        }
+        self.push_moves(moves);
         if report.prefetched + report.dropped > 0 {
             tracing::info!(
                 prefetched = report.prefetched,
@@ -249,16 +270,24 @@ impl<H: TierHost + Clone> FastTier<H> {
             let Ok(slot) = tier.copy_slots.clone().try_acquire_owned() else {
                 break;
             };
-            let new = tier.plans.lock().is_ok_and(|mut b| b.inflight.insert(cid));
-            if !new {
+            let Some(flight) = InFlight::start(tier.plan_book(), cid) else {
                 continue;
-            }
+            };
             let me = FastTier(self.0.clone());
             let fast = fast.to_vec();
             started.push(tokio::spawn(async move {
                 let got = me.copy_one(plan.0, cid, &fast).await;
                 drop(slot);
-                me.record_copy(now, cid, plan, got)
+                let (out, m) = me.record_copy(now, cid, plan, got);
+                drop(flight);
+                if !wait {
+                    // in the background: the status's moves and the log, as a tick's are
+                    if let Err(e) = &out {
+                        tracing::debug!(error = %e, "plan copy failed");
+                    }
+                    me.push_moves(m.clone());
+                }
+                (out, m)
             }));
         }
         if !wait {
@@ -302,9 +331,9 @@ impl<H: TierHost + Clone> FastTier<H> {
         .unwrap_or_else(|_| Err(format!("not done within {PREFETCH_TIMEOUT:?}")))
     }
 
-    /// Records a finished copy for the plan `(root, job)`: in the book, the totals and (in
-    /// the background, `moves` empty) the status's moves. Returns the bytes copied (0 for a
-    /// fast base holder) or the failure, and the move.
+    /// Records a finished copy for the plan `(root, job)` in the book and the totals.
+    /// Returns the bytes copied (0 for a fast base holder) or the failure, and the move for
+    /// the status (its caller adds it).
     fn record_copy(
         &self,
         now: u64,
@@ -356,10 +385,19 @@ impl<H: TierHost + Clone> FastTier<H> {
                 (Err(format!("{cid}: {e}")), Some(m))
             }
         };
-        if let Ok(mut book) = tier.plans.lock() {
-            book.inflight.remove(&cid);
-        }
         (out, mv.into_iter().collect())
+    }
+
+    /// Adds `moves` to the status's latest moves.
+    fn push_moves(&self, moves: Vec<Move>) {
+        if let Ok(mut st) = self.0.tier().state.lock() {
+            for m in moves {
+                if st.moves.len() == MOVE_HISTORY {
+                    st.moves.pop_front();
+                }
+                st.moves.push_back(m);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
