@@ -150,6 +150,11 @@ impl<K: Copy + Eq + Hash> Cursor<K> {
         self.read.iter().filter(|r| **r).count()
     }
 
+    /// When the reader was last seen moving its head (the plan's start before any read), ms.
+    pub fn head_ms(&self) -> u64 {
+        self.head_ms
+    }
+
     /// The declared rate, bytes per second.
     pub fn rate(&self) -> Option<f64> {
         self.rate

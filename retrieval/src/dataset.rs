@@ -195,19 +195,22 @@ impl Dataset {
         })
     }
 
-    /// The storage node a plan goes to: the one holding the most of the dataset's shards
-    /// (ties: the smallest peer id), if any.
+    /// The storage node a plan goes to first ([`Dataset::plan_nodes`]), if any.
     pub fn plan_node(&self) -> Option<PeerId> {
+        self.plan_nodes().first().copied()
+    }
+
+    /// The storage nodes a plan may go to, in the order they are asked ([`plan_nodes_of`]
+    /// over who holds how many of the dataset's shards): a node following peers' plans over
+    /// another dataset refuses, and the next is asked.
+    pub fn plan_nodes(&self) -> Vec<PeerId> {
         let mut count: HashMap<PeerId, usize> = HashMap::new();
         for peers in self.src.resolved().holders.values() {
             for p in peers {
                 *count.entry(*p).or_default() += 1;
             }
         }
-        count
-            .into_iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-            .map(|x| x.0)
+        plan_nodes_of(self.root(), &count)
     }
 
     /// Registers this reader's plan with storage node `node` (`CtrlRequest::Plan`): every file
@@ -265,7 +268,8 @@ impl Dataset {
         if *planned == Some(order) {
             return;
         }
-        let (Some(node), Ok(rt)) = (self.plan_node(), tokio::runtime::Handle::try_current()) else {
+        let nodes = self.plan_nodes();
+        let (false, Ok(rt)) = (nodes.is_empty(), tokio::runtime::Handle::try_current()) else {
             return;
         };
         *planned = Some(order);
@@ -276,21 +280,29 @@ impl Dataset {
             planned: std::sync::Mutex::new(None),
         };
         rt.spawn(async move {
-            // a node that has measured no fast peer yet (it just started) answers with none:
-            // ask again a few times while it measures them (the same plan again changes
-            // nothing there but the answer)
+            // the candidates in turn until one takes the plan (a node following peers' plans
+            // over another dataset refuses); a node that has measured no fast peer yet (it
+            // just started) answers with none: ask it again a few times while it measures
+            // them (the same plan again changes nothing there but the answer)
             let mut last = String::new();
+            let mut taken: Option<PeerId> = None;
             for attempt in 0..=PLAN_RETRIES {
-                match this.register_plan(node, order, rate).await {
-                    Ok(p) if !p.is_empty() => return,
-                    Ok(_) => last = "no fast peer measured there".into(),
-                    Err(e) => last = e.to_string(),
+                for &node in taken.as_ref().map_or(&nodes[..], std::slice::from_ref) {
+                    match this.register_plan(node, order, rate).await {
+                        Ok(p) if !p.is_empty() => return,
+                        Ok(_) => {
+                            taken = Some(node);
+                            last = format!("{node}: no fast peer measured there");
+                            break;
+                        }
+                        Err(e) => last = e.to_string(),
+                    }
                 }
                 if attempt < PLAN_RETRIES {
                     tokio::time::sleep(PLAN_RETRY_AFTER).await;
                 }
             }
-            tracing::info!(%node, reason = %last, "the dataset's plan has no fast peers to read from");
+            tracing::info!(reason = %last, "the dataset's plan has no fast peers to read from");
         });
     }
 
@@ -502,9 +514,75 @@ fn entries(dir: &Cid, blocks: &HashMap<Cid, Bytes>) -> Result<Found, RetrievalEr
     Ok(Found::Dir(out))
 }
 
+/// Nodes a plan is offered to at most ([`plan_nodes_of`]).
+pub const PLAN_CANDIDATES: usize = 4;
+
+/// The nodes that may follow the plans over the dataset `root`, in the order they are asked,
+/// given how many of its shards each holder holds: the holders of at least half as many
+/// shards as the most, by `blake3(root || peer)` from the highest (rendezvous hashing), at
+/// most [`PLAN_CANDIDATES`]. Every job over one dataset asks the same node first, so they
+/// share its copies; different datasets spread over the nodes that hold much of them, as a
+/// node's room for plans is capped (each promoter may use half of a fast peer's cache) and
+/// following a plan costs it reads and bandwidth.
+pub fn plan_nodes_of(root: &Cid, count: &HashMap<PeerId, usize>) -> Vec<PeerId> {
+    let Some(most) = count.values().copied().max() else {
+        return Vec::new();
+    };
+    let score = |p: &PeerId| {
+        let mut b = root.to_bytes();
+        b.extend_from_slice(&p.to_bytes());
+        cairn_core::block::HashAlg::Blake3.digest(&b)
+    };
+    let mut c: Vec<([u8; 32], PeerId)> = count
+        .iter()
+        .filter(|(_, &n)| n > 0 && n * 2 >= most)
+        .map(|(p, _)| (score(p), *p))
+        .collect();
+    c.sort_unstable_by(|a, b| b.cmp(a));
+    c.into_iter().take(PLAN_CANDIDATES).map(|x| x.1).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dataset_s_plans_meet_at_one_of_its_main_holders_and_datasets_spread() {
+        let peers: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
+        let count: HashMap<PeerId, usize> = peers.iter().map(|p| (*p, 10)).collect();
+        let root = |i: u8| {
+            cairn_core::block::Block::new(cairn_core::block::HashAlg::Blake3, RAW, vec![i]).cid
+        };
+        // the same dataset, the same node, whatever the map's order
+        let a = plan_nodes_of(&root(0), &count)[0];
+        let mut rev: HashMap<PeerId, usize> = HashMap::new();
+        for p in peers.iter().rev() {
+            rev.insert(*p, 10);
+        }
+        assert_eq!(plan_nodes_of(&root(0), &rev)[0], a);
+        assert_eq!(
+            plan_nodes_of(&root(0), &rev),
+            plan_nodes_of(&root(0), &count)
+        );
+        assert_eq!(plan_nodes_of(&root(0), &count).len(), PLAN_CANDIDATES);
+        // 64 datasets over six equal holders: every holder follows some
+        let picked: HashSet<PeerId> = (0..64)
+            .map(|i| plan_nodes_of(&root(i), &count)[0])
+            .collect();
+        assert_eq!(picked.len(), 6);
+        // a holder of fewer than half as many shards as the most is never picked
+        let mut skew = count.clone();
+        for p in &peers[1..] {
+            skew.insert(*p, 4);
+        }
+        for i in 0..16 {
+            assert_eq!(plan_nodes_of(&root(i), &skew), vec![peers[0]]);
+        }
+        // nobody holds anything
+        assert!(plan_nodes_of(&root(0), &HashMap::new()).is_empty());
+        let zero: HashMap<PeerId, usize> = peers.iter().map(|p| (*p, 0)).collect();
+        assert!(plan_nodes_of(&root(0), &zero).is_empty());
+    }
 
     #[test]
     fn shuffle_is_a_seeded_permutation() {

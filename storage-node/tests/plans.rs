@@ -372,6 +372,24 @@ async fn a_rust_dataset_registers_its_plan_over_the_network_and_reads_the_copies
         st.plans[0].blocks, 8,
         "every file of the dataset, by the seed"
     );
+    // while it follows peers' plans over this dataset, a peer's plan over another dataset it
+    // keeps is refused: the job asks the next of that dataset's holders
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("g.bin"), Gen::bytes(400, 1 << 20)).unwrap();
+    let rep2 = nodes[0].put(&other).await.unwrap();
+    let root2: Cid = rep2.root.parse().unwrap();
+    let req = cairn_net::wire::CtrlRequest::Plan {
+        root: root2,
+        seed: None,
+        rate: 0,
+    };
+    match _net.ctrl(pn, req).await.unwrap() {
+        cairn_net::wire::CtrlResponse::Error(e) => {
+            assert!(e.contains("busy") && e.contains(&root.to_string()), "{e}")
+        }
+        other => panic!("a plan over a second dataset was answered {other:?}"),
+    }
     assert_eq!(st.plans[0].job, format!("peer {}", _net.peer_id()));
     let first = node.prefetch_tick().await;
     assert!(first.prefetched > 0 || first.failed.is_empty(), "{first:?}");

@@ -127,6 +127,8 @@ struct ModeRun {
     promoted: u64,
     prefetched: u64,
     trainings: u64,
+    /// Per node: bytes it promoted, bytes it copied for plans, and the plans it followed.
+    nodes: Vec<serde_json::Value>,
 }
 
 impl ModeRun {
@@ -304,11 +306,38 @@ fn run_mode(
             }
         }
         let (mut promoted, mut prefetched, mut trainings) = (0, 0, 0);
-        for n in &net.nodes {
+        let mut nodes = Vec::new();
+        for (i, n) in net.nodes.iter().enumerate() {
             let st = api_get_json(&n.api, "/api/v0/placement/status?n=1")?;
-            promoted += st["promoted_bytes_total"].as_u64().unwrap_or(0);
-            prefetched += st["prefetched_bytes_total"].as_u64().unwrap_or(0);
+            let (p, f) = (
+                st["promoted_bytes_total"].as_u64().unwrap_or(0),
+                st["prefetched_bytes_total"].as_u64().unwrap_or(0),
+            );
+            promoted += p;
+            prefetched += f;
             trainings += st["last_window"]["engine_trainings"].as_u64().unwrap_or(0);
+            let plans: Vec<String> = st["plans"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|x| format!("{} ({} copies held)", x["job"], x["held"]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if p + f > 0 || !plans.is_empty() {
+                eprintln!(
+                    "{}: node-{i}: promoted {:.1} MiB, copied for plans {:.1} MiB, plans: {}",
+                    mode.name(),
+                    p as f64 / 1048576.0,
+                    f as f64 / 1048576.0,
+                    if plans.is_empty() {
+                        "none".into()
+                    } else {
+                        plans.join(", ")
+                    }
+                );
+            }
+            nodes.push(json!({"promoted_bytes": p, "prefetched_bytes": f, "plans": st["plans"]}));
         }
         Ok(ModeRun {
             mode,
@@ -316,6 +345,7 @@ fn run_mode(
             promoted,
             prefetched,
             trainings,
+            nodes,
         })
     })();
     let _ = devnet_down(&dn);
@@ -392,6 +422,7 @@ pub(crate) fn run(b: &TierBench, json: bool) -> Result<()> {
                 "promoted_bytes": r.promoted,
                 "prefetched_bytes": r.prefetched,
                 "engine_trainings": r.trainings,
+                "nodes": r.nodes,
             })
         })
         .collect();

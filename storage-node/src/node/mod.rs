@@ -234,9 +234,12 @@ struct NodeService {
     charges: Mutex<admit::PushCharges>,
     /// Peers' plans for the worker (`access_plan`), and the peers with one waiting.
     plans: mpsc::Sender<PeerPlan>,
-    plans_waiting: Mutex<HashSet<PeerId>>,
+    plans_waiting: Mutex<HashMap<PeerId, Cid>>,
     /// The fast peers the fast tier measured last (where plans' copies go).
     fast_now: Arc<Mutex<Vec<PeerId>>>,
+    /// Whether the last window found this node fast itself: it then leaves peers' plans to
+    /// slow holders.
+    self_fast: Arc<std::sync::atomic::AtomicBool>,
     /// Whether this node follows plans (`plan_bytes` > 0).
     follows_plans: bool,
     /// The plans the fast tier follows (readers report their reads into them).
@@ -367,8 +370,9 @@ impl Node {
         let (plan_tx, plan_rx) = mpsc::channel(PEER_PLAN_QUEUE);
         let svc = Arc::new(NodeService {
             plans: plan_tx,
-            plans_waiting: Mutex::new(HashSet::new()),
+            plans_waiting: Mutex::new(HashMap::new()),
             fast_now: tier.fast_list(),
+            self_fast: tier.self_fast_flag(),
             plan_book: tier.plan_book(),
             follows_plans: opts.tier.plan_bytes > 0,
             cache,

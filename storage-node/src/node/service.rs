@@ -268,9 +268,29 @@ impl Service for NodeService {
         if kept.is_none() {
             return Err(format!("this node keeps no dataset {root}"));
         }
+        // a node fast itself is where other nodes' plans copy to; following a plan, it could
+        // copy only to the other fast peers, and its own shards need no copy
+        if self.self_fast.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("busy: this node is fast itself; a slow holder follows plans".into());
+        }
         let mut waiting = self.plans_waiting.lock().map_err(|_| "busy".to_string())?;
-        if waiting.contains(&from) {
+        if waiting.contains_key(&from) {
             return Err("busy: a plan of yours is being registered".into());
+        }
+        // peers' plans over one dataset at a time: a job over another dataset goes to another
+        // of its holders (`PlanBook::peers_follow_another`)
+        let other = match waiting.values().find(|r| *r != root) {
+            Some(r) => Some(*r),
+            None => self
+                .plan_book
+                .lock()
+                .map_err(|_| "busy".to_string())?
+                .peers_follow_another(root, now_ms()),
+        };
+        if let Some(other) = other {
+            return Err(format!(
+                "busy: this node follows peers' plans over dataset {other}"
+            ));
         }
         let p = super::PeerPlan {
             from,
@@ -281,7 +301,7 @@ impl Service for NodeService {
         self.plans
             .try_send(p)
             .map_err(|_| "busy: too many plans waiting".to_string())?;
-        waiting.insert(from);
+        waiting.insert(from, *root);
         Ok(self.fast_now.lock().map(|f| f.clone()).unwrap_or_default())
     }
 

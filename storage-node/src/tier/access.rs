@@ -2,7 +2,8 @@
 //! handed to the placement engine (`crate::node` expands a plan's files into those blocks),
 //! and followed by the prefetcher ([`super::prefetch`]).
 
-use super::plans::{Follow, PlanStatus};
+use super::claims::Follow;
+use super::plans::PlanStatus;
 use super::{engine_id, NewPlan, PromoterState};
 use cairn_core::Cid;
 use cairn_net::PeerId;

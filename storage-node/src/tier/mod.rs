@@ -49,6 +49,7 @@ use tokio::sync::watch;
 
 mod access;
 mod cache;
+mod claims;
 mod plan;
 mod plans;
 mod prefetch;
@@ -312,6 +313,9 @@ pub(crate) struct PromoterState {
     /// The fast peers measured last, fastest first (shared with the node's service, which
     /// tells peers sending plans where the copies go).
     fast_now: Arc<Mutex<Vec<PeerId>>>,
+    /// Whether the last window found this node fast itself (shared with the service, which
+    /// then leaves peers' plans to slow holders).
+    self_fast: Arc<std::sync::atomic::AtomicBool>,
     /// Bytes copied to fast peers since the node started: by windows, and for plans.
     promoted_total: AtomicU64,
     prefetched_total: AtomicU64,
@@ -340,6 +344,7 @@ impl PromoterState {
             prefetch_lock: tokio::sync::Mutex::new(()),
             copy_slots: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
             fast_now: Arc::default(),
+            self_fast: Arc::default(),
             promoted_total: AtomicU64::new(0),
             prefetched_total: AtomicU64::new(0),
         }
@@ -350,6 +355,11 @@ impl PromoterState {
     /// The fast peers measured last, shared.
     pub(crate) fn fast_list(&self) -> Arc<Mutex<Vec<PeerId>>> {
         self.fast_now.clone()
+    }
+
+    /// Whether the last window found this node fast itself, shared.
+    pub(crate) fn self_fast_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.self_fast.clone()
     }
 
     pub(crate) fn seq(&self) -> u64 {

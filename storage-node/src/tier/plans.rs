@@ -1,13 +1,13 @@
-//! The plans a promoter follows ([`super::prefetch`] carries them out): each reader's
-//! [`Cursor`] over its planned blocks, the blocks held on fast peers for them, the status
-//! they report, and one tick's decision over every plan ([`combine`]): each plan an equal
-//! share of `plan_bytes`, a copy made once for the first plan that wants it, and dropped only
-//! when no plan wants it. A read does not say whose reader made it: it counts for the plan
-//! whose reader is nearest the block ([`PlanBook::observe`]).
+//! The plans a promoter follows ([`super::prefetch`] carries them out; one tick's decision
+//! over them is [`super::claims::combine`]): each reader's [`Cursor`] over its planned
+//! blocks, the blocks held on fast peers for them, and the status they report. A read does
+//! not say whose reader made it: it counts for the plan whose reader is nearest the block
+//! ([`PlanBook::observe`]). Peers' plans are followed over one dataset at a time
+//! ([`PlanBook::peers_follow_another`]).
 
 use cairn_core::Cid;
 use cairn_net::PeerId;
-use cairn_placement::prefetch::{Cursor, DropReason, Tuning};
+use cairn_placement::prefetch::Cursor;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -16,6 +16,11 @@ pub const MAX_PLANS: usize = 8;
 /// Peers' plans (sent over the network, not through the API) kept at once: a new one past
 /// this replaces the oldest of them, so strangers hold at most half of the plan slots.
 pub const MAX_PEER_PLANS: usize = MAX_PLANS / 2;
+
+/// How long after a peer's plan over a dataset was registered, or its reader was last seen,
+/// this node still follows peers' plans over that dataset only (ms): see
+/// [`PlanBook::peers_follow_another`].
+pub const PEER_DATASET_IDLE_MS: u64 = 30_000;
 
 /// A reader's plan, as registered.
 #[derive(Debug, Clone)]
@@ -43,6 +48,8 @@ pub(super) struct Held {
     /// Since when no plan reads it again (`None`: a plan does), ms: it is kept
     /// [`Follow::keep_ms`] at most.
     pub(super) spare_since: Option<u64>,
+    /// The dataset of the plan it was copied for (its plans claim it when spare).
+    pub(super) root: Option<Cid>,
 }
 
 pub(super) struct Plan {
@@ -208,8 +215,23 @@ impl PlanBook {
         true
     }
 
-    /// The fast peer holding `cid` for a plan, if any, and whether it is a copy made for it
-    /// (else the peer is a base holder).
+    /// The dataset other than `root` whose peers' plans this node follows at `now_ms`, if
+    /// any: one registered, or whose reader was seen, within [`PEER_DATASET_IDLE_MS`]. A node
+    /// follows peers' plans over one dataset at a time, so that jobs over another dataset go to
+    /// another of its holders ([`cairn_retrieval::dataset::plan_node_of`] ranks them): each
+    /// promoter may use half of a fast peer's cache, and two datasets' plans sharing one
+    /// node's room copy half as much of each.
+    pub(crate) fn peers_follow_another(&self, root: &Cid, now_ms: u64) -> Option<Cid> {
+        self.plans
+            .iter()
+            .filter(|p| p.from_peer && p.root != *root)
+            .find(|p| {
+                let seen = p.at_ms.max(p.cursor.head_ms());
+                now_ms.saturating_sub(seen) < PEER_DATASET_IDLE_MS
+            })
+            .map(|p| p.root)
+    }
+
     /// Whether a followed plan reads `cid`.
     pub(super) fn plans_read(&self, cid: &Cid) -> bool {
         self.plans.iter().any(|p| p.cursor.contains(cid))
@@ -257,151 +279,18 @@ impl PlanBook {
     }
 }
 
-/// How plans are followed (from the node's `TierOptions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Follow {
-    /// Bytes held on fast peers for all plans at once.
-    pub(super) plan_bytes: u64,
-    /// Look-ahead, ms of reading at a plan's rate.
-    pub(super) lookahead_ms: u64,
-    /// Time between ticks, ms.
-    pub(super) tick_ms: u64,
-    /// How long a copy no plan reads again may stay (while the room is not needed), ms.
-    pub(super) keep_ms: u64,
-}
-
-/// Each plan's tuning: an equal share of `plan_bytes`.
-pub(super) fn tuning(f: &Follow, plans: usize) -> Tuning {
-    let budget = f.plan_bytes / plans.max(1) as u64;
-    Tuning {
-        budget,
-        lookahead_ms: f.lookahead_ms,
-        // a reader not seen for five ticks is not assumed to read on
-        extrapolate_ms: (5 * f.tick_ms).max(5_000),
-        // side-by-side workers read a little out of order
-        behind_bytes: budget / 4,
-    }
-}
-
-/// One tick's combined decision over every plan.
-pub(super) struct Combined {
-    /// Copies to make, round robin over the plans, each with the root and job of the plan
-    /// that wants it (plans may change while the copies are made).
-    pub(super) fetch: Vec<(Cid, u64, (Cid, String))>,
-    /// Copies to drop, with the reason.
-    pub(super) drop: Vec<(Cid, Held, &'static str)>,
-}
-
-/// Why a copy kept past its plans' look-ahead goes.
-const ROOM_NEEDED: &str = "its room is needed for blocks read sooner";
-/// Why a spare copy goes after [`Follow::keep_ms`].
-const KEPT_LONG: &str = "no plan read it again within the keep time";
-
-/// Decides every plan at `now` and combines them: a copy is made once, for the first plan
-/// that wants it. A held copy no plan wants within its look-ahead now is **kept** while the
-/// blocks the plans want leave room in `plan_bytes`: first those a plan reads again, the
-/// nearest next read first (another job's reader, later this epoch: Belady's choice over the
-/// known future), then the *spare* ones no plan reads again, the most recently spared first,
-/// for at most `keep_ms` (the next epoch's plan, registered later, may read them). The rest
-/// are dropped.
-pub(super) fn combine(book: &mut PlanBook, f: &Follow, now: u64) -> Combined {
-    let t = tuning(f, book.plans.len());
-    let held: HashSet<Cid> = book.held.keys().copied().collect();
-    let mut wanted: HashMap<Cid, u64> = HashMap::new();
-    let mut fetches: Vec<Vec<(Cid, u64)>> = Vec::new();
-    let mut reasons: HashMap<Cid, DropReason> = HashMap::new();
-    for p in &mut book.plans {
-        let d = p.cursor.decide(now, &t, &held);
-        p.head = d.head;
-        wanted.extend(d.want.iter().copied());
-        fetches.push(d.fetch);
-        for (c, r) in d.drop {
-            // the most telling reason any plan gives
-            let e = reasons.entry(c).or_insert(r);
-            if *e == DropReason::Unplanned {
-                *e = r;
-            }
-        }
-    }
-    let mut fetch = Vec::new();
-    let mut seen: HashSet<Cid> = HashSet::new();
-    let longest = fetches.iter().map(Vec::len).max().unwrap_or(0);
-    for i in 0..longest {
-        for (p, f) in book.plans.iter().zip(&fetches) {
-            if let Some(&(c, size)) = f.get(i) {
-                if seen.insert(c) {
-                    fetch.push((c, size, (p.root, p.job.clone())));
-                }
-            }
-        }
-    }
-    // the copies no plan wants now, ranked for keeping
-    let mut room = f.plan_bytes.saturating_sub(wanted.values().sum());
-    let mut spare: Vec<((u8, u64), Cid)> = Vec::new();
-    let mut drop: Vec<(Cid, Held, &'static str)> = Vec::new();
-    for (c, h) in book.held.iter_mut() {
-        if wanted.contains_key(c) {
-            h.spare_since = None;
-            continue;
-        }
-        let why = reasons
-            .get(c)
-            .copied()
-            .unwrap_or(DropReason::Unplanned)
-            .reason();
-        if !h.copy {
-            drop.push((*c, *h, why));
-            continue;
-        }
-        match book.plans.iter().filter_map(|p| p.cursor.ahead(c)).min() {
-            Some(next) => {
-                h.spare_since = None;
-                spare.push(((0, next), *c));
-            }
-            None => {
-                let since = *h.spare_since.get_or_insert(now);
-                if now.saturating_sub(since) >= f.keep_ms {
-                    drop.push((*c, *h, if f.keep_ms == 0 { why } else { KEPT_LONG }));
-                } else {
-                    spare.push(((1, u64::MAX - since), *c));
-                }
-            }
-        }
-    }
-    spare.sort();
-    for (_, c) in spare {
-        let Some(h) = book.held.get(&c).copied() else {
-            continue;
-        };
-        if h.size <= room {
-            room -= h.size;
-        } else {
-            drop.push((c, h, ROOM_NEEDED));
-        }
-    }
-    drop.sort_by_key(|x| x.0);
-    Combined { fetch, drop }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use cairn_core::block::{Block, HashAlg, RAW};
 
-    fn cid(i: u8) -> Cid {
+    /// A CID for tests.
+    pub(crate) fn cid(i: u8) -> Cid {
         Block::new(HashAlg::Blake3, RAW, vec![i]).cid
     }
 
-    fn opts(plan_bytes: u64) -> Follow {
-        Follow {
-            plan_bytes,
-            lookahead_ms: 30_000,
-            tick_ms: 1_000,
-            keep_ms: 0,
-        }
-    }
-
-    fn plan(root: u8, job: &str, blocks: &[u8]) -> NewPlan {
+    /// An API plan over dataset `root` of 100-byte `blocks`.
+    pub(crate) fn plan(root: u8, job: &str, blocks: &[u8]) -> NewPlan {
         NewPlan {
             root: cid(root),
             job: job.into(),
@@ -409,108 +298,6 @@ mod tests {
             rate: None,
             from_peer: false,
         }
-    }
-
-    #[test]
-    fn plans_share_copies_and_a_copy_goes_only_when_no_plan_wants_it() {
-        let fo = opts(800);
-        let mut book = PlanBook::default();
-        // two jobs over one dataset in different orders; 400 bytes each
-        book.follow(plan(1, "a", &[10, 11, 12, 13]), 0);
-        book.follow(plan(1, "b", &[12, 14, 10, 15]), 0);
-        let c = combine(&mut book, &fo, 0);
-        let f: Vec<(Cid, &str)> = c.fetch.iter().map(|x| (x.0, x.2 .1.as_str())).collect();
-        // round robin over the plans, each block once
-        let want = [
-            (10, "a"),
-            (12, "b"),
-            (11, "a"),
-            (14, "b"),
-            (13, "a"),
-            (15, "b"),
-        ];
-        assert_eq!(f, want.map(|(b, p)| (cid(b), p)).to_vec());
-        let peer = PeerId::random();
-        for x in [10, 11, 12, 14] {
-            book.held.insert(
-                cid(x),
-                Held {
-                    peer,
-                    size: 100,
-                    reads_seen: 0,
-                    copy: true,
-                    spare_since: None,
-                },
-            );
-        }
-        // a reads 10 and 11 (10 is counted for a, whose reader is at it, not for b): 10
-        // stays (b still wants it), 11 goes
-        assert!(book.observe(&cid(10), 1));
-        assert!(book.observe(&cid(11), 2));
-        assert_eq!(book.plans[0].cursor.read_count(), 2);
-        assert_eq!(book.plans[1].cursor.read_count(), 0);
-        let c = combine(&mut book, &fo, 3);
-        let d: Vec<(Cid, &str)> = c.drop.iter().map(|x| (x.0, x.2)).collect();
-        assert_eq!(d, vec![(cid(11), DropReason::Read.reason())]);
-        let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
-        assert_eq!(f, vec![cid(13), cid(15)]);
-    }
-
-    fn hold(book: &mut PlanBook, blocks: &[u8]) {
-        let peer = PeerId::random();
-        for &x in blocks {
-            let h = Held {
-                peer,
-                size: 100,
-                reads_seen: 0,
-                copy: true,
-                spare_since: None,
-            };
-            book.held.insert(cid(x), h);
-        }
-    }
-
-    fn dropped(c: &Combined) -> Vec<(Cid, &'static str)> {
-        c.drop.iter().map(|x| (x.0, x.2)).collect()
-    }
-
-    #[test]
-    fn copies_stay_for_a_later_read_nearest_first_and_spares_for_the_keep_time() {
-        // two jobs over one dataset, 200 bytes of look-ahead each (400 / 2 plans)
-        let mut fo = opts(400);
-        fo.keep_ms = 1_000;
-        let mut book = PlanBook::default();
-        book.follow(plan(1, "a", &[10, 11, 12, 13, 14]), 0);
-        book.follow(plan(1, "b", &[14, 13, 15, 16, 10]), 0);
-        hold(&mut book, &[10, 11, 13, 14]);
-        // a reads 10 and 11; b reads 14
-        for (x, at) in [(10, 1), (11, 2), (14, 3)] {
-            assert!(book.observe(&cid(x), at));
-        }
-        // wanted now: a's 12 and 13, b's 13 and 15: 300 bytes, 100 left. Read again later:
-        // 14 (by a, 200 bytes on) and 10 (by b, 300 bytes on): the nearest, 14, is kept;
-        // 11 (no plan reads it again) is a spare, and there is no room for it either
-        let c = combine(&mut book, &fo, 10);
-        let mut want = vec![(cid(10), ROOM_NEEDED), (cid(11), ROOM_NEEDED)];
-        want.sort();
-        assert_eq!(dropped(&c), want);
-        let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
-        assert_eq!(f, vec![cid(12), cid(15)]);
-        // with more room, the spares stay, then go after the keep time
-        let mut book2 = PlanBook::default();
-        book2.follow(plan(1, "a", &[10, 11]), 0);
-        hold(&mut book2, &[10, 11]);
-        assert!(book2.observe(&cid(10), 1));
-        assert!(book2.observe(&cid(11), 2));
-        assert!(dropped(&combine(&mut book2, &fo, 10)).is_empty());
-        assert!(dropped(&combine(&mut book2, &fo, 1_009)).is_empty());
-        // a new plan (the next epoch's) that reads 11 finds it held: nothing to copy, and
-        // only 10 goes when its keep time is up
-        book2.follow(plan(1, "a", &[11, 12]), 1_005);
-        let c = combine(&mut book2, &fo, 1_010);
-        assert_eq!(dropped(&c), vec![(cid(10), KEPT_LONG)]);
-        let f: Vec<Cid> = c.fetch.iter().map(|x| x.0).collect();
-        assert_eq!(f, vec![cid(12)]);
     }
 
     #[test]
@@ -587,10 +374,36 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_is_shared_equally() {
-        let t = tuning(&opts(1000), 4);
-        assert_eq!(t.budget, 250);
-        assert_eq!(t.behind_bytes, 62);
-        assert_eq!(tuning(&opts(1000), 0).budget, 1000);
+    fn peers_plans_over_one_dataset_at_a_time() {
+        let mut book = PlanBook::default();
+        let peer = |root: u8, job: &str, blocks: &[u8]| NewPlan {
+            from_peer: true,
+            ..plan(root, job, blocks)
+        };
+        // the operator's plans do not count
+        book.follow(plan(3, "api", &[30]), 0);
+        assert_eq!(book.peers_follow_another(&cid(1), 0), None);
+        book.follow(peer(1, "peer a", &[10, 11]), 1_000);
+        // (at, asking for) -> the other dataset followed
+        let table: [(u64, u8, Option<u8>); 5] = [
+            (1_000, 1, None),
+            (1_000, 2, Some(1)),
+            (30_999, 2, Some(1)),
+            // idle past the limit: another dataset may come
+            (31_000, 2, None),
+            // its reader seen at 20 s keeps it until 50 s
+            (49_999, 2, Some(1)),
+        ];
+        for (i, (at, root, want)) in table.into_iter().enumerate() {
+            if i == 4 {
+                assert!(book.observe(&cid(10), 20_000));
+            }
+            assert_eq!(
+                book.peers_follow_another(&cid(root), at),
+                want.map(cid),
+                "row {i}"
+            );
+        }
+        assert_eq!(book.peers_follow_another(&cid(2), 50_000), None);
     }
 }

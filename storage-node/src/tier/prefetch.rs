@@ -21,7 +21,8 @@
 //! - Plans and their copies are kept in memory: after a restart the fast peers drop the
 //!   copies as orphans ([`ORPHAN_WINDOWS`]) and readers register their next plan.
 
-use super::plans::{combine, Held};
+use super::claims::combine;
+use super::plans::Held;
 use super::PlanBook;
 use super::*;
 
@@ -351,6 +352,7 @@ impl<H: TierHost + Clone> FastTier<H> {
                         reads_seen: 0,
                         copy,
                         spare_since: None,
+                        root: Some(plan.0),
                     };
                     book.held.insert(cid, h);
                     if copy {

@@ -210,6 +210,10 @@ impl<H: TierHost + Clone> FastTier<H> {
         let fast = plan::self_fast(local, &peers, FAST_RATIO);
         pass.report.self_mib_ms = local;
         pass.report.self_fast = fast;
+        self.0
+            .tier()
+            .self_fast
+            .store(fast, std::sync::atomic::Ordering::Relaxed);
         if fast {
             let mut st = self
                 .0
