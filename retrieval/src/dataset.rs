@@ -146,6 +146,19 @@ impl Dataset {
     /// in memory, at most [`Options::cache_bytes`](crate::Options::cache_bytes) of them.
     pub async fn open(client: Client, root: &Cid) -> Result<Dataset, RetrievalError> {
         let resolved = client.resolve(root).await?;
+        Self::open_resolved(client, resolved).await
+    }
+
+    /// Opens the dataset `resolved` names, resolved earlier by `client` (a node's memo of the
+    /// datasets it serves): lists its files as [`Dataset::open`] does, without asking the
+    /// network who holds what again. Reads use those holders (a holder gone since is passed
+    /// over for parity, as always).
+    pub async fn open_resolved(
+        client: Client,
+        resolved: crate::client::Resolved,
+    ) -> Result<Dataset, RetrievalError> {
+        let root = resolved.root;
+        let root = &root;
         let src = Arc::new(Source::new(client, resolved));
         let mut files = Vec::new();
         let mut frontier: Vec<(String, Cid)> = vec![(String::new(), *root)];

@@ -248,6 +248,9 @@ fn run_mode(
         // with plans, each job declares the rate it read at in its previous epoch
         let mut rates: Vec<Option<f64>> = vec![None; JOBS.len()];
         for e in 0..b.epochs {
+            let epoch_start_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
             let got = rt.block_on(async {
                 let tasks: Vec<_> = JOBS
                     .iter()
@@ -301,6 +304,23 @@ fn run_mode(
                 per_job.join(", ")
             );
             epochs.push(ep);
+            if mode == Mode::EnginePlans {
+                // how long after the jobs started reading their plans were registered
+                let mut lag = Vec::new();
+                for n in &net.nodes {
+                    let st = api_get_json(&n.api, "/api/v0/placement/status?n=1")?;
+                    for p in st["plans"].as_array().into_iter().flatten() {
+                        let at = p["registered_ms"].as_u64().unwrap_or(0);
+                        lag.push(at.saturating_sub(epoch_start_ms));
+                    }
+                }
+                lag.sort_unstable();
+                eprintln!(
+                    "{}: epoch {}: plans registered {lag:?} ms after the reads began",
+                    mode.name(),
+                    e + 1
+                );
+            }
             if mode != Mode::None && e + 1 < b.epochs {
                 windows(&net)?;
             }

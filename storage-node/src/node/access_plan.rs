@@ -144,9 +144,19 @@ impl Node {
         root: &Cid,
         seed: Option<u64>,
     ) -> Result<Vec<(Cid, u64)>, NodeError> {
-        let ds = cairn_retrieval::dataset::Dataset::open(self.gateway_client(), root)
-            .await
-            .map_err(|e| NodeError::Invalid(format!("dataset {root}: {e}")))?;
+        // the gateway's memo of the dataset, when it resolved it before (the plan's copies and
+        // reads use it too): a job's next epoch is listed without asking every node again
+        let ds = match self.gateway_dataset(&self.inner.gateway_memo, root).await {
+            Some(r) => {
+                cairn_retrieval::dataset::Dataset::open_resolved(
+                    self.gateway_client(),
+                    (*r).clone(),
+                )
+                .await
+            }
+            None => cairn_retrieval::dataset::Dataset::open(self.gateway_client(), root).await,
+        }
+        .map_err(|e| NodeError::Invalid(format!("dataset {root}: {e}")))?;
         let files = ds.files();
         if files.len() > MAX_PLAN_FILES {
             return Err(NodeError::Invalid(format!(

@@ -38,7 +38,11 @@ impl Node {
 
     /// The dataset `root` names, or that `root` was served under: remembered, or resolved now
     /// (a root that did not resolve is not tried again for a minute).
-    async fn gateway_dataset(&self, memo: &DatasetMemo, root: &Cid) -> Option<Arc<Resolved>> {
+    pub(super) async fn gateway_dataset(
+        &self,
+        memo: &DatasetMemo,
+        root: &Cid,
+    ) -> Option<Arc<Resolved>> {
         if let Some(d) = memo.dataset_of(root) {
             return Some(d);
         }
