@@ -93,9 +93,10 @@ pub struct PlacementConfig {
     /// How far ahead of a planned reader to prefetch, in seconds of reading at its declared
     /// rate.
     pub lookahead_secs: u64,
-    /// Seconds a plan's copy that no followed plan reads again may stay on its fast peer,
-    /// while the plans' room is not needed for blocks read sooner: the next epoch's plan,
-    /// registered after it, finds it there (0: dropped once read).
+    /// Seconds a plan's copy that no followed plan reads again (a spare) stays on its fast
+    /// peer: the next epoch's plan, registered after it, reads it again. Plans keep what they
+    /// hold, spares included, before they copy more (0: dropped once read, and the plans'
+    /// room follows the readers).
     pub plan_keep_secs: u64,
     /// Milliseconds between steps of following readers' plans (reads observed, blocks copied
     /// and dropped).

@@ -110,8 +110,8 @@ pub struct TierOptions {
     pub plan_bytes: u64,
     /// How far ahead of a planned reader to prefetch, in time of reading at its rate.
     pub lookahead: Duration,
-    /// How long a plan's copy that no followed plan reads again may stay on its fast peer
-    /// (while its room is not needed), for the next epoch's plan.
+    /// How long a plan's copy that no followed plan reads again stays on its fast peer, kept
+    /// before new copies, for the next epoch's plan (zero: dropped once read).
     pub plan_keep: Duration,
     /// How often plans are followed (reads observed, blocks prefetched and dropped).
     pub prefetch_every: Duration,
