@@ -171,7 +171,7 @@ async fn job_epoch(
     e: u32,
     plans: bool,
     rate: Option<f64>,
-) -> Result<(Vec<f64>, u64, f64)> {
+) -> Result<(Vec<f64>, u64, f64, u64)> {
     let client = Client::new(
         net,
         Options {
@@ -188,13 +188,21 @@ async fn job_epoch(
         .map(|x| x.0)
         .collect();
     let start = Instant::now();
+    let start_ms = wall_ms();
     for f in files {
         let t = Instant::now();
         let b = ds.read(&f).await?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         bytes += b.len() as u64;
     }
-    Ok((lat, bytes, start.elapsed().as_secs_f64()))
+    Ok((lat, bytes, start.elapsed().as_secs_f64(), start_ms))
+}
+
+/// Milliseconds since the Unix epoch (the nodes' clock for plans' registration).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs a placement window on every node (they measure their peers and move shards).
@@ -248,9 +256,6 @@ fn run_mode(
         // with plans, each job declares the rate it read at in its previous epoch
         let mut rates: Vec<Option<f64>> = vec![None; JOBS.len()];
         for e in 0..b.epochs {
-            let epoch_start_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
             let got = rt.block_on(async {
                 let tasks: Vec<_> = JOBS
                     .iter()
@@ -282,6 +287,7 @@ fn run_mode(
                 .iter()
                 .map(|x| (x.2, x.0.iter().filter(|l| **l >= slow_ms).count()))
                 .collect();
+            let reads_began_ms = got.iter().map(|x| x.3).min().unwrap_or(0);
             let ep = Epoch {
                 secs,
                 jobs,
@@ -311,12 +317,12 @@ fn run_mode(
                     let st = api_get_json(&n.api, "/api/v0/placement/status?n=1")?;
                     for p in st["plans"].as_array().into_iter().flatten() {
                         let at = p["registered_ms"].as_u64().unwrap_or(0);
-                        lag.push(at.saturating_sub(epoch_start_ms));
+                        lag.push(at as i64 - reads_began_ms as i64);
                     }
                 }
                 lag.sort_unstable();
                 eprintln!(
-                    "{}: epoch {}: plans registered {lag:?} ms after the reads began",
+                    "{}: epoch {}: plans registered {lag:?} ms after the first job's reads began",
                     mode.name(),
                     e + 1
                 );
