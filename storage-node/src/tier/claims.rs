@@ -185,11 +185,10 @@ pub(super) fn combine(book: &mut PlanBook, f: &Follow, now: u64) -> Combined {
         let Some(h) = book.held.get(&c).copied() else {
             continue;
         };
+        claimed.insert(c);
         if used.saturating_add(h.size) <= f.plan_bytes {
             used += h.size;
-            claimed.insert(c);
         } else {
-            claimed.insert(c);
             drop.push((c, h, ROOM_NEEDED));
         }
     }
